@@ -1,0 +1,35 @@
+//! Identity of the running CPU and small processor-control helpers.
+
+use core::sync::atomic::AtomicBool;
+
+/// Set once the first CPU has panicked; other CPUs that notice it stop instead of
+/// reporting a second, confusing failure.
+pub static PANICKING: AtomicBool = AtomicBool::new(false);
+
+/// APIC ID of the running CPU, read from CPUID (leaf 0xB for x2APIC IDs above 255,
+/// else leaf 1). Works before any per-CPU data exists, so panics can always name the CPU.
+pub fn apic_id() -> u32 {
+    let leaf0 = core::arch::x86_64::__cpuid(0);
+    if leaf0.eax >= 0xB {
+            let topo = core::arch::x86_64::__cpuid_count(0xB, 0);
+        if topo.ebx != 0 {
+            return topo.edx;
+        }
+    }
+    let leaf1 = core::arch::x86_64::__cpuid(1);
+    leaf1.ebx >> 24
+}
+
+/// Stops this CPU for good: interrupts off, then `hlt` forever (NMIs return to the loop).
+pub fn halt_forever() -> ! {
+    x86_64::instructions::interrupts::disable();
+    loop {
+        x86_64::instructions::hlt();
+    }
+}
+
+/// Reads the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC is available on every x86_64 processor and only reads a counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

@@ -1,0 +1,155 @@
+//! The interrupt descriptor table and the CPU exception handlers.
+//!
+//! Every fatal exception reports vector, name, error code, RIP and CR2 through a panic;
+//! the kernel's panic handler adds the CPU and ends the run. Breakpoints are logged and
+//! resumed. Interrupt vectors (IPIs, timer) are installed by their owners with
+//! [`set_interrupt_handler`] before [`load`] runs on each CPU.
+
+use spin::Mutex;
+use x86_64::registers::control::Cr2;
+use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
+
+use crate::gdt::{DOUBLE_FAULT_IST, MACHINE_CHECK_IST, NMI_IST};
+
+/// One IDT shared by all CPUs: handlers are the same everywhere; per-CPU state is reached
+/// through the running CPU's identity. Built on the boot CPU, then frozen by [`load`].
+static IDT: Mutex<InterruptDescriptorTable> = Mutex::new(InterruptDescriptorTable::new());
+static FROZEN: spin::Once<InterruptDescriptorTable> = spin::Once::new();
+
+/// Hook called on NMI; the kernel installs one that stops the CPU during a panic.
+static NMI_HOOK: spin::Once<fn()> = spin::Once::new();
+
+fn cr2() -> u64 {
+    Cr2::read_raw()
+}
+
+macro_rules! fatal_handler {
+    ($fn_name:ident, $vector:expr, $what:expr) => {
+        extern "x86-interrupt" fn $fn_name(frame: InterruptStackFrame) {
+            panic!(
+                "exception: vector={} ({}) error=none rip={:#x} cr2={:#x}",
+                $vector,
+                $what,
+                frame.instruction_pointer.as_u64(),
+                cr2()
+            );
+        }
+    };
+    ($fn_name:ident, $vector:expr, $what:expr, error) => {
+        extern "x86-interrupt" fn $fn_name(frame: InterruptStackFrame, error: u64) {
+            panic!(
+                "exception: vector={} ({}) error={:#x} rip={:#x} cr2={:#x}",
+                $vector,
+                $what,
+                error,
+                frame.instruction_pointer.as_u64(),
+                cr2()
+            );
+        }
+    };
+}
+
+fatal_handler!(divide_error, 0, "divide error");
+fatal_handler!(debug, 1, "debug");
+fatal_handler!(overflow, 4, "overflow");
+fatal_handler!(bound_range, 5, "bound range exceeded");
+fatal_handler!(invalid_opcode, 6, "invalid opcode");
+fatal_handler!(device_not_available, 7, "device not available");
+fatal_handler!(invalid_tss, 10, "invalid TSS", error);
+fatal_handler!(segment_not_present, 11, "segment not present", error);
+fatal_handler!(stack_segment, 12, "stack-segment fault", error);
+fatal_handler!(general_protection, 13, "general protection fault", error);
+fatal_handler!(x87_floating_point, 16, "x87 floating point");
+fatal_handler!(alignment_check, 17, "alignment check", error);
+fatal_handler!(simd_floating_point, 19, "SIMD floating point");
+fatal_handler!(virtualization, 20, "virtualization");
+
+
+extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, error: PageFaultErrorCode) {
+    panic!(
+        "exception: vector=14 (page fault) error={:#x} ({:?}) rip={:#x} cr2={:#x}",
+        error.bits(),
+        error,
+        frame.instruction_pointer.as_u64(),
+        cr2()
+    );
+}
+
+extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, error: u64) -> ! {
+    panic!(
+        "exception: vector=8 (double fault) error={:#x} rip={:#x} cr2={:#x} rsp={:#x}",
+        error,
+        frame.instruction_pointer.as_u64(),
+        cr2(),
+        frame.stack_pointer.as_u64()
+    );
+}
+
+extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
+    panic!(
+        "exception: vector=18 (machine check) error=none rip={:#x} cr2={:#x}",
+        frame.instruction_pointer.as_u64(),
+        cr2()
+    );
+}
+
+extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
+    if let Some(hook) = NMI_HOOK.get() {
+        hook();
+    }
+    panic!("exception: vector=2 (unexpected NMI) rip={:#x}", frame.instruction_pointer.as_u64());
+}
+
+/// Breakpoints are not fatal: they are counted and the CPU resumes after the `int3`.
+pub static BREAKPOINTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
+    BREAKPOINTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    log::info!("idt: breakpoint rip={:#x}", frame.instruction_pointer.as_u64());
+}
+
+/// Installs `handler` for interrupt `vector` (32..=255). Must precede [`load`].
+pub fn set_interrupt_handler(vector: u8, handler: extern "x86-interrupt" fn(InterruptStackFrame)) {
+    assert!(vector >= 32, "vector {vector} is reserved for exceptions");
+    assert!(FROZEN.get().is_none(), "IDT already frozen; install handlers before idt::load");
+    IDT.lock()[vector].set_handler_fn(handler);
+}
+
+/// Installs the NMI hook (called first on every NMI). The first call wins.
+pub fn set_nmi_hook(hook: fn()) {
+    NMI_HOOK.call_once(|| hook);
+}
+
+fn build() -> InterruptDescriptorTable {
+    let mut idt = IDT.lock();
+    idt.divide_error.set_handler_fn(divide_error);
+    idt.debug.set_handler_fn(debug);
+    idt.breakpoint.set_handler_fn(breakpoint);
+    idt.overflow.set_handler_fn(overflow);
+    idt.bound_range_exceeded.set_handler_fn(bound_range);
+    idt.invalid_opcode.set_handler_fn(invalid_opcode);
+    idt.device_not_available.set_handler_fn(device_not_available);
+    idt.invalid_tss.set_handler_fn(invalid_tss);
+    idt.segment_not_present.set_handler_fn(segment_not_present);
+    idt.stack_segment_fault.set_handler_fn(stack_segment);
+    idt.general_protection_fault.set_handler_fn(general_protection);
+    idt.page_fault.set_handler_fn(page_fault);
+    idt.x87_floating_point.set_handler_fn(x87_floating_point);
+    idt.alignment_check.set_handler_fn(alignment_check);
+    idt.simd_floating_point.set_handler_fn(simd_floating_point);
+    idt.virtualization.set_handler_fn(virtualization);
+    // SAFETY: the IST slots are filled in by `CpuTables::load`, which every CPU runs
+    // before loading the IDT.
+    unsafe {
+        idt.double_fault.set_handler_fn(double_fault).set_stack_index(DOUBLE_FAULT_IST);
+        idt.non_maskable_interrupt.set_handler_fn(nmi).set_stack_index(NMI_IST);
+        idt.machine_check.set_handler_fn(machine_check).set_stack_index(MACHINE_CHECK_IST);
+    }
+    // The frozen copy lives forever in `FROZEN`; the IDT register points into it.
+    idt.clone()
+}
+
+/// Loads the (shared) IDT on the running CPU; the first call freezes it.
+pub fn load() {
+    FROZEN.call_once(build).load();
+}

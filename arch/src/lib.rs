@@ -1,0 +1,15 @@
+//! gatherOS x86_64 layer: everything that touches the processor directly.
+//!
+//! `mm` decides *what* must happen to address spaces and TLBs; this crate executes it on
+//! real hardware (CPUID, descriptor tables, serial port, the QEMU exit device) and offers
+//! the in-kernel test registry that every kernel crate can add tests to.
+#![cfg_attr(not(test), no_std)]
+#![feature(abi_x86_interrupt)]
+
+pub mod cpu;
+pub mod cpuid;
+pub mod gdt;
+pub mod idt;
+pub mod ktest;
+pub mod qemu_exit;
+pub mod serial;

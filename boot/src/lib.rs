@@ -1,0 +1,8 @@
+//! gatherOS host tool library: disk images, QEMU, machine setup and the in-kernel test
+//! driver. The `gatheros` binary (what `cargo run` starts) and the QEMU integration
+//! tests in `tests/` are both thin layers over these modules.
+
+pub mod image;
+pub mod install;
+pub mod qemu;
+pub mod testrun;

@@ -1,0 +1,142 @@
+//! `gatheros`: the host tool behind `cargo run`. Builds the disk images, boots them in
+//! QEMU and returns the kernel's verdict as the exit status.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use boot::image::{self, Firmware};
+use boot::qemu::{self, Accel, QemuConfig, Verdict};
+use boot::{install, testrun};
+use clap::{Args, Parser, Subcommand};
+
+/// Boot gatherOS in QEMU (the default), run its in-kernel tests, or set up this machine.
+#[derive(Parser)]
+#[command(name = "gatheros", version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Boot gatherOS and return its verdict (what plain `cargo run` does).
+    Run(RunArgs),
+    /// Run the in-kernel tests in one QEMU configuration.
+    Test {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Only tests whose name contains one of these.
+        filters: Vec<String>,
+    },
+    /// Install QEMU >= 8.1 and OVMF if missing (Debian/Ubuntu as root).
+    Setup,
+    /// Write the BIOS and UEFI images (for `dd` or your own QEMU command) into DIR.
+    Image {
+        /// Output directory (created if missing).
+        dir: std::path::PathBuf,
+        /// Boot options baked into both images.
+        #[arg(long, default_value = "")]
+        args: String,
+    },
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Number of CPUs (1 to 288).
+    #[arg(long, default_value = "4", value_parser = qemu::parse_smp)]
+    smp: u32,
+    /// Memory size, as QEMU's -m takes it.
+    #[arg(long, default_value = "512M", value_parser = qemu::parse_mem)]
+    mem: String,
+    /// Boot the UEFI image with OVMF instead of the BIOS image.
+    #[arg(long)]
+    uefi: bool,
+    /// QEMU accelerator.
+    #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+    accel: Accel,
+    /// Kill QEMU and fail after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Boot options for the kernel, e.g. "log=debug apic=xapic".
+    #[arg(long, default_value = "")]
+    args: String,
+    /// Start QEMU halted, waiting for gdb on tcp::1234.
+    #[arg(long)]
+    gdb: bool,
+}
+
+impl RunArgs {
+    fn qemu(&self) -> QemuConfig {
+        QemuConfig {
+            firmware: if self.uefi { Firmware::Uefi } else { Firmware::Bios },
+            smp: self.smp,
+            mem: self.mem.clone(),
+            accel: self.accel,
+            timeout: Duration::from_secs(self.timeout),
+            gdb: self.gdb,
+        }
+    }
+}
+
+fn boot(args: &RunArgs) -> Result<bool, String> {
+    install::ensure()?;
+    let cfg = args.qemu();
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let img = dir.path().join(format!("gatheros-{}.img", cfg.firmware));
+    image::build(&image::kernel_elf(), cfg.firmware, &args.args, &img)?;
+    eprintln!("gatheros: booting {} image, -smp {}, -m {} ({:?})", cfg.firmware, cfg.smp, cfg.mem, cfg.accel);
+    if cfg.gdb {
+        eprintln!("gatheros: QEMU waits for gdb on tcp::1234 (target remote :1234)");
+    }
+    let outcome = qemu::run(&cfg, &img, |l| println!("{l}"))?;
+    match outcome.verdict {
+        Verdict::Success => Ok(true),
+        Verdict::Failure | Verdict::Resume => Ok(false),
+        Verdict::NoVerdict(status, stderr) => Err(format!(
+            "QEMU ended without a verdict from the kernel (status {status:?}){}",
+            if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
+        )),
+    }
+}
+
+fn test(args: &RunArgs, filters: Vec<String>) -> Result<bool, String> {
+    install::ensure()?;
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let sel = testrun::Selection { filters, ..Default::default() };
+    let report = testrun::run(&args.qemu(), &sel, &args.args, dir.path(), |l| println!("{l}"))?;
+    Ok(report.failed == 0)
+}
+
+fn write_images(dir: &std::path::Path, args: &str) -> Result<bool, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for fw in [Firmware::Bios, Firmware::Uefi] {
+        let out = dir.join(format!("gatheros-{fw}.img"));
+        image::build(&image::kernel_elf(), fw, args, &out)?;
+        println!("image: {fw} {}", out.display());
+    }
+    Ok(true)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => boot(&cli.run),
+        Some(Cmd::Run(a)) => boot(&a),
+        Some(Cmd::Test { run, filters }) => test(&run, filters),
+        Some(Cmd::Image { dir, args }) => write_images(&dir, &args),
+        Some(Cmd::Setup) => install::ensure().map(|()| {
+            println!("setup: QEMU {:?} and OVMF are ready", install::qemu_version().unwrap_or((0, 0)));
+            true
+        }),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("gatheros: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

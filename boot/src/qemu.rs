@@ -1,0 +1,258 @@
+//! The one place that builds QEMU's command line, runs it and reads the kernel's verdict.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::image::Firmware;
+
+/// The QEMU binary gatherOS runs.
+pub const QEMU: &str = "qemu-system-x86_64";
+/// Most CPUs gatherOS asks QEMU's q35 machine for.
+pub const MAX_SMP: u32 = 288;
+/// Where distributions put a combined OVMF firmware file, in order of preference.
+pub const OVMF_PATHS: &[&str] = &[
+    "/usr/share/ovmf/OVMF.fd",
+    "/usr/share/qemu/OVMF.fd",
+    "/usr/share/OVMF/OVMF.fd",
+    "/usr/share/edk2/ovmf/OVMF.fd",
+];
+
+/// Accelerator for QEMU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Accel {
+    /// Software emulation (the default: reliable everywhere, x2APIC since QEMU 8.1).
+    Tcg,
+    /// Hardware virtualisation through /dev/kvm.
+    Kvm,
+}
+
+/// How to run QEMU.
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    /// Firmware (and so which image) to boot.
+    pub firmware: Firmware,
+    /// Number of CPUs.
+    pub smp: u32,
+    /// Memory size as QEMU takes it (`512M`, `2G`).
+    pub mem: String,
+    /// Accelerator.
+    pub accel: Accel,
+    /// Kill QEMU and fail after this long.
+    pub timeout: Duration,
+    /// Wait for a debugger on tcp::1234 before starting (`-s -S`).
+    pub gdb: bool,
+}
+
+impl Default for QemuConfig {
+    fn default() -> Self {
+        Self {
+            firmware: Firmware::Bios,
+            smp: 4,
+            mem: "512M".into(),
+            accel: Accel::Tcg,
+            timeout: Duration::from_secs(120),
+            gdb: false,
+        }
+    }
+}
+
+/// The kernel's verdict, read from QEMU's exit status (`isa-debug-exit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// `gatherOS: done (ok)`.
+    Success,
+    /// A failed test, a panic or an exception.
+    Failure,
+    /// The test harness asks to boot again and resume after a panicking test.
+    Resume,
+    /// QEMU ended without a verdict from the kernel (status, QEMU's stderr).
+    NoVerdict(Option<i32>, String),
+}
+
+impl Verdict {
+    /// Maps QEMU's exit status to a verdict.
+    pub fn from_status(status: Option<i32>, stderr: String) -> Self {
+        match status {
+            Some(33) => Verdict::Success,
+            Some(35) => Verdict::Failure,
+            Some(37) => Verdict::Resume,
+            other => Verdict::NoVerdict(other, stderr),
+        }
+    }
+}
+
+/// What one QEMU run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Every line the kernel printed on serial.
+    pub lines: Vec<String>,
+}
+
+/// Checks a memory size as QEMU's `-m` takes it.
+pub fn parse_mem(s: &str) -> Result<String, String> {
+    let digits = s.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+    let suffix_len = s.len() - digits.len();
+    if digits.is_empty() || suffix_len > 1 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("'{s}' is not a memory size (examples: 512M, 2G)"));
+    }
+    Ok(s.to_string())
+}
+
+/// Checks a CPU count against QEMU's q35 limit.
+pub fn parse_smp(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|_| format!("'{s}' is not a CPU count"))?;
+    if n == 0 || n > MAX_SMP {
+        return Err(format!("CPU count must be between 1 and {MAX_SMP}, got {n}"));
+    }
+    Ok(n)
+}
+
+/// The first OVMF firmware file present.
+pub fn ovmf() -> Option<PathBuf> {
+    OVMF_PATHS.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// Builds QEMU's arguments for booting `image`.
+pub fn args(cfg: &QemuConfig, image: &Path) -> Result<Vec<String>, String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |s: &str| a.push(s.to_string());
+    push("-machine");
+    push("q35");
+    push("-accel");
+    match cfg.accel {
+        Accel::Tcg => push("tcg"),
+        Accel::Kvm => {
+            if !Path::new("/dev/kvm").exists() {
+                return Err("--accel kvm: /dev/kvm does not exist on this machine".into());
+            }
+            push("kvm");
+        }
+    }
+    push("-cpu");
+    push(if cfg.accel == Accel::Kvm { "host" } else { "max" });
+    push("-smp");
+    push(&cfg.smp.to_string());
+    push("-m");
+    push(&cfg.mem);
+    for s in ["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"] {
+        push(s);
+    }
+    push("-device");
+    push("isa-debug-exit,iobase=0xf4,iosize=0x04");
+    push("-drive");
+    push(&format!("format=raw,file={}", image.display()));
+    if cfg.firmware == Firmware::Uefi {
+        let fw = ovmf().ok_or_else(|| {
+            format!("--uefi: no OVMF firmware found (looked in {})", OVMF_PATHS.join(", "))
+        })?;
+        push("-bios");
+        push(&fw.display().to_string());
+    }
+    if cfg.gdb {
+        push("-s");
+        push("-S");
+    }
+    Ok(a)
+}
+
+/// Boots `image` in QEMU, passes every serial line to `on_line`, and returns the verdict.
+/// A run that exceeds the timeout is killed and reported as an error naming the kernel's
+/// last line.
+pub fn run(cfg: &QemuConfig, image: &Path, mut on_line: impl FnMut(&str)) -> Result<Outcome, String> {
+    let args = args(cfg, image)?;
+    let mut child = Command::new(QEMU)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start {QEMU}: {e} (run `cargo run -- setup`)"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n') {
+            let Ok(line) = line else { break };
+            let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+            if tx.send(text).is_err() {
+                break;
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + cfg.timeout;
+    let mut lines: Vec<String> = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                on_line(&line);
+                lines.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let last = lines.iter().rev().find(|l| !l.trim().is_empty());
+                return Err(format!(
+                    "QEMU timed out after {} s; the kernel last printed: {}",
+                    cfg.timeout.as_secs(),
+                    last.map_or("nothing".to_string(), |l| format!("{l:?}"))
+                ));
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
+    let stderr = err_reader.join().unwrap_or_default();
+    Ok(Outcome { verdict: Verdict::from_status(status.code(), stderr.trim().to_string()), lines })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smp_is_checked_against_the_limit() {
+        assert_eq!(parse_smp("4"), Ok(4));
+        assert!(parse_smp("0").unwrap_err().contains("between 1 and 288"));
+        assert!(parse_smp("289").is_err());
+        assert!(parse_smp("four").unwrap_err().contains("not a CPU count"));
+    }
+
+    #[test]
+    fn memory_sizes_are_checked() {
+        assert_eq!(parse_mem("512M").unwrap(), "512M");
+        assert_eq!(parse_mem("1024").unwrap(), "1024");
+        assert!(parse_mem("lots").is_err());
+        assert!(parse_mem("5MM").is_err());
+        assert!(parse_mem("G").is_err());
+    }
+
+    #[test]
+    fn exit_status_maps_to_verdicts() {
+        assert_eq!(Verdict::from_status(Some(33), String::new()), Verdict::Success);
+        assert_eq!(Verdict::from_status(Some(35), String::new()), Verdict::Failure);
+        assert_eq!(Verdict::from_status(Some(37), String::new()), Verdict::Resume);
+        // A triple fault under -no-reboot ends QEMU with 0: that is no success.
+        assert!(matches!(Verdict::from_status(Some(0), String::new()), Verdict::NoVerdict(..)));
+    }
+
+    #[test]
+    fn command_line_has_the_fixed_machine() {
+        let cfg = QemuConfig::default();
+        let a = args(&cfg, Path::new("x.img")).unwrap().join(" ");
+        assert!(a.contains("-machine q35 -accel tcg -cpu max -smp 4 -m 512M"));
+        assert!(a.contains("isa-debug-exit,iobase=0xf4"));
+        assert!(a.contains("-serial stdio"));
+        assert!(!a.contains("-S"));
+    }
+}

@@ -1,0 +1,138 @@
+//! The in-kernel test harness.
+//!
+//! Runs the tests registered with `arch::kernel_test!` on the real boot path, sorted by
+//! name, filtered as `cargo test -- <filter>` would. The kernel has no unwinding, so a
+//! panicking test ends the boot: the panic handler reports the test (ok for
+//! `should_panic`, FAILED otherwise), prints a `harness: resume ...` line and exits with
+//! the `Resume` verdict; the host boots again with `test.start` past it and the results
+//! so far, so one run still ends with a single `N passed, N failed` line.
+
+extern crate alloc;
+use alloc::vec::Vec;
+use arch::ktest::{KERNEL_TESTS, KernelTest};
+use arch::qemu_exit::{ExitCode, exit};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use spin::Once;
+
+use crate::options::TestOptions;
+
+const NO_TEST: usize = usize::MAX;
+
+struct Run {
+    tests: Vec<&'static KernelTest>,
+    passed: AtomicUsize,
+    failed: AtomicUsize,
+    current: AtomicUsize,
+}
+
+static RUN: Once<Run> = Once::new();
+
+/// Whether `name` is selected by the options' filters and skips.
+pub fn selected(name: &str, opts: &TestOptions) -> bool {
+    let matches = |f: &&str| if opts.exact { name == *f } else { name.contains(*f) };
+    (opts.filters.is_empty() || opts.filters.iter().any(matches))
+        && !opts.skips.iter().any(|s| name.contains(*s))
+}
+
+/// Runs the selected tests from `opts.start` on, then exits QEMU with the verdict.
+pub fn run(opts: &TestOptions) -> ! {
+    let mut tests: Vec<&'static KernelTest> =
+        KERNEL_TESTS.iter().filter(|t| selected(t.name, opts)).collect();
+    tests.sort_unstable_by_key(|t| t.name);
+    let run = RUN.call_once(|| Run {
+        tests,
+        passed: AtomicUsize::new(opts.passed),
+        failed: AtomicUsize::new(opts.failed),
+        current: AtomicUsize::new(NO_TEST),
+    });
+    if opts.start == 0 {
+        log::info!("harness: running {} tests", run.tests.len());
+    }
+    for (i, test) in run.tests.iter().enumerate().skip(opts.start) {
+        run.current.store(i, Ordering::SeqCst);
+        (test.run)();
+        run.current.store(NO_TEST, Ordering::SeqCst);
+        if test.should_panic {
+            log::info!("test {} ... FAILED", test.name);
+            log::info!("  reason: test did not panic as expected");
+            run.failed.fetch_add(1, Ordering::SeqCst);
+        } else {
+            log::info!("test {} ... ok", test.name);
+            run.passed.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    finish(run)
+}
+
+fn finish(run: &Run) -> ! {
+    let (passed, failed) = (run.passed.load(Ordering::SeqCst), run.failed.load(Ordering::SeqCst));
+    log::info!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        crate::done_ok()
+    }
+    log::info!("gatherOS: done (failed)");
+    exit(ExitCode::Failure)
+}
+
+/// Called by the panic handler: if a test was running, records its outcome and ends this
+/// boot with `Resume`. Returns if no test was running.
+pub fn on_panic() {
+    let Some(run) = RUN.get() else { return };
+    let i = run.current.swap(NO_TEST, Ordering::SeqCst);
+    if i == NO_TEST {
+        return;
+    }
+    let test = run.tests[i];
+    if test.should_panic {
+        run.passed.fetch_add(1, Ordering::SeqCst);
+        arch::serial::write_fmt_panicking(format_args!("test {} ... ok\n", test.name));
+    } else {
+        run.failed.fetch_add(1, Ordering::SeqCst);
+        arch::serial::write_fmt_panicking(format_args!("test {} ... FAILED\n", test.name));
+    }
+    let (passed, failed) = (run.passed.load(Ordering::SeqCst), run.failed.load(Ordering::SeqCst));
+    if i + 1 == run.tests.len() {
+        // Nothing left to resume: end the run here.
+        arch::serial::write_fmt_panicking(format_args!("{passed} passed, {failed} failed\n"));
+        let (line, code) = if failed == 0 {
+            ("gatherOS: done (ok)", ExitCode::Success)
+        } else {
+            ("gatherOS: done (failed)", ExitCode::Failure)
+        };
+        arch::serial::write_fmt_panicking(format_args!("{line}\n"));
+        exit(code);
+    }
+    arch::serial::write_fmt_panicking(format_args!(
+        "harness: resume start={} passed={passed} failed={failed}\n",
+        i + 1
+    ));
+    exit(ExitCode::Resume)
+}
+
+arch::kernel_test!(fn filters_select_like_cargo() {
+    let opts = TestOptions { filters: alloc::vec!["frames"], ..Default::default() };
+    assert!(selected("kernel::frames::alloc", &opts));
+    assert!(!selected("kernel::heap::alloc", &opts));
+    let exact = TestOptions { filters: alloc::vec!["kernel::heap::a"], exact: true, ..Default::default() };
+    assert!(!selected("kernel::heap::alloc", &exact));
+    let skip = TestOptions { skips: alloc::vec!["heap"], ..Default::default() };
+    assert!(!selected("kernel::heap::alloc", &skip));
+    assert!(selected("kernel::frames::alloc", &skip));
+});
+
+arch::kernel_test!(should_panic fn should_panic_tests_pass_when_they_panic() {
+    panic!("expected panic");
+});
+
+arch::kernel_test!(fn breakpoint_exception_resumes() {
+    let before = arch::idt::BREAKPOINTS.load(Ordering::Relaxed);
+    x86_64::instructions::interrupts::int3();
+    assert_eq!(arch::idt::BREAKPOINTS.load(Ordering::Relaxed), before + 1);
+});
+
+arch::kernel_test!(should_panic fn page_fault_is_reported_as_failure() {
+    // Canonical, above the heap, and never mapped.
+    const UNMAPPED: usize = 0xffff_d000_0000_0000;
+    // SAFETY: deliberately reads an unmapped address; the page fault ends this test.
+    unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
+});

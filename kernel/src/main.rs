@@ -1,0 +1,107 @@
+//! The gatherOS kernel: entry point and initialisation order, nothing else.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod frames;
+mod harness;
+mod heap;
+mod logger;
+mod options;
+mod paging;
+mod panic;
+
+use alloc::boxed::Box;
+use arch::cpuid::CpuFeatures;
+use arch::gdt::CpuTables;
+use arch::qemu_exit::{ExitCode, exit};
+use bootloader_api::config::{BootloaderConfig, Mapping};
+use bootloader_api::info::MemoryRegionKind;
+use bootloader_api::{BootInfo, entry_point};
+
+/// How the bootloader must set the kernel up.
+pub static BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    // Keep the bootloader's own mappings below the kernel heap (heap::HEAP_START).
+    config.mappings.dynamic_range_start = Some(0xffff_8000_0000_0000);
+    config.mappings.dynamic_range_end = Some(0xffff_bfff_ffff_f000);
+    config.kernel_stack_size = 256 * 1024;
+    config
+};
+
+entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
+
+/// Which firmware loaded us, told apart by the memory map's region kinds.
+fn firmware(boot_info: &BootInfo) -> &'static str {
+    let kinds = || boot_info.memory_regions.iter().map(|r| r.kind);
+    if kinds().any(|k| matches!(k, MemoryRegionKind::UnknownUefi(_))) {
+        "uefi"
+    } else if kinds().any(|k| matches!(k, MemoryRegionKind::UnknownBios(_))) {
+        "bios"
+    } else {
+        "unknown firmware"
+    }
+}
+
+/// The boot options text handed over in the ramdisk (empty without one).
+fn option_text(boot_info: &BootInfo) -> &'static str {
+    let Some(addr) = boot_info.ramdisk_addr.into_option() else { return "" };
+    // SAFETY: the bootloader maps the ramdisk at `addr` for `ramdisk_len` bytes and never
+    // unmaps it; nothing writes to it.
+    let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) };
+    match core::str::from_utf8(bytes) {
+        Ok(text) => text.trim_end_matches('\0'),
+        Err(_) => {
+            log::warn!("options: ramdisk is not UTF-8 text, ignoring it");
+            ""
+        }
+    }
+}
+
+fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
+    logger::init();
+    let phys_offset = boot_info
+        .physical_memory_offset
+        .into_option()
+        .expect("bootloader did not map physical memory");
+    paging::init(phys_offset);
+    let usable = frames::init(&boot_info.memory_regions, phys_offset);
+    heap::init();
+    Box::leak(Box::new(CpuTables::new())).load();
+    arch::idt::load();
+
+    let (opts, errors) = options::BootOptions::parse(option_text(boot_info));
+    log::set_max_level(opts.log_level);
+    log::info!(
+        "gatherOS {}: booted via {}, {} MiB usable",
+        env!("CARGO_PKG_VERSION"),
+        firmware(boot_info),
+        usable >> 20
+    );
+    for e in &errors {
+        log::warn!("{e}");
+    }
+    let mut features = CpuFeatures::detect();
+    for &(name, on) in &opts.cpuid_overrides {
+        if features.apply_override(name, on) {
+            log::info!("cpuid: override {name}={}", if on { "on" } else { "off" });
+        } else {
+            log::warn!("options: unknown CPU feature '{name}' in cpuid.{name} (ignored)");
+        }
+    }
+    log::info!("{features}");
+    log::info!("{}", frames::stats());
+
+    if let Some(test) = &opts.test {
+        harness::run(test);
+    }
+    done_ok()
+}
+
+/// Ends a successful run: the last line the host looks for, then the success verdict.
+pub fn done_ok() -> ! {
+    log::info!("gatherOS: done (ok)");
+    exit(ExitCode::Success)
+}

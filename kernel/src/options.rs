@@ -1,0 +1,149 @@
+//! Boot options: `key=value` words read from the bootloader's ramdisk.
+//!
+//! The host runner writes the text of `--args` into a ramdisk file next to the kernel, so
+//! the same mechanism works from QEMU and from a flashed USB stick, and options change
+//! without rebuilding. Unknown keys and bad values are reported with one log line each
+//! and the kernel goes on with defaults.
+
+extern crate alloc;
+use alloc::vec::Vec;
+use log::LevelFilter;
+
+/// What the in-kernel test harness should run (present when `test=on`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TestOptions {
+    /// Substring filters (`test.filter=`); a test runs if it matches any (or none given).
+    pub filters: Vec<&'static str>,
+    /// Filters must match the whole name (`test.exact=on`).
+    pub exact: bool,
+    /// Tests whose name contains any of these are skipped (`test.skip=`).
+    pub skips: Vec<&'static str>,
+    /// Index (in the filtered, sorted list) to start from after a resume (`test.start=`).
+    pub start: usize,
+    /// Results carried over from earlier boots of the same run.
+    pub passed: usize,
+    /// See `passed`.
+    pub failed: usize,
+}
+
+/// All boot options, with their defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootOptions {
+    /// `log=error|warn|info|debug|trace`.
+    pub log_level: LevelFilter,
+    /// `test=on` enables the in-kernel test harness.
+    pub test: Option<TestOptions>,
+    /// `cpuid.<feature>=on|off`: (feature, value) overrides.
+    pub cpuid_overrides: Vec<(&'static str, bool)>,
+}
+
+impl Default for BootOptions {
+    fn default() -> Self {
+        Self { log_level: LevelFilter::Info, test: None, cpuid_overrides: Vec::new() }
+    }
+}
+
+/// A problem with one word of the options; logged, never fatal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionError {
+    /// The key is not known.
+    UnknownKey(&'static str),
+    /// The key is known but the value is not valid for it.
+    BadValue { key: &'static str, value: &'static str, expected: &'static str },
+}
+
+impl core::fmt::Display for OptionError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            OptionError::UnknownKey(k) => write!(f, "options: unknown key '{k}' (ignored)"),
+            OptionError::BadValue { key, value, expected } => write!(
+                f,
+                "options: bad value '{value}' for '{key}' (expected {expected}; using the default)"
+            ),
+        }
+    }
+}
+
+fn parse_bool(key: &'static str, value: &'static str) -> Result<bool, OptionError> {
+    match value {
+        "on" | "yes" | "1" | "true" => Ok(true),
+        "off" | "no" | "0" | "false" => Ok(false),
+        _ => Err(OptionError::BadValue { key, value, expected: "on|off" }),
+    }
+}
+
+fn parse_usize(key: &'static str, value: &'static str) -> Result<usize, OptionError> {
+    value.parse().map_err(|_| OptionError::BadValue { key, value, expected: "a number" })
+}
+
+impl BootOptions {
+    /// Parses the option text; returns the options and every problem found.
+    pub fn parse(text: &'static str) -> (Self, Vec<OptionError>) {
+        let mut opts = Self::default();
+        let mut errors = Vec::new();
+        for word in text.split_ascii_whitespace() {
+            let (key, value) = word.split_once('=').unwrap_or((word, "on"));
+            if let Err(e) = opts.apply(key, value) {
+                errors.push(e);
+            }
+        }
+        (opts, errors)
+    }
+
+    fn test_mut(&mut self) -> &mut TestOptions {
+        self.test.get_or_insert_with(TestOptions::default)
+    }
+
+    fn apply(&mut self, key: &'static str, value: &'static str) -> Result<(), OptionError> {
+        match key {
+            "log" => {
+                self.log_level = value.parse().map_err(|_| OptionError::BadValue {
+                    key,
+                    value,
+                    expected: "error|warn|info|debug|trace",
+                })?
+            }
+            "test" => {
+                if parse_bool(key, value)? {
+                    self.test_mut();
+                } else {
+                    self.test = None;
+                }
+            }
+            "test.filter" => self.test_mut().filters.push(value),
+            "test.skip" => self.test_mut().skips.push(value),
+            "test.exact" => self.test_mut().exact = parse_bool(key, value)?,
+            "test.start" => self.test_mut().start = parse_usize(key, value)?,
+            "test.passed" => self.test_mut().passed = parse_usize(key, value)?,
+            "test.failed" => self.test_mut().failed = parse_usize(key, value)?,
+            _ => match key.strip_prefix("cpuid.") {
+                Some(feature) => self.cpuid_overrides.push((feature, parse_bool(key, value)?)),
+                None => return Err(OptionError::UnknownKey(key)),
+            },
+        }
+        Ok(())
+    }
+}
+
+arch::kernel_test!(fn parses_known_keys() {
+    let (o, errors) = BootOptions::parse("log=debug test=on test.filter=gather test.filter=flush test.start=3 cpuid.invlpgb=on");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(o.log_level, LevelFilter::Debug);
+    let t = o.test.unwrap();
+    assert_eq!(t.filters, ["gather", "flush"]);
+    assert_eq!(t.start, 3);
+    assert_eq!(o.cpuid_overrides, [("invlpgb", true)]);
+});
+
+arch::kernel_test!(fn reports_unknown_keys_and_bad_values_and_keeps_defaults() {
+    let (o, errors) = BootOptions::parse("frobnicate=1 log=loud test.start=x");
+    assert_eq!(o.log_level, LevelFilter::Info);
+    assert_eq!(
+        errors,
+        [
+            OptionError::UnknownKey("frobnicate"),
+            OptionError::BadValue { key: "log", value: "loud", expected: "error|warn|info|debug|trace" },
+            OptionError::BadValue { key: "test.start", value: "x", expected: "a number" },
+        ]
+    );
+});

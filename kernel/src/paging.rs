@@ -1,0 +1,32 @@
+//! Access to the active page tables through the bootloader's physical-memory mapping.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::VirtAddr;
+use x86_64::registers::control::Cr3;
+use x86_64::structures::paging::{OffsetPageTable, PageTable};
+
+static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
+
+/// Records where the bootloader mapped all physical memory.
+pub fn init(phys_offset: u64) {
+    PHYS_OFFSET.store(phys_offset, Ordering::Relaxed);
+}
+
+/// Virtual address at which physical memory starts.
+pub fn phys_offset() -> u64 {
+    PHYS_OFFSET.load(Ordering::Relaxed)
+}
+
+/// A mapper over the page tables currently loaded in CR3.
+///
+/// # Safety
+/// The caller must not create two mappers that modify the same tables concurrently
+/// (callers serialise through [`crate::heap`]'s init or their own page-table lock).
+pub unsafe fn active_mapper() -> OffsetPageTable<'static> {
+    let (frame, _) = Cr3::read();
+    let offset = VirtAddr::new(phys_offset());
+    let table = (offset + frame.start_address().as_u64()).as_mut_ptr::<PageTable>();
+    // SAFETY: the level-4 table is mapped at `offset` by the bootloader; exclusivity is
+    // the caller's promise.
+    unsafe { OffsetPageTable::new(&mut *table, offset) }
+}

@@ -1,0 +1,2 @@
+//! gatherOS memory-management core.
+#![cfg_attr(not(test), no_std)]

@@ -1,0 +1,1 @@
+//! The QEMU integration tests live in `tests/kernel.rs`; this library is empty.

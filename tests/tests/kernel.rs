@@ -1,0 +1,125 @@
+//! `cargo test` entry for the in-kernel tests: boots the kernel in QEMU in every
+//! configuration below and runs the tests registered with `arch::kernel_test!`.
+//!
+//! This is a `harness = false` test so that `cargo test -- <filter>` reaches the kernel:
+//! the filters, `--exact` and `--skip` are passed to it as boot options. Set
+//! `GATHEROS_TEST_CONFIGS` (e.g. `bios:1,uefi:4`) to choose configurations.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use boot::image::Firmware;
+use boot::qemu::QemuConfig;
+use boot::testrun::{self, Selection};
+
+/// The configurations `cargo test` boots (firmware, CPUs, extra boot options).
+const CONFIGS: &[(Firmware, u32, &str)] =
+    &[(Firmware::Bios, 1, ""), (Firmware::Bios, 4, ""), (Firmware::Uefi, 1, ""), (Firmware::Uefi, 4, "")];
+
+struct Options {
+    selection: Selection,
+    list: bool,
+    ignored: bool,
+    nocapture: bool,
+}
+
+fn parse_args() -> Options {
+    let mut o = Options { selection: Selection::default(), list: false, ignored: false, nocapture: false };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--exact" => o.selection.exact = true,
+            "--list" => o.list = true,
+            "--ignored" => o.ignored = true,
+            "--nocapture" | "--show-output" => o.nocapture = true,
+            "--skip" => o.selection.skips.extend(args.next()),
+            // Options that take a value and do not concern us.
+            "--test-threads" | "--format" | "--color" | "-Z" | "--logfile" => {
+                args.next();
+            }
+            _ if a.starts_with("--skip=") => o.selection.skips.push(a["--skip=".len()..].to_string()),
+            _ if a.starts_with('-') => {}
+            _ => o.selection.filters.push(a),
+        }
+    }
+    o
+}
+
+fn configs() -> Vec<(Firmware, u32, String)> {
+    let Ok(spec) = std::env::var("GATHEROS_TEST_CONFIGS") else {
+        return CONFIGS.iter().map(|&(f, n, a)| (f, n, a.to_string())).collect();
+    };
+    spec.split(',')
+        .filter_map(|c| {
+            let (fw, smp) = c.trim().split_once(':')?;
+            let fw = if fw == "uefi" { Firmware::Uefi } else { Firmware::Bios };
+            Some((fw, smp.parse().ok()?, String::new()))
+        })
+        .collect()
+}
+
+fn interesting(line: &str) -> bool {
+    line.starts_with("test ")
+        || line.starts_with("panic:")
+        || line.starts_with("  reason:")
+        || testrun::parse_summary(line).is_some()
+}
+
+fn main() -> ExitCode {
+    let opts = parse_args();
+    if opts.list || opts.ignored {
+        // In-kernel tests are listed by booting (`cargo run -- test`); none are ignored.
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = boot::install::ensure() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let start = Instant::now();
+    let timeout = std::env::var("GATHEROS_TEST_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(180);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (mut passed, mut failed, mut broken) = (0, 0, Vec::new());
+    for (firmware, smp, extra) in configs() {
+        let name = format!("{firmware} smp={smp}{}{extra}", if extra.is_empty() { "" } else { " " });
+        println!("\nkernel tests: {name}");
+        let cfg = QemuConfig { firmware, smp, timeout: Duration::from_secs(timeout), ..Default::default() };
+        let mut log = Vec::new();
+        let result = testrun::run(&cfg, &opts.selection, &extra, dir.path(), |l| {
+            if opts.nocapture || interesting(l) {
+                println!("{l}");
+            }
+            log.push(l.to_string());
+        });
+        match result {
+            Ok(r) => {
+                passed += r.passed;
+                failed += r.failed;
+                if r.failed > 0 {
+                    broken.push(format!("{name}: {}", r.failures.join(", ")));
+                }
+            }
+            Err(e) => {
+                if !opts.nocapture {
+                    println!("--- full kernel output ({name}) ---\n{}", log.join("\n"));
+                }
+                println!("error: {name}: {e}");
+                failed += 1;
+                broken.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("\nkernel-tests: total={} passed={passed} failed={failed}", passed + failed);
+    if passed + failed == 0 && opts.selection.filters.is_empty() {
+        println!("error: no in-kernel test ran");
+        failed = 1;
+    }
+    for b in &broken {
+        println!("failed: {b}");
+    }
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    println!(
+        "test result: {verdict}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out; finished in {secs:.2}s\n"
+    );
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
