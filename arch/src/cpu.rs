@@ -11,7 +11,7 @@ pub static PANICKING: AtomicBool = AtomicBool::new(false);
 pub fn apic_id() -> u32 {
     let leaf0 = core::arch::x86_64::__cpuid(0);
     if leaf0.eax >= 0xB {
-            let topo = core::arch::x86_64::__cpuid_count(0xB, 0);
+        let topo = core::arch::x86_64::__cpuid_count(0xB, 0);
         if topo.ebx != 0 {
             return topo.edx;
         }

@@ -55,7 +55,12 @@ pub struct NativeCpuId;
 impl CpuIdReader for NativeCpuId {
     fn cpuid2(&self, leaf: u32, subleaf: u32) -> CpuIdResult {
         let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
-        CpuIdResult { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
+        CpuIdResult {
+            eax: r.eax,
+            ebx: r.ebx,
+            ecx: r.ecx,
+            edx: r.edx,
+        }
     }
 }
 
@@ -79,8 +84,12 @@ impl CpuFeatures {
             x2apic: fi.as_ref().is_some_and(|f| f.has_x2apic()),
             pcid: fi.as_ref().is_some_and(|f| f.has_pcid()),
             invpcid: cpuid.get_extended_feature_info().is_some_and(|f| f.has_invpcid()),
-            invlpgb: cpuid.get_processor_capacity_feature_info().is_some_and(|f| f.has_invlpgb()),
-            invariant_tsc: cpuid.get_advanced_power_mgmt_info().is_some_and(|f| f.has_invariant_tsc()),
+            invlpgb: cpuid
+                .get_processor_capacity_feature_info()
+                .is_some_and(|f| f.has_invlpgb()),
+            invariant_tsc: cpuid
+                .get_advanced_power_mgmt_info()
+                .is_some_and(|f| f.has_invariant_tsc()),
         }
     }
 
@@ -131,14 +140,35 @@ mod tests {
 
     impl CpuIdReader for FakeCpu {
         fn cpuid2(&self, leaf: u32, _sub: u32) -> CpuIdResult {
-            let z = CpuIdResult { eax: 0, ebx: 0, ecx: 0, edx: 0 };
+            let z = CpuIdResult {
+                eax: 0,
+                ebx: 0,
+                ecx: 0,
+                edx: 0,
+            };
             match leaf {
                 // "AuthenticAMD" in EBX, EDX, ECX.
-                0 => CpuIdResult { eax: 0xd, ebx: 0x6874_7541, edx: 0x6974_6e65, ecx: 0x444d_4163 },
+                0 => CpuIdResult {
+                    eax: 0xd,
+                    ebx: 0x6874_7541,
+                    edx: 0x6974_6e65,
+                    ecx: 0x444d_4163,
+                },
                 // family 0xf + ext 0xa = 0x19; x2APIC (bit 21) and PCID (bit 17).
-                1 => CpuIdResult { eax: 0x00a0_0f00, ebx: 0, ecx: (1 << 21) | (1 << 17), edx: 0 },
-                0x8000_0000 => CpuIdResult { eax: 0x8000_0008, ..z },
-                0x8000_0008 => CpuIdResult { ebx: if self.invlpgb { 1 << 3 } else { 0 }, ..z },
+                1 => CpuIdResult {
+                    eax: 0x00a0_0f00,
+                    ebx: 0,
+                    ecx: (1 << 21) | (1 << 17),
+                    edx: 0,
+                },
+                0x8000_0000 => CpuIdResult {
+                    eax: 0x8000_0008,
+                    ..z
+                },
+                0x8000_0008 => CpuIdResult {
+                    ebx: if self.invlpgb { 1 << 3 } else { 0 },
+                    ..z
+                },
                 _ => z,
             }
         }
@@ -152,7 +182,10 @@ mod tests {
         assert!(f.x2apic && f.pcid && f.invlpgb);
         assert!(!f.invpcid);
         let line = format!("{f}");
-        assert_eq!(line, "cpu: amd family 25 x2apic=yes pcid=yes invpcid=no invlpgb=yes");
+        assert_eq!(
+            line,
+            "cpu: amd family 25 x2apic=yes pcid=yes invpcid=no invlpgb=yes"
+        );
     }
 
     #[test]

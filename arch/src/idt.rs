@@ -64,7 +64,6 @@ fatal_handler!(alignment_check, 17, "alignment check", error);
 fatal_handler!(simd_floating_point, 19, "SIMD floating point");
 fatal_handler!(virtualization, 20, "virtualization");
 
-
 extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, error: PageFaultErrorCode) {
     panic!(
         "exception: vector=14 (page fault) error={:#x} ({:?}) rip={:#x} cr2={:#x}",
@@ -97,7 +96,10 @@ extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
     if let Some(hook) = NMI_HOOK.get() {
         hook();
     }
-    panic!("exception: vector=2 (unexpected NMI) rip={:#x}", frame.instruction_pointer.as_u64());
+    panic!(
+        "exception: vector=2 (unexpected NMI) rip={:#x}",
+        frame.instruction_pointer.as_u64()
+    );
 }
 
 /// Breakpoints are not fatal: they are counted and the CPU resumes after the `int3`.
@@ -111,7 +113,10 @@ extern "x86-interrupt" fn breakpoint(frame: InterruptStackFrame) {
 /// Installs `handler` for interrupt `vector` (32..=255). Must precede [`load`].
 pub fn set_interrupt_handler(vector: u8, handler: extern "x86-interrupt" fn(InterruptStackFrame)) {
     assert!(vector >= 32, "vector {vector} is reserved for exceptions");
-    assert!(FROZEN.get().is_none(), "IDT already frozen; install handlers before idt::load");
+    assert!(
+        FROZEN.get().is_none(),
+        "IDT already frozen; install handlers before idt::load"
+    );
     IDT.lock()[vector].set_handler_fn(handler);
 }
 
@@ -141,9 +146,15 @@ fn build() -> InterruptDescriptorTable {
     // SAFETY: the IST slots are filled in by `CpuTables::load`, which every CPU runs
     // before loading the IDT.
     unsafe {
-        idt.double_fault.set_handler_fn(double_fault).set_stack_index(DOUBLE_FAULT_IST);
-        idt.non_maskable_interrupt.set_handler_fn(nmi).set_stack_index(NMI_IST);
-        idt.machine_check.set_handler_fn(machine_check).set_stack_index(MACHINE_CHECK_IST);
+        idt.double_fault
+            .set_handler_fn(double_fault)
+            .set_stack_index(DOUBLE_FAULT_IST);
+        idt.non_maskable_interrupt
+            .set_handler_fn(nmi)
+            .set_stack_index(NMI_IST);
+        idt.machine_check
+            .set_handler_fn(machine_check)
+            .set_stack_index(MACHINE_CHECK_IST);
     }
     // The frozen copy lives forever in `FROZEN`; the IDT register points into it.
     idt.clone()

@@ -6,10 +6,19 @@
 #![cfg_attr(not(test), no_std)]
 #![feature(abi_x86_interrupt)]
 
+pub mod apic;
 pub mod cpu;
 pub mod cpuid;
+pub mod cpus;
 pub mod gdt;
 pub mod idt;
+pub mod ipi;
 pub mod ktest;
+pub mod madt;
+pub mod percpu;
 pub mod qemu_exit;
 pub mod serial;
+pub mod smp;
+pub mod stats;
+pub mod timer;
+pub mod trampoline;

@@ -32,12 +32,15 @@ pub fn backports_source(deb822: Option<&str>, list: Option<&str>) -> Option<Stri
     if let Some(text) = deb822 {
         for stanza in text.split("\n\n") {
             let field = |name: &str| {
-                stanza.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+                stanza
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
             };
             let suites = field("Suites:").unwrap_or_default();
             if suites.split_whitespace().any(|s| s == "bookworm") {
                 let uris = field("URIs:")?;
-                let mut s = format!("Types: deb\nURIs: {uris}\nSuites: bookworm-backports\nComponents: main\n");
+                let mut s =
+                    format!("Types: deb\nURIs: {uris}\nSuites: bookworm-backports\nComponents: main\n");
                 if let Some(key) = field("Signed-By:") {
                     s.push_str(&format!("Signed-By: {key}\n"));
                 }
@@ -65,7 +68,11 @@ fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
         .map_err(|e| format!("could not run {cmd}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("`{cmd} {}` failed ({status})", args.join(" "))) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{cmd} {}` failed ({status})", args.join(" ")))
+    }
 }
 
 fn is_root() -> bool {
@@ -93,9 +100,14 @@ pub fn ensure() -> Result<(), String> {
         return Ok(());
     }
     let found = qemu_version().map_or("no QEMU".to_string(), |(a, b)| format!("QEMU {a}.{b}"));
-    println!("setup: found {found}, OVMF {}; need QEMU >= 8.1 and OVMF", if ovmf().is_some() { "present" } else { "missing" });
+    println!(
+        "setup: found {found}, OVMF {}; need QEMU >= 8.1 and OVMF",
+        if ovmf().is_some() { "present" } else { "missing" }
+    );
     if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
-        return Err(format!("setup: cannot install here (not root, or no apt-get): {MANUAL}"));
+        return Err(format!(
+            "setup: cannot install here (not root, or no apt-get): {MANUAL}"
+        ));
     }
     let mut target: Vec<&str> = Vec::new();
     if debian_codename().as_deref() == Some("bookworm") {
@@ -105,12 +117,14 @@ pub fn ensure() -> Result<(), String> {
             .flatten()
             .chain(std::iter::empty())
             .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("bookworm-backports")))
-            || std::fs::read_to_string("/etc/apt/sources.list").is_ok_and(|t| t.contains("bookworm-backports"));
+            || std::fs::read_to_string("/etc/apt/sources.list")
+                .is_ok_and(|t| t.contains("bookworm-backports"));
         if !already {
             let deb822 = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").ok();
             let list = std::fs::read_to_string("/etc/apt/sources.list").ok();
-            let source = backports_source(deb822.as_deref(), list.as_deref())
-                .ok_or_else(|| format!("setup: no bookworm entry in the apt sources to derive backports from: {MANUAL}"))?;
+            let source = backports_source(deb822.as_deref(), list.as_deref()).ok_or_else(|| {
+                format!("setup: no bookworm entry in the apt sources to derive backports from: {MANUAL}")
+            })?;
             let (path, body) = if source.starts_with("Types:") {
                 ("/etc/apt/sources.list.d/gatheros-backports.sources", source)
             } else {
@@ -129,7 +143,9 @@ pub fn ensure() -> Result<(), String> {
     if good(qemu_version()) && ovmf().is_some() {
         Ok(())
     } else {
-        Err(format!("setup: QEMU or OVMF still missing or too old after installing: {MANUAL}"))
+        Err(format!(
+            "setup: QEMU or OVMF still missing or too old after installing: {MANUAL}"
+        ))
     }
 }
 
@@ -139,7 +155,10 @@ mod tests {
 
     #[test]
     fn parses_qemu_versions() {
-        assert_eq!(parse_qemu_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2)"), Some((10, 0)));
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2)"),
+            Some((10, 0))
+        );
         assert_eq!(parse_qemu_version("QEMU emulator version 7.2.15"), Some((7, 2)));
         assert_eq!(parse_qemu_version("garbage"), None);
         assert!((7, 2) < MIN_QEMU && (10, 0) >= MIN_QEMU && (8, 1) >= MIN_QEMU);
@@ -152,8 +171,12 @@ mod tests {
         assert!(s.contains("URIs: http://mirror.example/debian\n"));
         assert!(s.contains("Suites: bookworm-backports\n"));
         assert!(s.contains("Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"));
-        let list = "deb http://mirror.example/debian bookworm main\ndeb http://sec.example bookworm-security main\n";
-        assert_eq!(backports_source(None, Some(list)).unwrap(), "deb http://mirror.example/debian bookworm-backports main\n");
+        let list =
+            "deb http://mirror.example/debian bookworm main\ndeb http://sec.example bookworm-security main\n";
+        assert_eq!(
+            backports_source(None, Some(list)).unwrap(),
+            "deb http://mirror.example/debian bookworm-backports main\n"
+        );
         assert_eq!(backports_source(None, Some("deb http://x trixie main")), None);
     }
 }

@@ -86,7 +86,10 @@ fn boot(args: &RunArgs) -> Result<bool, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let img = dir.path().join(format!("gatheros-{}.img", cfg.firmware));
     image::build(&image::kernel_elf(), cfg.firmware, &args.args, &img)?;
-    eprintln!("gatheros: booting {} image, -smp {}, -m {} ({:?})", cfg.firmware, cfg.smp, cfg.mem, cfg.accel);
+    eprintln!(
+        "gatheros: booting {} image, -smp {}, -m {} ({:?})",
+        cfg.firmware, cfg.smp, cfg.mem, cfg.accel
+    );
     if cfg.gdb {
         eprintln!("gatheros: QEMU waits for gdb on tcp::1234 (target remote :1234)");
     }
@@ -96,7 +99,11 @@ fn boot(args: &RunArgs) -> Result<bool, String> {
         Verdict::Failure | Verdict::Resume => Ok(false),
         Verdict::NoVerdict(status, stderr) => Err(format!(
             "QEMU ended without a verdict from the kernel (status {status:?}){}",
-            if stderr.is_empty() { String::new() } else { format!(": {stderr}") }
+            if stderr.is_empty() {
+                String::new()
+            } else {
+                format!(": {stderr}")
+            }
         )),
     }
 }
@@ -104,7 +111,10 @@ fn boot(args: &RunArgs) -> Result<bool, String> {
 fn test(args: &RunArgs, filters: Vec<String>) -> Result<bool, String> {
     install::ensure()?;
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-    let sel = testrun::Selection { filters, ..Default::default() };
+    let sel = testrun::Selection {
+        filters,
+        ..Default::default()
+    };
     let report = testrun::run(&args.qemu(), &sel, &args.args, dir.path(), |l| println!("{l}"))?;
     Ok(report.failed == 0)
 }
@@ -127,7 +137,10 @@ fn main() -> ExitCode {
         Some(Cmd::Test { run, filters }) => test(&run, filters),
         Some(Cmd::Image { dir, args }) => write_images(&dir, &args),
         Some(Cmd::Setup) => install::ensure().map(|()| {
-            println!("setup: QEMU {:?} and OVMF are ready", install::qemu_version().unwrap_or((0, 0)));
+            println!(
+                "setup: QEMU {:?} and OVMF are ready",
+                install::qemu_version().unwrap_or((0, 0))
+            );
             true
         }),
     };

@@ -139,7 +139,15 @@ pub fn args(cfg: &QemuConfig, image: &Path) -> Result<Vec<String>, String> {
     push(&cfg.smp.to_string());
     push("-m");
     push(&cfg.mem);
-    for s in ["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"] {
+    for s in [
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+    ] {
         push(s);
     }
     push("-device");
@@ -148,7 +156,10 @@ pub fn args(cfg: &QemuConfig, image: &Path) -> Result<Vec<String>, String> {
     push(&format!("format=raw,file={}", image.display()));
     if cfg.firmware == Firmware::Uefi {
         let fw = ovmf().ok_or_else(|| {
-            format!("--uefi: no OVMF firmware found (looked in {})", OVMF_PATHS.join(", "))
+            format!(
+                "--uefi: no OVMF firmware found (looked in {})",
+                OVMF_PATHS.join(", ")
+            )
         })?;
         push("-bios");
         push(&fw.display().to_string());
@@ -213,7 +224,10 @@ pub fn run(cfg: &QemuConfig, image: &Path, mut on_line: impl FnMut(&str)) -> Res
     }
     let status = child.wait().map_err(|e| format!("waiting for QEMU: {e}"))?;
     let stderr = err_reader.join().unwrap_or_default();
-    Ok(Outcome { verdict: Verdict::from_status(status.code(), stderr.trim().to_string()), lines })
+    Ok(Outcome {
+        verdict: Verdict::from_status(status.code(), stderr.trim().to_string()),
+        lines,
+    })
 }
 
 #[cfg(test)]
@@ -243,7 +257,10 @@ mod tests {
         assert_eq!(Verdict::from_status(Some(35), String::new()), Verdict::Failure);
         assert_eq!(Verdict::from_status(Some(37), String::new()), Verdict::Resume);
         // A triple fault under -no-reboot ends QEMU with 0: that is no success.
-        assert!(matches!(Verdict::from_status(Some(0), String::new()), Verdict::NoVerdict(..)));
+        assert!(matches!(
+            Verdict::from_status(Some(0), String::new()),
+            Verdict::NoVerdict(..)
+        ));
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub struct TestReport {
 }
 
 fn field(line: &str, key: &str) -> Option<usize> {
-    line.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
 /// Parses a `N passed, N failed` line.
@@ -70,13 +71,19 @@ pub fn run(
     let mut resume = String::new();
     loop {
         report.boots += 1;
-        let img = work_dir.join(format!("{}-smp{}-boot{}.img", cfg.firmware, cfg.smp, report.boots));
+        let img = work_dir.join(format!(
+            "{}-smp{}-boot{}.img",
+            cfg.firmware, cfg.smp, report.boots
+        ));
         let args = format!("{} {extra_args} {resume}", selection.boot_args());
         image::build(&kernel, cfg.firmware, args.trim(), &img)?;
         let outcome = qemu::run(cfg, &img, &mut on_line)?;
         let _ = std::fs::remove_file(&img);
         for line in &outcome.lines {
-            if let Some(name) = line.strip_prefix("test ").and_then(|l| l.strip_suffix(" ... FAILED")) {
+            if let Some(name) = line
+                .strip_prefix("test ")
+                .and_then(|l| l.strip_suffix(" ... FAILED"))
+            {
                 report.failures.push(name.to_string());
             }
         }
@@ -112,7 +119,11 @@ pub fn run(
                 let last = outcome.lines.iter().rev().find(|l| !l.trim().is_empty());
                 return Err(format!(
                     "QEMU ended without a verdict (status {status:?}; a triple fault ends it with 0){}; the kernel last printed: {:?}",
-                    if stderr.is_empty() { String::new() } else { format!("; QEMU said: {stderr}") },
+                    if stderr.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; QEMU said: {stderr}")
+                    },
                     last.map_or("nothing", |s| s.as_str())
                 ));
             }
@@ -133,14 +144,24 @@ mod tests {
 
     #[test]
     fn selection_becomes_boot_options() {
-        let s = Selection { filters: vec!["gather".into()], exact: true, skips: vec!["slow".into()] };
-        assert_eq!(s.boot_args(), "test=on test.filter=gather test.skip=slow test.exact=on");
+        let s = Selection {
+            filters: vec!["gather".into()],
+            exact: true,
+            skips: vec!["slow".into()],
+        };
+        assert_eq!(
+            s.boot_args(),
+            "test=on test.filter=gather test.skip=slow test.exact=on"
+        );
         assert_eq!(Selection::default().boot_args(), "test=on");
     }
 
     #[test]
     fn resume_fields_parse() {
         let l = "harness: resume start=4 passed=3 failed=1";
-        assert_eq!((field(l, "start"), field(l, "passed"), field(l, "failed")), (Some(4), Some(3), Some(1)));
+        assert_eq!(
+            (field(l, "start"), field(l, "passed"), field(l, "failed")),
+            (Some(4), Some(3), Some(1))
+        );
     }
 }

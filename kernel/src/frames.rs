@@ -57,7 +57,11 @@ pub struct FrameStats {
 
 impl core::fmt::Display for FrameStats {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "frames: total={} free={} used={}", self.total, self.free, self.used)
+        write!(
+            f,
+            "frames: total={} free={} used={}",
+            self.total, self.free, self.used
+        )
     }
 }
 
@@ -101,6 +105,21 @@ pub fn init(map: &MemoryRegions, phys_offset: u64) -> u64 {
     usable_bytes
 }
 
+/// Finds a page-aligned usable frame below 1 MiB at or above `min` (for the AP
+/// trampoline; the general allocator never hands these out).
+pub fn low_frame(map: &MemoryRegions, min: u64) -> Option<PhysAddr> {
+    map.iter()
+        .filter(|r| r.kind == MemoryRegionKind::Usable)
+        .map(|r| {
+            (
+                r.start.max(min).next_multiple_of(FRAME_SIZE),
+                r.end.min(LOW_MEMORY_END),
+            )
+        })
+        .find(|(s, e)| s + FRAME_SIZE <= *e)
+        .map(|(s, _)| PhysAddr::new(s))
+}
+
 impl Frames {
     fn alloc(&mut self) -> Option<PhysAddr> {
         if self.free_head != 0 {
@@ -127,7 +146,10 @@ impl Frames {
 
     fn free(&mut self, frame: PhysAddr) {
         let addr = frame.as_u64();
-        assert!(addr % FRAME_SIZE == 0 && addr >= LOW_MEMORY_END, "frames: bad free of {addr:#x}");
+        assert!(
+            addr % FRAME_SIZE == 0 && addr >= LOW_MEMORY_END,
+            "frames: bad free of {addr:#x}"
+        );
         // SAFETY: the caller gives the frame back; it is mapped at phys_offset and is
         // ours to overwrite.
         unsafe { *((addr + self.phys_offset) as *mut u64) = self.free_head };
@@ -150,7 +172,11 @@ pub fn alloc_zeroed() -> Option<PhysAddr> {
 
 /// Returns a frame to the allocator. The caller must no longer use it anywhere.
 pub fn free(frame: PhysAddr) {
-    FRAMES.lock().as_mut().expect("frames: allocator not initialised").free(frame);
+    FRAMES
+        .lock()
+        .as_mut()
+        .expect("frames: allocator not initialised")
+        .free(frame);
     FREED.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -158,7 +184,11 @@ pub fn free(frame: PhysAddr) {
 pub fn stats() -> FrameStats {
     let total = FRAMES.lock().as_ref().map_or(0, |f| f.total);
     let used = ALLOCATED.load(Ordering::Relaxed) - FREED.load(Ordering::Relaxed);
-    FrameStats { total, free: total - used, used }
+    FrameStats {
+        total,
+        free: total - used,
+        used,
+    }
 }
 
 /// Adapter for the `x86_64` crate's mapper.
@@ -171,18 +201,20 @@ unsafe impl FrameAllocator<Size4KiB> for GlobalFrames {
     }
 }
 
-arch::kernel_test!(fn alloc_free_reuses_and_counts() {
-    let before = stats();
-    let a = alloc_zeroed().unwrap();
-    let b = alloc_zeroed().unwrap();
-    assert_ne!(a, b);
-    assert_eq!(stats().used, before.used + 2);
-    free(b);
-    assert_eq!(stats().used, before.used + 1);
-    // LIFO free list: the frame just freed comes back first, zeroed.
-    let c = alloc_zeroed().unwrap();
-    assert_eq!(c, b);
-    free(a);
-    free(c);
-    assert_eq!(stats(), before);
-});
+arch::kernel_test!(
+    fn alloc_free_reuses_and_counts() {
+        let before = stats();
+        let a = alloc_zeroed().unwrap();
+        let b = alloc_zeroed().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(stats().used, before.used + 2);
+        free(b);
+        assert_eq!(stats().used, before.used + 1);
+        // LIFO free list: the frame just freed comes back first, zeroed.
+        let c = alloc_zeroed().unwrap();
+        assert_eq!(c, b);
+        free(a);
+        free(c);
+        assert_eq!(stats(), before);
+    }
+);

@@ -65,7 +65,10 @@ pub fn run(opts: &TestOptions) -> ! {
 }
 
 fn finish(run: &Run) -> ! {
-    let (passed, failed) = (run.passed.load(Ordering::SeqCst), run.failed.load(Ordering::SeqCst));
+    let (passed, failed) = (
+        run.passed.load(Ordering::SeqCst),
+        run.failed.load(Ordering::SeqCst),
+    );
     log::info!("{passed} passed, {failed} failed");
     if failed == 0 {
         crate::done_ok()
@@ -90,7 +93,10 @@ pub fn on_panic() {
         run.failed.fetch_add(1, Ordering::SeqCst);
         arch::serial::write_fmt_panicking(format_args!("test {} ... FAILED\n", test.name));
     }
-    let (passed, failed) = (run.passed.load(Ordering::SeqCst), run.failed.load(Ordering::SeqCst));
+    let (passed, failed) = (
+        run.passed.load(Ordering::SeqCst),
+        run.failed.load(Ordering::SeqCst),
+    );
     if i + 1 == run.tests.len() {
         // Nothing left to resume: end the run here.
         arch::serial::write_fmt_panicking(format_args!("{passed} passed, {failed} failed\n"));
@@ -109,26 +115,40 @@ pub fn on_panic() {
     exit(ExitCode::Resume)
 }
 
-arch::kernel_test!(fn filters_select_like_cargo() {
-    let opts = TestOptions { filters: alloc::vec!["frames"], ..Default::default() };
-    assert!(selected("kernel::frames::alloc", &opts));
-    assert!(!selected("kernel::heap::alloc", &opts));
-    let exact = TestOptions { filters: alloc::vec!["kernel::heap::a"], exact: true, ..Default::default() };
-    assert!(!selected("kernel::heap::alloc", &exact));
-    let skip = TestOptions { skips: alloc::vec!["heap"], ..Default::default() };
-    assert!(!selected("kernel::heap::alloc", &skip));
-    assert!(selected("kernel::frames::alloc", &skip));
-});
+arch::kernel_test!(
+    fn filters_select_like_cargo() {
+        let opts = TestOptions {
+            filters: alloc::vec!["frames"],
+            ..Default::default()
+        };
+        assert!(selected("kernel::frames::alloc", &opts));
+        assert!(!selected("kernel::heap::alloc", &opts));
+        let exact = TestOptions {
+            filters: alloc::vec!["kernel::heap::a"],
+            exact: true,
+            ..Default::default()
+        };
+        assert!(!selected("kernel::heap::alloc", &exact));
+        let skip = TestOptions {
+            skips: alloc::vec!["heap"],
+            ..Default::default()
+        };
+        assert!(!selected("kernel::heap::alloc", &skip));
+        assert!(selected("kernel::frames::alloc", &skip));
+    }
+);
 
 arch::kernel_test!(should_panic fn should_panic_tests_pass_when_they_panic() {
     panic!("expected panic");
 });
 
-arch::kernel_test!(fn breakpoint_exception_resumes() {
-    let before = arch::idt::BREAKPOINTS.load(Ordering::Relaxed);
-    x86_64::instructions::interrupts::int3();
-    assert_eq!(arch::idt::BREAKPOINTS.load(Ordering::Relaxed), before + 1);
-});
+arch::kernel_test!(
+    fn breakpoint_exception_resumes() {
+        let before = arch::idt::BREAKPOINTS.load(Ordering::Relaxed);
+        x86_64::instructions::interrupts::int3();
+        assert_eq!(arch::idt::BREAKPOINTS.load(Ordering::Relaxed), before + 1);
+    }
+);
 
 arch::kernel_test!(should_panic fn page_fault_is_reported_as_failure() {
     // Canonical, above the heap, and never mapped.

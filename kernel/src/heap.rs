@@ -12,8 +12,25 @@ pub const HEAP_START: u64 = 0xffff_c000_0000_0000;
 /// Heap size: room for per-CPU tables of a few hundred CPUs.
 pub const HEAP_SIZE: u64 = 32 * 1024 * 1024;
 
+/// The heap lock is held with interrupts off: an interrupt handler (or an IPI that the
+/// holder is waiting to be answered) must never find it taken by the code it interrupted.
+struct IrqSafeHeap(LockedHeap);
+
+// SAFETY: forwards to LockedHeap, which upholds the GlobalAlloc contract.
+unsafe impl core::alloc::GlobalAlloc for IrqSafeHeap {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        // SAFETY: same contract as ours.
+        x86_64::instructions::interrupts::without_interrupts(|| unsafe { self.0.alloc(layout) })
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
+        // SAFETY: same contract as ours.
+        x86_64::instructions::interrupts::without_interrupts(|| unsafe { self.0.dealloc(ptr, layout) })
+    }
+}
+
 #[global_allocator]
-static ALLOCATOR: LockedHeap = LockedHeap::empty();
+static ALLOCATOR: IrqSafeHeap = IrqSafeHeap(LockedHeap::empty());
 
 /// Maps the heap pages and hands them to the allocator. Boot CPU, once.
 pub fn init() {
@@ -32,21 +49,23 @@ pub fn init() {
             .flush();
     }
     // SAFETY: the range was just mapped writable and is used by nothing else.
-    unsafe { ALLOCATOR.lock().init(HEAP_START as *mut u8, HEAP_SIZE as usize) };
+    unsafe { ALLOCATOR.0.lock().init(HEAP_START as *mut u8, HEAP_SIZE as usize) };
 }
 
 /// Bytes in use and free in the heap.
 pub fn usage() -> (usize, usize) {
-    let heap = ALLOCATOR.lock();
+    let heap = ALLOCATOR.0.lock();
     (heap.used(), heap.free())
 }
 
-arch::kernel_test!(fn heap_allocates_and_frees() {
-    extern crate alloc;
-    use alloc::vec::Vec;
-    let (used_before, _) = usage();
-    let v: Vec<u64> = (0..10_000).collect();
-    assert_eq!(v.iter().sum::<u64>(), 49_995_000);
-    drop(v);
-    assert_eq!(usage().0, used_before);
-});
+arch::kernel_test!(
+    fn heap_allocates_and_frees() {
+        extern crate alloc;
+        use alloc::vec::Vec;
+        let (used_before, _) = usage();
+        let v: Vec<u64> = (0..10_000).collect();
+        assert_eq!(v.iter().sum::<u64>(), 49_995_000);
+        drop(v);
+        assert_eq!(usage().0, used_before);
+    }
+);

@@ -20,11 +20,7 @@ impl Log for SerialLogger {
         }
         match record.level() {
             Level::Info => arch::serial::write_fmt(format_args!("{}\n", record.args())),
-            level => arch::serial::write_fmt(format_args!(
-                "{}: {}\n",
-                level_name(level),
-                record.args()
-            )),
+            level => arch::serial::write_fmt(format_args!("{}: {}\n", level_name(level), record.args())),
         }
     }
 

@@ -4,6 +4,7 @@
 
 extern crate alloc;
 
+mod bench_smp;
 mod frames;
 mod harness;
 mod heap;
@@ -11,6 +12,8 @@ mod logger;
 mod options;
 mod paging;
 mod panic;
+mod smp;
+mod smp_tests;
 
 use alloc::boxed::Box;
 use arch::cpuid::CpuFeatures;
@@ -47,7 +50,9 @@ fn firmware(boot_info: &BootInfo) -> &'static str {
 
 /// The boot options text handed over in the ramdisk (empty without one).
 fn option_text(boot_info: &BootInfo) -> &'static str {
-    let Some(addr) = boot_info.ramdisk_addr.into_option() else { return "" };
+    let Some(addr) = boot_info.ramdisk_addr.into_option() else {
+        return "";
+    };
     // SAFETY: the bootloader maps the ramdisk at `addr` for `ramdisk_len` bytes and never
     // unmaps it; nothing writes to it.
     let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, boot_info.ramdisk_len as usize) };
@@ -69,6 +74,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     paging::init(phys_offset);
     let usable = frames::init(&boot_info.memory_regions, phys_offset);
     heap::init();
+    arch::smp::install_vectors();
     Box::leak(Box::new(CpuTables::new())).load();
     arch::idt::load();
 
@@ -93,10 +99,20 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     log::info!("{features}");
     log::info!("{}", frames::stats());
+    smp::init(
+        boot_info.rsdp_addr.into_option(),
+        &boot_info.memory_regions,
+        &features,
+        opts.force_xapic,
+    );
 
     if let Some(test) = &opts.test {
         harness::run(test);
     }
+    if opts.bench == Some("smp") {
+        bench_smp::run();
+    }
+    log::info!("{}", smp_tests::ipi_totals());
     done_ok()
 }
 

@@ -35,11 +35,21 @@ pub struct BootOptions {
     pub test: Option<TestOptions>,
     /// `cpuid.<feature>=on|off`: (feature, value) overrides.
     pub cpuid_overrides: Vec<(&'static str, bool)>,
+    /// `apic=xapic` forces xAPIC mode even where x2APIC exists.
+    pub force_xapic: bool,
+    /// `bench=smp`: run a benchmark after boot.
+    pub bench: Option<&'static str>,
 }
 
 impl Default for BootOptions {
     fn default() -> Self {
-        Self { log_level: LevelFilter::Info, test: None, cpuid_overrides: Vec::new() }
+        Self {
+            log_level: LevelFilter::Info,
+            test: None,
+            cpuid_overrides: Vec::new(),
+            force_xapic: false,
+            bench: None,
+        }
     }
 }
 
@@ -49,7 +59,11 @@ pub enum OptionError {
     /// The key is not known.
     UnknownKey(&'static str),
     /// The key is known but the value is not valid for it.
-    BadValue { key: &'static str, value: &'static str, expected: &'static str },
+    BadValue {
+        key: &'static str,
+        value: &'static str,
+        expected: &'static str,
+    },
 }
 
 impl core::fmt::Display for OptionError {
@@ -68,12 +82,20 @@ fn parse_bool(key: &'static str, value: &'static str) -> Result<bool, OptionErro
     match value {
         "on" | "yes" | "1" | "true" => Ok(true),
         "off" | "no" | "0" | "false" => Ok(false),
-        _ => Err(OptionError::BadValue { key, value, expected: "on|off" }),
+        _ => Err(OptionError::BadValue {
+            key,
+            value,
+            expected: "on|off",
+        }),
     }
 }
 
 fn parse_usize(key: &'static str, value: &'static str) -> Result<usize, OptionError> {
-    value.parse().map_err(|_| OptionError::BadValue { key, value, expected: "a number" })
+    value.parse().map_err(|_| OptionError::BadValue {
+        key,
+        value,
+        expected: "a number",
+    })
 }
 
 impl BootOptions {
@@ -103,6 +125,29 @@ impl BootOptions {
                     expected: "error|warn|info|debug|trace",
                 })?
             }
+            "apic" => {
+                self.force_xapic = match value {
+                    "xapic" => true,
+                    "x2apic" => false,
+                    _ => {
+                        return Err(OptionError::BadValue {
+                            key,
+                            value,
+                            expected: "xapic|x2apic",
+                        });
+                    }
+                }
+            }
+            "bench" => match value {
+                "smp" => self.bench = Some(value),
+                _ => {
+                    return Err(OptionError::BadValue {
+                        key,
+                        value,
+                        expected: "smp",
+                    });
+                }
+            },
             "test" => {
                 if parse_bool(key, value)? {
                     self.test_mut();
@@ -125,25 +170,40 @@ impl BootOptions {
     }
 }
 
-arch::kernel_test!(fn parses_known_keys() {
-    let (o, errors) = BootOptions::parse("log=debug test=on test.filter=gather test.filter=flush test.start=3 cpuid.invlpgb=on");
-    assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(o.log_level, LevelFilter::Debug);
-    let t = o.test.unwrap();
-    assert_eq!(t.filters, ["gather", "flush"]);
-    assert_eq!(t.start, 3);
-    assert_eq!(o.cpuid_overrides, [("invlpgb", true)]);
-});
+arch::kernel_test!(
+    fn parses_known_keys() {
+        let (o, errors) = BootOptions::parse(
+            "log=debug apic=xapic test=on test.filter=gather test.filter=flush test.start=3 cpuid.invlpgb=on",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(o.log_level, LevelFilter::Debug);
+        assert!(o.force_xapic);
+        let t = o.test.unwrap();
+        assert_eq!(t.filters, ["gather", "flush"]);
+        assert_eq!(t.start, 3);
+        assert_eq!(o.cpuid_overrides, [("invlpgb", true)]);
+    }
+);
 
-arch::kernel_test!(fn reports_unknown_keys_and_bad_values_and_keeps_defaults() {
-    let (o, errors) = BootOptions::parse("frobnicate=1 log=loud test.start=x");
-    assert_eq!(o.log_level, LevelFilter::Info);
-    assert_eq!(
-        errors,
-        [
-            OptionError::UnknownKey("frobnicate"),
-            OptionError::BadValue { key: "log", value: "loud", expected: "error|warn|info|debug|trace" },
-            OptionError::BadValue { key: "test.start", value: "x", expected: "a number" },
-        ]
-    );
-});
+arch::kernel_test!(
+    fn reports_unknown_keys_and_bad_values_and_keeps_defaults() {
+        let (o, errors) = BootOptions::parse("frobnicate=1 log=loud test.start=x");
+        assert_eq!(o.log_level, LevelFilter::Info);
+        assert_eq!(
+            errors,
+            [
+                OptionError::UnknownKey("frobnicate"),
+                OptionError::BadValue {
+                    key: "log",
+                    value: "loud",
+                    expected: "error|warn|info|debug|trace"
+                },
+                OptionError::BadValue {
+                    key: "test.start",
+                    value: "x",
+                    expected: "a number"
+                },
+            ]
+        );
+    }
+);

@@ -1,2 +1,18 @@
-//! gatherOS memory-management core.
+//! gatherOS memory-management core: the portable half of Linux's TLB and mmu_gather
+//! machinery. It depends on no other gatherOS crate; hardware is reached through small
+//! traits ([`hw`]) so that all of its logic runs in host unit tests against simulated
+//! CPUs ([`sim`], test builds only).
 #![cfg_attr(not(test), no_std)]
+
+pub mod addr_space;
+pub mod cpumask;
+pub mod flush;
+pub mod hw;
+pub mod receipt;
+pub mod stats;
+pub mod tlb_state;
+
+#[cfg(test)]
+mod flush_tests;
+#[cfg(test)]
+mod sim;

@@ -1,0 +1,218 @@
+//! Cross-CPU calls over IPIs, in the spirit of Linux's `smp_call_function_many_cond`.
+//!
+//! Every CPU has a queue of call requests. A caller pushes one request (shared by all
+//! targets) onto each target's queue and sends the call IPI only to targets whose queue
+//! was empty (a non-empty queue already has an IPI on its way). The target's interrupt
+//! handler runs every request in its queue.
+//!
+//! Waiting rules:
+//! - A waiting caller keeps serving its *own* queue while it spins, so two CPUs that call
+//!   each other at the same time (two TLB flushes, say) both make progress.
+//! - Waiting with interrupts disabled is refused with a panic that names the caller:
+//!   a target that spins with interrupts off on a lock the caller holds would never
+//!   answer, and the caller would wait forever. Callers that cannot enable interrupts
+//!   must not wait. (The table-sync IPI relies on the other side of this rule: a CPU with
+//!   interrupts off — a lock-free walker — does not answer until it is done.)
+//! - Handlers run with interrupts off and must not wait for other calls.
+
+extern crate alloc;
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use mm::cpumask::CpuMask;
+use x86_64::instructions::interrupts;
+use x86_64::structures::idt::InterruptStackFrame;
+
+use crate::apic::CALL_VECTOR;
+use crate::cpus;
+use crate::percpu::{self, with_lapic};
+use crate::stats::IpiReason;
+
+/// One call, shared by all its targets.
+struct Request {
+    func: *const (dyn Fn() + Sync),
+    /// Targets that have not finished running `func`.
+    pending: AtomicUsize,
+    reason: IpiReason,
+    /// Heap-allocated (fire-and-forget): the last target to finish frees it.
+    owned: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+#[derive(Clone, Copy)]
+struct RequestPtr(*const Request);
+// SAFETY: a Request is only read through shared references and atomics; it outlives
+// every queue entry that points at it (the waiter or the last runner frees it).
+unsafe impl Send for RequestPtr {}
+
+/// Slots in a CPU's call queue: one waiting call per CPU fits with room to spare.
+const QUEUE_SLOTS: usize = 1024;
+
+/// A CPU's queue of pending call requests: a fixed ring, so that pushing never
+/// allocates (an allocation under the queue lock could wait for a heap lock held by
+/// code that this very queue's IPI interrupted).
+pub(crate) struct CallQueue(spin::Mutex<Ring>);
+
+struct Ring {
+    slots: Box<[Option<RequestPtr>]>,
+    head: usize,
+    len: usize,
+}
+
+impl CallQueue {
+    pub(crate) fn new() -> Self {
+        let slots = (0..QUEUE_SLOTS).map(|_| None).collect();
+        Self(spin::Mutex::new(Ring {
+            slots,
+            head: 0,
+            len: 0,
+        }))
+    }
+
+    /// Pushes a request; Some(true) if the queue was empty (the target needs an IPI),
+    /// None if the ring is full.
+    fn try_push(&self, r: RequestPtr) -> Option<bool> {
+        interrupts::without_interrupts(|| {
+            let mut q = self.0.lock();
+            if q.len == QUEUE_SLOTS {
+                return None;
+            }
+            let tail = (q.head + q.len) % QUEUE_SLOTS;
+            q.slots[tail] = Some(r);
+            q.len += 1;
+            Some(q.len == 1)
+        })
+    }
+
+    fn pop(&self) -> Option<RequestPtr> {
+        interrupts::without_interrupts(|| {
+            let mut q = self.0.lock();
+            if q.len == 0 {
+                return None;
+            }
+            let head = q.head;
+            q.head = (head + 1) % QUEUE_SLOTS;
+            q.len -= 1;
+            q.slots[head].take()
+        })
+    }
+}
+
+/// Runs every request queued for the running CPU. Returns how many ran.
+fn serve_own_queue() -> usize {
+    let Some(me) = percpu::current() else { return 0 };
+    let mut ran = 0;
+    while let Some(RequestPtr(ptr)) = me.calls.pop() {
+        // SAFETY: the request stays alive until `pending` reaches zero, which cannot
+        // happen before this CPU's decrement below.
+        let req = unsafe { &*ptr };
+        // SAFETY: `func` points into the waiting caller's frame or into `owned`, both
+        // alive while `pending` is non-zero.
+        unsafe { (*req.func)() };
+        me.ipis.count_received(req.reason);
+        ran += 1;
+        if req.pending.fetch_sub(1, Ordering::AcqRel) == 1 && req.owned.is_some() {
+            // SAFETY: last runner of a heap request; nobody else refers to it now.
+            drop(unsafe { Box::from_raw(ptr as *mut Request) });
+        }
+    }
+    ran
+}
+
+/// The call-IPI handler.
+pub extern "x86-interrupt" fn call_interrupt(_frame: InterruptStackFrame) {
+    with_lapic(|l| l.eoi());
+    if let Some(me) = percpu::current() {
+        me.ipis.call_interrupts.fetch_add(1, Ordering::Relaxed);
+    }
+    serve_own_queue();
+}
+
+fn enqueue(targets: &CpuMask, req: *const Request) {
+    let me = percpu::current().expect("cross call before per-CPU data");
+    for t in targets.iter() {
+        let cpu = cpus::get(t);
+        me.ipis.count_sent(
+            // SAFETY: `req` is alive (the caller still holds it).
+            unsafe { (*req).reason },
+        );
+        let needs_ipi = loop {
+            match cpu.calls.try_push(RequestPtr(req)) {
+                Some(first) => break first,
+                // Full: the target is busy with earlier calls; help our own queue drain.
+                None => {
+                    serve_own_queue();
+                    core::hint::spin_loop();
+                }
+            }
+        };
+        if needs_ipi {
+            with_lapic(|l| l.send_ipi(CALL_VECTOR, cpu.apic_id));
+        }
+    }
+}
+
+/// Runs `f` on every online CPU in `mask` (this one too, if included: first, with
+/// interrupts off) and waits until all have finished. Panics, naming the caller, if
+/// called with interrupts disabled (see the module's waiting rules).
+#[track_caller]
+pub fn call_on_many(mask: &CpuMask, reason: IpiReason, f: &(dyn Fn() + Sync)) {
+    if !interrupts::are_enabled() {
+        let at = core::panic::Location::caller();
+        panic!(
+            "ipi: cpu {} waits for a cross call with interrupts disabled at {at}: this can deadlock",
+            percpu::cpu_index()
+        );
+    }
+    let me = percpu::cpu_index();
+    let targets = mask.and(&cpus::online()).and_not(&CpuMask::from_iter([me]));
+    if mask.contains(me) {
+        interrupts::without_interrupts(f);
+    }
+    if targets.is_empty() {
+        return;
+    }
+    // SAFETY: only the lifetime is erased; `req` (and so `f`) outlives every use, because
+    // this function returns only after all targets have run it (pending == 0).
+    let func: *const (dyn Fn() + Sync) = unsafe { core::mem::transmute(f) };
+    let req = Request {
+        func,
+        pending: AtomicUsize::new(targets.count()),
+        reason,
+        owned: None,
+    };
+    enqueue(&targets, &req);
+    while req.pending.load(Ordering::Acquire) != 0 {
+        serve_own_queue();
+        core::hint::spin_loop();
+    }
+}
+
+/// Queues `f` on every online CPU in `mask` except this one and returns at once; the last
+/// CPU to run it frees it.
+pub fn call_on_many_nowait(mask: &CpuMask, reason: IpiReason, f: Box<dyn Fn() + Send + Sync>) {
+    let me = percpu::cpu_index();
+    let targets = mask.and(&cpus::online()).and_not(&CpuMask::from_iter([me]));
+    if targets.is_empty() {
+        return;
+    }
+    let func: *const (dyn Fn() + Sync) = &*f;
+    let req = Box::into_raw(Box::new(Request {
+        func,
+        pending: AtomicUsize::new(targets.count()),
+        reason,
+        owned: Some(f),
+    }));
+    interrupts::without_interrupts(|| enqueue(&targets, req));
+}
+
+/// Runs `f` on CPU `cpu` (possibly this one) and waits for it.
+#[track_caller]
+pub fn call_on_cpu(cpu: usize, reason: IpiReason, f: &(dyn Fn() + Sync)) {
+    call_on_many(&CpuMask::from_iter([cpu]), reason, f)
+}
+
+/// Runs `f` on every online CPU for which `cond(cpu)` holds, and waits.
+#[track_caller]
+pub fn call_on_each_cond(cond: impl Fn(usize) -> bool, reason: IpiReason, f: &(dyn Fn() + Sync)) {
+    let mask: CpuMask = cpus::online().iter().filter(|&c| cond(c)).collect();
+    call_on_many(&mask, reason, f)
+}

@@ -1,0 +1,243 @@
+//! Kernel side of SMP bring-up: finds the CPUs, picks the APIC mode, prepares what the
+//! APs need from memory management (trampoline frame, identity mapping, stacks with
+//! guard pages) and hands over to `arch::smp`. Also the idle loop of the APs, which runs
+//! work posted to it with [`run_on`] (with interrupts enabled, unlike IPI handlers).
+
+extern crate alloc;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use arch::apic::{self, ApicMode};
+use arch::cpuid::CpuFeatures;
+use arch::{cpus, percpu};
+use bootloader_api::info::MemoryRegions;
+use core::sync::atomic::{AtomicBool, Ordering};
+use x86_64::structures::paging::{Mapper, Page, PageTableFlags as F, PhysFrame, Size4KiB};
+use x86_64::{PhysAddr, VirtAddr};
+
+use crate::frames::{self, GlobalFrames};
+use crate::paging;
+
+/// Where AP stacks are mapped, each above an unmapped guard page.
+const STACKS_START: u64 = 0xffff_c800_0000_0000;
+/// Size of each AP stack.
+pub const AP_STACK_SIZE: u64 = 64 * 1024;
+/// Where the xAPIC register page is mapped (uncached) in xAPIC mode.
+const XAPIC_VIRT: u64 = 0xffff_cf00_0000_0000;
+
+/// How SMP came up, for the boot log and tests.
+#[derive(Debug, Clone, Copy)]
+pub struct SmpSummary {
+    /// CPUs online.
+    pub online: usize,
+    /// CPUs the firmware reported (enabled).
+    pub total: usize,
+    /// APIC mode in use.
+    pub mode: ApicMode,
+    /// TSC cycles from the first INIT to all online.
+    pub start_cycles: u64,
+}
+
+static SUMMARY: spin::Once<SmpSummary> = spin::Once::new();
+
+/// The SMP summary (after [`init`]).
+pub fn summary() -> SmpSummary {
+    *SUMMARY.get().expect("smp not initialised")
+}
+
+fn map(page: u64, frame: u64, flags: F) {
+    // SAFETY: boot CPU, before APs run: nobody else edits the page tables.
+    let mut mapper = unsafe { paging::active_mapper() };
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
+    let frame = PhysFrame::containing_address(PhysAddr::new(frame));
+    // SAFETY: the target addresses are reserved for this purpose and unmapped.
+    unsafe { mapper.map_to(page, frame, flags, &mut GlobalFrames) }
+        .expect("smp: mapping failed")
+        .flush();
+}
+
+fn unmap(page: u64) {
+    // SAFETY: as in `map`; the page is ours.
+    let mut mapper = unsafe { paging::active_mapper() };
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
+    mapper.unmap(page).expect("smp: unmapping failed").1.flush();
+}
+
+/// Maps a stack for AP `i` (1-based) above a guard page; returns its top.
+fn map_stack(i: usize) -> u64 {
+    let base = STACKS_START + (i as u64) * (AP_STACK_SIZE + 4096) + 4096;
+    for off in (0..AP_STACK_SIZE).step_by(4096) {
+        let frame = frames::alloc_zeroed().expect("smp: out of memory for AP stacks");
+        map(
+            base + off,
+            frame.as_u64(),
+            F::PRESENT | F::WRITABLE | F::NO_EXECUTE,
+        );
+    }
+    base + AP_STACK_SIZE
+}
+
+/// Discovers the CPUs, brings them all online and logs `smp: n/N CPUs online (mode)`.
+pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatures, force_xapic: bool) {
+    let boot_apic = arch::cpu::apic_id();
+    let topo = match rsdp {
+        // SAFETY: the RSDP comes from the bootloader; physical memory is mapped.
+        Some(rsdp) => unsafe { arch::madt::discover(rsdp, paging::phys_offset()) },
+        None => Err("acpi: the bootloader found no RSDP".into()),
+    };
+    let mut ids = alloc::vec![boot_apic];
+    match topo {
+        Ok(t) => {
+            if t.boot_apic_id != boot_apic {
+                log::warn!(
+                    "smp: MADT's first CPU has apic id {}, but the boot CPU is {boot_apic}",
+                    t.boot_apic_id
+                );
+            }
+            ids.extend(t.ap_apic_ids.iter().copied().filter(|&id| id != boot_apic));
+            if t.boot_apic_id != boot_apic && !ids.contains(&t.boot_apic_id) {
+                ids.push(t.boot_apic_id);
+            }
+            if t.disabled > 0 {
+                log::info!(
+                    "smp: {} CPUs marked disabled in the MADT, not started",
+                    t.disabled
+                );
+            }
+        }
+        Err(e) => log::error!("{e}; running on the boot CPU only"),
+    }
+    let max_id = ids.iter().copied().max().unwrap_or(0);
+    let mode = match apic::choose_mode(features.x2apic, force_xapic, max_id) {
+        Ok(m) => m,
+        Err(why) => {
+            log::warn!("apic: {why}; using x2apic");
+            ApicMode::X2Apic
+        }
+    };
+    if mode == ApicMode::XApic {
+        map(
+            XAPIC_VIRT,
+            apic::XAPIC_PHYS,
+            F::PRESENT | F::WRITABLE | F::NO_CACHE | F::WRITE_THROUGH | F::NO_EXECUTE,
+        );
+    }
+    apic::set_mode(mode, XAPIC_VIRT);
+    let (tsc_hz, lapic_per_ms) = arch::smp::init_boot_cpu(&ids);
+    log::info!(
+        "timer: tsc_hz={tsc_hz} invariant_tsc={} lapic_per_ms={lapic_per_ms} tick_hz={}",
+        if features.invariant_tsc { "yes" } else { "no" },
+        arch::timer::TICK_HZ
+    );
+
+    let mut report_cycles = 0;
+    if ids.len() > 1 {
+        // The lowest usable page-aligned frame above the real-mode IVT/BDA.
+        let tramp = frames::low_frame(map_regions, 0x1000)
+            .expect("smp: no free frame below 1 MiB for the trampoline");
+        map(tramp.as_u64(), tramp.as_u64(), F::PRESENT | F::WRITABLE);
+        let stacks: Vec<u64> = (1..ids.len()).map(map_stack).collect();
+        let (cr3, _) = x86_64::registers::control::Cr3::read();
+        let report = arch::smp::start_aps(&arch::smp::ApStart {
+            trampoline_phys: tramp.as_u64(),
+            trampoline_virt: tramp.as_u64() + paging::phys_offset(),
+            cr3: cr3.start_address().as_u64(),
+            stack_tops: &stacks,
+            ap_main,
+        });
+        unmap(tramp.as_u64());
+        // The stack table was read by every AP that started; keep it for any late one.
+        Box::leak(stacks.into_boxed_slice());
+        report_cycles = report.cycles;
+    }
+    let s = SmpSummary {
+        online: cpus::online_count(),
+        total: ids.len(),
+        mode,
+        start_cycles: report_cycles,
+    };
+    SUMMARY.call_once(|| s);
+    log::info!("smp: {}/{} CPUs online ({})", s.online, s.total, mode.name());
+    x86_64::instructions::interrupts::enable();
+}
+
+/// One posted piece of work per CPU, run by its idle loop.
+struct Mailbox {
+    work: spin::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    done: AtomicBool,
+}
+
+static MAILBOXES: spin::Once<Vec<Mailbox>> = spin::Once::new();
+
+fn mailboxes() -> &'static [Mailbox] {
+    MAILBOXES.call_once(|| {
+        (0..cpus::count())
+            .map(|_| Mailbox {
+                work: spin::Mutex::new(None),
+                done: AtomicBool::new(true),
+            })
+            .collect()
+    })
+}
+
+/// The idle loop of an AP: run posted work, else sleep until an interrupt.
+fn ap_main(cpu: usize) -> ! {
+    let mb = &mailboxes()[cpu];
+    loop {
+        x86_64::instructions::interrupts::disable();
+        let work = mb.work.lock().take();
+        match work {
+            Some(f) => {
+                x86_64::instructions::interrupts::enable();
+                f();
+                mb.done.store(true, Ordering::Release);
+            }
+            // Atomically enable interrupts and halt: a wake-up IPI cannot slip between.
+            None => x86_64::instructions::interrupts::enable_and_hlt(),
+        }
+    }
+}
+
+/// Posts `f` to run on AP `cpu`'s idle loop with interrupts enabled, and returns a handle
+/// to wait for it. Panics if `cpu` is the running CPU or already has work pending.
+pub fn post(cpu: usize, f: Box<dyn FnOnce() + Send>) -> Posted {
+    assert_ne!(
+        cpu,
+        percpu::cpu_index(),
+        "smp: cannot post work to the running CPU"
+    );
+    let mb = &mailboxes()[cpu];
+    assert!(
+        mb.done.swap(false, Ordering::AcqRel),
+        "smp: cpu {cpu} already has work"
+    );
+    *mb.work.lock() = Some(f);
+    percpu::with_lapic(|l| l.send_ipi(apic::RESCHEDULE_VECTOR, cpus::get(cpu).apic_id));
+    cpus::get(percpu::cpu_index())
+        .ipis
+        .count_sent(arch::stats::IpiReason::Reschedule);
+    Posted(cpu)
+}
+
+/// Work posted with [`post`].
+pub struct Posted(usize);
+
+impl Posted {
+    /// Waits until the work has run; panics with a message after `timeout_ms`.
+    pub fn wait(self, timeout_ms: u64) {
+        let mb = &mailboxes()[self.0];
+        let end = arch::cpu::rdtsc() + timeout_ms * arch::timer::tsc_hz() / 1000;
+        while !mb.done.load(Ordering::Acquire) {
+            assert!(
+                arch::cpu::rdtsc() < end,
+                "smp: work on cpu {} did not finish in {timeout_ms} ms",
+                self.0
+            );
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Runs `f` on AP `cpu` and waits for it (see [`post`]).
+pub fn run_on(cpu: usize, f: impl FnOnce() + Send + 'static) {
+    post(cpu, Box::new(f)).wait(30_000);
+}

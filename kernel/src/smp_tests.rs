@@ -1,0 +1,146 @@
+//! In-kernel tests of SMP bring-up, the tick and the cross-call framework.
+
+extern crate alloc;
+use alloc::vec::Vec;
+use arch::cpus;
+use arch::ipi::{call_on_cpu, call_on_each_cond, call_on_many};
+use arch::stats::{IpiReason, IpiSnapshot};
+use core::sync::atomic::{AtomicU64, Ordering};
+use mm::cpumask::CpuMask;
+
+use crate::smp::{self, post, run_on};
+
+/// Sum of every online CPU's IPI counters.
+pub fn ipi_totals() -> IpiSnapshot {
+    cpus::online()
+        .iter()
+        .map(|c| cpus::get(c).ipis.snapshot())
+        .fold(IpiSnapshot::default(), |a, b| a + b)
+}
+
+/// A matrix of counters, `hits[dst * n + src]`.
+fn matrix(n: usize) -> &'static [AtomicU64] {
+    Vec::leak((0..n * n).map(|_| AtomicU64::new(0)).collect())
+}
+
+arch::kernel_test!(
+    fn every_reported_cpu_is_online() {
+        let s = smp::summary();
+        assert_eq!(
+            s.online, s.total,
+            "only {}/{} CPUs came online",
+            s.online, s.total
+        );
+        assert_eq!(cpus::online_count(), cpus::count());
+    }
+);
+
+arch::kernel_test!(
+    fn every_cpu_takes_timer_ticks() {
+        let before: Vec<u64> = (0..cpus::count())
+            .map(|c| cpus::get(c).ticks.load(Ordering::Relaxed))
+            .collect();
+        arch::timer::delay_us(100_000);
+        for (c, b) in before.iter().enumerate() {
+            let now = cpus::get(c).ticks.load(Ordering::Relaxed);
+            assert!(now > *b, "cpu {c} took no timer tick in 100 ms");
+        }
+    }
+);
+
+arch::kernel_test!(
+    fn every_cpu_runs_a_call_from_every_other_cpu() {
+        let n = cpus::count();
+        let hits = matrix(n);
+        let before = ipi_totals();
+        let all = CpuMask::first(n);
+        for src in 0..n {
+            let body = move || {
+                let mut others = all;
+                others.clear(src);
+                call_on_many(&others, IpiReason::Call, &|| {
+                    hits[arch::percpu::cpu_index() * n + src].fetch_add(1, Ordering::Relaxed);
+                });
+            };
+            if src == 0 { body() } else { run_on(src, body) }
+        }
+        for dst in 0..n {
+            for src in 0..n {
+                let want = u64::from(dst != src);
+                assert_eq!(
+                    hits[dst * n + src].load(Ordering::Relaxed),
+                    want,
+                    "cpu {dst} ran calls from cpu {src}"
+                );
+            }
+        }
+        let d = ipi_totals() - before;
+        let expected = (n * (n - 1)) as u64;
+        assert_eq!(d.sent[IpiReason::Call as usize], expected);
+        assert_eq!(d.received[IpiReason::Call as usize], expected);
+    }
+);
+
+arch::kernel_test!(
+    fn call_on_cpu_and_conditional_calls_reach_exactly_their_targets() {
+        let n = cpus::count();
+        let hits = matrix(n);
+        for cpu in 0..n {
+            call_on_cpu(cpu, IpiReason::Call, &|| {
+                hits[arch::percpu::cpu_index()].fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        call_on_each_cond(|c| c % 2 == 1, IpiReason::Call, &|| {
+            hits[arch::percpu::cpu_index()].fetch_add(10, Ordering::Relaxed);
+        });
+        for c in 0..n {
+            let want = 1 + if c % 2 == 1 { 10 } else { 0 };
+            assert_eq!(hits[c].load(Ordering::Relaxed), want, "cpu {c}");
+        }
+    }
+);
+
+arch::kernel_test!(
+    fn call_storm_all_to_all_loses_nothing_and_does_not_deadlock() {
+        let n = cpus::count();
+        // Enough rounds to overlap heavily; fewer with many CPUs (TCG on two host cores).
+        let rounds = (400 / n as u64).clamp(2, 50);
+        let hits = matrix(n);
+        let all = CpuMask::first(n);
+        let storm = move || {
+            let me = arch::percpu::cpu_index();
+            for _ in 0..rounds {
+                call_on_many(&all, IpiReason::Call, &|| {
+                    hits[arch::percpu::cpu_index() * n + me].fetch_add(1, Ordering::Relaxed);
+                });
+            }
+        };
+        // Every AP starts its storm, then this CPU joins: all call all at the same time.
+        let posted: Vec<_> = (1..n).map(|c| post(c, alloc::boxed::Box::new(storm))).collect();
+        storm();
+        posted.into_iter().for_each(|p| p.wait(120_000));
+        for i in 0..n * n {
+            assert_eq!(
+                hits[i].load(Ordering::Relaxed),
+                rounds,
+                "dst {} src {}",
+                i / n,
+                i % n
+            );
+        }
+    }
+);
+
+arch::kernel_test!(should_panic fn waiting_for_a_call_with_interrupts_off_is_caught() {
+    x86_64::instructions::interrupts::disable();
+    call_on_many(&CpuMask::first(cpus::count()), IpiReason::Call, &|| {});
+});
+
+arch::kernel_test!(should_panic fn a_panic_on_another_cpu_is_reported_with_that_cpu() {
+    // With one CPU this panics here; with more, on the last CPU (the report names it).
+    let last = cpus::count() - 1;
+    if last == 0 {
+        panic!("deliberate panic on cpu 0");
+    }
+    run_on(last, move || panic!("deliberate panic on cpu {last}"));
+});

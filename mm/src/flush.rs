@@ -1,0 +1,204 @@
+//! `flush_tlb_mm_range` and its handler: the x86 TLB shootdown protocol, portable.
+//!
+//! Protocol (who does what, in which order):
+//! 1. The flusher bumps the address space's generation, *then* reads its CPU mask and
+//!    the lazy flags. A CPU switching in sets its mask bit / clears its lazy flag, *then*
+//!    reads the generation. With both sides sequentially consistent, either the flusher
+//!    sees the CPU (and interrupts it) or the CPU sees the new generation (and catches
+//!    up when it switches in): a completed flush is never missed.
+//! 2. Lazy CPUs (kernel thread on a borrowed address space) are skipped unless the
+//!    flush frees (or unshares) page tables: they touch no user mapping and catch up on
+//!    switch-in. With freed tables they are interrupted too, since speculative walks
+//!    through their paging-structure caches could reach the freed table; they then leave
+//!    the address space (load the kernel's tables) instead of flushing.
+//! 3. A handler flushes only the range if it is exactly one generation behind and the
+//!    request is the newest; otherwise everything. It never moves its generation back.
+//! 4. Ranges over [`FLUSH_CEILING`] pages become a full flush.
+//! The flush returns a [`FlushReceipt`] describing whom it reached.
+
+use crate::addr_space::AddressSpace;
+use crate::cpumask::CpuMask;
+use crate::hw::{FlushBackend, LocalTlb};
+use crate::receipt::FlushReceipt;
+use crate::stats::{TlbEvent, TlbStats};
+use crate::tlb_state::TlbStates;
+
+/// Ranges longer than this many pages are flushed entirely (`tlb_single_page_flush_ceiling`).
+pub const FLUSH_CEILING: u64 = 33;
+/// `end` value meaning "the whole address space".
+pub const FLUSH_ALL: u64 = u64::MAX;
+
+/// Everything the TLB code needs, bundled: the running CPU's TLB, the remote-flush
+/// backend, per-CPU states and counters, and the kernel's own address space.
+pub struct Mmu<'a> {
+    /// The running CPU's TLB.
+    pub tlb: &'a dyn LocalTlb,
+    /// The remote-flush hook.
+    pub backend: &'a dyn FlushBackend,
+    /// Per-CPU TLB state.
+    pub states: &'a TlbStates,
+    /// Counters.
+    pub stats: &'a TlbStats,
+    /// The kernel's address space (`init_mm`), which lazy CPUs fall back to.
+    pub kernel: &'a AddressSpace,
+}
+
+/// One flush request (`flush_tlb_info`).
+#[derive(Debug, Clone, Copy)]
+pub struct FlushInfo<'a> {
+    /// The address space.
+    pub mm: &'a AddressSpace,
+    /// First address.
+    pub start: u64,
+    /// End address (exclusive), or [`FLUSH_ALL`].
+    pub end: u64,
+    /// log2 of the flush stride (12 for 4 KiB, 21 for 2 MiB).
+    pub stride_shift: u32,
+    /// Page tables were freed or unshared: lazy CPUs are included.
+    pub freed_tables: bool,
+    /// The generation this request establishes.
+    pub new_gen: u64,
+    /// CPU that asked.
+    pub initiator: usize,
+}
+
+impl Mmu<'_> {
+    /// Flushes `[start, end)` of `mm` on every CPU that may cache it, and waits.
+    pub fn flush_tlb_mm_range(
+        &self,
+        mm: &AddressSpace,
+        start: u64,
+        end: u64,
+        stride_shift: u32,
+        freed_tables: bool,
+    ) -> FlushReceipt {
+        let cpu = self.tlb.this_cpu();
+        let (start, end) = if end == FLUSH_ALL || (end - start) >> stride_shift > FLUSH_CEILING {
+            (0, FLUSH_ALL)
+        } else {
+            (start, end)
+        };
+        let new_gen = mm.tlb_gen.fetch_add(1, core::sync::atomic::Ordering::SeqCst) + 1;
+        let info = FlushInfo {
+            mm,
+            start,
+            end,
+            stride_shift,
+            freed_tables,
+            new_gen,
+            initiator: cpu,
+        };
+        let mut others = mm.cpumask.load();
+        others.clear(cpu);
+        let mut interrupted = CpuMask::new();
+        if !others.is_empty() {
+            let targets = if freed_tables {
+                others
+            } else {
+                let busy: CpuMask = others.iter().filter(|&c| !self.states.cpu(c).is_lazy()).collect();
+                self.stats
+                    .add(cpu, TlbEvent::LazySkipped, (others.count() - busy.count()) as u64);
+                busy
+            };
+            if !targets.is_empty() {
+                interrupted = self
+                    .backend
+                    .flush_others(&targets, &|| self.flush_tlb_func(&info));
+                self.stats
+                    .add(cpu, TlbEvent::FlushIpi, interrupted.count() as u64);
+            }
+        }
+        if self.states.cpu(cpu).has_loaded(mm) {
+            self.flush_tlb_func(&info);
+        }
+        FlushReceipt {
+            mm_id: mm.id(),
+            generation: new_gen,
+            tables: freed_tables,
+            backend: self.backend.kind(),
+            could_walk: others,
+            interrupted,
+        }
+    }
+
+    /// The flush handler, run on each target CPU (and locally) with interrupts off.
+    pub fn flush_tlb_func(&self, info: &FlushInfo) {
+        let cpu = self.tlb.this_cpu();
+        let local = cpu == info.initiator;
+        let st = self.states.cpu(cpu);
+        if !st.has_loaded(info.mm) {
+            return; // switched away since the mask was read
+        }
+        if st.is_lazy() {
+            // Only freed-table flushes reach lazy CPUs: leave the address space.
+            self.switch_mm(self.kernel);
+            self.stats.count(cpu, TlbEvent::LazyLeft);
+            return;
+        }
+        let local_gen = st.generation();
+        let mm_gen = info.mm.generation();
+        if local_gen >= mm_gen || info.new_gen <= local_gen {
+            return; // an earlier (full) flush covered this one
+        }
+        let partial = info.end != FLUSH_ALL && info.new_gen == local_gen + 1 && info.new_gen == mm_gen;
+        if partial {
+            let mut va = info.start;
+            while va < info.end {
+                self.tlb.flush_page(va);
+                va += 1 << info.stride_shift;
+            }
+        } else {
+            self.tlb.flush_all();
+        }
+        st.flushed_to(if partial { info.new_gen } else { mm_gen });
+        let event = match (local, partial) {
+            (true, true) => TlbEvent::LocalPartial,
+            (true, false) => TlbEvent::LocalFull,
+            (false, true) => TlbEvent::RemotePartial,
+            (false, false) => TlbEvent::RemoteFull,
+        };
+        self.stats.count(cpu, event);
+    }
+
+    /// Switches the running CPU to `next` (`switch_mm_irqs_off`; interrupts off).
+    pub fn switch_mm(&self, next: &AddressSpace) {
+        let cpu = self.tlb.this_cpu();
+        let st = self.states.cpu(cpu);
+        let prev = st.loaded();
+        if core::ptr::eq(prev, next) {
+            if st.is_lazy() {
+                st.set_lazy(false);
+                if !next.cpumask.contains(cpu) {
+                    next.cpumask.set(cpu);
+                }
+                // SeqCst: the lazy flag is cleared before the generation is read (rule 1).
+                let g = next.generation();
+                if st.generation() < g {
+                    self.tlb.flush_all();
+                    st.flushed_to(g);
+                    self.stats.count(cpu, TlbEvent::Catchup);
+                }
+            }
+            return;
+        }
+        st.set_lazy(false);
+        next.cpumask.set(cpu);
+        if !prev.is_null() {
+            // SAFETY: address spaces outlive every CPU that has them loaded (the owner
+            // tears one down only after every CPU has left it).
+            unsafe { (*prev).cpumask.clear(cpu) };
+        }
+        let g = next.generation();
+        self.tlb.load_root(next.root());
+        st.set_loaded(next, g);
+    }
+
+    /// The running CPU starts a kernel thread: it keeps its address space loaded but
+    /// marks itself lazy (`enter_lazy_tlb`).
+    pub fn enter_lazy_tlb(&self) {
+        let st = self.states.cpu(self.tlb.this_cpu());
+        if !core::ptr::eq(st.loaded(), self.kernel) && !st.loaded().is_null() {
+            st.set_lazy(true);
+        }
+    }
+}

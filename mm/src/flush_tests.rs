@@ -1,0 +1,181 @@
+//! Host tests of the generation and lazy-TLB protocol against simulated CPUs.
+
+use proptest::prelude::*;
+
+use crate::addr_space::AddressSpace;
+use crate::sim::{Machine, on_cpu};
+use crate::stats::TlbEvent;
+
+const PAGE: u64 = 4096;
+
+#[test]
+fn remote_cpu_running_the_mm_is_flushed_partially() {
+    let m = Machine::new(2);
+    let mm = AddressSpace::new(0x5000);
+    for c in 0..2 {
+        on_cpu(c, || {
+            m.mmu().switch_mm(&mm);
+            m.tlb.touch(0x40_0000);
+        });
+    }
+    let r = on_cpu(0, || {
+        m.mmu().flush_tlb_mm_range(&mm, 0x40_0000, 0x40_1000, 12, false)
+    });
+    assert!(!m.tlb.cached(1, 0x5000, 0x40_0000) && !m.tlb.cached(0, 0x5000, 0x40_0000));
+    assert_eq!(r.interrupted().iter().collect::<Vec<_>>(), [1]);
+    let t = m.stats.total();
+    assert_eq!(
+        (
+            t.get(TlbEvent::FlushIpi),
+            t.get(TlbEvent::RemotePartial),
+            t.get(TlbEvent::LocalPartial)
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(m.states.cpu(1).generation(), mm.generation());
+}
+
+#[test]
+fn ranges_over_the_ceiling_flush_everything() {
+    let m = Machine::new(2);
+    let mm = AddressSpace::new(0x5000);
+    on_cpu(1, || m.mmu().switch_mm(&mm));
+    on_cpu(0, || m.mmu().switch_mm(&mm));
+    on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0, 34 * PAGE, 12, false));
+    assert_eq!(m.stats.total().get(TlbEvent::RemoteFull), 1);
+    on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0, 33 * PAGE, 12, false));
+    assert_eq!(m.stats.total().get(TlbEvent::RemotePartial), 1);
+}
+
+#[test]
+fn lazy_cpu_is_skipped_without_freed_tables_and_catches_up() {
+    let m = Machine::new(2);
+    let mm = AddressSpace::new(0x5000);
+    on_cpu(1, || {
+        m.mmu().switch_mm(&mm);
+        m.tlb.touch(0x1000);
+        m.mmu().enter_lazy_tlb();
+    });
+    let r = on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0x1000, 0x2000, 12, false));
+    assert!(r.interrupted().is_empty());
+    assert_eq!(m.stats.total().get(TlbEvent::LazySkipped), 1);
+    assert!(m.tlb.cached(1, 0x5000, 0x1000), "lazy CPU was not touched");
+    on_cpu(1, || m.mmu().switch_mm(&mm));
+    assert!(!m.tlb.cached(1, 0x5000, 0x1000), "switching back must catch up");
+    assert_eq!(m.stats.total().get(TlbEvent::Catchup), 1);
+}
+
+#[test]
+fn lazy_cpu_is_interrupted_with_freed_tables_and_leaves() {
+    let m = Machine::new(2);
+    let mm = AddressSpace::new(0x5000);
+    on_cpu(1, || {
+        m.mmu().switch_mm(&mm);
+        m.mmu().enter_lazy_tlb();
+    });
+    let r = on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0x1000, 0x2000, 12, true));
+    assert_eq!(r.interrupted().iter().collect::<Vec<_>>(), [1]);
+    assert_eq!(m.stats.total().get(TlbEvent::LazyLeft), 1);
+    assert!(m.states.cpu(1).has_loaded(&m.kernel));
+    assert!(!mm.cpumask.contains(1));
+    assert!(r.was_ipi_broadcast_for(&mm));
+}
+
+#[test]
+fn receipt_without_tables_or_for_another_mm_proves_nothing() {
+    let m = Machine::new(2);
+    let mm = AddressSpace::new(0x5000);
+    let other = AddressSpace::new(0x6000);
+    on_cpu(1, || m.mmu().switch_mm(&mm));
+    let r = on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0, PAGE, 12, false));
+    assert!(
+        !r.was_ipi_broadcast_for(&mm),
+        "no freed_tables: lazy CPUs may have been skipped"
+    );
+    let r = on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0, PAGE, 12, true));
+    assert!(r.was_ipi_broadcast_for(&mm));
+    assert!(!r.was_ipi_broadcast_for(&other));
+}
+
+#[test]
+fn stale_generation_handler_flushes_fully_and_never_goes_back() {
+    let m = Machine::new(2);
+    let mm = AddressSpace::new(0x5000);
+    on_cpu(1, || m.mmu().switch_mm(&mm));
+    // Two requests were issued, the handler sees the older one after the newer one.
+    mm.tlb_gen.fetch_add(2, core::sync::atomic::Ordering::SeqCst);
+    let old = crate::flush::FlushInfo {
+        mm: &mm,
+        start: 0,
+        end: PAGE,
+        stride_shift: 12,
+        freed_tables: false,
+        new_gen: 2,
+        initiator: 0,
+    };
+    on_cpu(1, || m.mmu().flush_tlb_func(&old));
+    assert_eq!(
+        m.stats.total().get(TlbEvent::RemoteFull),
+        1,
+        "two generations behind: full flush"
+    );
+    assert_eq!(m.states.cpu(1).generation(), 3);
+    on_cpu(1, || m.mmu().flush_tlb_func(&old));
+    assert_eq!(m.states.cpu(1).generation(), 3);
+    assert_eq!(m.stats.total().get(TlbEvent::RemoteFull), 1, "already covered");
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// CPU switches to the user address space and touches a page.
+    Run(usize, u64),
+    /// CPU switches to a kernel thread (lazy).
+    Lazy(usize),
+    /// CPU unmaps a page of the address space, freeing tables or not, and flushes.
+    Unmap(usize, u64, bool),
+}
+
+fn op(cpus: usize) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..cpus, 0..8u64).prop_map(|(c, p)| Op::Run(c, p)),
+        (0..cpus).prop_map(Op::Lazy),
+        (0..cpus, 0..8u64, any::<bool>()).prop_map(|(c, p, t)| Op::Unmap(c, p, t)),
+    ]
+}
+
+proptest! {
+    /// Random switches, lazy periods and flushes: no CPU ever runs the address space
+    /// (non-lazily) with a generation behind a completed flush, or with a cached
+    /// translation of a page unmapped by a completed flush.
+    #[test]
+    fn no_cpu_runs_behind_a_completed_flush(ops in proptest::collection::vec(op(4), 1..200)) {
+        let m = Machine::new(4);
+        let mm = AddressSpace::new(0x5000);
+        let mut mapped = [true; 8];
+        let mut completed_gen = 0;
+        for o in ops {
+            match o {
+                Op::Run(c, p) => on_cpu(c, || {
+                    m.mmu().switch_mm(&mm);
+                    mapped[p as usize] = true;
+                    m.tlb.touch(p * PAGE);
+                }),
+                Op::Lazy(c) => on_cpu(c, || m.mmu().enter_lazy_tlb()),
+                Op::Unmap(c, p, tables) => {
+                    mapped[p as usize] = false;
+                    let r = on_cpu(c, || m.mmu().flush_tlb_mm_range(&mm, p * PAGE, (p + 1) * PAGE, 12, tables));
+                    completed_gen = r.generation();
+                }
+            }
+            for c in 0..4 {
+                let st = m.states.cpu(c);
+                if st.has_loaded(&mm) && !st.is_lazy() {
+                    prop_assert!(st.generation() >= completed_gen, "cpu {} at gen {} < {}", c, st.generation(), completed_gen);
+                    for p in 0..8u64 {
+                        prop_assert!(mapped[p as usize] || !m.tlb.cached(c, 0x5000, p * PAGE), "cpu {} has stale page {}", c, p);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! TLB counters, per CPU and summed, and the `tlb-stats:` line.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cpumask::MAX_CPUS;
+
+/// What the flush and switch paths count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum TlbEvent {
+    /// A flush IPI sent to a remote CPU.
+    FlushIpi,
+    /// A lazy CPU not interrupted by a flush without freed tables.
+    LazySkipped,
+    /// A lazy CPU that switched to the kernel's tables because a flush freed tables.
+    LazyLeft,
+    /// A CPU switching back to an address space flushed to catch up.
+    Catchup,
+    /// Full flush on the initiating CPU.
+    LocalFull,
+    /// Ranged (per page) flush on the initiating CPU.
+    LocalPartial,
+    /// Full flush by a remote handler.
+    RemoteFull,
+    /// Ranged flush by a remote handler.
+    RemotePartial,
+    /// A table-free sync IPI round (`table_sync_one`) that was sent.
+    SyncSent,
+    /// A table-free sync skipped because the flush already was an IPI broadcast.
+    SyncSkipped,
+}
+
+const EVENTS: usize = 10;
+const NAMES: [&str; EVENTS] = [
+    "flush_ipis",
+    "lazy_skipped",
+    "lazy_left",
+    "catchups",
+    "local_full",
+    "local_partial",
+    "remote_full",
+    "remote_partial",
+    "sync_sent",
+    "sync_skipped",
+];
+
+/// Per-CPU counters.
+pub struct TlbStats {
+    counts: [[AtomicU64; EVENTS]; MAX_CPUS],
+}
+
+impl TlbStats {
+    /// All zero.
+    pub const fn new() -> Self {
+        Self {
+            counts: [const { [const { AtomicU64::new(0) }; EVENTS] }; MAX_CPUS],
+        }
+    }
+
+    /// Counts `event` on `cpu`.
+    pub fn count(&self, cpu: usize, event: TlbEvent) {
+        self.counts[cpu][event as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `n` events on `cpu`.
+    pub fn add(&self, cpu: usize, event: TlbEvent, n: u64) {
+        self.counts[cpu][event as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// One CPU's counter.
+    pub fn get(&self, cpu: usize, event: TlbEvent) -> u64 {
+        self.counts[cpu][event as usize].load(Ordering::Relaxed)
+    }
+
+    /// Sum over all CPUs.
+    pub fn total(&self) -> TlbTotals {
+        TlbTotals(core::array::from_fn(|e| {
+            self.counts.iter().map(|c| c[e].load(Ordering::Relaxed)).sum()
+        }))
+    }
+}
+
+impl Default for TlbStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counters summed over CPUs; subtract two to measure an interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TlbTotals([u64; EVENTS]);
+
+impl TlbTotals {
+    /// One summed counter.
+    pub fn get(&self, event: TlbEvent) -> u64 {
+        self.0[event as usize]
+    }
+}
+
+impl core::ops::Sub for TlbTotals {
+    type Output = Self;
+    fn sub(self, o: Self) -> Self {
+        Self(core::array::from_fn(|i| self.0[i] - o.0[i]))
+    }
+}
+
+/// `tlb-stats: flush_ipis=.. lazy_skipped=.. lazy_left=.. catchups=.. local_full=..
+/// local_partial=.. remote_full=.. remote_partial=.. sync_sent=.. sync_skipped=..`
+impl core::fmt::Display for TlbTotals {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("tlb-stats:")?;
+        for (name, v) in NAMES.iter().zip(self.0) {
+            write!(f, " {name}={v}")?;
+        }
+        Ok(())
+    }
+}
