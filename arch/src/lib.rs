@@ -7,6 +7,8 @@
 #![feature(abi_x86_interrupt)]
 
 pub mod apic;
+pub mod backend;
+pub mod context;
 pub mod cpu;
 pub mod cpuid;
 pub mod cpus;
@@ -21,4 +23,5 @@ pub mod serial;
 pub mod smp;
 pub mod stats;
 pub mod timer;
+pub mod tlb;
 pub mod trampoline;

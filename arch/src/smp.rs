@@ -20,12 +20,21 @@ use crate::trampoline::Trampoline;
 use crate::{cpus, idt, ipi, timer};
 
 static AP_MAIN: spin::Once<fn(usize) -> !> = spin::Once::new();
+static RESCHED_HOOK: spin::Once<fn()> = spin::Once::new();
+
+/// Installs the function the reschedule IPI calls (the scheduler's). First call wins.
+pub fn set_resched_hook(hook: fn()) {
+    RESCHED_HOOK.call_once(|| hook);
+}
 
 extern "x86-interrupt" fn reschedule_interrupt(_f: x86_64::structures::idt::InterruptStackFrame) {
     if let Some(me) = percpu::current() {
         me.ipis.count_received(IpiReason::Reschedule);
     }
     with_lapic(|l| l.eoi());
+    if let Some(hook) = RESCHED_HOOK.get() {
+        hook();
+    }
 }
 
 /// Installs the APIC vectors in the IDT (before `idt::load` on the boot CPU).
@@ -78,7 +87,8 @@ pub struct ApStart<'a> {
     pub cr3: u64,
     /// One stack top per AP (guard pages below are the caller's business).
     pub stack_tops: &'a [u64],
-    /// Called on each AP once it is online; never returns.
+    /// Called on each AP after its arch set-up; must call [`mark_online`], then never
+    /// returns.
     pub ap_main: fn(usize) -> !,
 }
 
@@ -170,9 +180,13 @@ extern "C" fn ap_entry(_ticket: u64) -> ! {
     // SAFETY: once, on the CPU that owns `me`, with the IDT loaded.
     unsafe { me.install(Lapic::init()) };
     timer::start_tick();
+    (AP_MAIN.get().expect("ap_main not set"))(index)
+}
+
+/// Publishes the running AP as online (it now takes cross calls) and enables interrupts.
+pub fn mark_online(index: usize) {
     cpus::set_online(index);
     x86_64::instructions::interrupts::enable();
-    (AP_MAIN.get().expect("ap_main not set"))(index)
 }
 
 /// Stops every other online CPU with an NMI (panic path). They halt in the NMI hook

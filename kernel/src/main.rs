@@ -5,6 +5,7 @@
 extern crate alloc;
 
 mod bench_smp;
+mod demo;
 mod frames;
 mod harness;
 mod heap;
@@ -12,8 +13,11 @@ mod logger;
 mod options;
 mod paging;
 mod panic;
+mod sched;
 mod smp;
 mod smp_tests;
+mod tlb_tests;
+mod vm;
 
 use alloc::boxed::Box;
 use arch::cpuid::CpuFeatures;
@@ -99,6 +103,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     log::info!("{features}");
     log::info!("{}", frames::stats());
+    static NATIVE: arch::backend::native::NativeIpi = arch::backend::native::NativeIpi;
+    vm::init(&NATIVE);
+    sched::install_hooks();
     smp::init(
         boot_info.rsdp_addr.into_option(),
         &boot_info.memory_regions,
@@ -112,6 +119,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if opts.bench == Some("smp") {
         bench_smp::run();
     }
+    demo::run();
     log::info!("{}", smp_tests::ipi_totals());
     done_ok()
 }

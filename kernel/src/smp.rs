@@ -1,16 +1,14 @@
 //! Kernel side of SMP bring-up: finds the CPUs, picks the APIC mode, prepares what the
 //! APs need from memory management (trampoline frame, identity mapping, stacks with
-//! guard pages) and hands over to `arch::smp`. Also the idle loop of the APs, which runs
-//! work posted to it with [`run_on`] (with interrupts enabled, unlike IPI handlers).
+//! guard pages) and hands over to `arch::smp`.
 
 extern crate alloc;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use arch::apic::{self, ApicMode};
 use arch::cpuid::CpuFeatures;
-use arch::{cpus, percpu};
+use arch::cpus;
 use bootloader_api::info::MemoryRegions;
-use core::sync::atomic::{AtomicBool, Ordering};
 use x86_64::structures::paging::{Mapper, Page, PageTableFlags as F, PhysFrame, Size4KiB};
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -123,6 +121,8 @@ pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatur
     }
     apic::set_mode(mode, XAPIC_VIRT);
     let (tsc_hz, lapic_per_ms) = arch::smp::init_boot_cpu(&ids);
+    crate::vm::init_cpu();
+    crate::sched::init_cpu(0);
     log::info!(
         "timer: tsc_hz={tsc_hz} invariant_tsc={} lapic_per_ms={lapic_per_ms} tick_hz={}",
         if features.invariant_tsc { "yes" } else { "no" },
@@ -160,84 +160,15 @@ pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatur
     x86_64::instructions::interrupts::enable();
 }
 
-/// One posted piece of work per CPU, run by its idle loop.
-struct Mailbox {
-    work: spin::Mutex<Option<Box<dyn FnOnce() + Send>>>,
-    done: AtomicBool,
-}
-
-static MAILBOXES: spin::Once<Vec<Mailbox>> = spin::Once::new();
-
-fn mailboxes() -> &'static [Mailbox] {
-    MAILBOXES.call_once(|| {
-        (0..cpus::count())
-            .map(|_| Mailbox {
-                work: spin::Mutex::new(None),
-                done: AtomicBool::new(true),
-            })
-            .collect()
-    })
-}
-
-/// The idle loop of an AP: run posted work, else sleep until an interrupt.
+/// An AP's life after its arch set-up: TLB state, scheduler, online, idle loop.
 fn ap_main(cpu: usize) -> ! {
-    let mb = &mailboxes()[cpu];
-    loop {
-        x86_64::instructions::interrupts::disable();
-        let work = mb.work.lock().take();
-        match work {
-            Some(f) => {
-                x86_64::instructions::interrupts::enable();
-                f();
-                mb.done.store(true, Ordering::Release);
-            }
-            // Atomically enable interrupts and halt: a wake-up IPI cannot slip between.
-            None => x86_64::instructions::interrupts::enable_and_hlt(),
-        }
-    }
+    crate::vm::init_cpu();
+    crate::sched::init_cpu(cpu);
+    arch::smp::mark_online(cpu);
+    crate::sched::idle_loop()
 }
 
-/// Posts `f` to run on AP `cpu`'s idle loop with interrupts enabled, and returns a handle
-/// to wait for it. Panics if `cpu` is the running CPU or already has work pending.
-pub fn post(cpu: usize, f: Box<dyn FnOnce() + Send>) -> Posted {
-    assert_ne!(
-        cpu,
-        percpu::cpu_index(),
-        "smp: cannot post work to the running CPU"
-    );
-    let mb = &mailboxes()[cpu];
-    assert!(
-        mb.done.swap(false, Ordering::AcqRel),
-        "smp: cpu {cpu} already has work"
-    );
-    *mb.work.lock() = Some(f);
-    percpu::with_lapic(|l| l.send_ipi(apic::RESCHEDULE_VECTOR, cpus::get(cpu).apic_id));
-    cpus::get(percpu::cpu_index())
-        .ipis
-        .count_sent(arch::stats::IpiReason::Reschedule);
-    Posted(cpu)
-}
-
-/// Work posted with [`post`].
-pub struct Posted(usize);
-
-impl Posted {
-    /// Waits until the work has run; panics with a message after `timeout_ms`.
-    pub fn wait(self, timeout_ms: u64) {
-        let mb = &mailboxes()[self.0];
-        let end = arch::cpu::rdtsc() + timeout_ms * arch::timer::tsc_hz() / 1000;
-        while !mb.done.load(Ordering::Acquire) {
-            assert!(
-                arch::cpu::rdtsc() < end,
-                "smp: work on cpu {} did not finish in {timeout_ms} ms",
-                self.0
-            );
-            core::hint::spin_loop();
-        }
-    }
-}
-
-/// Runs `f` on AP `cpu` and waits for it (see [`post`]).
+/// Runs `f` as a kernel task on `cpu` and waits for it (at most 30 s, then panics).
 pub fn run_on(cpu: usize, f: impl FnOnce() + Send + 'static) {
-    post(cpu, Box::new(f)).wait(30_000);
+    crate::sched::spawn("run_on", cpu, None, f).join(30_000);
 }

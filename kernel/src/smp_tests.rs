@@ -8,7 +8,7 @@ use arch::stats::{IpiReason, IpiSnapshot};
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::cpumask::CpuMask;
 
-use crate::smp::{self, post, run_on};
+use crate::smp::{self, run_on};
 
 /// Sum of every online CPU's IPI counters.
 pub fn ipi_totals() -> IpiSnapshot {
@@ -116,9 +116,11 @@ arch::kernel_test!(
             }
         };
         // Every AP starts its storm, then this CPU joins: all call all at the same time.
-        let posted: Vec<_> = (1..n).map(|c| post(c, alloc::boxed::Box::new(storm))).collect();
+        let posted: Vec<_> = (1..n)
+            .map(|c| crate::sched::spawn("storm", c, None, storm))
+            .collect();
         storm();
-        posted.into_iter().for_each(|p| p.wait(120_000));
+        posted.into_iter().for_each(|p| p.join(120_000));
         for i in 0..n * n {
             assert_eq!(
                 hits[i].load(Ordering::Relaxed),

@@ -109,7 +109,7 @@ impl Mmu<'_> {
             }
         }
         if self.states.cpu(cpu).has_loaded(mm) {
-            self.flush_tlb_func(&info);
+            self.tlb.with_irqs_off(&mut || self.flush_tlb_func(&info));
         }
         FlushReceipt {
             mm_id: mm.id(),

@@ -14,6 +14,8 @@ pub trait LocalTlb: Sync {
     fn flush_all(&self);
     /// Loads page-table root `root` (CR3 write; implies `flush_all` without PCID).
     fn load_root(&self, root: u64);
+    /// Runs `f` with interrupts disabled on the running CPU.
+    fn with_irqs_off(&self, f: &mut dyn FnMut());
 }
 
 /// Which kind of remote flush a backend performs; decides whether its flush can stand in

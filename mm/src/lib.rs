@@ -8,6 +8,7 @@ pub mod addr_space;
 pub mod cpumask;
 pub mod flush;
 pub mod hw;
+pub mod pgtable;
 pub mod receipt;
 pub mod stats;
 pub mod tlb_state;

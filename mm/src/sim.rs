@@ -64,6 +64,9 @@ impl LocalTlb for SimTlb {
     fn flush_all(&self) {
         self.entries[self.this_cpu()].lock().unwrap().clear();
     }
+    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
+        f()
+    }
     fn load_root(&self, root: u64) {
         let cpu = self.this_cpu();
         *self.root[cpu].lock().unwrap() = root;

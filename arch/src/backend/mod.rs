@@ -1,0 +1,3 @@
+//! Remote TLB flush backends (implementations of mm's `FlushBackend`).
+
+pub mod native;

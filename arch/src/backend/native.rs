@@ -1,0 +1,26 @@
+//! The native backend: a flush IPI to every target, waiting for each
+//! (`native_flush_tlb_multi`). Every target took an interrupt, so a walker with
+//! interrupts off on any of them has finished: this flush can stand in for the
+//! table-free sync.
+
+use mm::cpumask::CpuMask;
+use mm::hw::{BackendKind, FlushBackend};
+
+use crate::ipi::call_on_many;
+use crate::stats::IpiReason;
+
+/// IPI-based remote flush.
+pub struct NativeIpi;
+
+impl FlushBackend for NativeIpi {
+    fn kind(&self) -> BackendKind {
+        BackendKind::NativeIpi
+    }
+
+    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
+        let mut sent = targets.and(&crate::cpus::online());
+        sent.clear(crate::percpu::cpu_index());
+        call_on_many(&sent, IpiReason::Flush, handler);
+        sent
+    }
+}
