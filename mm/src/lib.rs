@@ -5,15 +5,22 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod addr_space;
+pub mod collapse;
 pub mod cpumask;
 pub mod flush;
+pub mod gather;
 pub mod hw;
 pub mod pgtable;
 pub mod receipt;
+pub mod share;
 pub mod stats;
+pub mod table_free;
 pub mod tlb_state;
+pub mod walker;
 
 #[cfg(test)]
 mod flush_tests;
+#[cfg(test)]
+mod gather_tests;
 #[cfg(test)]
 mod sim;

@@ -33,7 +33,23 @@ pub trait PhysMem: Sync {
     fn free_frame(&self, pa: u64);
     /// Entry `index` of the table at physical `table`.
     fn entry(&self, table: u64, index: usize) -> &AtomicU64;
+    /// Returns a page-table frame. Implementations may poison it (fill it with
+    /// [`POISON`]) and hold it back for a while, so that a walker still reading it is
+    /// caught; the default frees it at once.
+    fn free_table(&self, pa: u64) {
+        self.free_frame(pa)
+    }
+    /// A 2 MiB-aligned, physically contiguous 2 MiB block (for huge mappings).
+    fn alloc_huge(&self) -> Option<u64> {
+        None
+    }
+    /// Returns a block from [`PhysMem::alloc_huge`].
+    fn free_huge(&self, _pa: u64) {}
 }
+
+/// What freed page-table frames are filled with. Not a valid entry pattern: walkers
+/// that read it know they are reading a freed table.
+pub const POISON: u64 = 0xdead_4bad_f00d_0000;
 
 /// Table level: 4 = PML4 (PGD), 3 = PDPT (PUD), 2 = PD (PMD), 1 = PT (PTE).
 pub fn index(va: u64, level: u32) -> usize {

@@ -127,3 +127,128 @@ impl Machine {
         }
     }
 }
+
+/// Simulated physical memory: frames as boxed arrays of atomics, with an event log.
+pub struct SimMem {
+    frames: Mutex<std::collections::HashMap<u64, &'static [std::sync::atomic::AtomicU64; 512]>>,
+    next: std::sync::atomic::AtomicU64,
+    pub freed: Mutex<Vec<u64>>,
+    pub freed_tables: Mutex<Vec<u64>>,
+}
+
+impl SimMem {
+    pub fn new() -> Self {
+        Self {
+            frames: Mutex::new(Default::default()),
+            next: std::sync::atomic::AtomicU64::new(0x10_0000),
+            freed: Mutex::new(Vec::new()),
+            freed_tables: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Frames currently allocated.
+    pub fn live(&self) -> usize {
+        self.frames.lock().unwrap().len()
+    }
+}
+
+impl crate::pgtable::PhysMem for SimMem {
+    fn alloc_frame(&self) -> Option<u64> {
+        let pa = self.next.fetch_add(4096, std::sync::atomic::Ordering::SeqCst);
+        let f: &'static [std::sync::atomic::AtomicU64; 512] =
+            Box::leak(Box::new(std::array::from_fn(|_| {
+                std::sync::atomic::AtomicU64::new(0)
+            })));
+        self.frames.lock().unwrap().insert(pa, f);
+        Some(pa)
+    }
+    fn free_frame(&self, pa: u64) {
+        assert!(
+            self.frames.lock().unwrap().remove(&pa).is_some(),
+            "double free of {pa:#x}"
+        );
+        self.freed.lock().unwrap().push(pa);
+    }
+    fn free_table(&self, pa: u64) {
+        self.freed_tables.lock().unwrap().push(pa);
+        self.free_frame(pa);
+    }
+    fn entry(&self, table: u64, index: usize) -> &std::sync::atomic::AtomicU64 {
+        let f = *self
+            .frames
+            .lock()
+            .unwrap()
+            .get(&table)
+            .unwrap_or_else(|| panic!("access to unallocated frame {table:#x}"));
+        &f[index]
+    }
+}
+
+/// Simulated sync hardware: counts sync IPIs; quiescent counters set by the test.
+pub struct SimSync {
+    pub broadcast_key: bool,
+    pub cpus: usize,
+    pub syncs: std::sync::atomic::AtomicU64,
+    pub quiescent: Vec<std::sync::atomic::AtomicU64>,
+}
+
+impl SimSync {
+    pub fn new(cpus: usize, broadcast_key: bool) -> Self {
+        Self {
+            broadcast_key,
+            cpus,
+            syncs: Default::default(),
+            quiescent: (0..cpus).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Every CPU takes a tick.
+    pub fn tick_all(&self) {
+        self.quiescent.iter().for_each(|q| {
+            q.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+}
+
+impl crate::table_free::TableSyncHw for SimSync {
+    fn flush_implies_ipi_broadcast(&self) -> bool {
+        self.broadcast_key
+    }
+    fn sync_ipi_all_others(&self) {
+        self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn irqs_enabled(&self) -> bool {
+        true
+    }
+    fn this_cpu(&self) -> usize {
+        CURRENT.with(|c| c.get())
+    }
+    fn online(&self) -> CpuMask {
+        CpuMask::first(self.cpus)
+    }
+    fn quiescent_count(&self, cpu: usize) -> u64 {
+        self.quiescent[cpu].load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn relax(&self) {
+        self.tick_all();
+    }
+}
+
+/// A backend of a given kind that runs handlers like the IPI one (for receipt tests).
+pub struct SimKind(pub BackendKind);
+
+impl FlushBackend for SimKind {
+    fn kind(&self) -> BackendKind {
+        self.0
+    }
+    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
+        for t in targets.iter() {
+            on_cpu(t, handler);
+        }
+        if self.0 == BackendKind::NativeIpi {
+            *targets
+        } else {
+            CpuMask::new()
+        }
+    }
+}

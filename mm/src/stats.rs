@@ -28,9 +28,23 @@ pub enum TlbEvent {
     SyncSent,
     /// A table-free sync skipped because the flush already was an IPI broadcast.
     SyncSkipped,
+    /// An `MmuGather` finished.
+    Gathers,
+    /// A data page freed after its flush.
+    PagesFreed,
+    /// A page table returned to the allocator (after a grace period or a sync).
+    TablesFreed,
+    /// A page table queued in a batch for a grace period.
+    TablesDeferred,
+    /// A lock-free walker read a poisoned (freed) table entry: a use-after-free.
+    PoisonHits,
+    /// A grace-period wait (`table_sync_rcu`) that was performed.
+    SyncRcuWaits,
 }
 
-const EVENTS: usize = 10;
+const EVENTS: usize = 16;
+/// Events printed on the `tlb-stats:` line (the rest go on `mmu-gather-stats:`).
+const TLB_EVENTS: usize = 8;
 const NAMES: [&str; EVENTS] = [
     "flush_ipis",
     "lazy_skipped",
@@ -40,8 +54,14 @@ const NAMES: [&str; EVENTS] = [
     "local_partial",
     "remote_full",
     "remote_partial",
-    "sync_sent",
-    "sync_skipped",
+    "sync_ipis",
+    "syncs_skipped",
+    "gathers",
+    "pages_freed",
+    "tables_freed",
+    "tables_deferred",
+    "poison_hits",
+    "sync_rcu_waits",
 ];
 
 /// Per-CPU counters.
@@ -104,13 +124,45 @@ impl core::ops::Sub for TlbTotals {
     }
 }
 
+impl TlbTotals {
+    /// The `mmu-gather-stats:` line: `gathers=.. pages_freed=.. tables_freed=..
+    /// tables_deferred=.. sync_ipis=.. syncs_skipped=.. poison_hits=..` (then
+    /// `sync_rcu_waits=..`).
+    pub fn gather_line(&self) -> GatherLine {
+        GatherLine(*self)
+    }
+}
+
 /// `tlb-stats: flush_ipis=.. lazy_skipped=.. lazy_left=.. catchups=.. local_full=..
-/// local_partial=.. remote_full=.. remote_partial=.. sync_sent=.. sync_skipped=..`
+/// local_partial=.. remote_full=.. remote_partial=..`
 impl core::fmt::Display for TlbTotals {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("tlb-stats:")?;
-        for (name, v) in NAMES.iter().zip(self.0) {
+        for (name, v) in NAMES.iter().zip(self.0).take(TLB_EVENTS) {
             write!(f, " {name}={v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// See [`TlbTotals::gather_line`].
+pub struct GatherLine(TlbTotals);
+
+impl core::fmt::Display for GatherLine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use TlbEvent::*;
+        f.write_str("mmu-gather-stats:")?;
+        for e in [
+            Gathers,
+            PagesFreed,
+            TablesFreed,
+            TablesDeferred,
+            SyncSent,
+            SyncSkipped,
+            PoisonHits,
+            SyncRcuWaits,
+        ] {
+            write!(f, " {}={}", NAMES[e as usize], self.0.get(e))?;
         }
         Ok(())
     }

@@ -1,0 +1,300 @@
+//! Host tests of mmu_gather, table freeing, the decision and the receipts.
+
+use proptest::prelude::*;
+
+use crate::addr_space::AddressSpace;
+use crate::gather::{GatherCtx, MmuGather, teardown, unmap_range};
+use crate::hw::BackendKind;
+use crate::pgtable::{self, PhysMem, WRITABLE};
+use crate::sim::{Machine, SimKind, SimMem, SimSync, on_cpu};
+use crate::stats::TlbEvent;
+use crate::table_free::{SyncMode, TableFreer, flush_implies_ipi_broadcast};
+
+struct World {
+    m: Machine,
+    mem: SimMem,
+    sync: SimSync,
+    freer: TableFreer,
+}
+
+impl World {
+    fn new(kind: BackendKind, key: bool) -> Self {
+        Self {
+            m: Machine::with_backend(4, Box::new(SimKind(kind))),
+            mem: SimMem::new(),
+            sync: SimSync::new(4, key),
+            freer: TableFreer::new(),
+        }
+    }
+    fn ctx(&self) -> GatherCtx<'_> {
+        GatherCtx {
+            mmu: self.m.mmu(),
+            mem: &self.mem,
+            freer: &self.freer,
+            sync: &self.sync,
+        }
+    }
+    fn mm_with_pages(&self, base: u64, pages: u64) -> AddressSpace {
+        let mm = AddressSpace::new(self.mem.alloc_frame().unwrap());
+        for p in 0..pages {
+            let f = self.mem.alloc_frame().unwrap();
+            pgtable::map_4k(&self.mem, mm.root(), base + p * 4096, f, WRITABLE).unwrap();
+        }
+        mm
+    }
+}
+
+#[test]
+fn decision_is_native_without_invlpgb_only() {
+    for kind in [
+        BackendKind::NativeIpi,
+        BackendKind::Paravirt,
+        BackendKind::Invlpgb,
+    ] {
+        for invlpgb in [false, true] {
+            let want = kind == BackendKind::NativeIpi && !invlpgb;
+            assert_eq!(
+                flush_implies_ipi_broadcast(kind, invlpgb),
+                want,
+                "{kind:?} invlpgb={invlpgb}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unmap_frees_pages_and_every_empty_table_after_one_flush() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with_pages(0x4000_0000, 8);
+    let before = w.mem.live();
+    let ctx = w.ctx();
+    on_cpu(0, || {
+        let mut g = MmuGather::new(&ctx, &mm);
+        unmap_range(&mut g, 0x4000_0000, 0x4000_8000);
+        assert_eq!(g.pending_pages(), 8);
+        assert!(
+            w.mem.freed.lock().unwrap().is_empty(),
+            "nothing may be freed before the flush"
+        );
+        g.finish();
+    });
+    let t = w.m.stats.total();
+    assert_eq!(t.get(TlbEvent::PagesFreed), 8);
+    assert_eq!(
+        t.get(TlbEvent::TablesDeferred),
+        3,
+        "PTE, PMD and PUD tables became empty"
+    );
+    assert_eq!(
+        t.get(TlbEvent::LocalPartial) + t.get(TlbEvent::LocalFull),
+        0,
+        "mm not loaded on cpu 0"
+    );
+    w.sync.tick_all();
+    on_cpu(0, || w.freer.drain(&w.sync, &w.mem, &w.m.stats));
+    assert_eq!(w.mem.freed_tables.lock().unwrap().len(), 3);
+    assert_eq!(
+        w.mem.live(),
+        before - 8 - 3,
+        "pages and tables returned; batch page too"
+    );
+}
+
+#[test]
+fn tables_wait_for_a_grace_period() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with_pages(0x4000_0000, 1);
+    let ctx = w.ctx();
+    on_cpu(0, || {
+        let mut g = MmuGather::new(&ctx, &mm);
+        unmap_range(&mut g, 0x4000_0000, 0x4000_1000);
+        g.finish();
+    });
+    assert_eq!(w.freer.tables_in_flight(), 3);
+    on_cpu(0, || w.freer.poll(&w.sync, &w.mem, &w.m.stats));
+    assert_eq!(
+        w.freer.tables_in_flight(),
+        3,
+        "no CPU passed a quiescent state yet"
+    );
+    w.sync.quiescent[1].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    on_cpu(0, || w.freer.poll(&w.sync, &w.mem, &w.m.stats));
+    assert_eq!(w.freer.tables_in_flight(), 3, "cpus 2 and 3 may still be walking");
+    w.sync.tick_all();
+    on_cpu(0, || w.freer.poll(&w.sync, &w.mem, &w.m.stats));
+    assert_eq!(w.freer.tables_in_flight(), 0);
+    assert_eq!(
+        w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the batched path sends no sync"
+    );
+}
+
+/// Fallback path (batch allocation fails): returns (syncs sent, syncs skipped).
+fn fallback_unmap(kind: BackendKind, key: bool, mode: SyncMode, lazy_cpu_in_mask: bool) -> (u64, u64) {
+    let w = World::new(kind, key);
+    w.freer.set_batch_allocation_fails(true);
+    w.freer.set_mode(mode);
+    let mm = w.mm_with_pages(0x4000_0000, 1);
+    on_cpu(1, || w.m.mmu().switch_mm(&mm));
+    if lazy_cpu_in_mask {
+        on_cpu(1, || w.m.mmu().enter_lazy_tlb());
+    }
+    let ctx = w.ctx();
+    on_cpu(0, || {
+        let mut g = MmuGather::new(&ctx, &mm);
+        unmap_range(&mut g, 0x4000_0000, 0x4000_1000);
+        g.finish();
+    });
+    assert_eq!(
+        w.mem.freed_tables.lock().unwrap().len(),
+        3,
+        "freed at once on the fallback path"
+    );
+    let t = w.m.stats.total();
+    (t.get(TlbEvent::SyncSent), t.get(TlbEvent::SyncSkipped))
+}
+
+#[test]
+fn fallback_skips_the_sync_only_with_native_receipt_and_key() {
+    // Three tables, each freed right after a flush + sync.
+    assert_eq!(
+        fallback_unmap(BackendKind::NativeIpi, true, SyncMode::Decided, false),
+        (0, 3)
+    );
+    assert_eq!(
+        fallback_unmap(BackendKind::NativeIpi, true, SyncMode::Decided, true),
+        (0, 3),
+        "lazy cpus are in a freed-tables flush"
+    );
+    assert_eq!(
+        fallback_unmap(BackendKind::NativeIpi, false, SyncMode::Decided, false),
+        (3, 0),
+        "key off"
+    );
+    assert_eq!(
+        fallback_unmap(BackendKind::Paravirt, true, SyncMode::Decided, false),
+        (3, 0),
+        "pv receipt"
+    );
+    assert_eq!(
+        fallback_unmap(BackendKind::Invlpgb, true, SyncMode::Decided, false),
+        (3, 0),
+        "invlpgb receipt"
+    );
+    assert_eq!(
+        fallback_unmap(BackendKind::NativeIpi, true, SyncMode::Always, false),
+        (3, 0)
+    );
+    assert_eq!(
+        fallback_unmap(BackendKind::Paravirt, false, SyncMode::ForceSkip, false),
+        (0, 3)
+    );
+}
+
+#[test]
+fn sync_without_a_receipt_or_with_another_mms_receipt_is_sent() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with_pages(0x4000_0000, 1);
+    let other = w.mm_with_pages(0x4000_0000, 1);
+    on_cpu(0, || {
+        w.freer.table_sync_one(&w.sync, &w.m.stats, None, &mm);
+        let r = w.m.mmu().flush_tlb_mm_range(&other, 0, 4096, 12, true);
+        w.freer.table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm);
+        w.freer.table_sync_rcu(&w.sync, &w.m.stats, Some(&r), &mm);
+        let r = w.m.mmu().flush_tlb_mm_range(&mm, 0, 4096, 12, false);
+        w.freer.table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm);
+    });
+    assert_eq!(w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(w.m.stats.total().get(TlbEvent::SyncRcuWaits), 1);
+}
+
+#[test]
+fn a_full_page_batch_flushes_before_queueing_more() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let pages = crate::gather::PAGE_BATCH as u64 + 10;
+    let mm = w.mm_with_pages(0x4000_0000, pages);
+    on_cpu(0, || w.m.mmu().switch_mm(&mm));
+    let ctx = w.ctx();
+    on_cpu(0, || {
+        let mut g = MmuGather::new(&ctx, &mm);
+        unmap_range(&mut g, 0x4000_0000, 0x4000_0000 + pages * 4096);
+        assert_eq!(
+            w.m.stats.total().get(TlbEvent::PagesFreed),
+            crate::gather::PAGE_BATCH as u64
+        );
+        assert_eq!(
+            w.m.stats.total().get(TlbEvent::LocalFull),
+            1,
+            "forced flush before the free"
+        );
+        g.finish();
+    });
+    assert_eq!(w.m.stats.total().get(TlbEvent::PagesFreed), pages);
+}
+
+#[test]
+fn nested_gathers_force_a_full_flush_with_freed_tables() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with_pages(0x4000_0000, 2);
+    on_cpu(1, || {
+        w.m.mmu().switch_mm(&mm);
+        w.m.mmu().enter_lazy_tlb();
+    });
+    let ctx = w.ctx();
+    on_cpu(0, || {
+        let other = MmuGather::new(&ctx, &mm);
+        let mut g = MmuGather::new(&ctx, &mm);
+        g.remove_tlb_entry(1, 0x4000_0000, 4096);
+        let r = g.finish().unwrap();
+        assert!(
+            r.was_ipi_broadcast_for(&mm),
+            "full flush with freed_tables reached the lazy cpu"
+        );
+        assert_eq!(w.m.stats.total().get(TlbEvent::LazyLeft), 1);
+        drop(other);
+    });
+}
+
+#[test]
+fn teardown_returns_every_frame_but_the_root() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let before = w.mem.live();
+    let mm = w.mm_with_pages(0x4000_0000, 20);
+    for p in 0..5 {
+        let f = w.mem.alloc_frame().unwrap();
+        pgtable::map_4k(&w.mem, mm.root(), 0x7f00_0000_0000 + p * 4096, f, WRITABLE).unwrap();
+    }
+    let ctx = w.ctx();
+    on_cpu(0, || {
+        teardown(&ctx, &mm);
+        w.freer.drain(&w.sync, &w.mem, &w.m.stats);
+    });
+    assert_eq!(w.mem.live(), before + 1, "only the root is left");
+}
+
+proptest! {
+    /// The range covers every cleared entry and the stride is the smallest level cleared.
+    #[test]
+    fn range_and_stride_track_cleared_entries(entries in proptest::collection::vec((1u32..=4, 0u64..1 << 30), 1..40)) {
+        let w = World::new(BackendKind::NativeIpi, true);
+        let mm = AddressSpace::new(w.mem.alloc_frame().unwrap());
+        let ctx = w.ctx();
+        let mut g = MmuGather::new(&ctx, &mm);
+        let mut lo = u64::MAX;
+        let mut hi = 0;
+        for &(level, page) in &entries {
+            let size = 1u64 << (12 + 9 * (level - 1));
+            let va = (page << 12) & !(size - 1);
+            g.remove_tlb_entry(level, va, size);
+            lo = lo.min(va);
+            hi = hi.max(va + size);
+        }
+        let min_level = entries.iter().map(|e| e.0).min().unwrap();
+        prop_assert_eq!((g.start, g.end), (lo, hi));
+        prop_assert_eq!(g.cleared.stride_shift(), 12 + 9 * (min_level - 1));
+        on_cpu(0, || g.flush_mmu_tlbonly());
+        prop_assert!(g.start >= g.end, "range reset after the flush");
+        on_cpu(0, || g.finish());
+    }
+}

@@ -1,0 +1,313 @@
+//! Freeing page tables safely against lock-free walkers.
+//!
+//! A lock-free walker (see [`crate::walker`]) reads page tables with interrupts off and
+//! takes no lock, so a table unlinked from its parent may still be read by a walker that
+//! loaded the parent entry just before. A table frame may therefore return to the
+//! allocator only when no interrupts-off region that began before the unlink can still
+//! be running on any CPU. gatherOS has two ways to know that:
+//!
+//! * **Grace period** (the normal, batched path; Linux's RCU table free). Every CPU
+//!   counts the timer ticks it takes ([`TableSyncHw::quiescent_count`]); a tick can only
+//!   be taken with interrupts enabled, so once every online CPU's count has moved past a
+//!   snapshot taken after the unlink, every interrupts-off region that was open at the
+//!   snapshot has closed. Tables are collected in a batch (a page of table addresses);
+//!   a batch waits for the first grace period that *starts* after it was queued, and is
+//!   freed by whoever polls next ([`TableFreer::poll`]). The CPU that polls counts as
+//!   quiescent itself (it polls from task context with interrupts on).
+//! * **Sync IPI** (the fallback when no batch page can be had, and for collapse and
+//!   unsharing; Linux's `tlb_remove_table_sync_one`). An IPI to every other online CPU,
+//!   waiting for all: each CPU takes it only with interrupts on, i.e. outside any walk.
+//!
+//! The skip ([`TableFreer::table_sync_one`], [`TableFreer::table_sync_rcu`]): when the TLB
+//! flush that unlinked the table was itself an IPI to every CPU that could walk, the sync
+//! is a second, redundant broadcast. It is skipped only if the boot-time decision says
+//! the backend is the native IPI one without INVLPGB (`flush_implies_ipi_broadcast`, a
+//! static key) **and** the caller holds the [`FlushReceipt`] of that flush, for the same
+//! address space, made for freed or unshared tables, which interrupted every CPU that
+//! could be walking. No receipt, no skip.
+//!
+//! Deadlock rules (asserted): the sync and the grace-period wait run with interrupts
+//! enabled and hold no lock that an IPI handler takes.
+
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+use crate::addr_space::AddressSpace;
+use crate::cpumask::{CpuMask, MAX_CPUS};
+use crate::hw::BackendKind;
+use crate::pgtable::{ENTRIES, PhysMem};
+use crate::receipt::FlushReceipt;
+use crate::stats::{TlbEvent, TlbStats};
+
+/// The boot-time decision (Linux's `native_pv_tlb_init`): the table-free sync is
+/// redundant after a freed-tables flush iff that flush is the native IPI broadcast and
+/// INVLPGB is not in use.
+pub fn flush_implies_ipi_broadcast(backend: BackendKind, invlpgb_in_use: bool) -> bool {
+    backend == BackendKind::NativeIpi && !invlpgb_in_use
+}
+
+/// What the table-freeing code needs from the machine.
+pub trait TableSyncHw: Sync {
+    /// The boot-time decision, frozen in a static key.
+    fn flush_implies_ipi_broadcast(&self) -> bool;
+    /// IPI every other online CPU with an empty function and wait for all.
+    fn sync_ipi_all_others(&self);
+    /// Whether interrupts are enabled on the running CPU.
+    fn irqs_enabled(&self) -> bool;
+    /// The running CPU.
+    fn this_cpu(&self) -> usize;
+    /// Online CPUs.
+    fn online(&self) -> CpuMask;
+    /// Interrupts-enabled events (timer ticks) taken by `cpu` so far.
+    fn quiescent_count(&self, cpu: usize) -> u64;
+    /// Called while waiting for a grace period (yield or pause).
+    fn relax(&self);
+}
+
+/// How the sync behaves (boot option `tlb.table_sync=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SyncMode {
+    /// Skip when the decision and a receipt allow it (the default).
+    Decided = 0,
+    /// Always send / wait (`always`): for measuring the cost of the redundant sync.
+    Always = 1,
+    /// Always skip, even when unsafe (`force-skip`): test-only, to show the race detector
+    /// catches the use-after-free the sync prevents.
+    ForceSkip = 2,
+}
+
+/// Table addresses per batch page (the last slot holds the count).
+pub const TABLE_BATCH: usize = ENTRIES - 1;
+const MAX_PENDING: usize = 64;
+
+#[derive(Clone, Copy)]
+struct Pending {
+    batch: u64,
+    need_gp: u64,
+}
+
+struct GraceState {
+    /// Highest grace period someone waits for.
+    requested: u64,
+    started: u64,
+    completed: u64,
+    snapshot: [u64; MAX_CPUS],
+    pending: [Option<Pending>; MAX_PENDING],
+}
+
+/// The table freer: batches waiting for grace periods, the sync mode, and the injected
+/// batch-allocation failure.
+pub struct TableFreer {
+    state: spin::Mutex<GraceState>,
+    mode: AtomicU8,
+    batch_fails: AtomicBool,
+    in_flight: AtomicU64,
+}
+
+impl TableFreer {
+    /// Nothing pending; mode `Decided`.
+    pub const fn new() -> Self {
+        Self {
+            state: spin::Mutex::new(GraceState {
+                requested: 0,
+                started: 0,
+                completed: 0,
+                snapshot: [0; MAX_CPUS],
+                pending: [None; MAX_PENDING],
+            }),
+            mode: AtomicU8::new(SyncMode::Decided as u8),
+            batch_fails: AtomicBool::new(false),
+            in_flight: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the sync mode.
+    pub fn set_mode(&self, mode: SyncMode) {
+        self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+
+    /// The sync mode.
+    pub fn mode(&self) -> SyncMode {
+        match self.mode.load(Ordering::SeqCst) {
+            1 => SyncMode::Always,
+            2 => SyncMode::ForceSkip,
+            _ => SyncMode::Decided,
+        }
+    }
+
+    /// Makes every table-batch allocation fail (fault injection, `tlb.table_batch=fail`).
+    pub fn set_batch_allocation_fails(&self, fail: bool) {
+        self.batch_fails.store(fail, Ordering::SeqCst);
+    }
+
+    /// A fresh batch page, or None (allocation failure, real or injected).
+    pub fn alloc_batch(&self, mem: &dyn PhysMem) -> Option<u64> {
+        if self.batch_fails.load(Ordering::SeqCst) {
+            return None;
+        }
+        mem.alloc_frame()
+    }
+
+    /// Tables queued and not yet freed.
+    pub fn tables_in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    fn should_skip(&self, hw: &dyn TableSyncHw, receipt: Option<&FlushReceipt>, mm: &AddressSpace) -> bool {
+        match self.mode() {
+            SyncMode::ForceSkip => true,
+            SyncMode::Always => false,
+            SyncMode::Decided => {
+                hw.flush_implies_ipi_broadcast() && receipt.is_some_and(|r| r.was_ipi_broadcast_for(mm))
+            }
+        }
+    }
+
+    #[track_caller]
+    fn assert_may_wait(hw: &dyn TableSyncHw, what: &str) {
+        assert!(
+            hw.irqs_enabled(),
+            "{what} entered with interrupts disabled at {} (cpu {}): it would wait for itself",
+            core::panic::Location::caller(),
+            hw.this_cpu()
+        );
+    }
+
+    /// `tlb_remove_table_sync_one`: IPI every other CPU and wait, unless `receipt` proves
+    /// the preceding flush of `mm` already was that broadcast (and the decision allows it).
+    #[track_caller]
+    pub fn table_sync_one(
+        &self,
+        hw: &dyn TableSyncHw,
+        stats: &TlbStats,
+        receipt: Option<&FlushReceipt>,
+        mm: &AddressSpace,
+    ) {
+        Self::assert_may_wait(hw, "table_sync_one");
+        let cpu = hw.this_cpu();
+        if self.should_skip(hw, receipt, mm) {
+            stats.count(cpu, TlbEvent::SyncSkipped);
+            return;
+        }
+        hw.sync_ipi_all_others();
+        stats.count(cpu, TlbEvent::SyncSent);
+    }
+
+    /// `tlb_remove_table_sync_rcu`: wait for a full grace period, with the same skip rule.
+    #[track_caller]
+    pub fn table_sync_rcu(
+        &self,
+        hw: &dyn TableSyncHw,
+        stats: &TlbStats,
+        receipt: Option<&FlushReceipt>,
+        mm: &AddressSpace,
+    ) {
+        Self::assert_may_wait(hw, "table_sync_rcu");
+        let cpu = hw.this_cpu();
+        if self.should_skip(hw, receipt, mm) {
+            stats.count(cpu, TlbEvent::SyncSkipped);
+            return;
+        }
+        let target = {
+            let mut st = self.state.lock();
+            st.requested = st.requested.max(st.started + 1);
+            st.started + 1
+        };
+        self.wait_for_gp(hw, target);
+        stats.count(cpu, TlbEvent::SyncRcuWaits);
+    }
+
+    fn wait_for_gp(&self, hw: &dyn TableSyncHw, gp: u64) {
+        loop {
+            self.advance(hw);
+            if self.state.lock().completed >= gp {
+                return;
+            }
+            hw.relax();
+        }
+    }
+
+    /// Queues a full (or final) batch page of tables to be freed after a grace period.
+    /// Returns false if no slot is free (the caller then syncs and frees at once).
+    pub fn queue_batch(&self, batch: u64, count: u64) -> bool {
+        let mut st = self.state.lock();
+        let need_gp = st.started + 1;
+        let Some(slot) = st.pending.iter_mut().find(|p| p.is_none()) else {
+            return false;
+        };
+        *slot = Some(Pending { batch, need_gp });
+        self.in_flight.fetch_add(count, Ordering::SeqCst);
+        true
+    }
+
+    /// Starts or completes grace periods as the CPUs' counters allow.
+    fn advance(&self, hw: &dyn TableSyncHw) {
+        let me = hw.this_cpu();
+        let online = hw.online();
+        let mut st = self.state.lock();
+        if st.started > st.completed {
+            let done = online
+                .iter()
+                .all(|c| c == me || hw.quiescent_count(c) > st.snapshot[c]);
+            if done {
+                st.completed = st.started;
+            }
+        }
+        let waiting =
+            st.requested > st.completed || st.pending.iter().flatten().any(|p| p.need_gp > st.completed);
+        if st.started == st.completed && waiting {
+            for c in online.iter() {
+                st.snapshot[c] = hw.quiescent_count(c);
+            }
+            st.started += 1;
+        }
+    }
+
+    /// Advances grace periods and frees every batch whose grace period has completed.
+    /// Task context, interrupts enabled. Returns the tables freed.
+    pub fn poll(&self, hw: &dyn TableSyncHw, mem: &dyn PhysMem, stats: &TlbStats) -> u64 {
+        self.advance(hw);
+        let mut freed = 0;
+        loop {
+            let ready = {
+                let mut st = self.state.lock();
+                let completed = st.completed;
+                st.pending
+                    .iter_mut()
+                    .find(|p| p.is_some_and(|p| p.need_gp <= completed))
+                    .and_then(|p| p.take())
+            };
+            let Some(p) = ready else { break };
+            freed += free_batch(p.batch, mem);
+        }
+        self.in_flight.fetch_sub(freed, Ordering::SeqCst);
+        stats.add(hw.this_cpu(), TlbEvent::TablesFreed, freed);
+        freed
+    }
+
+    /// Waits until every queued table is freed (end of a workload).
+    #[track_caller]
+    pub fn drain(&self, hw: &dyn TableSyncHw, mem: &dyn PhysMem, stats: &TlbStats) {
+        Self::assert_may_wait(hw, "TableFreer::drain");
+        while self.tables_in_flight() > 0 {
+            self.poll(hw, mem, stats);
+            hw.relax();
+        }
+    }
+}
+
+impl Default for TableFreer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Frees every table listed in a batch page, then the page itself.
+fn free_batch(batch: u64, mem: &dyn PhysMem) -> u64 {
+    let count = mem.entry(batch, TABLE_BATCH).load(Ordering::Acquire);
+    for i in 0..count as usize {
+        mem.free_table(mem.entry(batch, i).load(Ordering::Acquire));
+    }
+    mem.free_frame(batch);
+    count
+}
