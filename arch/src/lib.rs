@@ -21,6 +21,7 @@ pub mod percpu;
 pub mod qemu_exit;
 pub mod serial;
 pub mod smp;
+pub mod static_key;
 pub mod stats;
 pub mod timer;
 pub mod tlb;

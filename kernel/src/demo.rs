@@ -1,6 +1,8 @@
 //! The workload `cargo run` shows: tasks of one address space on every CPU touch its
-//! pages and sleep (their CPUs turn lazy), while CPU 0 remaps pages and flushes. It
-//! ends with the `tlb-stats:` and `ipi-stats:` lines.
+//! pages and sleep (their CPUs turn lazy), while CPU 0 remaps pages and flushes; then
+//! the table-freeing race (lock-free walkers on every CPU against unmaps, with the table
+//! batch failing and working), a collapse and an unshare. It ends with the `tlb-stats:`
+//! and `mmu-gather-stats:` lines.
 
 extern crate alloc;
 use alloc::vec::Vec;
@@ -16,13 +18,52 @@ const ROUNDS: u64 = 40;
 
 /// Runs the demo and prints its counters.
 pub fn run() {
+    let before = vm::STATS.total();
+    remap_while_others_sleep();
+    for (name, fallback) in [("demo-fallback", true), ("demo-batched", false)] {
+        let r = crate::workload::race(crate::workload::RaceConfig {
+            rounds: 10,
+            fallback,
+            force_skip: false,
+            preempt_us: 100,
+        });
+        crate::workload::log_result(name, &r);
+    }
+    collapse_and_unshare();
+    let d = vm::STATS.total() - before;
+    log::info!("{d}");
+    log::info!("{}", d.gather_line());
+}
+
+/// One collapse of a full PTE table and one unshare of a shared table.
+fn collapse_and_unshare() {
+    let mm = vm::new_address_space();
+    for i in 0..512 {
+        crate::workload::map_page(mm, BASE + i * 4096 + 8);
+    }
+    {
+        let _g = mm.pt_lock.lock();
+        mm::collapse::collapse(&vm::gather_ctx(), mm, BASE).expect("demo: collapse");
+    }
+    crate::workload::unmap(mm, BASE, BASE + pgtable::HUGE_SIZE);
+    let other = vm::new_address_space();
+    let va = (3u64 << 30) | (1 << 21) | (1 << 12);
+    crate::workload::map_page(mm, va);
+    mm::share::share_pmd_table(&MEM, mm, other, va).expect("demo: share");
+    mm::share::unshare_pmd_table(&vm::gather_ctx(), other, va);
+    crate::workload::destroy(other);
+    crate::workload::destroy(mm);
+    vm::settle();
+}
+
+/// Tasks touch and sleep on every CPU while CPU 0 remaps and flushes.
+fn remap_while_others_sleep() {
     let mm = vm::new_address_space();
     for p in 0..PAGES {
         vm::map_new_page(mm, BASE + p * 4096);
     }
     static STOP: AtomicBool = AtomicBool::new(false);
     STOP.store(false, Ordering::SeqCst);
-    let before = vm::STATS.total();
     let workers: Vec<_> = (1..arch::cpus::count())
         .map(|cpu| {
             sched::spawn("demo-worker", cpu, Some(mm), move || {
@@ -52,5 +93,4 @@ pub fn run() {
     sched::use_mm(None);
     STOP.store(true, Ordering::SeqCst);
     workers.into_iter().for_each(|w| w.join(30_000));
-    log::info!("{}", vm::STATS.total() - before);
 }

@@ -144,6 +144,30 @@ impl Frames {
         None
     }
 
+    /// A physically contiguous, `frames`-aligned run of `frames` frames from the bump
+    /// region; frames skipped for alignment go on the free list.
+    fn alloc_block(&mut self, frames: u64) -> Option<u64> {
+        let size = frames * FRAME_SIZE;
+        while self.current < self.count {
+            let r = self.regions[self.current];
+            let aligned = self.next.next_multiple_of(size);
+            if aligned + size <= r.end {
+                while self.next < aligned {
+                    let f = self.next;
+                    self.next += FRAME_SIZE;
+                    self.free(PhysAddr::new(f));
+                }
+                self.next = aligned + size;
+                return Some(aligned);
+            }
+            self.current += 1;
+            if self.current < self.count {
+                self.next = self.regions[self.current].start;
+            }
+        }
+        None
+    }
+
     fn free(&mut self, frame: PhysAddr) {
         let addr = frame.as_u64();
         assert!(
@@ -168,6 +192,20 @@ pub fn alloc_zeroed() -> Option<PhysAddr> {
     // SAFETY: the frame was just allocated to us and is mapped at `offset`.
     unsafe { core::ptr::write_bytes((frame.as_u64() + offset) as *mut u8, 0, FRAME_SIZE as usize) };
     Some(frame)
+}
+
+/// Allocates a zeroed, 2 MiB-aligned, contiguous 2 MiB block (512 frames).
+pub fn alloc_huge_block() -> Option<PhysAddr> {
+    let (block, offset) = {
+        let mut guard = FRAMES.lock();
+        let f = guard.as_mut().expect("frames: allocator not initialised");
+        let b = f.alloc_block(512)?;
+        (b, f.phys_offset)
+    };
+    ALLOCATED.fetch_add(512, Ordering::Relaxed);
+    // SAFETY: the block was just allocated to us and is mapped at `offset`.
+    unsafe { core::ptr::write_bytes((block + offset) as *mut u8, 0, 2 << 20) };
+    Some(PhysAddr::new(block))
 }
 
 /// Returns a frame to the allocator. The caller must no longer use it anywhere.

@@ -13,11 +13,14 @@ mod logger;
 mod options;
 mod paging;
 mod panic;
+mod race_tests;
 mod sched;
+mod share_tests;
 mod smp;
 mod smp_tests;
 mod tlb_tests;
 mod vm;
+mod workload;
 
 use alloc::boxed::Box;
 use arch::cpuid::CpuFeatures;
@@ -103,8 +106,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     log::info!("{features}");
     log::info!("{}", frames::stats());
-    static NATIVE: arch::backend::native::NativeIpi = arch::backend::native::NativeIpi;
-    vm::init(&NATIVE);
+    vm::init(choose_backend(&features, &opts));
+    vm::FREER.set_mode(opts.table_sync);
+    vm::FREER.set_batch_allocation_fails(opts.table_batch_fails);
+    vm::reserve_huge_blocks(4);
     sched::install_hooks();
     smp::init(
         boot_info.rsdp_addr.into_option(),
@@ -122,6 +127,39 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     demo::run();
     log::info!("{}", smp_tests::ipi_totals());
     done_ok()
+}
+
+/// Picks the flush backend and fixes the static key: boot CPU, before the APs start.
+fn choose_backend(features: &CpuFeatures, opts: &options::BootOptions) -> &'static dyn mm::hw::FlushBackend {
+    static NATIVE: arch::backend::native::NativeIpi = arch::backend::native::NativeIpi;
+    static PV: arch::backend::pv::Paravirt = arch::backend::pv::Paravirt;
+    static INVLPGB: spin::Once<arch::backend::invlpgb::Invlpgb> = spin::Once::new();
+    let real_invlpgb = arch::cpuid::CpuFeatures::detect().invlpgb;
+    let backend: &'static dyn mm::hw::FlushBackend = if features.invlpgb {
+        INVLPGB.call_once(|| arch::backend::invlpgb::Invlpgb {
+            hardware: real_invlpgb,
+        })
+    } else if opts.tlb_backend == "pv" {
+        &PV
+    } else {
+        &NATIVE
+    };
+    let skip = mm::table_free::flush_implies_ipi_broadcast(backend.kind(), features.invlpgb);
+    arch::static_key::decide_tlb_ipi_broadcast(skip);
+    log::info!(
+        "tlb: backend={} invlpgb={} table-sync={}",
+        backend.kind().name(),
+        if features.invlpgb { "yes" } else { "no" },
+        if arch::static_key::tlb_table_flush_implies_ipi_broadcast() {
+            "skip"
+        } else {
+            "ipi"
+        }
+    );
+    if opts.table_sync != mm::table_free::SyncMode::Decided {
+        log::warn!("tlb: table sync mode overridden: {:?}", opts.table_sync);
+    }
+    backend
 }
 
 /// Ends a successful run: the last line the host looks for, then the success verdict.

@@ -39,6 +39,12 @@ pub struct BootOptions {
     pub force_xapic: bool,
     /// `bench=smp`: run a benchmark after boot.
     pub bench: Option<&'static str>,
+    /// `tlb.backend=native|pv`: the remote-flush backend.
+    pub tlb_backend: &'static str,
+    /// `tlb.table_sync=decided|always|force-skip` (force-skip is unsafe, for tests).
+    pub table_sync: mm::table_free::SyncMode,
+    /// `tlb.table_batch=fail`: every table-batch allocation fails (fallback path).
+    pub table_batch_fails: bool,
 }
 
 impl Default for BootOptions {
@@ -49,6 +55,9 @@ impl Default for BootOptions {
             cpuid_overrides: Vec::new(),
             force_xapic: false,
             bench: None,
+            tlb_backend: "native",
+            table_sync: mm::table_free::SyncMode::Decided,
+            table_batch_fails: false,
         }
     }
 }
@@ -138,6 +147,42 @@ impl BootOptions {
                     }
                 }
             }
+            "tlb.backend" => match value {
+                "native" | "pv" => self.tlb_backend = value,
+                _ => {
+                    return Err(OptionError::BadValue {
+                        key,
+                        value,
+                        expected: "native|pv",
+                    });
+                }
+            },
+            "tlb.table_sync" => {
+                self.table_sync = match value {
+                    "decided" => mm::table_free::SyncMode::Decided,
+                    "always" => mm::table_free::SyncMode::Always,
+                    "force-skip" => mm::table_free::SyncMode::ForceSkip,
+                    _ => {
+                        return Err(OptionError::BadValue {
+                            key,
+                            value,
+                            expected: "decided|always|force-skip",
+                        });
+                    }
+                }
+            }
+            "tlb.table_batch" => match value {
+                "fail" => self.table_batch_fails = true,
+                "ok" => self.table_batch_fails = false,
+                _ => {
+                    return Err(OptionError::BadValue {
+                        key,
+                        value,
+                        expected: "fail|ok",
+                    });
+                }
+            },
+            "clearcpuid" | "setcpuid" => self.cpuid_overrides.push((value, key == "setcpuid")),
             "bench" => match value {
                 "smp" => self.bench = Some(value),
                 _ => {
@@ -173,7 +218,7 @@ impl BootOptions {
 arch::kernel_test!(
     fn parses_known_keys() {
         let (o, errors) = BootOptions::parse(
-            "log=debug apic=xapic test=on test.filter=gather test.filter=flush test.start=3 cpuid.invlpgb=on",
+            "log=debug apic=xapic test=on test.filter=gather test.filter=flush test.start=3 cpuid.invlpgb=on clearcpuid=pcid tlb.backend=pv tlb.table_sync=force-skip tlb.table_batch=fail",
         );
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(o.log_level, LevelFilter::Debug);
@@ -181,7 +226,10 @@ arch::kernel_test!(
         let t = o.test.unwrap();
         assert_eq!(t.filters, ["gather", "flush"]);
         assert_eq!(t.start, 3);
-        assert_eq!(o.cpuid_overrides, [("invlpgb", true)]);
+        assert_eq!(o.cpuid_overrides, [("invlpgb", true), ("pcid", false)]);
+        assert_eq!(o.tlb_backend, "pv");
+        assert_eq!(o.table_sync, mm::table_free::SyncMode::ForceSkip);
+        assert!(o.table_batch_fails);
     }
 );
 

@@ -36,6 +36,25 @@ impl PhysMem for KernelMem {
         frames::free(x86_64::PhysAddr::new(pa));
     }
 
+    fn free_table(&self, pa: u64) {
+        for i in 0..ENTRIES {
+            self.entry(pa, i)
+                .store(pgtable::POISON, core::sync::atomic::Ordering::SeqCst);
+        }
+        quarantine(pa);
+    }
+
+    fn alloc_huge(&self) -> Option<u64> {
+        let b = x86_64::instructions::interrupts::without_interrupts(|| HUGE_POOL.lock().pop())?;
+        // SAFETY: a pool block is ours, mapped at phys_offset, 2 MiB long.
+        unsafe { core::ptr::write_bytes((b + paging::phys_offset()) as *mut u8, 0, 2 << 20) };
+        Some(b)
+    }
+
+    fn free_huge(&self, pa: u64) {
+        x86_64::instructions::interrupts::without_interrupts(|| HUGE_POOL.lock().push(pa));
+    }
+
     fn entry(&self, table: u64, index: usize) -> &AtomicU64 {
         assert!(index < ENTRIES);
         // SAFETY: page tables are frames mapped at phys_offset; an aligned u64 slot of
@@ -108,4 +127,149 @@ pub fn map_new_page(mm: &AddressSpace, va: u64) -> u64 {
 pub fn write_phys(pa: u64, value: u64) {
     // SAFETY: `pa` is a frame the caller owns, mapped at phys_offset.
     unsafe { core::ptr::write_volatile((pa + paging::phys_offset()) as *mut u64, value) }
+}
+
+/// The table freer (grace periods, sync mode, injected batch failures).
+pub static FREER: mm::table_free::TableFreer = mm::table_free::TableFreer::new();
+
+/// Sync IPIs, grace-period counters and the static key, for mm's table freeing.
+pub struct SyncHw;
+
+impl mm::table_free::TableSyncHw for SyncHw {
+    fn flush_implies_ipi_broadcast(&self) -> bool {
+        arch::static_key::tlb_table_flush_implies_ipi_broadcast()
+    }
+
+    fn sync_ipi_all_others(&self) {
+        arch::ipi::call_on_many(&arch::cpus::online(), arch::stats::IpiReason::Sync, &|| {});
+    }
+
+    fn irqs_enabled(&self) -> bool {
+        x86_64::instructions::interrupts::are_enabled()
+    }
+
+    fn this_cpu(&self) -> usize {
+        arch::percpu::cpu_index()
+    }
+
+    fn online(&self) -> mm::cpumask::CpuMask {
+        arch::cpus::online()
+    }
+
+    fn quiescent_count(&self, cpu: usize) -> u64 {
+        // A tick is only taken with interrupts enabled: a quiescent state.
+        arch::cpus::get(cpu)
+            .ticks
+            .load(core::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn relax(&self) {
+        crate::sched::yield_now();
+        core::hint::spin_loop();
+    }
+}
+
+static SYNC_HW: SyncHw = SyncHw;
+
+/// The walker's view of this CPU.
+pub struct WalkerHw;
+
+impl mm::walker::WalkerHw for WalkerHw {
+    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
+        x86_64::instructions::interrupts::without_interrupts(f)
+    }
+
+    fn preemption_point(&self) {
+        arch::backend::pv::preemption_point();
+    }
+
+    fn this_cpu(&self) -> usize {
+        arch::percpu::cpu_index()
+    }
+}
+
+static WALKER_HW: WalkerHw = WalkerHw;
+
+/// Everything an mmu_gather needs on this machine.
+pub fn gather_ctx() -> mm::gather::GatherCtx<'static> {
+    mm::gather::GatherCtx {
+        mmu: mmu(),
+        mem: &MEM,
+        freer: &FREER,
+        sync: &SYNC_HW,
+    }
+}
+
+/// Lock-free walk of `va` in the running task's address space `mm`.
+pub fn walk(mm: &AddressSpace, va: u64) -> mm::walker::Walk {
+    mm::walker::walk(&WALKER_HW, &MEM, &STATS, mm.root(), va)
+}
+
+/// Freed page tables wait here, poisoned, before the frame allocator reuses them, so a
+/// walker that is (wrongly) still inside one reads poison rather than a reused frame.
+const QUARANTINE: usize = 256;
+static QUARANTINED: spin::Mutex<([u64; QUARANTINE], usize, usize)> =
+    spin::Mutex::new(([0; QUARANTINE], 0, 0));
+
+fn quarantine(pa: u64) {
+    let evicted = x86_64::instructions::interrupts::without_interrupts(|| {
+        let mut q = QUARANTINED.lock();
+        let (ref mut ring, ref mut head, ref mut len) = *q;
+        let evicted = if *len == QUARANTINE {
+            let old = ring[*head];
+            *head = (*head + 1) % QUARANTINE;
+            *len -= 1;
+            Some(old)
+        } else {
+            None
+        };
+        ring[(*head + *len) % QUARANTINE] = pa;
+        *len += 1;
+        evicted
+    });
+    if let Some(old) = evicted {
+        frames::free(x86_64::PhysAddr::new(old));
+    }
+}
+
+/// Returns every quarantined table frame to the allocator (end of a workload).
+pub fn drain_quarantine() {
+    loop {
+        let next = x86_64::instructions::interrupts::without_interrupts(|| {
+            let mut q = QUARANTINED.lock();
+            let (ref ring, ref mut head, ref mut len) = *q;
+            if *len == 0 {
+                return None;
+            }
+            let pa = ring[*head];
+            *head = (*head + 1) % QUARANTINE;
+            *len -= 1;
+            Some(pa)
+        });
+        match next {
+            Some(pa) => frames::free(x86_64::PhysAddr::new(pa)),
+            None => return,
+        }
+    }
+}
+
+/// Waits for every deferred table and empties the quarantine: afterwards the frame
+/// accounting reflects only live memory.
+pub fn settle() {
+    FREER.drain(&SYNC_HW, &MEM, &STATS);
+    drain_quarantine();
+}
+
+/// 2 MiB blocks reserved at boot for huge mappings (collapse).
+static HUGE_POOL: spin::Mutex<alloc::vec::Vec<u64>> = spin::Mutex::new(alloc::vec::Vec::new());
+
+/// Reserves `n` 2 MiB blocks for huge mappings.
+pub fn reserve_huge_blocks(n: usize) {
+    let mut pool = HUGE_POOL.lock();
+    for _ in 0..n {
+        match frames::alloc_huge_block() {
+            Some(b) => pool.push(b.as_u64()),
+            None => log::warn!("vm: no contiguous 2 MiB block for the huge pool"),
+        }
+    }
 }

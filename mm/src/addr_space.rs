@@ -18,6 +18,9 @@ pub struct AddressSpace {
     pub tlb_gen: AtomicU64,
     /// Gathers in flight on this address space (`tlb_flush_pending`).
     pub flush_pending: AtomicUsize,
+    /// The page-table lock: writers of this address space's tables hold it (walkers do
+    /// not). No IPI handler takes it, so flushes and syncs may wait while holding it.
+    pub pt_lock: spin::Mutex<()>,
 }
 
 impl AddressSpace {
@@ -29,6 +32,7 @@ impl AddressSpace {
             cpumask: AtomicCpuMask::new(),
             tlb_gen: AtomicU64::new(1),
             flush_pending: AtomicUsize::new(0),
+            pt_lock: spin::Mutex::new(()),
         }
     }
 

@@ -329,6 +329,10 @@ impl<'a> MmuGather<'a> {
             self.fullmm = true;
             self.freed_tables = true;
         }
+        if self.fullmm {
+            // The whole address space goes away with its tables: lazy CPUs must leave it.
+            self.freed_tables = true;
+        }
         self.flush_mmu();
         self.mm.flush_pending.fetch_sub(1, Ordering::SeqCst);
         self.ctx
@@ -394,7 +398,36 @@ pub fn unmap_range(g: &mut MmuGather, start: u64, end: u64) {
 pub fn teardown(ctx: &GatherCtx, mm: &AddressSpace) -> Option<FlushReceipt> {
     let mut g = MmuGather::new_fullmm(ctx, mm);
     unmap_range(&mut g, 0, 1 << 47);
+    sweep_tables(&mut g, mm.root(), 4, 0);
     g.finish()
+}
+
+/// Frees every table below `table` (level `level`, covering addresses from `base`) in
+/// the lower half; used after a full unmap, when they hold no mappings any more (such
+/// as tables left empty by an unshare).
+fn sweep_tables(g: &mut MmuGather, table: u64, level: u32, base: u64) {
+    let mem = g.ctx.mem;
+    let top = if level == 4 { 256 } else { pgtable::ENTRIES };
+    for i in 0..top {
+        let e = mem.entry(table, i);
+        let v = e.load(Ordering::Acquire);
+        if v & PRESENT == 0 || (level == 2 && v & HUGE != 0) {
+            continue;
+        }
+        let va = base + ((i as u64) << (12 + 9 * (level - 1)));
+        let child = v & ADDR_MASK;
+        if level > 2 {
+            sweep_tables(g, child, level - 1, va);
+        }
+        if pgtable::table_is_empty(mem, child) {
+            e.store(0, Ordering::SeqCst);
+            match level {
+                2 => g.free_pte_table(va, child),
+                3 => g.free_pmd_table(va, child),
+                _ => g.free_pud_table(va, child),
+            }
+        }
+    }
 }
 
 /// Unlinks and frees the tables on the path to `va` that became empty, bottom up,

@@ -13,19 +13,28 @@ use boot::qemu::QemuConfig;
 use boot::testrun::{self, Selection};
 
 /// The configurations `cargo test` boots (firmware, CPUs, extra boot options): both
-/// firmwares, odd and even CPU counts up to 64, and xAPIC forced. (`-smp 288` works too
-/// but takes minutes under TCG on two cores: run it with GATHEROS_TEST_CONFIGS=bios:288.)
+/// firmwares, odd and even CPU counts up to 64, xAPIC forced, and the paravirt flush
+/// backend for the race-detector tests that need it. (`-smp 288` works too but takes
+/// minutes under TCG on two cores: run it with GATHEROS_TEST_CONFIGS=bios:288.)
 const CONFIGS: &[(Firmware, u32, &str)] = &[
-    (Firmware::Bios, 1, ""),
-    (Firmware::Bios, 2, ""),
-    (Firmware::Bios, 4, ""),
-    (Firmware::Bios, 7, ""),
-    (Firmware::Bios, 8, ""),
-    (Firmware::Bios, 64, ""),
-    (Firmware::Bios, 4, "apic=xapic"),
-    (Firmware::Uefi, 1, ""),
-    (Firmware::Uefi, 4, ""),
+    (Firmware::Bios, 1, NATIVE),
+    (Firmware::Bios, 2, NATIVE),
+    (Firmware::Bios, 4, NATIVE),
+    (Firmware::Bios, 7, NATIVE),
+    (Firmware::Bios, 8, NATIVE),
+    (Firmware::Bios, 64, "test.skip=race"),
+    (Firmware::Bios, 4, "apic=xapic test.skip=race_pv"),
+    (Firmware::Uefi, 1, NATIVE),
+    (Firmware::Uefi, 4, NATIVE),
+    (Firmware::Bios, 2, PV),
+    (Firmware::Bios, 4, PV),
+    (Firmware::Bios, 8, PV),
 ];
+
+/// Boot options of the native-backend configurations.
+const NATIVE: &str = "test.skip=race_pv";
+/// Boot options of the paravirt-backend configurations: only the tests about it.
+const PV: &str = "tlb.backend=pv test.filter=race_pv test.filter=static_branch";
 
 struct Options {
     selection: Selection,

@@ -224,11 +224,6 @@ impl JoinHandle {
             core::hint::spin_loop();
         }
     }
-
-    /// Whether the task has finished.
-    pub fn is_done(&self) -> bool {
-        self.0.done.load(Ordering::Acquire)
-    }
 }
 
 /// Starts `f` as a task on `cpu`, in address space `mm` (None: a kernel thread).

@@ -20,7 +20,8 @@ static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 
 /// One schedulable context, pinned to one CPU.
 pub struct Task {
-    /// Unique id.
+    /// Unique id (for debugging).
+    #[allow(dead_code)]
     pub id: usize,
     /// Name, for logs.
     pub name: &'static str,

@@ -1,0 +1,181 @@
+//! The table-freeing race workload: one task maps and unmaps table-freeing ranges while
+//! lock-free walkers on every other CPU walk them. Used by the race-detector tests and
+//! by the demo.
+//!
+//! Each slot is one 4 KiB page with its own level-3 entry, so unmapping it frees a PTE
+//! table and a level-2 table. Addresses avoid index 0 at every level (the frame
+//! allocator's free-list link lives in word 0 of a freed frame, the rest is poison).
+
+extern crate alloc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use mm::addr_space::AddressSpace;
+use mm::gather::{MmuGather, unmap_range};
+use mm::pgtable::{self, NO_EXECUTE, PhysMem, WRITABLE};
+use mm::stats::{TlbEvent, TlbTotals};
+use mm::table_free::SyncMode;
+use mm::walker::Walk;
+
+use crate::sched;
+use crate::vm::{self, MEM};
+
+/// Walks that returned a page whose content was not what was mapped there.
+pub static BAD_READS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Walks that found the page, and walks that backed off.
+pub static OUTCOMES: [core::sync::atomic::AtomicU64; 2] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; 2];
+
+/// Slots the unmapper cycles through.
+pub const SLOTS: u64 = 4;
+
+/// Address of slot `s`.
+pub fn slot_va(s: u64) -> u64 {
+    (1 << 39) | ((1 + s) << 30) | (1 << 21) | (1 << 12) | 8
+}
+
+/// How to run the race.
+#[derive(Debug, Clone, Copy)]
+pub struct RaceConfig {
+    /// Map+unmap rounds per slot.
+    pub rounds: u64,
+    /// Table batches cannot be allocated: every table takes the flush + sync + free path.
+    pub fallback: bool,
+    /// Test-only: skip every sync, even when unsafe.
+    pub force_skip: bool,
+    /// Host preemption of walkers: microseconds per walk (0: none).
+    pub preempt_us: u32,
+}
+
+/// What the race produced.
+#[derive(Debug, Clone, Copy)]
+pub struct RaceResult {
+    /// Counter deltas over the run.
+    pub delta: TlbTotals,
+    /// Walks done by all walkers.
+    pub walks: u64,
+    /// Frames in use after the run minus before (0: no leak).
+    pub frames_leaked: i64,
+    /// Walks that read data that was not mapped there.
+    pub bad_reads: u64,
+}
+
+/// Maps a fresh page at `va` in `mm` under its page-table lock.
+pub fn map_page(mm: &AddressSpace, va: u64) -> u64 {
+    let _g = mm.pt_lock.lock();
+    let f = MEM.alloc_frame().expect("workload: out of memory");
+    // The word a walker of `va` reads holds `va` itself.
+    vm::write_phys(f + (va & 0xff8), va);
+    pgtable::map_4k(&MEM, mm.root(), va & !0xfff, f, WRITABLE | NO_EXECUTE).expect("workload: map");
+    f
+}
+
+/// Unmaps `[start, end)` of `mm` through a gather (the munmap analogue).
+pub fn unmap(mm: &AddressSpace, start: u64, end: u64) {
+    let ctx = vm::gather_ctx();
+    let _g = mm.pt_lock.lock();
+    let mut g = MmuGather::new(&ctx, mm);
+    unmap_range(&mut g, start, end);
+    g.finish();
+}
+
+/// Tears `mm` down completely and frees its root: afterwards no CPU uses it.
+pub fn destroy(mm: &'static AddressSpace) {
+    let ctx = vm::gather_ctx();
+    {
+        let _g = mm.pt_lock.lock();
+        mm::gather::teardown(&ctx, mm);
+    }
+    assert!(
+        mm.cpumask.load().is_empty(),
+        "workload: a CPU still uses a torn-down address space"
+    );
+    MEM.free_frame(mm.root());
+}
+
+/// Runs the race and returns its counters.
+pub fn race(cfg: RaceConfig) -> RaceResult {
+    vm::settle();
+    let frames_before = crate::frames::stats().used as i64;
+    let before = vm::STATS.total();
+    let mm = vm::new_address_space();
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static WALKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    STOP.store(false, Ordering::SeqCst);
+    BAD_READS.store(0, Ordering::SeqCst);
+    OUTCOMES.iter().for_each(|o| o.store(0, Ordering::SeqCst));
+    WALKS.store(0, Ordering::SeqCst);
+    arch::backend::pv::set_host_preemption(if cfg.preempt_us > 0 { 1 } else { 0 }, cfg.preempt_us);
+    vm::FREER.set_batch_allocation_fails(cfg.fallback);
+    let old_mode = vm::FREER.mode();
+    if cfg.force_skip {
+        vm::FREER.set_mode(SyncMode::ForceSkip);
+    }
+    let walkers: Vec<_> = (1..arch::cpus::count())
+        .map(|cpu| {
+            sched::spawn("walker", cpu, Some(mm), move || {
+                let mut s = cpu as u64;
+                while !STOP.load(Ordering::SeqCst) {
+                    let va = slot_va(s % SLOTS);
+                    match vm::walk(mm, va) {
+                        Walk::Page { value, pa } if value != va => {
+                            if BAD_READS.fetch_add(1, Ordering::Relaxed) < 3 {
+                                log::info!("race: bad read va={va:#x} pa={pa:#x} value={value:#x}");
+                            }
+                        }
+                        Walk::Page { .. } => {
+                            OUTCOMES[0].fetch_add(1, Ordering::Relaxed);
+                        }
+                        Walk::BackedOff => {
+                            OUTCOMES[1].fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {}
+                    }
+                    WALKS.fetch_add(1, Ordering::Relaxed);
+                    s += 1;
+                }
+            })
+        })
+        .collect();
+    sched::use_mm(Some(mm));
+    for _ in 0..cfg.rounds {
+        for s in 0..SLOTS {
+            map_page(mm, slot_va(s));
+        }
+        for s in 0..SLOTS {
+            let va = slot_va(s) & !0xfff;
+            unmap(mm, va, va + 4096);
+        }
+    }
+    STOP.store(true, Ordering::SeqCst);
+    walkers.into_iter().for_each(|w| w.join(60_000));
+    arch::backend::pv::set_host_preemption(0, 0);
+    sched::use_mm(None);
+    destroy(mm);
+    vm::FREER.set_mode(old_mode);
+    vm::FREER.set_batch_allocation_fails(false);
+    vm::settle();
+    let delta = vm::STATS.total() - before;
+    RaceResult {
+        delta,
+        walks: WALKS.load(Ordering::SeqCst),
+        frames_leaked: crate::frames::stats().used as i64 - frames_before,
+        bad_reads: BAD_READS.load(Ordering::SeqCst),
+    }
+}
+
+/// Logs a race result as one line.
+pub fn log_result(name: &str, r: &RaceResult) {
+    log::info!(
+        "race: case={name} walks={} found={} backed_off={} poison_hits={} bad_reads={} sync_ipis={} syncs_skipped={} tables_freed={} frames_leaked={}",
+        r.walks,
+        OUTCOMES[0].load(Ordering::Relaxed),
+        OUTCOMES[1].load(Ordering::Relaxed),
+        r.delta.get(TlbEvent::PoisonHits),
+        r.bad_reads,
+        r.delta.get(TlbEvent::SyncSent),
+        r.delta.get(TlbEvent::SyncSkipped),
+        r.delta.get(TlbEvent::TablesFreed),
+        r.frames_leaked
+    );
+}
