@@ -29,6 +29,7 @@ const CONFIGS: &[(Firmware, u32, &str)] = &[
     (Firmware::Bios, 2, PV),
     (Firmware::Bios, 4, PV),
     (Firmware::Bios, 8, PV),
+    (Firmware::Bios, 2, "setcpuid=invlpgb test.filter=static_branch"),
 ];
 
 /// Boot options of the native-backend configurations.
