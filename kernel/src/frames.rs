@@ -171,7 +171,7 @@ impl Frames {
     fn free(&mut self, frame: PhysAddr) {
         let addr = frame.as_u64();
         assert!(
-            addr % FRAME_SIZE == 0 && addr >= LOW_MEMORY_END,
+            addr.is_multiple_of(FRAME_SIZE) && addr >= LOW_MEMORY_END,
             "frames: bad free of {addr:#x}"
         );
         // SAFETY: the caller gives the frame back; it is mapped at phys_offset and is

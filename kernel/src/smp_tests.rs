@@ -93,9 +93,9 @@ arch::kernel_test!(
         call_on_each_cond(|c| c % 2 == 1, IpiReason::Call, &|| {
             hits[arch::percpu::cpu_index()].fetch_add(10, Ordering::Relaxed);
         });
-        for c in 0..n {
+        for (c, hit) in hits.iter().enumerate().take(n) {
             let want = 1 + if c % 2 == 1 { 10 } else { 0 };
-            assert_eq!(hits[c].load(Ordering::Relaxed), want, "cpu {c}");
+            assert_eq!(hit.load(Ordering::Relaxed), want, "cpu {c}");
         }
     }
 );
@@ -121,14 +121,8 @@ arch::kernel_test!(
             .collect();
         storm();
         posted.into_iter().for_each(|p| p.join(120_000));
-        for i in 0..n * n {
-            assert_eq!(
-                hits[i].load(Ordering::Relaxed),
-                rounds,
-                "dst {} src {}",
-                i / n,
-                i % n
-            );
+        for (i, hit) in hits.iter().enumerate() {
+            assert_eq!(hit.load(Ordering::Relaxed), rounds, "dst {} src {}", i / n, i % n);
         }
     }
 );

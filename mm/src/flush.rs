@@ -14,6 +14,7 @@
 //! 3. A handler flushes only the range if it is exactly one generation behind and the
 //!    request is the newest; otherwise everything. It never moves its generation back.
 //! 4. Ranges over [`FLUSH_CEILING`] pages become a full flush.
+//!
 //! The flush returns a [`FlushReceipt`] describing whom it reached.
 
 use crate::addr_space::AddressSpace;

@@ -28,12 +28,7 @@ pub enum ShareError {
     OutOfMemory,
 }
 
-fn pud_entry<'m>(
-    mem: &'m dyn PhysMem,
-    root: u64,
-    va: u64,
-    create: bool,
-) -> Option<&'m core::sync::atomic::AtomicU64> {
+fn pud_entry(mem: &dyn PhysMem, root: u64, va: u64, create: bool) -> Option<&core::sync::atomic::AtomicU64> {
     let e4 = mem.entry(root, pgtable::index(va, 4));
     let mut v = e4.load(Ordering::Acquire);
     if v & PRESENT == 0 {

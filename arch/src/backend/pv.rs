@@ -44,7 +44,10 @@ pub fn preemption_point() {
         return;
     }
     let cpu = crate::percpu::cpu_index();
-    if WALKS[cpu].fetch_add(1, Ordering::Relaxed) % every as u64 != 0 {
+    if !WALKS[cpu]
+        .fetch_add(1, Ordering::Relaxed)
+        .is_multiple_of(every as u64)
+    {
         return;
     }
     STATE[cpu].store(PREEMPTED, Ordering::SeqCst);
