@@ -163,6 +163,21 @@ impl TableFreer {
         }
     }
 
+    /// Whether the sync may be skipped; counts the skip.
+    fn skipped(
+        &self,
+        hw: &dyn TableSyncHw,
+        stats: &TlbStats,
+        receipt: Option<&FlushReceipt>,
+        mm: &AddressSpace,
+    ) -> bool {
+        let skip = self.should_skip(hw, receipt, mm);
+        if skip {
+            stats.count(hw.this_cpu(), TlbEvent::SyncSkipped);
+        }
+        skip
+    }
+
     #[track_caller]
     fn assert_may_wait(hw: &dyn TableSyncHw, what: &str) {
         assert!(
@@ -184,11 +199,10 @@ impl TableFreer {
         mm: &AddressSpace,
     ) {
         Self::assert_may_wait(hw, "table_sync_one");
-        let cpu = hw.this_cpu();
-        if self.should_skip(hw, receipt, mm) {
-            stats.count(cpu, TlbEvent::SyncSkipped);
+        if self.skipped(hw, stats, receipt, mm) {
             return;
         }
+        let cpu = hw.this_cpu();
         hw.sync_ipi_all_others();
         stats.count(cpu, TlbEvent::SyncSent);
     }
@@ -203,11 +217,10 @@ impl TableFreer {
         mm: &AddressSpace,
     ) {
         Self::assert_may_wait(hw, "table_sync_rcu");
-        let cpu = hw.this_cpu();
-        if self.should_skip(hw, receipt, mm) {
-            stats.count(cpu, TlbEvent::SyncSkipped);
+        if self.skipped(hw, stats, receipt, mm) {
             return;
         }
+        let cpu = hw.this_cpu();
         let target = {
             let mut st = self.state.lock();
             st.requested = st.requested.max(st.started + 1);
