@@ -2,6 +2,7 @@
 //! driver. The `gatheros` binary (what `cargo run` starts) and the QEMU integration
 //! tests in `tests/` are both thin layers over these modules.
 
+pub mod bench;
 pub mod image;
 pub mod install;
 pub mod qemu;

@@ -32,6 +32,34 @@ enum Cmd {
     },
     /// Install QEMU >= 8.1 and OVMF if missing (Debian/Ubuntu as root).
     Setup,
+    /// Measure unmap/collapse/unshare with IPI and cycle accounting (one boot per CPU
+    /// count and backend); prints a table, writes CSV and SVG plots.
+    Bench {
+        /// CPU counts.
+        #[arg(long, value_delimiter = ',', default_values_t = [2u32, 4, 8], value_parser = qemu::parse_smp)]
+        smp: Vec<u32>,
+        /// Backends: native (sync as decided, and forced) and pv.
+        #[arg(long, value_delimiter = ',', default_values_t = ["native".to_string(), "pv".to_string()], value_parser = ["native", "pv"])]
+        modes: Vec<String>,
+        /// Operations (comma-separated): unmap, unmap-nobatch, collapse, unshare.
+        #[arg(long, default_value = "unmap,unmap-nobatch,collapse,unshare")]
+        ops: String,
+        /// Scenarios (comma-separated): A (spinning tasks), B (idle), C (lazy).
+        #[arg(long, default_value = "A,B,C")]
+        scenarios: String,
+        /// Measured iterations per configuration (50 more are discarded first).
+        #[arg(long, default_value_t = 1000)]
+        iters: usize,
+        /// Output directory for bench.csv and the SVG plots.
+        #[arg(long, default_value = "bench-out")]
+        out: std::path::PathBuf,
+        /// Earlier bench.csv to compare with (ratio of median times per configuration).
+        #[arg(long)]
+        baseline: Option<std::path::PathBuf>,
+        /// Per-boot timeout in seconds.
+        #[arg(long, default_value_t = 7200)]
+        timeout: u64,
+    },
     /// Write the BIOS and UEFI images (for `dd` or your own QEMU command) into DIR.
     Image {
         /// Output directory (created if missing).
@@ -119,6 +147,29 @@ fn test(args: &RunArgs, filters: Vec<String>) -> Result<bool, String> {
     Ok(report.failed == 0)
 }
 
+fn bench(
+    plan: &boot::bench::BenchPlan,
+    out: &std::path::Path,
+    baseline: Option<&std::path::Path>,
+) -> Result<bool, String> {
+    install::ensure()?;
+    let records = boot::bench::run(plan)?;
+    print!("{}", boot::bench::table(&records));
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let csv = out.join("bench.csv");
+    boot::bench::write_csv(&records, &csv)?;
+    println!("bench: wrote {}", csv.display());
+    let plots = boot::bench::plot(&records, out)?;
+    println!("bench: wrote {} plots in {}", plots.len(), out.display());
+    if let Some(base) = baseline {
+        print!(
+            "{}",
+            boot::bench::compare(&records, &boot::bench::read_csv(base)?)
+        );
+    }
+    Ok(true)
+}
+
 fn write_images(dir: &std::path::Path, args: &str) -> Result<bool, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for fw in [Firmware::Bios, Firmware::Uefi] {
@@ -136,6 +187,26 @@ fn main() -> ExitCode {
         Some(Cmd::Run(a)) => boot(&a),
         Some(Cmd::Test { run, filters }) => test(&run, filters),
         Some(Cmd::Image { dir, args }) => write_images(&dir, &args),
+        Some(Cmd::Bench {
+            smp,
+            modes,
+            ops,
+            scenarios,
+            iters,
+            out,
+            baseline,
+            timeout,
+        }) => {
+            let plan = boot::bench::BenchPlan {
+                smp,
+                modes,
+                ops,
+                scenarios,
+                iters,
+                timeout_secs: timeout,
+            };
+            bench(&plan, &out, baseline.as_deref())
+        }
         Some(Cmd::Setup) => install::ensure().map(|()| {
             println!(
                 "setup: QEMU {:?} and OVMF are ready",

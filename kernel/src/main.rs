@@ -5,6 +5,7 @@
 extern crate alloc;
 
 mod bench_smp;
+mod bench_tlb;
 mod demo;
 mod frames;
 mod harness;
@@ -121,8 +122,13 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if let Some(test) = &opts.test {
         harness::run(test);
     }
-    if opts.bench == Some("smp") {
-        bench_smp::run();
+    match opts.bench {
+        Some("smp") => bench_smp::run(),
+        Some("tlb") => {
+            bench_tlb::run(&opts.bench_tlb);
+            done_ok()
+        }
+        _ => {}
     }
     demo::run();
     log::info!("{}", smp_tests::ipi_totals());

@@ -27,7 +27,7 @@ pub struct TestOptions {
 }
 
 /// All boot options, with their defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct BootOptions {
     /// `log=error|warn|info|debug|trace`.
     pub log_level: LevelFilter,
@@ -37,8 +37,10 @@ pub struct BootOptions {
     pub cpuid_overrides: Vec<(&'static str, bool)>,
     /// `apic=xapic` forces xAPIC mode even where x2APIC exists.
     pub force_xapic: bool,
-    /// `bench=smp`: run a benchmark after boot.
+    /// `bench=smp|tlb`: run a benchmark after boot.
     pub bench: Option<&'static str>,
+    /// `bench.ops=`, `bench.scen=`, `bench.iters=`: what `bench=tlb` runs.
+    pub bench_tlb: crate::bench_tlb::BenchOptions,
     /// `tlb.backend=native|pv`: the remote-flush backend.
     pub tlb_backend: &'static str,
     /// `tlb.table_sync=decided|always|force-skip` (force-skip is unsafe, for tests).
@@ -55,6 +57,7 @@ impl Default for BootOptions {
             cpuid_overrides: Vec::new(),
             force_xapic: false,
             bench: None,
+            bench_tlb: crate::bench_tlb::BenchOptions::default(),
             tlb_backend: "native",
             table_sync: mm::table_free::SyncMode::Decided,
             table_batch_fails: false,
@@ -184,15 +187,41 @@ impl BootOptions {
             },
             "clearcpuid" | "setcpuid" => self.cpuid_overrides.push((value, key == "setcpuid")),
             "bench" => match value {
-                "smp" => self.bench = Some(value),
+                "smp" | "tlb" => self.bench = Some(value),
                 _ => {
                     return Err(OptionError::BadValue {
                         key,
                         value,
-                        expected: "smp",
+                        expected: "smp|tlb",
                     });
                 }
             },
+            "bench.ops" => {
+                let ops: Vec<&'static str> = value.split(',').collect();
+                if ops
+                    .iter()
+                    .any(|o| !["unmap", "unmap-nobatch", "collapse", "unshare"].contains(o))
+                {
+                    return Err(OptionError::BadValue {
+                        key,
+                        value,
+                        expected: "unmap,unmap-nobatch,collapse,unshare",
+                    });
+                }
+                self.bench_tlb.ops = ops;
+            }
+            "bench.scen" => {
+                let scen: Vec<&'static str> = value.split(',').collect();
+                if scen.iter().any(|s| !["A", "B", "C"].contains(s)) {
+                    return Err(OptionError::BadValue {
+                        key,
+                        value,
+                        expected: "A,B,C",
+                    });
+                }
+                self.bench_tlb.scenarios = scen;
+            }
+            "bench.iters" => self.bench_tlb.iters = parse_usize(key, value)?.max(1),
             "test" => {
                 if parse_bool(key, value)? {
                     self.test_mut();

@@ -1,0 +1,29 @@
+//! The benchmark runs (a short matrix) and its lines are well-formed. No timing is
+//! asserted: figures are for people, not for tests.
+
+use boot::bench::{BenchPlan, FIELDS, Record, run};
+
+#[test]
+fn short_bench_matrix_runs_and_lines_are_well_formed() {
+    boot::install::ensure().expect("QEMU");
+    let plan = BenchPlan {
+        smp: vec![2],
+        modes: vec!["native".into()],
+        ops: "unmap,unshare".into(),
+        scenarios: "B,C".into(),
+        iters: 2,
+        timeout_secs: 300,
+    };
+    let records: Vec<Record> = run(&plan).expect("bench boot");
+    // unmap: 3 page/table variants; unshare: 1; two scenarios; skip and forced.
+    assert_eq!(records.len(), (3 + 1) * 2 * 2);
+    for r in &records {
+        assert_eq!(r.0.len(), FIELDS.len());
+        assert_eq!(r.get("smp"), "2");
+        assert!(r.get("ns_median").parse::<u64>().is_ok());
+        let sync: f64 = r.get("sync_ipis_per_op").parse().unwrap();
+        if r.get("sync") == "skip" {
+            assert_eq!(sync, 0.0, "{:?}", r.0);
+        }
+    }
+}
