@@ -132,7 +132,14 @@ pub fn run(plan: &BenchPlan) -> Result<Vec<Record>, String> {
                 }
             })?;
             if outcome.verdict != Verdict::Success {
-                let last = outcome.lines.last().cloned().unwrap_or_default();
+                let last = outcome
+                    .lines
+                    .iter()
+                    .rev()
+                    .find(|l| l.starts_with("panic:"))
+                    .or(outcome.lines.last())
+                    .cloned()
+                    .unwrap_or_default();
                 return Err(format!(
                     "bench boot smp={smp} {mode} failed ({:?}); last line: {last}",
                     outcome.verdict

@@ -93,6 +93,9 @@ struct RunArgs {
     /// Start QEMU halted, waiting for gdb on tcp::1234.
     #[arg(long)]
     gdb: bool,
+    /// Boot this kernel ELF instead of the one built with the tool.
+    #[arg(long)]
+    kernel: Option<std::path::PathBuf>,
 }
 
 impl RunArgs {
@@ -113,7 +116,8 @@ fn boot(args: &RunArgs) -> Result<bool, String> {
     let cfg = args.qemu();
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let img = dir.path().join(format!("gatheros-{}.img", cfg.firmware));
-    image::build(&image::kernel_elf(), cfg.firmware, &args.args, &img)?;
+    let kernel = args.kernel.clone().unwrap_or_else(image::kernel_elf);
+    image::build(&kernel, cfg.firmware, &args.args, &img)?;
     eprintln!(
         "gatheros: booting {} image, -smp {}, -m {} ({:?})",
         cfg.firmware, cfg.smp, cfg.mem, cfg.accel
