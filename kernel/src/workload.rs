@@ -86,10 +86,19 @@ pub fn destroy(mm: &'static AddressSpace) {
         let _g = mm.pt_lock.lock();
         mm::gather::teardown(&ctx, mm);
     }
-    assert!(
-        mm.cpumask.load().is_empty(),
-        "workload: a CPU still uses a torn-down address space"
-    );
+    // A CPU whose task has just finished may still run on `mm` (not yet lazy) and so stay
+    // in its mask through the teardown flush; a freed-tables flush makes lazy CPUs leave.
+    // The root may be freed only when no CPU has it loaded.
+    let end = arch::cpu::rdtsc() + 10 * arch::timer::tsc_hz();
+    while !mm.cpumask.load().is_empty() {
+        assert!(
+            arch::cpu::rdtsc() < end,
+            "workload: cpus {:?} still use a torn-down address space",
+            mm.cpumask.load()
+        );
+        sched::yield_now();
+        vm::mmu().flush_tlb_mm_range(mm, 0, mm::flush::FLUSH_ALL, 12, true);
+    }
     MEM.free_frame(mm.root());
 }
 
