@@ -32,6 +32,28 @@ enum Cmd {
     },
     /// Install QEMU >= 8.1 and OVMF if missing (Debian/Ubuntu as root).
     Setup,
+    /// Write a boot image to a USB stick (whole-disk block device), with the boot options
+    /// baked in; refuses mounted, system, non-removable (without --force) and too-small
+    /// devices, asks first (or --yes), verifies by reading back.
+    Flash {
+        /// The device, e.g. /dev/sdb.
+        device: std::path::PathBuf,
+        /// Write the UEFI image (default: BIOS).
+        #[arg(long, conflicts_with = "bios")]
+        uefi: bool,
+        /// Write the BIOS image (the default).
+        #[arg(long)]
+        bios: bool,
+        /// Boot options baked into the image.
+        #[arg(long, default_value = "")]
+        args: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Allow a non-removable disk.
+        #[arg(long)]
+        force: bool,
+    },
     /// Measure unmap/collapse/unshare with IPI and cycle accounting (one boot per CPU
     /// count and backend); prints a table, writes CSV and SVG plots.
     Bench {
@@ -93,6 +115,9 @@ struct RunArgs {
     /// Start QEMU halted, waiting for gdb on tcp::1234.
     #[arg(long)]
     gdb: bool,
+    /// Attach the image as a USB stick (qemu-xhci + usb-storage), as real hardware would.
+    #[arg(long)]
+    usb: bool,
     /// Boot this kernel ELF instead of the one built with the tool.
     #[arg(long)]
     kernel: Option<std::path::PathBuf>,
@@ -107,6 +132,7 @@ impl RunArgs {
             accel: self.accel,
             timeout: Duration::from_secs(self.timeout),
             gdb: self.gdb,
+            usb: self.usb,
         }
     }
 }
@@ -174,6 +200,48 @@ fn bench(
     Ok(true)
 }
 
+fn flash(device: &std::path::Path, uefi: bool, args: &str, yes: bool, force: bool) -> Result<bool, String> {
+    use std::io::{BufRead, IsTerminal};
+    let fw = if uefi { Firmware::Uefi } else { Firmware::Bios };
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let img = dir.path().join("gatheros.img");
+    image::build(&image::kernel_elf(), fw, args, &img)?;
+    let size = std::fs::metadata(&img).map_err(|e| e.to_string())?.len();
+    let info = boot::flash::describe(device)?;
+    boot::flash::check(&info, size, force).map_err(|r| format!("refusing {}: {r}", device.display()))?;
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err("not asking without a terminal: pass --yes".into());
+        }
+        eprint!(
+            "Write gatherOS ({fw}, {} KiB) to {} ({}, {} MiB)? Everything on it will be lost. [y/N] ",
+            size / 1024,
+            device.display(),
+            if info.model.is_empty() {
+                "unknown model"
+            } else {
+                &info.model
+            },
+            info.size >> 20
+        );
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map_err(|e| e.to_string())?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("flash: nothing written");
+            return Ok(false);
+        }
+    }
+    let digest = boot::flash::write_and_verify(&img, device)?;
+    println!(
+        "flash: wrote and verified {} ({fw}, sha256 {digest})",
+        device.display()
+    );
+    Ok(true)
+}
+
 fn write_images(dir: &std::path::Path, args: &str) -> Result<bool, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for fw in [Firmware::Bios, Firmware::Uefi] {
@@ -191,6 +259,14 @@ fn main() -> ExitCode {
         Some(Cmd::Run(a)) => boot(&a),
         Some(Cmd::Test { run, filters }) => test(&run, filters),
         Some(Cmd::Image { dir, args }) => write_images(&dir, &args),
+        Some(Cmd::Flash {
+            device,
+            uefi,
+            bios: _,
+            args,
+            yes,
+            force,
+        }) => flash(&device, uefi, &args, yes, force),
         Some(Cmd::Bench {
             smp,
             modes,

@@ -44,6 +44,8 @@ pub struct QemuConfig {
     pub timeout: Duration,
     /// Wait for a debugger on tcp::1234 before starting (`-s -S`).
     pub gdb: bool,
+    /// Attach the image as a USB stick (`qemu-xhci` + `usb-storage`) instead of a disk.
+    pub usb: bool,
 }
 
 impl Default for QemuConfig {
@@ -55,6 +57,7 @@ impl Default for QemuConfig {
             accel: Accel::Tcg,
             timeout: Duration::from_secs(120),
             gdb: false,
+            usb: false,
         }
     }
 }
@@ -152,8 +155,17 @@ pub fn args(cfg: &QemuConfig, image: &Path) -> Result<Vec<String>, String> {
     }
     push("-device");
     push("isa-debug-exit,iobase=0xf4,iosize=0x04");
-    push("-drive");
-    push(&format!("format=raw,file={}", image.display()));
+    if cfg.usb {
+        push("-device");
+        push("qemu-xhci");
+        push("-drive");
+        push(&format!("if=none,id=stick,format=raw,file={}", image.display()));
+        push("-device");
+        push("usb-storage,drive=stick,bootindex=0");
+    } else {
+        push("-drive");
+        push(&format!("format=raw,file={}", image.display()));
+    }
     if cfg.firmware == Firmware::Uefi {
         let fw = ovmf().ok_or_else(|| {
             format!(
@@ -271,5 +283,15 @@ mod tests {
         assert!(a.contains("isa-debug-exit,iobase=0xf4"));
         assert!(a.contains("-serial stdio"));
         assert!(!a.contains("-S"));
+        let usb = QemuConfig {
+            usb: true,
+            ..QemuConfig::default()
+        };
+        let a = args(&usb, Path::new("x.img")).unwrap().join(" ");
+        assert!(a.contains("-device qemu-xhci") && a.contains("usb-storage,drive=stick"));
+        assert!(
+            !a.contains("-drive format=raw,file=x.img"),
+            "no IDE disk when booting from USB"
+        );
     }
 }
