@@ -333,7 +333,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = Record::parse(LINE).unwrap();
         let path = dir.path().join("b.csv");
-        write_csv(&[r.clone()], &path).unwrap();
+        write_csv(std::slice::from_ref(&r), &path).unwrap();
         let back = read_csv(&path).unwrap();
         assert_eq!(back, vec![r.clone()]);
         let faster = Record::parse(&LINE.replace("ns_median=100", "ns_median=50")).unwrap();

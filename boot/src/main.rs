@@ -133,6 +133,7 @@ impl RunArgs {
             timeout: Duration::from_secs(self.timeout),
             gdb: self.gdb,
             usb: self.usb,
+            monitor: None,
         }
     }
 }

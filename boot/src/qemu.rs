@@ -46,6 +46,8 @@ pub struct QemuConfig {
     pub gdb: bool,
     /// Attach the image as a USB stick (`qemu-xhci` + `usb-storage`) instead of a disk.
     pub usb: bool,
+    /// A Unix socket for the QEMU monitor (screenshots); None: no monitor.
+    pub monitor: Option<PathBuf>,
 }
 
 impl Default for QemuConfig {
@@ -58,6 +60,7 @@ impl Default for QemuConfig {
             timeout: Duration::from_secs(120),
             gdb: false,
             usb: false,
+            monitor: None,
         }
     }
 }
@@ -142,16 +145,13 @@ pub fn args(cfg: &QemuConfig, image: &Path) -> Result<Vec<String>, String> {
     push(&cfg.smp.to_string());
     push("-m");
     push(&cfg.mem);
-    for s in [
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-no-reboot",
-    ] {
+    for s in ["-display", "none", "-serial", "stdio", "-no-reboot"] {
         push(s);
+    }
+    push("-monitor");
+    match &cfg.monitor {
+        Some(sock) => push(&format!("unix:{},server,nowait", sock.display())),
+        None => push("none"),
     }
     push("-device");
     push("isa-debug-exit,iobase=0xf4,iosize=0x04");

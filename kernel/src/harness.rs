@@ -74,7 +74,7 @@ fn finish(run: &Run) -> ! {
         crate::done_ok()
     }
     log::info!("gatherOS: done (failed)");
-    exit(ExitCode::Failure)
+    crate::exit_held(ExitCode::Failure)
 }
 
 /// Called by the panic handler: if a test was running, records its outcome and ends this
@@ -88,10 +88,10 @@ pub fn on_panic() {
     let test = run.tests[i];
     if test.should_panic {
         run.passed.fetch_add(1, Ordering::SeqCst);
-        arch::serial::write_fmt_panicking(format_args!("test {} ... ok\n", test.name));
+        crate::panic::emit(format_args!("test {} ... ok", test.name));
     } else {
         run.failed.fetch_add(1, Ordering::SeqCst);
-        arch::serial::write_fmt_panicking(format_args!("test {} ... FAILED\n", test.name));
+        crate::panic::emit(format_args!("test {} ... FAILED", test.name));
     }
     let (passed, failed) = (
         run.passed.load(Ordering::SeqCst),
@@ -99,17 +99,17 @@ pub fn on_panic() {
     );
     if i + 1 == run.tests.len() {
         // Nothing left to resume: end the run here.
-        arch::serial::write_fmt_panicking(format_args!("{passed} passed, {failed} failed\n"));
+        crate::panic::emit(format_args!("{passed} passed, {failed} failed"));
         let (line, code) = if failed == 0 {
             ("gatherOS: done (ok)", ExitCode::Success)
         } else {
             ("gatherOS: done (failed)", ExitCode::Failure)
         };
-        arch::serial::write_fmt_panicking(format_args!("{line}\n"));
+        crate::panic::emit(format_args!("{line}"));
         exit(code);
     }
-    arch::serial::write_fmt_panicking(format_args!(
-        "harness: resume start={} passed={passed} failed={failed}\n",
+    crate::panic::emit(format_args!(
+        "harness: resume start={} passed={passed} failed={failed}",
         i + 1
     ));
     exit(ExitCode::Resume)

@@ -1,4 +1,4 @@
-//! The kernel's `log` backend: every record goes to the serial console.
+//! The kernel's `log` backend: every record goes to the serial port and the screen.
 //!
 //! Info lines are printed bare, because they are the stable, greppable `name: key=value`
 //! lines that tests and benchmarks read; other levels carry their level as a prefix.
@@ -19,8 +19,14 @@ impl Log for SerialLogger {
             return;
         }
         match record.level() {
-            Level::Info => arch::serial::write_fmt(format_args!("{}\n", record.args())),
-            level => arch::serial::write_fmt(format_args!("{}: {}\n", level_name(level), record.args())),
+            Level::Info => {
+                arch::serial::write_fmt(format_args!("{}\n", record.args()));
+                crate::console::write_fmt(format_args!("{}", record.args()));
+            }
+            level => {
+                arch::serial::write_fmt(format_args!("{}: {}\n", level_name(level), record.args()));
+                crate::console::write_fmt(format_args!("{}: {}", level_name(level), record.args()));
+            }
         }
     }
 

@@ -6,6 +6,7 @@ extern crate alloc;
 
 mod bench_smp;
 mod bench_tlb;
+mod console;
 mod demo;
 mod frames;
 mod harness;
@@ -82,12 +83,14 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     paging::init(phys_offset);
     let usable = frames::init(&boot_info.memory_regions, phys_offset);
     heap::init();
+    console::init(boot_info.framebuffer.take());
     arch::smp::install_vectors();
     Box::leak(Box::new(CpuTables::new())).load();
     arch::idt::load();
 
     let (opts, errors) = options::BootOptions::parse(option_text(boot_info));
     log::set_max_level(opts.log_level);
+    HOLD_MS.store(opts.hold_ms, core::sync::atomic::Ordering::Relaxed);
     log::info!(
         "gatherOS {}: booted via {}, {} MiB usable",
         env!("CARGO_PKG_VERSION"),
@@ -168,8 +171,20 @@ fn choose_backend(features: &CpuFeatures, opts: &options::BootOptions) -> &'stat
     backend
 }
 
+/// `hold=<ms>`: how long the final screen stays up before the exit.
+pub static HOLD_MS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Ends the run with `code` after the `hold=` delay.
+pub fn exit_held(code: ExitCode) -> ! {
+    let ms = HOLD_MS.load(core::sync::atomic::Ordering::Relaxed);
+    if ms > 0 && arch::timer::tsc_hz() > 0 {
+        arch::timer::delay_us(ms * 1000);
+    }
+    exit(code)
+}
+
 /// Ends a successful run: the last line the host looks for, then the success verdict.
 pub fn done_ok() -> ! {
     log::info!("gatherOS: done (ok)");
-    exit(ExitCode::Success)
+    exit_held(ExitCode::Success)
 }

@@ -41,6 +41,8 @@ pub struct BootOptions {
     pub bench: Option<&'static str>,
     /// `bench.ops=`, `bench.scen=`, `bench.iters=`: what `bench=tlb` runs.
     pub bench_tlb: crate::bench_tlb::BenchOptions,
+    /// `hold=<ms>`: wait this long before the final exit (e.g. for a screenshot).
+    pub hold_ms: u64,
     /// `tlb.backend=native|pv`: the remote-flush backend.
     pub tlb_backend: &'static str,
     /// `tlb.table_sync=decided|always|force-skip` (force-skip is unsafe, for tests).
@@ -58,6 +60,7 @@ impl Default for BootOptions {
             force_xapic: false,
             bench: None,
             bench_tlb: crate::bench_tlb::BenchOptions::default(),
+            hold_ms: 0,
             tlb_backend: "native",
             table_sync: mm::table_free::SyncMode::Decided,
             table_batch_fails: false,
@@ -150,6 +153,7 @@ impl BootOptions {
                     }
                 }
             }
+            "hold" => self.hold_ms = parse_usize(key, value)? as u64,
             "tlb.backend" => match value {
                 "native" | "pv" => self.tlb_backend = value,
                 _ => {

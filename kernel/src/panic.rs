@@ -9,6 +9,13 @@ use arch::qemu_exit::{ExitCode, exit};
 use core::panic::PanicInfo;
 use core::sync::atomic::Ordering;
 
+/// Writes one line to the serial port and the screen from the panic path (breaking locks
+/// held by the context that panicked, if need be).
+pub fn emit(args: core::fmt::Arguments) {
+    arch::serial::write_fmt_panicking(format_args!("{args}\n"));
+    crate::console::write_fmt_panicking(args);
+}
+
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     let cpu = arch::percpu::cpu_index();
@@ -25,11 +32,11 @@ fn panic(info: &PanicInfo) -> ! {
     let (file, line, col) = info
         .location()
         .map_or(("?", 0, 0), |l| (l.file(), l.line(), l.column()));
-    arch::serial::write_fmt_panicking(format_args!(
-        "panic: cpu={cpu} apic={apic} at {file}:{line}:{col}: {}\n",
+    emit(format_args!(
+        "panic: cpu={cpu} apic={apic} at {file}:{line}:{col}: {}",
         info.message()
     ));
     crate::harness::on_panic();
-    arch::serial::write_fmt_panicking(format_args!("gatherOS: done (panic)\n"));
+    emit(format_args!("gatherOS: done (panic)"));
     exit(ExitCode::Failure)
 }

@@ -252,7 +252,7 @@ fn nested_gathers_force_a_full_flush_with_freed_tables() {
             "full flush with freed_tables reached the lazy cpu"
         );
         assert_eq!(w.m.stats.total().get(TlbEvent::LazyLeft), 1);
-        drop(other);
+        other.finish();
     });
 }
 
