@@ -27,12 +27,17 @@ impl ExitCode {
     }
 }
 
-/// Reports `code` to QEMU, then halts this CPU (real hardware, or QEMU without the device).
-pub fn exit(code: ExitCode) -> ! {
+/// Reports `code` to QEMU, which ends the run; returns on a machine without the device.
+pub fn report(code: ExitCode) {
     let mut port = Port::<u32>::new(EXIT_PORT);
     // SAFETY: writing to the debug-exit port has no effect other than ending QEMU; on a
     // machine without the device, port 0xf4 is unassigned.
     unsafe { port.write(code as u32) };
+}
+
+/// Reports `code` to QEMU, then halts this CPU (real hardware, or QEMU without the device).
+pub fn exit(code: ExitCode) -> ! {
+    report(code);
     crate::cpu::halt_forever()
 }
 

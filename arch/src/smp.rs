@@ -47,10 +47,21 @@ pub fn install_vectors() {
     idt::set_nmi_hook(nmi_hook);
 }
 
+/// Set when the run is over and every CPU should stop (see [`halt_all_cpus`]).
+static STOPPING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 fn nmi_hook() {
-    if crate::cpu::PANICKING.load(Ordering::SeqCst) {
+    if crate::cpu::PANICKING.load(Ordering::SeqCst) || STOPPING.load(Ordering::SeqCst) {
         crate::cpu::halt_forever();
     }
+}
+
+/// End of a run on real hardware (no exit device): stops every other CPU with an NMI,
+/// then this one, leaving the last lines on the screen.
+pub fn halt_all_cpus() -> ! {
+    STOPPING.store(true, Ordering::SeqCst);
+    stop_other_cpus();
+    crate::cpu::halt_forever()
 }
 
 /// Registers all CPUs (boot CPU first) and sets up the boot CPU's per-CPU data and
