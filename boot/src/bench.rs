@@ -154,21 +154,9 @@ pub fn run(plan: &BenchPlan) -> Result<Vec<Record>, String> {
 
 /// The records as an aligned text table.
 pub fn table(records: &[Record]) -> String {
-    let cols = [
-        "smp",
-        "scen",
-        "pages",
-        "tables",
-        "op",
-        "backend",
-        "sync",
-        "ns_median",
-        "ns_p99",
-        "tlb_ipis_per_op",
-        "cal_ipis_per_op",
-        "sync_ipis_per_op",
-        "pt_freed_kb",
-    ];
+    // Every field but the raw cycle counts and the constant ones.
+    let skip = ["tsc_median", "tsc_p99", "iters", "apic", "levels"];
+    let cols: Vec<&str> = FIELDS.iter().copied().filter(|f| !skip.contains(f)).collect();
     let widths: Vec<usize> = cols
         .iter()
         .map(|c| {
@@ -187,7 +175,7 @@ pub fn table(records: &[Record]) -> String {
             .collect::<Vec<_>>()
             .join("  ")
     };
-    let mut out = row(cols.to_vec()) + "\n";
+    let mut out = row(cols.clone()) + "\n";
     for r in records {
         out += &(row(cols.iter().map(|c| r.get(c)).collect()) + "\n");
     }

@@ -81,32 +81,29 @@ fn table_below(mem: &dyn PhysMem, table: u64, idx: usize) -> Result<u64, MapErro
     Ok(new)
 }
 
-/// Maps the 4 KiB page at `va` to `pa`.
-pub fn map_4k(mem: &dyn PhysMem, root: u64, va: u64, pa: u64, flags: u64) -> Result<(), MapError> {
+/// Installs a leaf entry at `level` (1: 4 KiB page, 2: 2 MiB page), creating the tables
+/// above it as needed.
+fn map_leaf(mem: &dyn PhysMem, root: u64, va: u64, level: u32, entry: u64) -> Result<(), MapError> {
     let mut table = root;
-    for level in (2..=4).rev() {
-        table = table_below(mem, table, index(va, level))?;
+    for l in (level + 1..=4).rev() {
+        table = table_below(mem, table, index(va, l))?;
     }
-    let e = mem.entry(table, index(va, 1));
+    let e = mem.entry(table, index(va, level));
     if e.load(Ordering::Acquire) & PRESENT != 0 {
         return Err(MapError::AlreadyMapped);
     }
-    e.store((pa & ADDR_MASK) | flags | PRESENT, Ordering::Release);
+    e.store(entry | PRESENT, Ordering::Release);
     Ok(())
+}
+
+/// Maps the 4 KiB page at `va` to `pa`.
+pub fn map_4k(mem: &dyn PhysMem, root: u64, va: u64, pa: u64, flags: u64) -> Result<(), MapError> {
+    map_leaf(mem, root, va, 1, (pa & ADDR_MASK) | flags)
 }
 
 /// Maps the 2 MiB page at `va` (aligned) to `pa` (aligned).
 pub fn map_2m(mem: &dyn PhysMem, root: u64, va: u64, pa: u64, flags: u64) -> Result<(), MapError> {
-    let mut table = root;
-    for level in (3..=4).rev() {
-        table = table_below(mem, table, index(va, level))?;
-    }
-    let e = mem.entry(table, index(va, 2));
-    if e.load(Ordering::Acquire) & PRESENT != 0 {
-        return Err(MapError::AlreadyMapped);
-    }
-    e.store((pa & ADDR_MASK) | flags | PRESENT | HUGE, Ordering::Release);
-    Ok(())
+    map_leaf(mem, root, va, 2, (pa & ADDR_MASK) | flags | HUGE)
 }
 
 /// Follows `va` down to its leaf entry: (level, entry reference), or None if a level is
