@@ -109,7 +109,10 @@ fn serve_own_queue() -> usize {
         unsafe { (*req.func)() };
         me.ipis.count_received(req.reason);
         ran += 1;
-        if req.pending.fetch_sub(1, Ordering::AcqRel) == 1 && req.owned.is_some() {
+        // Read before the decrement: a waiting caller's request lives in its stack frame,
+        // which may be gone the moment `pending` reaches zero.
+        let heap = req.owned.is_some();
+        if req.pending.fetch_sub(1, Ordering::AcqRel) == 1 && heap {
             // SAFETY: last runner of a heap request; nobody else refers to it now.
             drop(unsafe { Box::from_raw(ptr as *mut Request) });
         }
