@@ -33,7 +33,7 @@ use crate::flush::{FLUSH_ALL, Mmu};
 use crate::pgtable::{self, ADDR_MASK, HUGE, PRESENT, PhysMem};
 use crate::receipt::FlushReceipt;
 use crate::stats::TlbEvent;
-use crate::table_free::{TABLE_BATCH, TableFreer, TableSyncHw};
+use crate::table_free::{BATCH_COUNT, TABLE_BATCH, TableFreer, TableSyncHw};
 
 /// Pages one gather holds before it must flush and free (Linux: ~510 per batch page,
 /// about 10000 in all; gatherOS uses one fixed batch).
@@ -254,25 +254,11 @@ impl<'a> MmuGather<'a> {
         let Some(batch) = self.table_batch.take() else {
             return;
         };
-        let n = self.ntables as u64;
-        self.ctx.mem.entry(batch, TABLE_BATCH).store(n, Ordering::Release);
-        if !self.ctx.freer.queue_batch(batch, n) {
-            // No slot for the batch: the same fallback as a failed allocation.
-            let receipt = self.last_receipt.take();
-            self.ctx
-                .freer
-                .table_sync_one(self.ctx.sync, self.ctx.mmu.stats, receipt.as_ref(), self.mm);
-            for i in 0..self.ntables {
-                self.ctx
-                    .mem
-                    .free_table(self.ctx.mem.entry(batch, i).load(Ordering::Acquire));
-            }
-            self.ctx.mem.free_frame(batch);
-            self.ctx
-                .mmu
-                .stats
-                .add(self.ctx.sync.this_cpu(), TlbEvent::TablesFreed, n);
-        }
+        self.ctx
+            .mem
+            .entry(batch, BATCH_COUNT)
+            .store(self.ntables as u64, Ordering::Release);
+        self.ctx.freer.queue_batch(self.ctx.mem, batch);
         self.ntables = 0;
     }
 
@@ -369,7 +355,17 @@ pub fn unmap_range(g: &mut MmuGather, start: u64, end: u64) {
     let mem = g.ctx.mem;
     let root = g.mm.root();
     let mut va = start;
+    // A PTE table that had entries cleared and is not yet checked for emptiness: it is
+    // checked once, when the walk leaves its 2 MiB block (Linux: `free_pgtables` after
+    // the zap), not after every page.
+    let mut cleared_in: Option<u64> = None;
     while va < end {
+        if let Some(t) = cleared_in
+            && t >> 21 != va >> 21
+        {
+            free_empty_tables(g, t);
+            cleared_in = None;
+        }
         let Some((level, e)) = pgtable::leaf(mem, root, va) else {
             va = va.saturating_add(hole_at(mem, root, va));
             continue;
@@ -385,11 +381,15 @@ pub fn unmap_range(g: &mut MmuGather, start: u64, end: u64) {
             // A 2 MiB block goes back right after a flush that covers it.
             g.flush_mmu();
             mem.free_huge(old & ADDR_MASK);
+            free_empty_tables(g, va);
         } else {
             g.remove_page(old & ADDR_MASK);
+            cleared_in = Some(va);
         }
-        free_empty_tables(g, va);
-        va = (va & !(size - 1)) + size;
+        va = (va & !(size - 1)).saturating_add(size);
+    }
+    if let Some(t) = cleared_in {
+        free_empty_tables(g, t);
     }
 }
 

@@ -130,6 +130,41 @@ fn tables_wait_for_a_grace_period() {
     );
 }
 
+#[test]
+fn any_number_of_batches_waits_without_a_sync() {
+    // Linux's call_rcu never fails: a gather whose batch is queued never falls back to
+    // the sync, however many batches wait (here 200 with no grace period passing, one
+    // unmap each, forced mode).
+    let w = World::new(BackendKind::NativeIpi, true);
+    w.freer.set_mode(SyncMode::Always);
+    let ctx = w.ctx();
+    // One page per 2 MiB block: every unmap frees its own PTE table, in its own batch.
+    let mm = AddressSpace::new(w.mem.alloc_frame().unwrap());
+    let va_of = |p: u64| 0x4000_0000 + (p << 21);
+    for p in 0..200u64 {
+        let f = w.mem.alloc_frame().unwrap();
+        pgtable::map_4k(&w.mem, mm.root(), va_of(p), f, WRITABLE).unwrap();
+    }
+    let frames_before = w.mem.live();
+    on_cpu(0, || {
+        for p in 0..200u64 {
+            let va = va_of(p);
+            let mut g = MmuGather::new(&ctx, &mm);
+            unmap_range(&mut g, va, va + 4096);
+            g.finish();
+        }
+    });
+    assert_eq!(w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(w.freer.tables_in_flight() > 0);
+    for _ in 0..3 {
+        w.sync.tick_all();
+        on_cpu(0, || w.freer.poll(&w.sync, &w.mem, &w.m.stats));
+    }
+    assert_eq!(w.freer.tables_in_flight(), 0);
+    assert_eq!(w.mem.freed_tables.lock().unwrap().len(), 202, "200 PTE tables, the PMD and the PUD table");
+    assert_eq!(w.mem.live(), frames_before - 200 - 202, "no batch page left behind");
+}
+
 /// Fallback path (batch allocation fails): returns (syncs sent, syncs skipped).
 fn fallback_unmap(kind: BackendKind, key: bool, mode: SyncMode, lazy_cpu_in_mask: bool) -> (u64, u64) {
     let w = World::new(kind, key);

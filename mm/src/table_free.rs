@@ -76,15 +76,14 @@ pub enum SyncMode {
     ForceSkip = 2,
 }
 
-/// Table addresses per batch page (the last slot holds the count).
-pub const TABLE_BATCH: usize = ENTRIES - 1;
-const MAX_PENDING: usize = 64;
-
-#[derive(Clone, Copy)]
-struct Pending {
-    batch: u64,
-    need_gp: u64,
-}
+/// Table addresses per batch page. The last three words of the page are the batch's
+/// header: the count, the grace period it waits for, and the link to the next queued
+/// batch (Linux's `struct mmu_table_batch`, whose `rcu_head` links it likewise).
+pub const TABLE_BATCH: usize = ENTRIES - 3;
+/// Slot of a batch page holding the number of tables in it.
+pub const BATCH_COUNT: usize = ENTRIES - 3;
+const BATCH_GP: usize = ENTRIES - 2;
+const BATCH_NEXT: usize = ENTRIES - 1;
 
 struct GraceState {
     /// Highest grace period someone waits for.
@@ -92,7 +91,12 @@ struct GraceState {
     started: u64,
     completed: u64,
     snapshot: [u64; MAX_CPUS],
-    pending: [Option<Pending>; MAX_PENDING],
+    /// Queued batch pages, oldest first, linked through their `BATCH_NEXT` slot (0 ends
+    /// the list). Grace periods only grow, so the list is ordered by the one each needs.
+    head: u64,
+    tail: u64,
+    /// The grace period the newest queued batch waits for.
+    newest_gp: u64,
 }
 
 /// The table freer: batches waiting for grace periods, the sync mode, and the injected
@@ -113,7 +117,9 @@ impl TableFreer {
                 started: 0,
                 completed: 0,
                 snapshot: [0; MAX_CPUS],
-                pending: [None; MAX_PENDING],
+                head: 0,
+                tail: 0,
+                newest_gp: 0,
             }),
             mode: AtomicU8::new(SyncMode::Decided as u8),
             batch_fails: AtomicBool::new(false),
@@ -240,17 +246,23 @@ impl TableFreer {
         }
     }
 
-    /// Queues a full (or final) batch page of tables to be freed after a grace period.
-    /// Returns false if no slot is free (the caller then syncs and frees at once).
-    pub fn queue_batch(&self, batch: u64, count: u64) -> bool {
+    /// Queues a full (or final) batch page of tables (its count already written) to be
+    /// freed after the next grace period to start (Linux: `call_rcu`, which cannot fail;
+    /// neither can this: the batch page is its own queue node).
+    pub fn queue_batch(&self, mem: &dyn PhysMem, batch: u64) {
+        let count = mem.entry(batch, BATCH_COUNT).load(Ordering::Acquire);
         let mut st = self.state.lock();
         let need_gp = st.started + 1;
-        let Some(slot) = st.pending.iter_mut().find(|p| p.is_none()) else {
-            return false;
-        };
-        *slot = Some(Pending { batch, need_gp });
+        mem.entry(batch, BATCH_GP).store(need_gp, Ordering::Relaxed);
+        mem.entry(batch, BATCH_NEXT).store(0, Ordering::Relaxed);
+        if st.tail == 0 {
+            st.head = batch;
+        } else {
+            mem.entry(st.tail, BATCH_NEXT).store(batch, Ordering::Relaxed);
+        }
+        st.tail = batch;
+        st.newest_gp = need_gp;
         self.in_flight.fetch_add(count, Ordering::SeqCst);
-        true
     }
 
     /// Starts or completes grace periods as the CPUs' counters allow.
@@ -266,8 +278,7 @@ impl TableFreer {
                 st.completed = st.started;
             }
         }
-        let waiting =
-            st.requested > st.completed || st.pending.iter().flatten().any(|p| p.need_gp > st.completed);
+        let waiting = st.requested > st.completed || (st.head != 0 && st.newest_gp > st.completed);
         if st.started == st.completed && waiting {
             for c in online.iter() {
                 st.snapshot[c] = hw.quiescent_count(c);
@@ -284,14 +295,19 @@ impl TableFreer {
         loop {
             let ready = {
                 let mut st = self.state.lock();
-                let completed = st.completed;
-                st.pending
-                    .iter_mut()
-                    .find(|p| p.is_some_and(|p| p.need_gp <= completed))
-                    .and_then(|p| p.take())
+                let head = st.head;
+                if head == 0 || mem.entry(head, BATCH_GP).load(Ordering::Relaxed) > st.completed {
+                    None
+                } else {
+                    st.head = mem.entry(head, BATCH_NEXT).load(Ordering::Relaxed);
+                    if st.head == 0 {
+                        st.tail = 0;
+                    }
+                    Some(head)
+                }
             };
-            let Some(p) = ready else { break };
-            freed += free_batch(p.batch, mem);
+            let Some(batch) = ready else { break };
+            freed += free_batch(batch, mem);
         }
         self.in_flight.fetch_sub(freed, Ordering::SeqCst);
         stats.add(hw.this_cpu(), TlbEvent::TablesFreed, freed);
@@ -317,7 +333,7 @@ impl Default for TableFreer {
 
 /// Frees every table listed in a batch page, then the page itself.
 fn free_batch(batch: u64, mem: &dyn PhysMem) -> u64 {
-    let count = mem.entry(batch, TABLE_BATCH).load(Ordering::Acquire);
+    let count = mem.entry(batch, BATCH_COUNT).load(Ordering::Acquire);
     for i in 0..count as usize {
         mem.free_table(mem.entry(batch, i).load(Ordering::Acquire));
     }
