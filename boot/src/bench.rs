@@ -83,6 +83,8 @@ pub struct BenchPlan {
     pub scenarios: String,
     /// Measured iterations.
     pub iters: usize,
+    /// Kernel `bench.spin`: `halt` or `busy`.
+    pub spin: String,
     /// Per-boot timeout.
     pub timeout_secs: u64,
 }
@@ -100,8 +102,8 @@ pub fn run(plan: &BenchPlan) -> Result<Vec<Record>, String> {
     for &smp in &plan.smp {
         for mode in &plan.modes {
             let args = format!(
-                "bench=tlb bench.iters={} bench.ops={} bench.scen={} tlb.backend={mode}",
-                plan.iters, plan.ops, plan.scenarios
+                "bench=tlb bench.iters={} bench.ops={} bench.scen={} bench.spin={} tlb.backend={mode}",
+                plan.iters, plan.ops, plan.scenarios, plan.spin
             );
             let img = dir.path().join(format!("bench-{smp}-{mode}.img"));
             image::build(&image::kernel_elf(), Firmware::Bios, &args, &img)?;

@@ -72,6 +72,10 @@ enum Cmd {
         /// Measured iterations per configuration (50 more are discarded first).
         #[arg(long, default_value_t = 1000)]
         iters: usize,
+        /// How scenario A's tasks wait: halt (hlt between interrupts) or busy (spin). Both
+        /// keep the address space loaded, not lazy; busy takes host cores from CPU 0 under TCG.
+        #[arg(long, default_value = "halt", value_parser = ["halt", "busy"])]
+        spin: String,
         /// Output directory for bench.csv and the SVG plots.
         #[arg(long, default_value = "bench-out")]
         out: std::path::PathBuf,
@@ -274,6 +278,7 @@ fn main() -> ExitCode {
             ops,
             scenarios,
             iters,
+            spin,
             out,
             baseline,
             timeout,
@@ -284,6 +289,7 @@ fn main() -> ExitCode {
                 ops,
                 scenarios,
                 iters,
+                spin,
                 timeout_secs: timeout,
             };
             bench(&plan, &out, baseline.as_deref())

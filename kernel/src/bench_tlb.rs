@@ -35,6 +35,11 @@ pub struct BenchOptions {
     pub scenarios: Vec<&'static str>,
     /// Measured iterations (after min(50, iters) discarded).
     pub iters: usize,
+    /// Scenario A's tasks wait for interrupts (`hlt`) in their loop instead of spinning
+    /// (`bench.spin=halt|busy`). Either way each stays the running task of the address
+    /// space on its CPU (not lazy), so every flush must interrupt it; halting keeps
+    /// emulated CPUs from taking the host cores that CPU 0 needs under TCG.
+    pub spin_halts: bool,
 }
 
 impl Default for BenchOptions {
@@ -43,6 +48,7 @@ impl Default for BenchOptions {
             ops: alloc::vec!["unmap", "unmap-nobatch", "collapse", "unshare"],
             scenarios: alloc::vec!["A", "B", "C"],
             iters: 1000,
+            spin_halts: true,
         }
     }
 }
@@ -137,9 +143,14 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
         others
             .clone()
             .map(|c| {
-                sched::spawn("bench-spinner", c, Some(mm), || {
+                let halts = opts.spin_halts;
+                sched::spawn("bench-spinner", c, Some(mm), move || {
                     while !STOP.load(Ordering::Relaxed) {
-                        core::hint::spin_loop();
+                        if halts {
+                            x86_64::instructions::interrupts::enable_and_hlt();
+                        } else {
+                            core::hint::spin_loop();
+                        }
                     }
                 })
             })

@@ -39,7 +39,7 @@ pub struct BootOptions {
     pub force_xapic: bool,
     /// `bench=smp|tlb`: run a benchmark after boot.
     pub bench: Option<&'static str>,
-    /// `bench.ops=`, `bench.scen=`, `bench.iters=`: what `bench=tlb` runs.
+    /// `bench.ops=`, `bench.scen=`, `bench.iters=`, `bench.spin=`: what `bench=tlb` runs.
     pub bench_tlb: crate::bench_tlb::BenchOptions,
     /// `hold=<ms>`: wait this long before the final exit (e.g. for a screenshot).
     pub hold_ms: u64,
@@ -226,6 +226,17 @@ impl BootOptions {
                 self.bench_tlb.scenarios = scen;
             }
             "bench.iters" => self.bench_tlb.iters = parse_usize(key, value)?.max(1),
+            "bench.spin" => match value {
+                "busy" => self.bench_tlb.spin_halts = false,
+                "halt" => self.bench_tlb.spin_halts = true,
+                _ => {
+                    return Err(OptionError::BadValue {
+                        key,
+                        value,
+                        expected: "busy|halt",
+                    });
+                }
+            },
             "test" => {
                 if parse_bool(key, value)? {
                     self.test_mut();

@@ -45,10 +45,17 @@ impl PhysMem for KernelMem {
     }
 
     fn alloc_huge(&self) -> Option<u64> {
-        let b = x86_64::instructions::interrupts::without_interrupts(|| HUGE_POOL.lock().pop())?;
-        // SAFETY: a pool block is ours, mapped at phys_offset, 2 MiB long.
-        unsafe { core::ptr::write_bytes((b + paging::phys_offset()) as *mut u8, 0, 2 << 20) };
-        Some(b)
+        // Not zeroed: the caller fills the whole block (as Linux's collapse does).
+        x86_64::instructions::interrupts::without_interrupts(|| HUGE_POOL.lock().pop())
+    }
+
+    fn copy_frame(&self, dst: u64, src: u64) {
+        let off = paging::phys_offset();
+        // SAFETY: both are whole frames owned by the caller (a page being collapsed and
+        // the huge block replacing it), mapped at phys_offset, and distinct.
+        unsafe {
+            core::ptr::copy_nonoverlapping((src + off) as *const u8, (dst + off) as *mut u8, 4096)
+        };
     }
 
     fn free_huge(&self, pa: u64) {

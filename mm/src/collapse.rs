@@ -56,11 +56,7 @@ pub fn collapse(ctx: &GatherCtx, mm: &AddressSpace, va: u64) -> Result<FlushRece
     let cpu = ctx.sync.this_cpu();
     for i in 0..ENTRIES {
         let small = mem.entry(pte_table, i).load(Ordering::Acquire) & ADDR_MASK;
-        for w in 0..ENTRIES {
-            let word = mem.entry(small, w).load(Ordering::Relaxed);
-            mem.entry(huge + i as u64 * pgtable::PAGE_SIZE, w)
-                .store(word, Ordering::Relaxed);
-        }
+        mem.copy_frame(huge + i as u64 * pgtable::PAGE_SIZE, small);
         mem.free_frame(small);
     }
     mem.free_table(pte_table);

@@ -39,9 +39,18 @@ pub trait PhysMem: Sync {
     fn free_table(&self, pa: u64) {
         self.free_frame(pa)
     }
-    /// A 2 MiB-aligned, physically contiguous 2 MiB block (for huge mappings).
+    /// A 2 MiB-aligned, physically contiguous 2 MiB block (for huge mappings). Its
+    /// contents are unspecified: the caller fills all of it (collapse copies 512 pages).
     fn alloc_huge(&self) -> Option<u64> {
         None
+    }
+    /// Copies the 4 KiB frame `src` to `dst`. The default goes word by word through
+    /// [`PhysMem::entry`]; implementations with a direct map do one block copy.
+    fn copy_frame(&self, dst: u64, src: u64) {
+        for w in 0..ENTRIES {
+            let word = self.entry(src, w).load(Ordering::Relaxed);
+            self.entry(dst, w).store(word, Ordering::Relaxed);
+        }
     }
     /// Returns a block from [`PhysMem::alloc_huge`].
     fn free_huge(&self, _pa: u64) {}

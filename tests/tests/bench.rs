@@ -10,13 +10,14 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
         smp: vec![2],
         modes: vec!["native".into()],
         ops: "unmap,unshare".into(),
-        scenarios: "B,C".into(),
+        scenarios: "A,B,C".into(),
         iters: 2,
+        spin: "halt".into(),
         timeout_secs: 300,
     };
     let records: Vec<Record> = run(&plan).expect("bench boot");
-    // unmap: 3 page/table variants; unshare: 1; two scenarios; skip and forced.
-    assert_eq!(records.len(), (3 + 1) * 2 * 2);
+    // unmap: 3 page/table variants; unshare: 1; three scenarios; skip and forced.
+    assert_eq!(records.len(), (3 + 1) * 3 * 2);
     for r in &records {
         assert_eq!(r.0.len(), FIELDS.len());
         assert_eq!(r.get("smp"), "2");
