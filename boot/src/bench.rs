@@ -1,6 +1,8 @@
-//! `cargo run -- bench`: boots the kernel's `bench=tlb` matrix per CPU count and backend,
-//! prints the `gatherOS smp=...` lines as a table, writes them to CSV, compares with a
-//! baseline CSV and draws one SVG per operation and scenario (time against CPU count).
+//! `cargo run -- bench`: boots the kernel's `bench=tlb` matrix per CPU count and backend
+//! (and, with `--os linux`, the same operations in a Linux guest, see [`crate::linux`]),
+//! prints the `gatherOS smp=...` / `linux smp=...` lines as a table, writes them to CSV,
+//! compares with a baseline CSV and draws one SVG per operation and scenario (time
+//! against CPU count).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,16 +33,23 @@ pub const FIELDS: &[&str] = &[
 ];
 
 /// The fields identifying a configuration (for baselines).
-const KEY: &[&str] = &["smp", "scen", "pages", "tables", "op", "backend", "sync"];
+const KEY: &[&str] = &["os", "smp", "scen", "pages", "tables", "op", "backend", "sync"];
+
+/// Which kernels print benchmark lines, by the word each line starts with.
+pub const OSES: &[&str] = &["gatherOS", "linux"];
 
 /// One configuration's measurements.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record(pub BTreeMap<String, String>);
 
 impl Record {
-    /// Parses a `gatherOS smp=...` line; None unless every field is present, in order.
+    /// Parses a `gatherOS smp=...` or `linux smp=...` line (the `os` field is the first
+    /// word); None unless every field is present, in order.
     pub fn parse(line: &str) -> Option<Record> {
-        let rest = line.strip_prefix("gatherOS ")?;
+        let (os, rest) = line.split_once(' ')?;
+        if !OSES.contains(&os) {
+            return None;
+        }
         let pairs: Vec<(&str, &str)> = rest
             .split_whitespace()
             .filter_map(|w| w.split_once('='))
@@ -51,6 +60,7 @@ impl Record {
         Some(Record(
             pairs
                 .into_iter()
+                .chain([("os", os)])
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         ))
@@ -85,70 +95,115 @@ pub struct BenchPlan {
     pub iters: usize,
     /// Kernel `bench.spin`: `halt` or `busy`.
     pub spin: String,
+    /// Kernels to measure: `gatheros` and/or `linux`.
+    pub os: Vec<String>,
+    /// The Linux guest's kernel (bzImage); None: Debian's, fetched once.
+    pub linux_kernel: Option<std::path::PathBuf>,
     /// Per-boot timeout.
     pub timeout_secs: u64,
+}
+
+/// One boot of the plan: a gatherOS image or the Linux guest.
+struct Boot {
+    label: String,
+    cfg: QemuConfig,
+    image: std::path::PathBuf,
 }
 
 /// Boots every (CPU count, backend) of the plan and returns the records.
 pub fn run(plan: &BenchPlan) -> Result<Vec<Record>, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-    let boots = plan.smp.len() * plan.modes.len();
-    let bar = indicatif::ProgressBar::new(boots as u64);
+    let gatheros = plan.os.iter().any(|o| o == "gatheros");
+    let linux = if plan.os.iter().any(|o| o == "linux") {
+        let kernel = crate::linux::kernel(plan.linux_kernel.as_deref())?;
+        let initrd = dir.path().join("linux-bench.cpio");
+        crate::linux::initramfs(&crate::linux::program()?, &initrd)?;
+        Some(qemu::DirectBoot {
+            kernel,
+            initrd,
+            append: crate::linux::cmdline(plan.iters, &plan.ops, &plan.scenarios),
+        })
+    } else {
+        None
+    };
+    let mut boots = Vec::new();
+    for &smp in &plan.smp {
+        let base = QemuConfig {
+            smp,
+            timeout: std::time::Duration::from_secs(plan.timeout_secs),
+            ..Default::default()
+        };
+        for mode in plan.modes.iter().filter(|_| gatheros) {
+            let args = format!(
+                "bench=tlb bench.iters={} bench.ops={} bench.scen={} bench.spin={} tlb.backend={mode}",
+                plan.iters, plan.ops, plan.scenarios, plan.spin
+            );
+            let image = dir.path().join(format!("bench-{smp}-{mode}.img"));
+            image::build(&image::kernel_elf(), Firmware::Bios, &args, &image)?;
+            boots.push(Boot {
+                label: format!("gatherOS smp={smp} {mode}"),
+                cfg: base.clone(),
+                image,
+            });
+        }
+        if let Some(d) = &linux {
+            boots.push(Boot {
+                label: format!("linux smp={smp}"),
+                cfg: QemuConfig {
+                    direct: Some(d.clone()),
+                    ..base.clone()
+                },
+                image: d.initrd.clone(),
+            });
+        }
+    }
+    let bar = indicatif::ProgressBar::new(boots.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} boots, {msg}")
             .map_err(|e| e.to_string())?,
     );
     let mut records = Vec::new();
-    for &smp in &plan.smp {
-        for mode in &plan.modes {
-            let args = format!(
-                "bench=tlb bench.iters={} bench.ops={} bench.scen={} bench.spin={} tlb.backend={mode}",
-                plan.iters, plan.ops, plan.scenarios, plan.spin
-            );
-            let img = dir.path().join(format!("bench-{smp}-{mode}.img"));
-            image::build(&image::kernel_elf(), Firmware::Bios, &args, &img)?;
-            let cfg = QemuConfig {
-                smp,
-                timeout: std::time::Duration::from_secs(plan.timeout_secs),
-                ..Default::default()
-            };
-            let mut done = 0;
-            let mut total = 0;
-            let outcome = qemu::run(&cfg, &img, |l| {
-                if let Some(n) = l.strip_prefix("bench: configurations=") {
-                    total = n
-                        .split_whitespace()
-                        .next()
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(0);
-                }
-                if let Some(r) = Record::parse(l) {
-                    done += 1;
-                    bar.set_message(format!(
-                        "smp={smp} {mode}: {done}/{total} configurations ({} {} scen {})",
-                        r.get("op"),
-                        r.get("sync"),
-                        r.get("scen")
-                    ));
-                    records.push(r);
-                }
-            })?;
-            if outcome.verdict != Verdict::Success {
-                let last = outcome
-                    .lines
-                    .iter()
-                    .rev()
-                    .find(|l| l.starts_with("panic:"))
-                    .or(outcome.lines.last())
-                    .cloned()
-                    .unwrap_or_default();
-                return Err(format!(
-                    "bench boot smp={smp} {mode} failed ({:?}); last line: {last}",
-                    outcome.verdict
-                ));
+    for b in &boots {
+        let (mut done, mut total) = (0, 0);
+        bar.set_message(format!("{}: booting", b.label));
+        let outcome = qemu::run(&b.cfg, &b.image, |l| {
+            if let Some(n) = l.strip_prefix("bench: configurations=") {
+                total = n
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
             }
-            bar.inc(1);
+            if l.starts_with("linux-bench: error") || l.starts_with("linux-bench: skip") {
+                bar.println(l);
+            }
+            if let Some(r) = Record::parse(l) {
+                done += 1;
+                bar.set_message(format!(
+                    "{}: {done}/{total} configurations ({} {} scen {})",
+                    b.label,
+                    r.get("op"),
+                    r.get("sync"),
+                    r.get("scen")
+                ));
+                records.push(r);
+            }
+        })?;
+        if outcome.verdict != Verdict::Success {
+            let last = outcome
+                .lines
+                .iter()
+                .rev()
+                .find(|l| l.starts_with("panic:") || l.contains("error"))
+                .or(outcome.lines.last())
+                .cloned()
+                .unwrap_or_default();
+            return Err(format!(
+                "bench boot {} failed ({:?}); last line: {last}",
+                b.label, outcome.verdict
+            ));
         }
+        bar.inc(1);
     }
     bar.finish_with_message("done");
     Ok(records)
@@ -158,7 +213,10 @@ pub fn run(plan: &BenchPlan) -> Result<Vec<Record>, String> {
 pub fn table(records: &[Record]) -> String {
     // Every field but the raw cycle counts and the constant ones.
     let skip = ["tsc_median", "tsc_p99", "iters", "apic", "levels"];
-    let cols: Vec<&str> = FIELDS.iter().copied().filter(|f| !skip.contains(f)).collect();
+    let cols: Vec<&str> = ["os"]
+        .into_iter()
+        .chain(FIELDS.iter().copied().filter(|f| !skip.contains(f)))
+        .collect();
     let widths: Vec<usize> = cols
         .iter()
         .map(|c| {
@@ -184,11 +242,16 @@ pub fn table(records: &[Record]) -> String {
     out
 }
 
-/// Writes the records as CSV (header: [`FIELDS`]).
+fn csv_columns() -> Vec<&'static str> {
+    ["os"].into_iter().chain(FIELDS.iter().copied()).collect()
+}
+
+/// Writes the records as CSV (header: `os`, then [`FIELDS`]).
 pub fn write_csv(records: &[Record], path: &Path) -> Result<(), String> {
-    let mut s = FIELDS.join(",") + "\n";
+    let cols = csv_columns();
+    let mut s = cols.join(",") + "\n";
     for r in records {
-        s += &(FIELDS.iter().map(|f| r.get(f)).collect::<Vec<_>>().join(",") + "\n");
+        s += &(cols.iter().map(|f| r.get(f)).collect::<Vec<_>>().join(",") + "\n");
     }
     std::fs::write(path, s).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -202,18 +265,22 @@ pub fn read_csv(path: &Path) -> Result<Vec<Record>, String> {
         .ok_or(format!("{}: empty", path.display()))?
         .split(',')
         .collect();
-    if header != FIELDS {
+    // Earlier files have no `os` column: gatherOS only.
+    let old_format = header == FIELDS;
+    if header != csv_columns() && !old_format {
         return Err(format!("{}: not a gatherOS benchmark CSV", path.display()));
     }
     Ok(lines
         .map(|l| {
-            Record(
-                header
-                    .iter()
-                    .zip(l.split(','))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            )
+            let mut r: BTreeMap<String, String> = header
+                .iter()
+                .zip(l.split(','))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            if old_format {
+                r.insert("os".into(), "gatherOS".into());
+            }
+            Record(r)
         })
         .collect())
 }
@@ -228,6 +295,56 @@ pub fn compare(new: &[Record], old: &[Record]) -> String {
                 "baseline: {} ratio={:.3}\n",
                 r.key(),
                 r.num("ns_median") / o.num("ns_median")
+            );
+        }
+    }
+    out
+}
+
+/// The saving: for every gatherOS native configuration measured both ways, the median
+/// time with the sync forced divided by the time with it skipped, and the extra IPIs
+/// per op; and for every Linux configuration, Linux's median over gatherOS's forced one.
+pub fn saving(records: &[Record]) -> String {
+    let find = |like: &Record, os: &str, backend: &str, sync: &str| {
+        records.iter().find(|r| {
+            ["smp", "scen", "pages", "tables", "op"]
+                .iter()
+                .all(|k| r.get(k) == like.get(k))
+                && r.get("os") == os
+                && r.get("backend") == backend
+                && r.get("sync") == sync
+        })
+    };
+    let mut out = String::new();
+    for skip in records
+        .iter()
+        .filter(|r| r.get("os") == "gatherOS" && r.get("sync") == "skip")
+    {
+        if let Some(forced) = find(skip, "gatherOS", "native", "ipi") {
+            out += &format!(
+                "saving: smp={} scen={} op={} pages={} tables={} forced_over_skip={:.2} extra_ipis_per_op={:.2}\n",
+                skip.get("smp"),
+                skip.get("scen"),
+                skip.get("op"),
+                skip.get("pages"),
+                skip.get("tables"),
+                forced.num("ns_median") / skip.num("ns_median"),
+                forced.num("cal_ipis_per_op") - skip.num("cal_ipis_per_op"),
+            );
+        }
+    }
+    for l in records.iter().filter(|r| r.get("os") == "linux") {
+        if let Some(g) = find(l, "gatherOS", "native", "ipi") {
+            out += &format!(
+                "versus-linux: smp={} scen={} op={} pages={} tables={} linux_over_gatheros_forced={:.2} linux_cal_ipis_per_op={} gatheros_cal_ipis_per_op={}\n",
+                l.get("smp"),
+                l.get("scen"),
+                l.get("op"),
+                l.get("pages"),
+                l.get("tables"),
+                l.num("ns_median") / g.num("ns_median"),
+                l.get("cal_ipis_per_op"),
+                g.get("cal_ipis_per_op"),
             );
         }
     }
@@ -274,7 +391,12 @@ pub fn plot(records: &[Record], dir: &Path) -> Result<Vec<std::path::PathBuf>, S
         let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         for r in rs {
             series
-                .entry(format!("{} sync={}", r.get("backend"), r.get("sync")))
+                .entry(format!(
+                    "{} {} sync={}",
+                    r.get("os"),
+                    r.get("backend"),
+                    r.get("sync")
+                ))
                 .or_default()
                 .push((r.num("smp"), r.num("ns_median")));
         }
@@ -316,6 +438,9 @@ mod tests {
         assert!(Record::parse(&LINE.replace(" levels=4", "")).is_none());
         assert!(Record::parse(&LINE.replace("scen=A pages=512", "pages=512 scen=A")).is_none());
         assert!(Record::parse("gatherOS 0.1.0: booted via bios").is_none());
+        let linux = Record::parse(&LINE.replace("gatherOS ", "linux ")).unwrap();
+        assert_eq!((linux.get("os"), r.get("os")), ("linux", "gatherOS"));
+        assert!(Record::parse(&LINE.replace("gatherOS ", "other ")).is_none());
     }
 
     #[test]
@@ -326,6 +451,15 @@ mod tests {
         write_csv(std::slice::from_ref(&r), &path).unwrap();
         let back = read_csv(&path).unwrap();
         assert_eq!(back, vec![r.clone()]);
+        let forced = Record::parse(
+            &LINE
+                .replace("sync=skip", "sync=ipi")
+                .replace("ns_median=100", "ns_median=150")
+                .replace("cal_ipis_per_op=3.00", "cal_ipis_per_op=6.00"),
+        )
+        .unwrap();
+        let s = saving(&[r.clone(), forced]);
+        assert!(s.contains("forced_over_skip=1.50 extra_ipis_per_op=3.00"), "{s}");
         let faster = Record::parse(&LINE.replace("ns_median=100", "ns_median=50")).unwrap();
         assert!(compare(&[faster], &back).contains("ratio=0.500"));
         assert!(table(&back).contains("unmap"));

@@ -6,5 +6,6 @@ pub mod bench;
 pub mod flash;
 pub mod image;
 pub mod install;
+pub mod linux;
 pub mod qemu;
 pub mod testrun;

@@ -76,12 +76,27 @@ enum Cmd {
         /// keep the address space loaded, not lazy; busy takes host cores from CPU 0 under TCG.
         #[arg(long, default_value = "halt", value_parser = ["halt", "busy"])]
         spin: String,
+        /// Kernels to measure: gatheros, and linux (the same operations in a Linux guest
+        /// under the same QEMU settings; the Linux guest's scenario A always spins busy).
+        #[arg(long, value_delimiter = ',', default_values_t = ["gatheros".to_string()], value_parser = ["gatheros", "linux"])]
+        os: Vec<String>,
+        /// The Linux guest's kernel (bzImage). Default: Debian's linux-image-amd64
+        /// (bookworm-backports), fetched once with apt-get into target/linux-guest.
+        #[arg(long)]
+        linux_kernel: Option<std::path::PathBuf>,
         /// Output directory for bench.csv and the SVG plots.
         #[arg(long, default_value = "bench-out")]
         out: std::path::PathBuf,
         /// Earlier bench.csv to compare with (ratio of median times per configuration).
         #[arg(long)]
         baseline: Option<std::path::PathBuf>,
+        /// Earlier bench.csv files whose records join this run's table, ratios, CSV and
+        /// plots (say, a Linux run beside a gatherOS one).
+        #[arg(long)]
+        include: Vec<std::path::PathBuf>,
+        /// Boot nothing: report on the `--include` files only.
+        #[arg(long)]
+        no_boot: bool,
         /// Per-boot timeout in seconds.
         #[arg(long, default_value_t = 7200)]
         timeout: u64,
@@ -138,6 +153,7 @@ impl RunArgs {
             gdb: self.gdb,
             usb: self.usb,
             monitor: None,
+            direct: None,
         }
     }
 }
@@ -186,10 +202,20 @@ fn bench(
     plan: &boot::bench::BenchPlan,
     out: &std::path::Path,
     baseline: Option<&std::path::Path>,
+    include: &[std::path::PathBuf],
+    no_boot: bool,
 ) -> Result<bool, String> {
     install::ensure()?;
-    let records = boot::bench::run(plan)?;
+    let mut records = if no_boot {
+        Vec::new()
+    } else {
+        boot::bench::run(plan)?
+    };
+    for f in include {
+        records.extend(boot::bench::read_csv(f)?);
+    }
     print!("{}", boot::bench::table(&records));
+    print!("{}", boot::bench::saving(&records));
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let csv = out.join("bench.csv");
     boot::bench::write_csv(&records, &csv)?;
@@ -279,8 +305,12 @@ fn main() -> ExitCode {
             scenarios,
             iters,
             spin,
+            os,
+            linux_kernel,
             out,
             baseline,
+            include,
+            no_boot,
             timeout,
         }) => {
             let plan = boot::bench::BenchPlan {
@@ -290,9 +320,11 @@ fn main() -> ExitCode {
                 scenarios,
                 iters,
                 spin,
+                os,
+                linux_kernel,
                 timeout_secs: timeout,
             };
-            bench(&plan, &out, baseline.as_deref())
+            bench(&plan, &out, baseline.as_deref(), &include, no_boot)
         }
         Some(Cmd::Setup) => install::ensure().map(|()| {
             println!(

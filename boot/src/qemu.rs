@@ -48,6 +48,20 @@ pub struct QemuConfig {
     pub usb: bool,
     /// A Unix socket for the QEMU monitor (screenshots); None: no monitor.
     pub monitor: Option<PathBuf>,
+    /// Boot a Linux kernel directly (`-kernel`, `-initrd`, `-append`) instead of a disk
+    /// image: the benchmark's Linux guest.
+    pub direct: Option<DirectBoot>,
+}
+
+/// A kernel booted by QEMU itself, with its initramfs and command line.
+#[derive(Debug, Clone)]
+pub struct DirectBoot {
+    /// bzImage.
+    pub kernel: PathBuf,
+    /// Initramfs (cpio).
+    pub initrd: PathBuf,
+    /// Kernel command line.
+    pub append: String,
 }
 
 impl Default for QemuConfig {
@@ -61,6 +75,7 @@ impl Default for QemuConfig {
             gdb: false,
             usb: false,
             monitor: None,
+            direct: None,
         }
     }
 }
@@ -155,7 +170,14 @@ pub fn args(cfg: &QemuConfig, image: &Path) -> Result<Vec<String>, String> {
     }
     push("-device");
     push("isa-debug-exit,iobase=0xf4,iosize=0x04");
-    if cfg.usb {
+    if let Some(d) = &cfg.direct {
+        push("-kernel");
+        push(&d.kernel.display().to_string());
+        push("-initrd");
+        push(&d.initrd.display().to_string());
+        push("-append");
+        push(&d.append);
+    } else if cfg.usb {
         push("-device");
         push("qemu-xhci");
         push("-drive");

@@ -53,9 +53,7 @@ impl PhysMem for KernelMem {
         let off = paging::phys_offset();
         // SAFETY: both are whole frames owned by the caller (a page being collapsed and
         // the huge block replacing it), mapped at phys_offset, and distinct.
-        unsafe {
-            core::ptr::copy_nonoverlapping((src + off) as *const u8, (dst + off) as *mut u8, 4096)
-        };
+        unsafe { core::ptr::copy_nonoverlapping((src + off) as *const u8, (dst + off) as *mut u8, 4096) };
     }
 
     fn free_huge(&self, pa: u64) {

@@ -161,8 +161,16 @@ fn any_number_of_batches_waits_without_a_sync() {
         on_cpu(0, || w.freer.poll(&w.sync, &w.mem, &w.m.stats));
     }
     assert_eq!(w.freer.tables_in_flight(), 0);
-    assert_eq!(w.mem.freed_tables.lock().unwrap().len(), 202, "200 PTE tables, the PMD and the PUD table");
-    assert_eq!(w.mem.live(), frames_before - 200 - 202, "no batch page left behind");
+    assert_eq!(
+        w.mem.freed_tables.lock().unwrap().len(),
+        202,
+        "200 PTE tables, the PMD and the PUD table"
+    );
+    assert_eq!(
+        w.mem.live(),
+        frames_before - 200 - 202,
+        "no batch page left behind"
+    );
 }
 
 /// Fallback path (batch allocation fails): returns (syncs sent, syncs skipped).

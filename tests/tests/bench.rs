@@ -13,13 +13,16 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
         scenarios: "A,B,C".into(),
         iters: 2,
         spin: "halt".into(),
+        os: vec!["gatheros".into()],
+        linux_kernel: None,
         timeout_secs: 300,
     };
     let records: Vec<Record> = run(&plan).expect("bench boot");
     // unmap: 3 page/table variants; unshare: 1; three scenarios; skip and forced.
     assert_eq!(records.len(), (3 + 1) * 3 * 2);
     for r in &records {
-        assert_eq!(r.0.len(), FIELDS.len());
+        assert_eq!(r.0.len(), FIELDS.len() + 1, "the fields and the os");
+        assert_eq!(r.get("os"), "gatherOS");
         assert_eq!(r.get("smp"), "2");
         assert!(r.get("ns_median").parse::<u64>().is_ok());
         let sync: f64 = r.get("sync_ipis_per_op").parse().unwrap();

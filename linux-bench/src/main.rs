@@ -1,0 +1,333 @@
+//! `linux-bench`: gatherOS's `bench=tlb` operations done by a Linux process, measured the
+//! same way, so both kernels can be compared under the same QEMU settings. It runs as
+//! `/init` of a QEMU guest (the host's `cargo run -- bench --os linux` builds the
+//! initramfs), reads its options from the kernel command line (`lb.iters=`, `lb.ops=`,
+//! `lb.scen=`), and prints one line per configuration in gatherOS's format, starting with
+//! `linux` instead of `gatherOS`:
+//!
+//! `linux smp=<n> scen=<A|B|C> pages=<P> tables=<free|keep> op=<op> backend=native
+//! sync=ipi ns_median=.. ns_p99=.. tlb_ipis_per_op=.. cal_ipis_per_op=..
+//! sync_ipis_per_op=.. tsc_median=.. tsc_p99=.. iters=.. pt_freed_kb=.. apic=.. levels=..`
+//!
+//! Each configuration runs in a fresh process pinned to CPU 0 (so in scenario B no other
+//! CPU ever held its address space). Time: the TSC and the monotonic clock around the
+//! system call alone. IPIs: `/proc/interrupts` `TLB` and `CAL` rows read just before and
+//! after it, summed over CPUs; Linux has no separate count of table-sync IPIs, so
+//! `sync_ipis_per_op` is `CAL - TLB` (function-call interrupts that were not flushes).
+//! `pt_freed_kb`: the drop of `VmPTE`.
+//!
+//! Operations: `unmap` (munmap; P = 512 and 1 with a separate mapping 4 MiB above that
+//! keeps the PMD table, so one PTE table is freed; P = 510 with the last page a separate
+//! mapping, so none is); `collapse` (`madvise(MADV_COLLAPSE)` of a fully populated 2 MiB
+//! region); `unshare` (munmap of a 1 GiB hugetlb mapping whose PMD table is shared with
+//! another process). `unmap-nobatch` has no Linux counterpart (the table batch allocation
+//! cannot be made to fail from user space) and is skipped with a message.
+
+mod counters;
+mod scenario;
+mod sys;
+
+use std::time::Instant;
+
+use counters::Counters;
+use scenario::Scenario;
+
+const BASE: u64 = 0x4000_0000;
+const HUGE: u64 = 2 << 20;
+/// Where the measured process maps the shared hugetlb file (1 GiB aligned, 1 GiB long:
+/// only mappings covering a whole PUD range can share PMD tables).
+const SHARED: u64 = 0x80_0000_0000;
+const GIB: u64 = 1 << 30;
+
+/// One measured configuration.
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    op: &'static str,
+    scen: char,
+    pages: u64,
+    keep: bool,
+}
+
+struct Options {
+    iters: usize,
+    ops: Vec<String>,
+    scenarios: Vec<char>,
+}
+
+fn options(cmdline: &str) -> Options {
+    let mut o = Options {
+        iters: 1000,
+        ops: ["unmap", "collapse", "unshare"].map(String::from).to_vec(),
+        scenarios: vec!['A', 'B', 'C'],
+    };
+    for w in cmdline.split_whitespace() {
+        match w.split_once('=') {
+            Some(("lb.iters", v)) => o.iters = v.parse().unwrap_or(o.iters).max(1),
+            Some(("lb.ops", v)) => o.ops = v.split(',').map(String::from).collect(),
+            Some(("lb.scen", v)) => o.scenarios = v.chars().filter(|c| c.is_alphabetic()).collect(),
+            _ => {}
+        }
+    }
+    o
+}
+
+fn configs(op: &'static str, scen: char) -> Vec<Config> {
+    let c = |pages, keep| Config {
+        op,
+        scen,
+        pages,
+        keep,
+    };
+    match op {
+        "unmap" => vec![c(512, false), c(1, false), c(510, true)],
+        "collapse" => vec![c(512, false)],
+        _ => vec![c(1, false)],
+    }
+}
+
+/// The other process holding the shared hugetlb mapping (its PMD table is the one shared).
+struct Owner {
+    pid: i32,
+    fd: i32,
+}
+
+impl Owner {
+    fn start() -> Self {
+        let fd = sys::hugetlb_memfd(GIB);
+        let mut pipe = [0i32; 2];
+        // SAFETY: a two-element array for the two ends.
+        if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
+            sys::die("pipe");
+        }
+        // SAFETY: the process has one thread here (scenario threads start later).
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            sys::die("fork");
+        }
+        if pid == 0 {
+            sys::map_at(SHARED, GIB, libc::MAP_SHARED | libc::MAP_NORESERVE, fd);
+            sys::touch(SHARED, 1);
+            // SAFETY: writes one byte from a live buffer, then waits to be killed.
+            unsafe {
+                libc::write(pipe[1], [1u8].as_ptr().cast(), 1);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        let mut b = [0u8];
+        // SAFETY: reads one byte into a live buffer.
+        if unsafe { libc::read(pipe[0], b.as_mut_ptr().cast(), 1) } != 1 {
+            sys::die("owner of the shared mapping did not start");
+        }
+        Self { pid, fd }
+    }
+
+    fn stop(self) {
+        // SAFETY: our child; reaped right after.
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+            libc::close(self.fd);
+        }
+    }
+}
+
+fn setup(cfg: Config, fd: i32) {
+    match cfg.op {
+        "unmap" if cfg.keep => {
+            sys::map_anon(BASE, 511 * 4096);
+            sys::touch(BASE, cfg.pages);
+        }
+        "unmap" | "collapse" => {
+            sys::map_anon(BASE, HUGE);
+            sys::touch(BASE, cfg.pages);
+        }
+        _ => {
+            sys::map_at(SHARED, GIB, libc::MAP_SHARED | libc::MAP_NORESERVE, fd);
+            // The fault finds the owner's PMD table for this range and shares it.
+            sys::touch(SHARED, 1);
+        }
+    }
+}
+
+fn op(cfg: Config) {
+    match cfg.op {
+        "unmap" if cfg.keep => sys::unmap(BASE, 511 * 4096),
+        "unmap" => sys::unmap(BASE, HUGE),
+        "collapse" => sys::collapse(BASE, HUGE),
+        _ => sys::unmap(SHARED, GIB),
+    }
+}
+
+fn cleanup(cfg: Config) {
+    if cfg.op == "collapse" {
+        sys::unmap(BASE, HUGE);
+    }
+}
+
+fn percentile(sorted: &[u64], p: usize) -> u64 {
+    sorted[((sorted.len() - 1) * p) / 100]
+}
+
+/// Measures one configuration (in a fresh process) and prints its line.
+fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine) {
+    let owner = (cfg.op == "unshare").then(Owner::start);
+    match cfg.op {
+        // A separate mapping 4 MiB above keeps the PMD table: the unmap frees one PTE table.
+        "unmap" if !cfg.keep => drop(sys::map_anon(BASE + (4 << 20), 4096)),
+        // The region's last page, mapped separately (shared, so the two mappings do not
+        // merge): the PTE table stays.
+        "unmap" => {
+            sys::map_at(
+                BASE + 511 * 4096,
+                4096,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+            );
+            sys::touch(BASE + 511 * 4096, 1);
+        }
+        _ => {}
+    }
+    let scen = Scenario::start(cfg.scen, cpus);
+    let mut counters = Counters::open().unwrap_or_else(|_| sys::die("open /proc files"));
+    let warmup = iters.min(50);
+    let (mut cycles, mut nanos) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
+    let (mut tlb, mut cal, mut pt_kb) = (0u64, 0u64, 0u64);
+    let fd = owner.as_ref().map_or(-1, |o| o.fd);
+    for i in 0..warmup + iters {
+        setup(cfg, fd);
+        scen.before_op();
+        let (ipis0, pte0) = (counters.ipis(), counters.vm_pte_kb());
+        let t0 = Instant::now();
+        let c0 = sys::rdtsc();
+        op(cfg);
+        let c1 = sys::rdtsc();
+        let ns = t0.elapsed().as_nanos() as u64;
+        let (ipis1, pte1) = (counters.ipis(), counters.vm_pte_kb());
+        cleanup(cfg);
+        if i >= warmup {
+            cycles.push(c1 - c0);
+            nanos.push(ns);
+            tlb += ipis1.tlb - ipis0.tlb;
+            cal += ipis1.cal - ipis0.cal;
+            pt_kb += pte0.saturating_sub(pte1);
+        }
+    }
+    scen.stop();
+    if let Some(o) = owner {
+        o.stop();
+    }
+    cycles.sort_unstable();
+    nanos.sort_unstable();
+    let n = iters as f64;
+    println!(
+        "linux smp={cpus} scen={} pages={} tables={} op={} backend=native sync=ipi ns_median={} ns_p99={} tlb_ipis_per_op={:.2} cal_ipis_per_op={:.2} sync_ipis_per_op={:.2} tsc_median={} tsc_p99={} iters={iters} pt_freed_kb={} apic={} levels={}",
+        cfg.scen,
+        cfg.pages,
+        if cfg.keep { "keep" } else { "free" },
+        cfg.op,
+        percentile(&nanos, 50),
+        percentile(&nanos, 99),
+        tlb as f64 / n,
+        cal as f64 / n,
+        cal.saturating_sub(tlb) as f64 / n,
+        percentile(&cycles, 50),
+        percentile(&cycles, 99),
+        pt_kb / iters as u64,
+        machine.apic,
+        machine.levels,
+    );
+}
+
+/// What the guest runs on.
+struct Machine {
+    apic: &'static str,
+    levels: u32,
+}
+
+fn machine(cmdline: &str) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags"))
+        .map(|f| f.split_whitespace().collect())
+        .unwrap_or_default();
+    let la57 = flags.contains(&"la57") && !cmdline.split_whitespace().any(|w| w == "no5lvl");
+    Machine {
+        apic: if flags.contains(&"x2apic") {
+            "x2apic"
+        } else {
+            "xapic"
+        },
+        levels: if la57 { 5 } else { 4 },
+    }
+}
+
+/// Runs `cfg` in a child process pinned to CPU 0 and waits for it.
+fn run_in_child(cfg: Config, iters: usize, cpus: usize, m: &Machine) -> bool {
+    // SAFETY: the parent is single-threaded.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        sys::die("fork");
+    }
+    if pid == 0 {
+        measure(cfg, iters, cpus, m);
+        // SAFETY: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+}
+
+fn main() {
+    if std::process::id() == 1 {
+        sys::mount("proc", "/proc");
+        sys::mount("sysfs", "/sys");
+    }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let o = options(&cmdline);
+    // Small pages at fault time (collapse must find a PTE table); MADV_COLLAPSE ignores
+    // this setting. Huge pages for the shared hugetlb mapping.
+    sys::write_file("/sys/kernel/mm/transparent_hugepage/enabled", "never");
+    sys::write_file("/proc/sys/vm/nr_hugepages", "4");
+    sys::pin_to(0);
+    // SAFETY: sysconf has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    let m = machine(&cmdline);
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!(
+        "linux-bench: kernel={} cpus={cpus} apic={} levels={} iters={}",
+        release.trim(),
+        m.apic,
+        m.levels,
+        o.iters
+    );
+    let mut ok = true;
+    let known: &[&'static str] = &["unmap", "collapse", "unshare"];
+    let total: usize = known
+        .iter()
+        .filter(|k| o.ops.iter().any(|o| o == *k))
+        .map(|k| configs(k, 'A').len())
+        .sum::<usize>()
+        * o.scenarios.len();
+    println!("bench: configurations={total} iters={}", o.iters);
+    for op_name in &o.ops {
+        let Some(&op_name) = known.iter().find(|k| *k == op_name) else {
+            println!("linux-bench: skip op={op_name} reason=no-linux-counterpart");
+            continue;
+        };
+        for &scen in &o.scenarios {
+            for cfg in configs(op_name, scen) {
+                if !run_in_child(cfg, o.iters, cpus, &m) {
+                    println!("linux-bench: error: op={} scen={scen} failed", cfg.op);
+                    ok = false;
+                }
+            }
+        }
+    }
+    println!("bench: done");
+    sys::exit_qemu(ok);
+}

@@ -1,0 +1,132 @@
+//! Thin wrappers over the Linux calls the benchmark needs (the `libc` crate's bindings;
+//! std has no mmap, affinity or memfd). Every failure is fatal and names the call.
+
+use std::ffi::CString;
+
+/// Exits the program with a message naming what failed and errno.
+pub fn die(what: &str) -> ! {
+    let err = std::io::Error::last_os_error();
+    eprintln!("linux-bench: error: {what}: {err}");
+    exit_qemu(false);
+    std::process::exit(1);
+}
+
+/// Pins the calling thread to `cpu`.
+pub fn pin_to(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write into it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        die(&format!("sched_setaffinity(cpu {cpu})"));
+    }
+}
+
+/// Maps `len` bytes at exactly `addr` (fails rather than replacing a mapping).
+pub fn map_at(addr: u64, len: u64, flags: i32, fd: i32) -> *mut u8 {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the result is
+    // checked before use.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags | libc::MAP_FIXED_NOREPLACE,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED || p as u64 != addr {
+        die(&format!("mmap({addr:#x}, {len:#x})"));
+    }
+    p as *mut u8
+}
+
+/// An anonymous private mapping at `addr`.
+pub fn map_anon(addr: u64, len: u64) -> *mut u8 {
+    map_at(addr, len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
+}
+
+/// Unmaps `[addr, addr + len)`.
+pub fn unmap(addr: u64, len: u64) {
+    // SAFETY: the benchmark only unmaps regions it mapped itself and no longer uses.
+    if unsafe { libc::munmap(addr as *mut libc::c_void, len as usize) } != 0 {
+        die(&format!("munmap({addr:#x}, {len:#x})"));
+    }
+}
+
+/// `madvise(MADV_COLLAPSE)`: the khugepaged collapse, synchronously (Linux 6.1+).
+pub fn collapse(addr: u64, len: u64) {
+    const MADV_COLLAPSE: i32 = 25;
+    // SAFETY: advice on our own mapping; it changes how it is mapped, not its contents.
+    if unsafe { libc::madvise(addr as *mut libc::c_void, len as usize, MADV_COLLAPSE) } != 0 {
+        die("madvise(MADV_COLLAPSE)");
+    }
+}
+
+/// Writes one byte to each of `pages` pages from `addr` (faults them in).
+pub fn touch(addr: u64, pages: u64) {
+    for p in 0..pages {
+        // SAFETY: the caller mapped these pages writable.
+        unsafe { std::ptr::write_volatile((addr + p * 4096) as *mut u8, 1) };
+    }
+}
+
+/// A hugetlb-backed memory file of `len` bytes (for shared PMD tables).
+pub fn hugetlb_memfd(len: u64) -> i32 {
+    let name = CString::new("linux-bench-shared").expect("no NUL");
+    // SAFETY: a valid C string; the fd is checked.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_HUGETLB) };
+    // SAFETY: our own fd.
+    if fd < 0 || unsafe { libc::ftruncate(fd, len as i64) } != 0 {
+        die("memfd_create(MFD_HUGETLB)/ftruncate (are huge pages reserved?)");
+    }
+    fd
+}
+
+/// Reads the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC is unprivileged on Linux (CR4.TSD clear) and has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Writes `value` to a sysfs/procfs file.
+pub fn write_file(path: &str, value: &str) {
+    if let Err(e) = std::fs::write(path, value) {
+        eprintln!("linux-bench: could not write {value:?} to {path}: {e}");
+    }
+}
+
+/// Mounts a pseudo file system (as /init nothing is mounted yet).
+pub fn mount(fstype: &str, target: &str) {
+    let _ = std::fs::create_dir_all(target);
+    let (src, fs, dir) = (
+        CString::new(fstype).expect("no NUL"),
+        CString::new(fstype).expect("no NUL"),
+        CString::new(target).expect("no NUL"),
+    );
+    // SAFETY: valid C strings; no data argument.
+    let rc = unsafe { libc::mount(src.as_ptr(), dir.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+    if rc != 0 {
+        die(&format!("mount {fstype} on {target}"));
+    }
+}
+
+/// As the guest's /init: hands the verdict to QEMU's `isa-debug-exit` device (port
+/// 0xf4, the port gatherOS uses, so the host reads both the same way); otherwise does
+/// nothing.
+pub fn exit_qemu(ok: bool) {
+    if std::process::id() != 1 {
+        return;
+    }
+    // SAFETY: as root in the guest; access to one I/O port.
+    if unsafe { libc::ioperm(0xf4, 4, 1) } != 0 {
+        return;
+    }
+    let code: u32 = if ok { 0x10 } else { 0x11 };
+    // SAFETY: ioperm granted the port; writing it ends QEMU.
+    unsafe { core::arch::asm!("out dx, eax", in("dx") 0xf4u16, in("eax") code) };
+}
