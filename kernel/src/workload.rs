@@ -79,27 +79,15 @@ pub fn unmap(mm: &AddressSpace, start: u64, end: u64) {
     g.finish();
 }
 
-/// Tears `mm` down completely and frees its root: afterwards no CPU uses it.
+/// Tears `mm` down completely and frees its root ([`mm::release::release`]): yields
+/// until no CPU has it loaded; panics after 10 s naming the CPUs that still do.
 pub fn destroy(mm: &'static AddressSpace) {
-    let ctx = vm::gather_ctx();
-    {
-        let _g = mm.pt_lock.lock();
-        mm::gather::teardown(&ctx, mm);
-    }
-    // A CPU whose task has just finished may still run on `mm` (not yet lazy) and so stay
-    // in its mask through the teardown flush; a freed-tables flush makes lazy CPUs leave.
-    // The root may be freed only when no CPU has it loaded.
     let end = arch::cpu::rdtsc() + 10 * arch::timer::tsc_hz();
-    while !mm.cpumask.load().is_empty() {
-        assert!(
-            arch::cpu::rdtsc() < end,
-            "workload: cpus {:?} still use a torn-down address space",
-            mm.cpumask.load()
-        );
+    mm::release::release(&vm::gather_ctx(), mm, || {
         sched::yield_now();
-        vm::mmu().flush_tlb_mm_range(mm, 0, mm::flush::FLUSH_ALL, 12, true);
-    }
-    MEM.free_frame(mm.root());
+        arch::cpu::rdtsc() < end
+    })
+    .unwrap_or_else(|cpus| panic!("workload: cpus {cpus:?} still use a torn-down address space"));
 }
 
 /// Runs the race and returns its counters.

@@ -316,6 +316,37 @@ fn teardown_returns_every_frame_but_the_root() {
     assert_eq!(w.mem.live(), before + 1, "only the root is left");
 }
 
+#[test]
+fn release_frees_the_root_only_when_no_cpu_has_it_loaded() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let before = w.mem.live();
+    let mm = w.mm_with_pages(0x4000_0000, 4);
+    // CPU 1 runs a task of `mm` (not lazy): the teardown flush cannot make it leave.
+    on_cpu(1, || w.m.mmu().switch_mm(&mm));
+    let ctx = w.ctx();
+    let gave_up = on_cpu(0, || crate::release::release(&ctx, &mm, || false));
+    assert_eq!(gave_up.unwrap_err().iter().collect::<Vec<_>>(), [1]);
+    assert!(
+        w.m.states.cpu(1).has_loaded(&mm),
+        "without the wait, the root would be freed while CPU 1 has it in CR3"
+    );
+    on_cpu(0, || w.freer.drain(&w.sync, &w.mem, &w.m.stats));
+    assert_eq!(w.mem.live(), before + 1, "tables and pages gone, the root kept");
+    // Its task ends and CPU 1 idles lazily: the next freed-tables flush makes it leave.
+    let mut waits = 0;
+    on_cpu(0, || {
+        crate::release::release(&ctx, &mm, || {
+            waits += 1;
+            on_cpu(1, || w.m.mmu().enter_lazy_tlb());
+            true
+        })
+    })
+    .unwrap();
+    assert_eq!(waits, 1);
+    on_cpu(0, || w.freer.drain(&w.sync, &w.mem, &w.m.stats));
+    assert_eq!(w.mem.live(), before, "the root is freed too");
+}
+
 proptest! {
     /// The range covers every cleared entry and the stride is the smallest level cleared.
     #[test]

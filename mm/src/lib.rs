@@ -12,6 +12,7 @@ pub mod gather;
 pub mod hw;
 pub mod pgtable;
 pub mod receipt;
+pub mod release;
 pub mod share;
 pub mod stats;
 pub mod table_free;
