@@ -6,7 +6,8 @@
 //! sync_ipis_per_op=.. tsc_median=.. tsc_p99=.. iters=.. pt_freed_kb=.. apic=.. levels=4`
 //!
 //! Every op runs on CPU 0 in a fresh address space, on a 2 MiB-aligned region. Scenarios:
-//! A, a task of the address space spins on every other CPU; B, the other CPUs are idle
+//! A, a task of the address space runs on every other CPU (it halts between interrupts
+//! or spins, `bench.spin=`; either way it is not lazy); B, the other CPUs are idle
 //! and never held it; C, before each op a task of it runs briefly on every other CPU and
 //! ends, so those CPUs hold it lazily. Modes: the sync as the static key decides, and
 //! forced (`tlb.table_sync=always`). Time is the TSC around the op alone; IPI counts are
