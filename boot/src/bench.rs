@@ -305,11 +305,18 @@ pub fn compare(new: &[Record], old: &[Record]) -> String {
 /// time with the sync forced divided by the time with it skipped, and the extra IPIs
 /// per op; and for every Linux configuration, Linux's median over gatherOS's forced one.
 pub fn saving(records: &[Record]) -> String {
+    // What makes two lines the same configuration, apart from kernel and mode.
+    const CONFIG: &[&str] = &["smp", "scen", "op", "pages", "tables"];
+    let words = |r: &Record| {
+        CONFIG
+            .iter()
+            .map(|k| format!("{k}={}", r.get(k)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let find = |like: &Record, os: &str, backend: &str, sync: &str| {
         records.iter().find(|r| {
-            ["smp", "scen", "pages", "tables", "op"]
-                .iter()
-                .all(|k| r.get(k) == like.get(k))
+            CONFIG.iter().all(|k| r.get(k) == like.get(k))
                 && r.get("os") == os
                 && r.get("backend") == backend
                 && r.get("sync") == sync
@@ -322,12 +329,8 @@ pub fn saving(records: &[Record]) -> String {
     {
         if let Some(forced) = find(skip, "gatherOS", "native", "ipi") {
             out += &format!(
-                "saving: smp={} scen={} op={} pages={} tables={} forced_over_skip={:.2} extra_ipis_per_op={:.2}\n",
-                skip.get("smp"),
-                skip.get("scen"),
-                skip.get("op"),
-                skip.get("pages"),
-                skip.get("tables"),
+                "saving: {} forced_over_skip={:.2} extra_ipis_per_op={:.2}\n",
+                words(skip),
                 forced.num("ns_median") / skip.num("ns_median"),
                 forced.num("cal_ipis_per_op") - skip.num("cal_ipis_per_op"),
             );
@@ -336,12 +339,8 @@ pub fn saving(records: &[Record]) -> String {
     for l in records.iter().filter(|r| r.get("os") == "linux") {
         if let Some(g) = find(l, "gatherOS", "native", "ipi") {
             out += &format!(
-                "versus-linux: smp={} scen={} op={} pages={} tables={} linux_over_gatheros_forced={:.2} linux_cal_ipis_per_op={} gatheros_cal_ipis_per_op={}\n",
-                l.get("smp"),
-                l.get("scen"),
-                l.get("op"),
-                l.get("pages"),
-                l.get("tables"),
+                "versus-linux: {} linux_over_gatheros_forced={:.2} linux_cal_ipis_per_op={} gatheros_cal_ipis_per_op={}\n",
+                words(l),
                 l.num("ns_median") / g.num("ns_median"),
                 l.get("cal_ipis_per_op"),
                 g.get("cal_ipis_per_op"),
