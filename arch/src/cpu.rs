@@ -28,6 +28,12 @@ pub fn halt_forever() -> ! {
     }
 }
 
+/// Enables interrupts and halts until the next one (`sti; hlt`: an interrupt cannot slip
+/// in between and be missed). Returns after that interrupt's handler ran.
+pub fn wait_for_interrupt() {
+    x86_64::instructions::interrupts::enable_and_hlt();
+}
+
 /// Reads the time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC is available on every x86_64 processor and only reads a counter.

@@ -80,26 +80,38 @@ impl Record {
     }
 }
 
-/// What to measure.
-#[derive(Debug, Clone)]
+/// What to measure (the `bench` command's options).
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchPlan {
-    /// CPU counts (one boot each per backend).
+    /// CPU counts.
+    #[arg(long, value_delimiter = ',', default_values_t = [2u32, 4, 8], value_parser = crate::qemu::parse_smp)]
     pub smp: Vec<u32>,
-    /// Backends: `native` (sync as decided and forced) and/or `pv`.
+    /// Backends: native (sync as decided, and forced) and pv.
+    #[arg(long, value_delimiter = ',', default_values_t = ["native".to_string(), "pv".to_string()], value_parser = ["native", "pv"])]
     pub modes: Vec<String>,
-    /// Kernel `bench.ops`.
+    /// Operations (comma-separated): unmap, unmap-nobatch, collapse, unshare.
+    #[arg(long, default_value = "unmap,unmap-nobatch,collapse,unshare")]
     pub ops: String,
-    /// Kernel `bench.scen`.
+    /// Scenarios (comma-separated): A (spinning tasks), B (idle), C (lazy).
+    #[arg(long, default_value = "A,B,C")]
     pub scenarios: String,
-    /// Measured iterations.
+    /// Measured iterations per configuration (50 more are discarded first).
+    #[arg(long, default_value_t = 1000)]
     pub iters: usize,
-    /// Kernel `bench.spin`: `halt` or `busy`.
+    /// How scenario A's tasks wait: halt (hlt between interrupts) or busy (spin). Both
+    /// keep the address space loaded, not lazy; busy takes host cores from CPU 0 under TCG.
+    #[arg(long, default_value = "halt", value_parser = ["halt", "busy"])]
     pub spin: String,
-    /// Kernels to measure: `gatheros` and/or `linux`.
+    /// Kernels to measure: gatheros, and linux (the same operations in a Linux guest
+    /// under the same QEMU settings; the Linux guest's scenario A always spins busy).
+    #[arg(long, value_delimiter = ',', default_values_t = ["gatheros".to_string()], value_parser = ["gatheros", "linux"])]
     pub os: Vec<String>,
-    /// The Linux guest's kernel (bzImage); None: Debian's, fetched once.
+    /// The Linux guest's kernel (bzImage). Default: Debian's linux-image-amd64
+    /// (bookworm-backports), fetched once with apt-get into target/linux-guest.
+    #[arg(long)]
     pub linux_kernel: Option<std::path::PathBuf>,
-    /// Per-boot timeout.
+    /// Per-boot timeout in seconds.
+    #[arg(long = "timeout", default_value_t = 7200)]
     pub timeout_secs: u64,
 }
 

@@ -215,88 +215,72 @@ mod tests {
     #[test]
     fn every_refusal_case_refuses() {
         let img = 8 << 20;
-        assert_eq!(
-            check(
-                &DeviceInfo {
+        let cases: Vec<(DeviceInfo, bool, Result<(), Refusal>)> = vec![
+            (
+                DeviceInfo {
                     is_block: false,
                     ..stick()
                 },
-                img,
-                true
+                true,
+                Err(Refusal::NotBlockDevice),
             ),
-            Err(Refusal::NotBlockDevice)
-        );
-        assert_eq!(
-            check(
-                &DeviceInfo {
+            (
+                DeviceInfo {
                     whole_disk: false,
                     ..stick()
                 },
-                img,
-                true
+                true,
+                Err(Refusal::Partition),
             ),
-            Err(Refusal::Partition)
-        );
-        assert_eq!(
-            check(
-                &DeviceInfo {
+            (
+                DeviceInfo {
                     holds_root: true,
                     mounts: vec!["/".into()],
                     ..stick()
                 },
-                img,
-                true
+                true,
+                Err(Refusal::HoldsRoot),
             ),
-            Err(Refusal::HoldsRoot)
-        );
-        assert_eq!(
-            check(
-                &DeviceInfo {
+            (
+                DeviceInfo {
                     mounts: vec!["/media/x".into()],
                     ..stick()
                 },
-                img,
-                true
+                true,
+                Err(Refusal::Mounted(vec!["/media/x".into()])),
             ),
-            Err(Refusal::Mounted(vec!["/media/x".into()]))
-        );
-        assert_eq!(
-            check(
-                &DeviceInfo {
+            (
+                DeviceInfo {
                     removable: false,
                     ..stick()
                 },
-                img,
-                false
+                false,
+                Err(Refusal::NotRemovable),
             ),
-            Err(Refusal::NotRemovable)
-        );
-        assert_eq!(
-            check(
-                &DeviceInfo {
+            // --force accepts a fixed disk, and nothing else.
+            (
+                DeviceInfo {
                     removable: false,
                     ..stick()
                 },
-                img,
-                true
+                true,
+                Ok(()),
             ),
-            Ok(()),
-            "--force"
-        );
-        assert_eq!(
-            check(
-                &DeviceInfo {
+            (
+                DeviceInfo {
                     size: 1 << 20,
                     ..stick()
                 },
-                img,
-                true
+                true,
+                Err(Refusal::TooSmall {
+                    device: 1 << 20,
+                    image: img,
+                }),
             ),
-            Err(Refusal::TooSmall {
-                device: 1 << 20,
-                image: img
-            })
-        );
+        ];
+        for (info, force, want) in cases {
+            assert_eq!(check(&info, img, force), want, "{info:?} force={force}");
+        }
     }
 
     #[test]

@@ -146,6 +146,8 @@ enum Entry<'a> {
     Dir(&'a str),
     CharDev(&'a str, u32, u32),
     File(&'a str, &'a [u8]),
+    /// The end-of-archive entry.
+    Trailer,
 }
 
 /// Writes a `newc` cpio archive, the initramfs format. Hand-written: the format is a
@@ -154,13 +156,12 @@ enum Entry<'a> {
 fn cpio(entries: &[Entry]) -> Vec<u8> {
     let mut out = Vec::new();
     let pad4 = |out: &mut Vec<u8>| out.resize(out.len().next_multiple_of(4), 0);
-    let trailer = Entry::File("TRAILER!!!", &[]);
-    for (ino, e) in entries.iter().chain([&trailer]).enumerate() {
+    for (ino, e) in entries.iter().chain([&Entry::Trailer]).enumerate() {
         let (name, mode, data, (maj, min)): (&str, u32, &[u8], (u32, u32)) = match e {
             Entry::Dir(n) => (n, 0o040755, &[], (0, 0)),
             Entry::CharDev(n, a, b) => (n, 0o020600, &[], (*a, *b)),
-            Entry::File(n, d) if *n == "TRAILER!!!" => (n, 0, d, (0, 0)),
             Entry::File(n, d) => (n, 0o100755, d, (0, 0)),
+            Entry::Trailer => ("TRAILER!!!", 0, &[], (0, 0)),
         };
         let header = format!(
             "070701{:08x}{mode:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{maj:08x}{min:08x}{:08x}{:08x}",

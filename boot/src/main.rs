@@ -57,33 +57,8 @@ enum Cmd {
     /// Measure unmap/collapse/unshare with IPI and cycle accounting (one boot per CPU
     /// count and backend); prints a table, writes CSV and SVG plots.
     Bench {
-        /// CPU counts.
-        #[arg(long, value_delimiter = ',', default_values_t = [2u32, 4, 8], value_parser = qemu::parse_smp)]
-        smp: Vec<u32>,
-        /// Backends: native (sync as decided, and forced) and pv.
-        #[arg(long, value_delimiter = ',', default_values_t = ["native".to_string(), "pv".to_string()], value_parser = ["native", "pv"])]
-        modes: Vec<String>,
-        /// Operations (comma-separated): unmap, unmap-nobatch, collapse, unshare.
-        #[arg(long, default_value = "unmap,unmap-nobatch,collapse,unshare")]
-        ops: String,
-        /// Scenarios (comma-separated): A (spinning tasks), B (idle), C (lazy).
-        #[arg(long, default_value = "A,B,C")]
-        scenarios: String,
-        /// Measured iterations per configuration (50 more are discarded first).
-        #[arg(long, default_value_t = 1000)]
-        iters: usize,
-        /// How scenario A's tasks wait: halt (hlt between interrupts) or busy (spin). Both
-        /// keep the address space loaded, not lazy; busy takes host cores from CPU 0 under TCG.
-        #[arg(long, default_value = "halt", value_parser = ["halt", "busy"])]
-        spin: String,
-        /// Kernels to measure: gatheros, and linux (the same operations in a Linux guest
-        /// under the same QEMU settings; the Linux guest's scenario A always spins busy).
-        #[arg(long, value_delimiter = ',', default_values_t = ["gatheros".to_string()], value_parser = ["gatheros", "linux"])]
-        os: Vec<String>,
-        /// The Linux guest's kernel (bzImage). Default: Debian's linux-image-amd64
-        /// (bookworm-backports), fetched once with apt-get into target/linux-guest.
-        #[arg(long)]
-        linux_kernel: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        plan: boot::bench::BenchPlan,
         /// Output directory for bench.csv and the SVG plots.
         #[arg(long, default_value = "bench-out")]
         out: std::path::PathBuf,
@@ -97,9 +72,6 @@ enum Cmd {
         /// Boot nothing: report on the `--include` files only.
         #[arg(long)]
         no_boot: bool,
-        /// Per-boot timeout in seconds.
-        #[arg(long, default_value_t = 7200)]
-        timeout: u64,
     },
     /// Write the BIOS and UEFI images (for `dd` or your own QEMU command) into DIR.
     Image {
@@ -299,33 +271,12 @@ fn main() -> ExitCode {
             force,
         }) => flash(&device, uefi, &args, yes, force),
         Some(Cmd::Bench {
-            smp,
-            modes,
-            ops,
-            scenarios,
-            iters,
-            spin,
-            os,
-            linux_kernel,
+            plan,
             out,
             baseline,
             include,
             no_boot,
-            timeout,
-        }) => {
-            let plan = boot::bench::BenchPlan {
-                smp,
-                modes,
-                ops,
-                scenarios,
-                iters,
-                spin,
-                os,
-                linux_kernel,
-                timeout_secs: timeout,
-            };
-            bench(&plan, &out, baseline.as_deref(), &include, no_boot)
-        }
+        }) => bench(&plan, &out, baseline.as_deref(), &include, no_boot),
         Some(Cmd::Setup) => install::ensure().map(|()| {
             println!(
                 "setup: QEMU {:?} and OVMF are ready",

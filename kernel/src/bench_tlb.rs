@@ -148,7 +148,7 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
                 sched::spawn("bench-spinner", c, Some(mm), move || {
                     while !STOP.load(Ordering::Relaxed) {
                         if halts {
-                            x86_64::instructions::interrupts::enable_and_hlt();
+                            arch::cpu::wait_for_interrupt();
                         } else {
                             core::hint::spin_loop();
                         }

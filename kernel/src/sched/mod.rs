@@ -263,8 +263,7 @@ pub fn idle_loop() -> ! {
             interrupts::enable();
             schedule();
         } else {
-            // sti; hlt: a wake-up interrupt cannot slip in between.
-            interrupts::enable_and_hlt();
+            arch::cpu::wait_for_interrupt();
         }
     }
 }
