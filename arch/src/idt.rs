@@ -64,7 +64,10 @@ fatal_handler!(alignment_check, 17, "alignment check", error);
 fatal_handler!(simd_floating_point, 19, "SIMD floating point");
 fatal_handler!(virtualization, 20, "virtualization");
 
-extern "x86-interrupt" fn page_fault(frame: InterruptStackFrame, error: PageFaultErrorCode) {
+extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, error: PageFaultErrorCode) {
+    if crate::probe::fixup(&mut frame) {
+        return; // a probe's read faulted: it reports the fault instead
+    }
     panic!(
         "exception: vector=14 (page fault) error={:#x} ({:?}) rip={:#x} cr2={:#x}",
         error.bits(),

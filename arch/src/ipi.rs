@@ -13,7 +13,10 @@
 //!   answer, and the caller would wait forever. Callers that cannot enable interrupts
 //!   must not wait. (The table-sync IPI relies on the other side of this rule: a CPU with
 //!   interrupts off — a lock-free walker — does not answer until it is done.)
-//! - Handlers run with interrupts off and must not wait for other calls.
+//! - Handlers run with interrupts off, always (asserted before each one): from the IPI
+//!   handler, and from a waiter's loop, which serves its queue with interrupts disabled
+//!   for the duration (a tick there could schedule in the middle of a flush handler or
+//!   of `switch_mm`). Handlers must not wait for other calls.
 
 extern crate alloc;
 use alloc::boxed::Box;
@@ -96,9 +99,15 @@ impl CallQueue {
     }
 }
 
-/// Runs every request queued for the running CPU. Returns how many ran.
+/// Runs every request queued for the running CPU, with interrupts off (the caller's
+/// duty, asserted). Returns how many ran.
 fn serve_own_queue() -> usize {
     let Some(me) = percpu::current() else { return 0 };
+    assert!(
+        !interrupts::are_enabled(),
+        "ipi: cpu {} would run cross-call handlers with interrupts enabled",
+        percpu::cpu_index()
+    );
     let mut ran = 0;
     while let Some(RequestPtr(ptr)) = me.calls.pop() {
         // SAFETY: the request stays alive until `pending` reaches zero, which cannot
@@ -142,7 +151,7 @@ fn enqueue(targets: &CpuMask, req: *const Request) {
                 Some(first) => break first,
                 // Full: the target is busy with earlier calls; help our own queue drain.
                 None => {
-                    serve_own_queue();
+                    interrupts::without_interrupts(serve_own_queue);
                     core::hint::spin_loop();
                 }
             }
@@ -184,7 +193,9 @@ pub fn call_on_many(mask: &CpuMask, reason: IpiReason, f: &(dyn Fn() + Sync)) {
     };
     enqueue(&targets, &req);
     while req.pending.load(Ordering::Acquire) != 0 {
-        serve_own_queue();
+        // Interrupts off while serving (handlers' rule), on between rounds so that the
+        // IPIs and ticks this CPU owes others get through.
+        interrupts::without_interrupts(serve_own_queue);
         core::hint::spin_loop();
     }
 }
@@ -218,4 +229,16 @@ pub fn call_on_cpu(cpu: usize, reason: IpiReason, f: &(dyn Fn() + Sync)) {
 pub fn call_on_each_cond(cond: impl Fn(usize) -> bool, reason: IpiReason, f: &(dyn Fn() + Sync)) {
     let mask: CpuMask = cpus::online().iter().filter(|&c| cond(c)).collect();
     call_on_many(&mask, reason, f)
+}
+
+/// mm's plain cross call ([`mm::hw::CrossCall`]) over these IPIs.
+pub struct IpiCalls;
+
+impl mm::hw::CrossCall for IpiCalls {
+    #[track_caller]
+    fn call_others(&self, targets: &CpuMask, f: &(dyn Fn() + Sync)) {
+        let mut others = *targets;
+        others.clear(percpu::cpu_index());
+        call_on_many(&others, IpiReason::Call, f);
+    }
 }

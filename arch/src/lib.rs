@@ -18,6 +18,7 @@ pub mod ipi;
 pub mod ktest;
 pub mod madt;
 pub mod percpu;
+pub mod probe;
 pub mod qemu_exit;
 pub mod serial;
 pub mod smp;

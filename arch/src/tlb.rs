@@ -39,4 +39,13 @@ impl LocalTlb for X86Tlb {
     fn with_irqs_off(&self, f: &mut dyn FnMut()) {
         x86_64::instructions::interrupts::without_interrupts(f)
     }
+
+    fn irqs_enabled(&self) -> bool {
+        x86_64::instructions::interrupts::are_enabled()
+    }
+}
+
+/// The page-table root in the running CPU's CR3.
+pub fn loaded_root() -> u64 {
+    Cr3::read().0.start_address().as_u64()
 }

@@ -6,6 +6,8 @@ extern crate alloc;
 
 mod bench_smp;
 mod bench_tlb;
+mod coherence;
+mod coherence_tests;
 mod console;
 mod demo;
 mod frames;
@@ -113,6 +115,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     vm::init(choose_backend(&features, &opts));
     vm::FREER.set_mode(opts.table_sync);
     vm::FREER.set_batch_allocation_fails(opts.table_batch_fails);
+    if opts.tlb_break != mm::breakage::Breakage::None {
+        log::warn!("tlb: test-only breakage: tlb.break={}", opts.tlb_break.name());
+        vm::set_breakage(opts.tlb_break);
+    }
     vm::reserve_huge_blocks(4);
     sched::install_hooks();
     smp::init(

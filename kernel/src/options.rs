@@ -49,6 +49,8 @@ pub struct BootOptions {
     pub table_sync: mm::table_free::SyncMode,
     /// `tlb.table_batch=fail`: every table-batch allocation fails (fallback path).
     pub table_batch_fails: bool,
+    /// `tlb.break=none|stride|lazy|noflush`: test-only, breaks one TLB mechanism.
+    pub tlb_break: mm::breakage::Breakage,
 }
 
 impl Default for BootOptions {
@@ -64,6 +66,7 @@ impl Default for BootOptions {
             tlb_backend: "native",
             table_sync: mm::table_free::SyncMode::Decided,
             table_batch_fails: false,
+            tlb_break: mm::breakage::Breakage::None,
         }
     }
 }
@@ -189,6 +192,13 @@ impl BootOptions {
                     });
                 }
             },
+            "tlb.break" => {
+                self.tlb_break = mm::breakage::Breakage::parse(value).ok_or(OptionError::BadValue {
+                    key,
+                    value,
+                    expected: "none|stride|lazy|noflush",
+                })?
+            }
             "clearcpuid" | "setcpuid" => self.cpuid_overrides.push((value, key == "setcpuid")),
             "bench" => match value {
                 "smp" | "tlb" => self.bench = Some(value),

@@ -140,3 +140,44 @@ arch::kernel_test!(should_panic fn a_panic_on_another_cpu_is_reported_with_that_
     }
     run_on(last, move || panic!("deliberate panic on cpu {last}"));
 });
+
+/// Cross-call handlers that ran with interrupts enabled (must stay 0).
+static HANDLERS_WITH_IRQS_ON: AtomicU64 = AtomicU64::new(0);
+/// Cross-call handlers that ran.
+static HANDLERS_RUN: AtomicU64 = AtomicU64::new(0);
+
+fn record_interrupt_state() {
+    HANDLERS_RUN.fetch_add(1, Ordering::Relaxed);
+    if x86_64::instructions::interrupts::are_enabled() {
+        HANDLERS_WITH_IRQS_ON.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+arch::kernel_test!(
+    fn cross_call_handlers_run_with_interrupts_off_even_from_a_waiters_loop() {
+        if cpus::count() < 2 {
+            return; // nothing is ever served from a wait loop on one CPU
+        }
+        // CPUs 0 and 1 call each other at once, over and over: each spends most of its
+        // time waiting for its own call, so the other's requests are served from the
+        // wait loop as often as from the IPI handler.
+        HANDLERS_WITH_IRQS_ON.store(0, Ordering::SeqCst);
+        HANDLERS_RUN.store(0, Ordering::SeqCst);
+        const ROUNDS: u64 = 500;
+        let other = crate::sched::spawn("caller", 1, None, || {
+            for _ in 0..ROUNDS {
+                call_on_cpu(0, IpiReason::Call, &record_interrupt_state);
+            }
+        });
+        for _ in 0..ROUNDS {
+            call_on_cpu(1, IpiReason::Call, &record_interrupt_state);
+        }
+        other.join(30_000);
+        let on = HANDLERS_WITH_IRQS_ON.load(Ordering::SeqCst);
+        log::info!(
+            "ipi: handlers={} with_irqs_on={on}",
+            HANDLERS_RUN.load(Ordering::SeqCst)
+        );
+        assert_eq!(on, 0, "{on} cross-call handlers ran with interrupts enabled");
+    }
+);

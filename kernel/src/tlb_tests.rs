@@ -158,3 +158,80 @@ arch::kernel_test!(
         assert!(!mm.cpumask.contains(1));
     }
 );
+
+arch::kernel_test!(
+    fn the_walker_refuses_an_address_space_not_loaded_on_its_cpu() {
+        let mm = vm::new_address_space();
+        crate::workload::map_page(mm, X);
+        // Not loaded here: refused, whatever the tables say.
+        assert_eq!(vm::walk(mm, X), mm::walker::Walk::NotLoaded);
+        sched::use_mm(Some(mm));
+        assert!(matches!(vm::walk(mm, X), mm::walker::Walk::Page { .. }));
+        sched::use_mm(None);
+        crate::workload::destroy(mm);
+        vm::settle();
+    }
+);
+
+arch::kernel_test!(
+    fn invlpgb_release_makes_lazy_cpus_leave_though_the_flush_runs_no_handler() {
+        // Booted with `setcpuid=invlpgb`: the backend invalidates as the hardware does,
+        // with no handler on the other CPUs, so lazy holders stay lazy through every
+        // flush; release must still make them leave, and free the root.
+        assert_eq!(vm::mmu().backend.kind(), mm::hw::BackendKind::Invlpgb);
+        if cpus::count() < 2 {
+            return;
+        }
+        let mm = vm::new_address_space();
+        crate::workload::map_page(mm, X);
+        visit_and_go_lazy(mm, || {
+            read_x();
+        });
+        let r = vm::mmu().flush_tlb_mm_range(mm, 0, mm::flush::FLUSH_ALL, 12, true);
+        assert!(r.interrupted().is_empty(), "the broadcast interrupts nobody");
+        assert!(vm::mmu().states.cpu(1).is_lazy(), "no handler ran on cpu 1");
+        crate::workload::destroy(mm); // panics if cpu 1 never leaves
+        assert!(vm::mmu().states.cpu(1).has_loaded(vm::kernel_mm()));
+        vm::settle();
+    }
+);
+
+arch::kernel_test!(
+    fn premise_a_one_page_flush_leaves_the_neighbouring_translation() {
+        // The oracle's premise under TCG: INVLPG drops one translation, not the TLB.
+        if cpus::count() < 2 {
+            return;
+        }
+        let mm = vm::new_address_space();
+        let f0 = vm::map_new_page(mm, X);
+        let f1 = vm::map_new_page(mm, X + 4096);
+        vm::write_phys(f0, 1);
+        vm::write_phys(f1, 1);
+        static STAGE: AtomicU64 = AtomicU64::new(0);
+        static READS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+        STAGE.store(0, Ordering::SeqCst);
+        let reader = sched::spawn("reader", 1, Some(mm), || {
+            // SAFETY: both pages are mapped in this task's address space.
+            let read = |va: u64| unsafe { core::ptr::read_volatile(va as *const u64) };
+            read(X);
+            read(X + 4096);
+            STAGE.store(1, Ordering::SeqCst);
+            wait_for(&STAGE, 2);
+            READS[0].store(read(X), Ordering::SeqCst);
+            READS[1].store(read(X + 4096), Ordering::SeqCst);
+        });
+        sched::use_mm(Some(mm));
+        wait_for(&STAGE, 1);
+        for va in [X, X + 4096] {
+            let (_, e) = pgtable::leaf(&MEM, mm.root(), va).expect("mapped");
+            e.store(frame_with(2) | PRESENT | WRITABLE | NO_EXECUTE, Ordering::SeqCst);
+        }
+        vm::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
+        STAGE.store(2, Ordering::SeqCst);
+        reader.join(10_000);
+        sched::use_mm(None);
+        let got = (READS[0].load(Ordering::SeqCst), READS[1].load(Ordering::SeqCst));
+        log::info!("premise: flushed_page={} neighbour={}", got.0, got.1);
+        assert_eq!(got, (2, 1), "the flushed page is new, its neighbour still stale");
+    }
+);

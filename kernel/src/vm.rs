@@ -23,6 +23,53 @@ pub static STATS: TlbStats = TlbStats::new();
 static KERNEL_MM: Once<AddressSpace> = Once::new();
 static BACKEND: Once<&'static dyn FlushBackend> = Once::new();
 static TLB: arch::tlb::X86Tlb = arch::tlb::X86Tlb;
+/// Test-only breakage (`tlb.break=`), as a `Breakage` discriminant.
+static BREAKAGE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+/// Freed frames are poisoned (and freed tables quarantined) so that stale reads are
+/// recognised: on except in `bench=tlb`, which times the operations without it.
+static DEBUG_POISON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+/// What freed data frames are filled with (all but word 0, the free-list link) while
+/// [`set_debug_poison`] is on: a read through a stale translation returns it.
+pub const FREED_DATA_POISON: u64 = 0xdead_da7a_f4ee_0000;
+
+/// Breaks one TLB mechanism for the coherence oracle's negative tests.
+pub fn set_breakage(b: mm::breakage::Breakage) {
+    use mm::breakage::Breakage;
+    let v = match b {
+        Breakage::None => 0,
+        Breakage::Stride => 1,
+        Breakage::Lazy => 2,
+        Breakage::NoFlush => 3,
+    };
+    BREAKAGE.store(v, core::sync::atomic::Ordering::SeqCst);
+}
+
+fn breakage() -> mm::breakage::Breakage {
+    use mm::breakage::Breakage;
+    match BREAKAGE.load(core::sync::atomic::Ordering::Relaxed) {
+        1 => Breakage::Stride,
+        2 => Breakage::Lazy,
+        3 => Breakage::NoFlush,
+        _ => Breakage::None,
+    }
+}
+
+/// Turns poisoning of freed frames and the table quarantine on or off.
+pub fn set_debug_poison(on: bool) {
+    DEBUG_POISON.store(on, core::sync::atomic::Ordering::SeqCst);
+}
+
+fn debug_poison() -> bool {
+    DEBUG_POISON.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+fn poison_data(pa: u64) {
+    for i in 1..ENTRIES {
+        MEM.entry(pa, i)
+            .store(FREED_DATA_POISON, core::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// Physical memory through the bootloader's mapping and the frame allocator.
 pub struct KernelMem;
@@ -33,10 +80,17 @@ impl PhysMem for KernelMem {
     }
 
     fn free_frame(&self, pa: u64) {
+        if debug_poison() {
+            poison_data(pa);
+        }
         frames::free(x86_64::PhysAddr::new(pa));
     }
 
     fn free_table(&self, pa: u64) {
+        if !debug_poison() {
+            frames::free(x86_64::PhysAddr::new(pa));
+            return;
+        }
         for i in 0..ENTRIES {
             self.entry(pa, i)
                 .store(pgtable::POISON, core::sync::atomic::Ordering::SeqCst);
@@ -57,6 +111,9 @@ impl PhysMem for KernelMem {
     }
 
     fn free_huge(&self, pa: u64) {
+        if debug_poison() {
+            (0..ENTRIES as u64).for_each(|i| poison_data(pa + i * pgtable::PAGE_SIZE));
+        }
         x86_64::instructions::interrupts::without_interrupts(|| HUGE_POOL.lock().push(pa));
     }
 
@@ -92,6 +149,8 @@ pub fn mmu() -> Mmu<'static> {
         states: &STATES,
         stats: &STATS,
         kernel: kernel_mm(),
+        calls: &arch::ipi::IpiCalls,
+        breakage: breakage(),
     }
 }
 
@@ -191,6 +250,10 @@ impl mm::walker::WalkerHw for WalkerHw {
     fn this_cpu(&self) -> usize {
         arch::percpu::cpu_index()
     }
+
+    fn loaded_root(&self) -> u64 {
+        arch::tlb::loaded_root()
+    }
 }
 
 static WALKER_HW: WalkerHw = WalkerHw;
@@ -205,7 +268,8 @@ pub fn gather_ctx() -> mm::gather::GatherCtx<'static> {
     }
 }
 
-/// Lock-free walk of `va` in the running task's address space `mm`.
+/// Lock-free walk of `va` in the running task's address space `mm` (refused,
+/// `Walk::NotLoaded`, if `mm` is not the one in this CPU's CR3).
 pub fn walk(mm: &AddressSpace, va: u64) -> mm::walker::Walk {
     mm::walker::walk(&WALKER_HW, &MEM, &STATS, mm.root(), va)
 }

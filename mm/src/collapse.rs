@@ -5,13 +5,20 @@
 //! lazy CPUs are included), then `table_sync_one` so that no lock-free walker can still
 //! be inside the old PTE table, copy the data, free the small pages and the table, and
 //! install the huge mapping.
+//!
+//! The flush's stride is that of the 512 4 KiB leaves under the cleared entry, not the
+//! entry's own 2 MiB: 512 pages is over the ceiling, so a full flush ("collapse entails
+//! shooting down ptes not pmd"). A 2 MiB stride would make the range one unit, and the
+//! handler's single INVLPG at `va` would leave the other 511 translations alive on every
+//! CPU while their frames are freed.
 
 use core::sync::atomic::Ordering;
 
 use crate::addr_space::AddressSpace;
+use crate::breakage::Breakage;
 use crate::gather::GatherCtx;
 use crate::pgtable::{self, ADDR_MASK, ENTRIES, HUGE, HUGE_SIZE, NO_EXECUTE, PRESENT, WRITABLE};
-use crate::receipt::FlushReceipt;
+use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::TlbEvent;
 
 /// Why a collapse did not happen.
@@ -50,9 +57,15 @@ pub fn collapse(ctx: &GatherCtx, mm: &AddressSpace, va: u64) -> Result<FlushRece
     }
     let huge = mem.alloc_huge().ok_or(CollapseError::OutOfMemory)?;
     pmd.store(0, Ordering::SeqCst);
-    let receipt = ctx.mmu.flush_tlb_mm_range(mm, va, va + HUGE_SIZE, 21, true);
+    let unlinked = UnlinkMark::now(mm);
+    let stride = if ctx.mmu.breakage == Breakage::Stride {
+        pgtable::HUGE_SHIFT // test-only: the cleared entry's own stride
+    } else {
+        pgtable::PAGE_SHIFT
+    };
+    let receipt = ctx.mmu.flush_tlb_mm_range(mm, va, va + HUGE_SIZE, stride, true);
     ctx.freer
-        .table_sync_one(ctx.sync, ctx.mmu.stats, Some(&receipt), mm);
+        .table_sync_one(ctx.sync, ctx.mmu.stats, Some(&receipt), mm, unlinked);
     let cpu = ctx.sync.this_cpu();
     for i in 0..ENTRIES {
         let small = mem.entry(pte_table, i).load(Ordering::Acquire) & ADDR_MASK;

@@ -14,12 +14,17 @@
 //! 3. A handler flushes only the range if it is exactly one generation behind and the
 //!    request is the newest; otherwise everything. It never moves its generation back.
 //! 4. Ranges over [`FLUSH_CEILING`] pages become a full flush.
+//! 5. Every handler runs with interrupts off (asserted): a tick in the middle of
+//!    `flush_tlb_func` could schedule and `switch_mm` under it.
+//! 6. `switch_mm` leaves the previous address space's mask only after CR3 holds the new
+//!    root: an empty mask is what lets `release` free a root (see [`crate::release`]).
 //!
 //! The flush returns a [`FlushReceipt`] describing whom it reached.
 
 use crate::addr_space::AddressSpace;
+use crate::breakage::Breakage;
 use crate::cpumask::CpuMask;
-use crate::hw::{FlushBackend, LocalTlb};
+use crate::hw::{CrossCall, FlushBackend, LocalTlb};
 use crate::receipt::FlushReceipt;
 use crate::stats::{TlbEvent, TlbStats};
 use crate::tlb_state::TlbStates;
@@ -42,6 +47,10 @@ pub struct Mmu<'a> {
     pub stats: &'a TlbStats,
     /// The kernel's address space (`init_mm`), which lazy CPUs fall back to.
     pub kernel: &'a AddressSpace,
+    /// Plain cross calls, for lazy holders that must leave whatever the backend.
+    pub calls: &'a dyn CrossCall,
+    /// Test-only: a mechanism switched off (`tlb.break=`); `Breakage::None` normally.
+    pub breakage: Breakage,
 }
 
 /// One flush request (`flush_tlb_info`).
@@ -93,7 +102,7 @@ impl Mmu<'_> {
         others.clear(cpu);
         let mut interrupted = CpuMask::new();
         if !others.is_empty() {
-            let targets = if freed_tables {
+            let targets = if freed_tables && self.breakage != Breakage::Lazy {
                 others
             } else {
                 let busy: CpuMask = others.iter().filter(|&c| !self.states.cpu(c).is_lazy()).collect();
@@ -101,7 +110,7 @@ impl Mmu<'_> {
                     .add(cpu, TlbEvent::LazySkipped, (others.count() - busy.count()) as u64);
                 busy
             };
-            if !targets.is_empty() {
+            if !targets.is_empty() && self.breakage != Breakage::NoFlush {
                 interrupted = self
                     .backend
                     .flush_others(&targets, &|| self.flush_tlb_func(&info));
@@ -125,6 +134,10 @@ impl Mmu<'_> {
     /// The flush handler, run on each target CPU (and locally) with interrupts off.
     pub fn flush_tlb_func(&self, info: &FlushInfo) {
         let cpu = self.tlb.this_cpu();
+        assert!(
+            !self.tlb.irqs_enabled(),
+            "flush_tlb_func on cpu {cpu} with interrupts enabled"
+        );
         let local = cpu == info.initiator;
         let st = self.states.cpu(cpu);
         if !st.has_loaded(info.mm) {
@@ -183,15 +196,49 @@ impl Mmu<'_> {
             return;
         }
         st.set_lazy(false);
+        // Join `next` first, then read its generation (SeqCst, rule 1): a flusher either
+        // sees our bit or we see its bumped generation, which the CR3 load below covers.
         next.cpumask.set(cpu);
-        if !prev.is_null() {
-            // SAFETY: address spaces outlive every CPU that has them loaded (the owner
-            // tears one down only after every CPU has left it).
-            unsafe { (*prev).cpumask.clear(cpu) };
-        }
         let g = next.generation();
         self.tlb.load_root(next.root());
         st.set_loaded(next, g);
+        // Leave `prev` only now that CR3 no longer holds its root: the releaser frees a
+        // root once the mask is empty (`release`), so clearing the bit before the CR3
+        // load would let it free a table this CPU still walks from. The CR3 write is
+        // serialising, so the clear cannot become visible before it.
+        if !prev.is_null() {
+            // SAFETY: address spaces outlive every CPU that has them loaded, and this CPU
+            // still holds `prev` in its mask until this very store.
+            unsafe { (*prev).cpumask.clear(cpu) };
+        }
+    }
+
+    /// Makes every CPU that holds `mm` only lazily leave it now (`MMU_LAZY_TLB_SHOOTDOWN`),
+    /// by a cross call, whatever the flush backend; CPUs running a task of `mm` leave when
+    /// they switch away. Returns the CPUs that still have `mm` loaded.
+    pub fn shoot_lazy_holders(&self, mm: &AddressSpace) -> CpuMask {
+        let cpu = self.tlb.this_cpu();
+        let lazy: CpuMask = mm
+            .cpumask
+            .load()
+            .iter()
+            .filter(|&c| c != cpu && self.states.cpu(c).is_lazy())
+            .collect();
+        if !lazy.is_empty() {
+            // The handler checks again: a CPU may have switched since the flags were read
+            // (one that turned lazy after is caught by the caller's next round).
+            self.calls.call_others(&lazy, &|| {
+                let st = self.states.cpu(self.tlb.this_cpu());
+                if st.has_loaded(mm) && st.is_lazy() {
+                    self.switch_mm(self.kernel);
+                    self.stats.count(self.tlb.this_cpu(), TlbEvent::LazyLeft);
+                }
+            });
+        }
+        if self.states.cpu(cpu).has_loaded(mm) && self.states.cpu(cpu).is_lazy() {
+            self.tlb.with_irqs_off(&mut || self.switch_mm(self.kernel));
+        }
+        mm.cpumask.load()
     }
 
     /// The running CPU starts a kernel thread: it keeps its address space loaded but

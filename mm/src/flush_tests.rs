@@ -113,14 +113,14 @@ fn stale_generation_handler_flushes_fully_and_never_goes_back() {
         new_gen: 2,
         initiator: 0,
     };
-    on_cpu(1, || m.mmu().flush_tlb_func(&old));
+    on_cpu(1, || crate::sim::irqs_off(|| m.mmu().flush_tlb_func(&old)));
     assert_eq!(
         m.stats.total().get(TlbEvent::RemoteFull),
         1,
         "two generations behind: full flush"
     );
     assert_eq!(m.states.cpu(1).generation(), 3);
-    on_cpu(1, || m.mmu().flush_tlb_func(&old));
+    on_cpu(1, || crate::sim::irqs_off(|| m.mmu().flush_tlb_func(&old)));
     assert_eq!(m.states.cpu(1).generation(), 3);
     assert_eq!(m.stats.total().get(TlbEvent::RemoteFull), 1, "already covered");
 }

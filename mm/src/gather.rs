@@ -29,9 +29,10 @@
 use core::sync::atomic::Ordering;
 
 use crate::addr_space::AddressSpace;
+use crate::breakage::Breakage;
 use crate::flush::{FLUSH_ALL, Mmu};
 use crate::pgtable::{self, ADDR_MASK, HUGE, PRESENT, PhysMem};
-use crate::receipt::FlushReceipt;
+use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::TlbEvent;
 use crate::table_free::{BATCH_COUNT, TABLE_BATCH, TableFreer, TableSyncHw};
 
@@ -207,9 +208,19 @@ impl<'a> MmuGather<'a> {
     /// A level-3 entry pointing to a table shared with other address spaces was cleared
     /// in this one (`huge_pmd_unshare`): the range it covered must be flushed like a
     /// freed table, and the sync must follow before the table can be reused.
+    ///
+    /// The stride is that of the leaves under the cleared entry, not the entry's own
+    /// level: the shared table may map 4 KiB pages, so every 4 KiB translation of the
+    /// gigabyte may be cached (1 GiB at 4 KiB is over the ceiling: a full flush, as
+    /// Linux's `tlb_flush_pmd_range(addr & PUD_MASK, PUD_SIZE)` is). A 1 GiB stride
+    /// would be one INVLPG at the start of the gigabyte.
     pub fn unshare_table(&mut self, va: u64, size: u64) {
         self.extend(va, va + size);
-        self.cleared.puds = true;
+        if self.ctx.mmu.breakage == Breakage::Stride {
+            self.cleared.puds = true; // test-only: the cleared entry's own stride
+        } else {
+            self.cleared.ptes = true;
+        }
         self.unshared_tables = true;
     }
 
@@ -221,11 +232,17 @@ impl<'a> MmuGather<'a> {
         }
         let Some(batch) = self.table_batch else {
             // Fallback (`tlb_remove_table_one`): make the table unreachable from every
-            // TLB now, exclude walkers, free at once.
+            // TLB now, exclude walkers, free at once. The table was unlinked just before
+            // this call; only a flush after that may excuse the sync.
+            let unlinked = UnlinkMark::now(self.mm);
             let receipt = self.flush_mmu_tlbonly();
-            self.ctx
-                .freer
-                .table_sync_one(self.ctx.sync, self.ctx.mmu.stats, receipt.as_ref(), self.mm);
+            self.ctx.freer.table_sync_one(
+                self.ctx.sync,
+                self.ctx.mmu.stats,
+                receipt.as_ref(),
+                self.mm,
+                unlinked,
+            );
             self.ctx.mem.free_table(table);
             self.ctx
                 .mmu

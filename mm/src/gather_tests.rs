@@ -6,6 +6,7 @@ use crate::addr_space::AddressSpace;
 use crate::gather::{GatherCtx, MmuGather, teardown, unmap_range};
 use crate::hw::BackendKind;
 use crate::pgtable::{self, PhysMem, WRITABLE};
+use crate::receipt::UnlinkMark;
 use crate::sim::{Machine, SimKind, SimMem, SimSync, on_cpu};
 use crate::stats::TlbEvent;
 use crate::table_free::{SyncMode, TableFreer, flush_implies_ipi_broadcast};
@@ -241,14 +242,43 @@ fn sync_without_a_receipt_or_with_another_mms_receipt_is_sent() {
     let mm = w.mm_with_pages(0x4000_0000, 1);
     let other = w.mm_with_pages(0x4000_0000, 1);
     on_cpu(0, || {
-        w.freer.table_sync_one(&w.sync, &w.m.stats, None, &mm);
+        let unlinked = UnlinkMark::now(&mm);
+        w.freer.table_sync_one(&w.sync, &w.m.stats, None, &mm, unlinked);
         let r = w.m.mmu().flush_tlb_mm_range(&other, 0, 4096, 12, true);
-        w.freer.table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm);
-        w.freer.table_sync_rcu(&w.sync, &w.m.stats, Some(&r), &mm);
+        w.freer
+            .table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+        w.freer
+            .table_sync_rcu(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
         let r = w.m.mmu().flush_tlb_mm_range(&mm, 0, 4096, 12, false);
-        w.freer.table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm);
+        w.freer
+            .table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
     });
     assert_eq!(w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(w.m.stats.total().get(TlbEvent::SyncRcuWaits), 1);
+}
+
+#[test]
+fn a_receipt_excuses_only_unlinks_made_before_its_flush() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with_pages(0x4000_0000, 1);
+    on_cpu(1, || w.m.mmu().switch_mm(&mm));
+    on_cpu(0, || {
+        let first = UnlinkMark::now(&mm);
+        let r = w.m.mmu().flush_tlb_mm_range(&mm, 0, 4096, 12, true);
+        assert!(r.was_ipi_broadcast_for(&mm));
+        // The unlink it was made for: skipped.
+        w.freer.table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, first);
+        assert_eq!(w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // A later unlink (no flush since): the old receipt must not excuse it.
+        let later = UnlinkMark::now(&mm);
+        w.freer.table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, later);
+        w.freer.table_sync_rcu(&w.sync, &w.m.stats, Some(&r), &mm, later);
+    });
+    assert_eq!(
+        w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a receipt excused an unlink made after its flush"
+    );
     assert_eq!(w.m.stats.total().get(TlbEvent::SyncRcuWaits), 1);
 }
 

@@ -16,6 +16,17 @@ pub trait LocalTlb: Sync {
     fn load_root(&self, root: u64);
     /// Runs `f` with interrupts disabled on the running CPU.
     fn with_irqs_off(&self, f: &mut dyn FnMut());
+    /// Whether interrupts are enabled on the running CPU (handlers assert they are not).
+    fn irqs_enabled(&self) -> bool;
+}
+
+/// A plain cross call (`smp_call_function_many`), for work that must run on other CPUs
+/// whatever the flush backend does: with INVLPGB no flush runs anything remotely, yet
+/// lazy holders of a dying address space must still be made to leave it
+/// (`MMU_LAZY_TLB_SHOOTDOWN`).
+pub trait CrossCall: Sync {
+    /// Runs `f` on every CPU in `targets` (not the running one), interrupts off, and waits.
+    fn call_others(&self, targets: &CpuMask, f: &(dyn Fn() + Sync));
 }
 
 /// Which kind of remote flush a backend performs; decides whether its flush can stand in

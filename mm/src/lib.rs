@@ -5,6 +5,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod addr_space;
+pub mod breakage;
 pub mod collapse;
 pub mod cpumask;
 pub mod flush;
@@ -19,6 +20,8 @@ pub mod table_free;
 pub mod tlb_state;
 pub mod walker;
 
+#[cfg(test)]
+mod coherence_tests;
 #[cfg(test)]
 mod flush_tests;
 #[cfg(test)]

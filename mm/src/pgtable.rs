@@ -22,6 +22,10 @@ pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 pub const ENTRIES: usize = 512;
 /// 4 KiB.
 pub const PAGE_SIZE: u64 = 4096;
+/// log2 of [`PAGE_SIZE`]: the flush stride of 4 KiB leaves.
+pub const PAGE_SHIFT: u32 = 12;
+/// log2 of [`HUGE_SIZE`]: the flush stride of 2 MiB leaves.
+pub const HUGE_SHIFT: u32 = 21;
 /// 2 MiB.
 pub const HUGE_SIZE: u64 = 2 << 20;
 

@@ -6,6 +6,13 @@
 //! the skip needs a [`FlushReceipt`], which only `flush_tlb_mm_range` can create, and
 //! which says which address space was flushed, whether lazy CPUs were included
 //! (`freed_tables || unshared_tables`), which backend ran and whom it interrupted.
+//!
+//! A receipt excuses only unlinks made *before* its flush. The unlinker takes an
+//! [`UnlinkMark`] (the address space's generation, read after the entry was cleared);
+//! the flush's generation is a later bump of the same counter, so `generation > mark`
+//! holds exactly when the flush began after the unlink. Ordering: the clear, the mark's
+//! read and the flush's `fetch_add` are all SeqCst, so in their single total order the
+//! flush's read of the CPU mask comes after the clear.
 
 use crate::addr_space::AddressSpace;
 use crate::cpumask::CpuMask;
@@ -43,5 +50,23 @@ impl FlushReceipt {
             && self.tables
             && self.backend == BackendKind::NativeIpi
             && self.could_walk.and_not(&self.interrupted).is_empty()
+    }
+
+    /// Whether this flush stands in for the sync owed by the unlink marked `unlinked`:
+    /// it was such a broadcast and it began after that unlink.
+    pub fn excuses(&self, mm: &AddressSpace, unlinked: UnlinkMark) -> bool {
+        self.generation > unlinked.0 && self.was_ipi_broadcast_for(mm)
+    }
+}
+
+/// When a table was unlinked, in flush generations: taken right after the entry that
+/// pointed to it was cleared ([`UnlinkMark::now`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnlinkMark(u64);
+
+impl UnlinkMark {
+    /// Marks an unlink of one of `mm`'s tables that has just been made.
+    pub fn now(mm: &AddressSpace) -> Self {
+        Self(mm.generation())
     }
 }

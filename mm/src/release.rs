@@ -8,15 +8,19 @@
 //! - The root is different: a CPU that has the address space loaded (running a task of
 //!   it, or lazily, in an idle loop or a kernel thread) has the root in CR3 and its
 //!   speculative walks start there, whatever the TLB holds. The root may be freed only
-//!   when no CPU has it loaded, i.e. when the address space's CPU mask is empty. Lazy
-//!   CPUs leave at the next freed-tables flush; a CPU still running a task that is just
-//!   ending leaves when it switches away. Until then the releaser waits and flushes
-//!   again (Linux keeps the `mm_struct` and its pgd alive by reference counts, `mm_count`,
-//!   which lazy CPUs hold; gatherOS has no reference counts and asks the mask instead).
+//!   when no CPU has it loaded, i.e. when the address space's CPU mask is empty; that
+//!   is proof because `switch_mm` clears a CPU's bit only after its CR3 holds another
+//!   root. Lazy holders are told to leave by a cross call ([`Mmu::shoot_lazy_holders`],
+//!   Linux's `MMU_LAZY_TLB_SHOOTDOWN`), not by the flush: a backend such as INVLPGB runs
+//!   nothing on other CPUs, so a flush alone would leave them lazy forever. A CPU still
+//!   running a task that is just ending leaves when it switches away. Until then the
+//!   releaser waits and asks again (Linux keeps the `mm_struct` and its pgd alive by
+//!   reference counts, `mm_count`, which lazy CPUs hold; gatherOS asks the mask instead).
+//!
+//! [`Mmu::shoot_lazy_holders`]: crate::flush::Mmu::shoot_lazy_holders
 
 use crate::addr_space::AddressSpace;
 use crate::cpumask::CpuMask;
-use crate::flush::FLUSH_ALL;
 use crate::gather::{GatherCtx, teardown};
 
 /// Tears `mm` down and frees its root once no CPU has it loaded. Between attempts it
@@ -29,15 +33,13 @@ pub fn release(ctx: &GatherCtx, mm: &AddressSpace, mut wait: impl FnMut() -> boo
         teardown(ctx, mm);
     }
     loop {
-        let holders = mm.cpumask.load();
+        let holders = ctx.mmu.shoot_lazy_holders(mm);
         if holders.is_empty() {
             break;
         }
         if !wait() {
             return Err(holders);
         }
-        // Lazy holders leave on a freed-tables flush (nothing is left to flush).
-        ctx.mmu.flush_tlb_mm_range(mm, 0, FLUSH_ALL, 12, true);
     }
     ctx.mem.free_frame(mm.root());
     Ok(())

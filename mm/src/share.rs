@@ -12,7 +12,7 @@ use core::sync::atomic::Ordering;
 use crate::addr_space::AddressSpace;
 use crate::gather::{GatherCtx, MmuGather};
 use crate::pgtable::{self, ADDR_MASK, PRESENT, PhysMem, USER, WRITABLE};
-use crate::receipt::FlushReceipt;
+use crate::receipt::{FlushReceipt, UnlinkMark};
 
 /// Span of one level-3 entry.
 pub const PUD_SIZE: u64 = 1 << 30;
@@ -69,11 +69,12 @@ pub fn unshare_pmd_table(ctx: &GatherCtx, mm: &AddressSpace, va: u64) -> Option<
     if e.swap(0, Ordering::SeqCst) & PRESENT == 0 {
         return None;
     }
+    let unlinked = UnlinkMark::now(mm);
     let mut g = MmuGather::new(ctx, mm);
     g.unshare_table(va & !(PUD_SIZE - 1), PUD_SIZE);
     let receipt = g.flush_mmu_tlbonly();
     ctx.freer
-        .table_sync_one(ctx.sync, ctx.mmu.stats, receipt.as_ref(), mm);
+        .table_sync_one(ctx.sync, ctx.mmu.stats, receipt.as_ref(), mm, unlinked);
     g.finish();
     receipt
 }

@@ -14,6 +14,15 @@ use crate::tlb_state::TlbStates;
 
 thread_local! {
     static CURRENT: Cell<usize> = const { Cell::new(0) };
+    static IRQS_OFF: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with the simulated interrupts off, as an interrupt handler runs.
+pub fn irqs_off<R>(f: impl FnOnce() -> R) -> R {
+    let prev = IRQS_OFF.with(|c| c.replace(true));
+    let r = f();
+    IRQS_OFF.with(|c| c.set(prev));
+    r
 }
 
 /// Runs `f` as simulated CPU `cpu`.
@@ -65,7 +74,10 @@ impl LocalTlb for SimTlb {
         self.entries[self.this_cpu()].lock().unwrap().clear();
     }
     fn with_irqs_off(&self, f: &mut dyn FnMut()) {
-        f()
+        irqs_off(f)
+    }
+    fn irqs_enabled(&self) -> bool {
+        !IRQS_OFF.with(|c| c.get())
     }
     fn load_root(&self, root: u64) {
         let cpu = self.this_cpu();
@@ -83,9 +95,17 @@ impl FlushBackend for SimIpi {
     }
     fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
         for t in targets.iter() {
-            on_cpu(t, handler);
+            on_cpu(t, || irqs_off(handler));
         }
         *targets
+    }
+}
+
+impl crate::hw::CrossCall for SimIpi {
+    fn call_others(&self, targets: &CpuMask, f: &(dyn Fn() + Sync)) {
+        for t in targets.iter() {
+            on_cpu(t, || irqs_off(f));
+        }
     }
 }
 
@@ -124,6 +144,8 @@ impl Machine {
             states: &self.states,
             stats: &self.stats,
             kernel: &self.kernel,
+            calls: &SimIpi,
+            breakage: crate::breakage::Breakage::None,
         }
     }
 }
@@ -173,6 +195,26 @@ impl crate::pgtable::PhysMem for SimMem {
         self.freed_tables.lock().unwrap().push(pa);
         self.free_frame(pa);
     }
+    fn alloc_huge(&self) -> Option<u64> {
+        // 512 frames at consecutive, 2 MiB-aligned addresses.
+        let huge = crate::pgtable::HUGE_SIZE;
+        let pa = self.next.fetch_add(2 * huge, std::sync::atomic::Ordering::SeqCst);
+        let base = (pa + huge - 1) & !(huge - 1);
+        let mut frames = self.frames.lock().unwrap();
+        for i in 0..512 {
+            let f: &'static [std::sync::atomic::AtomicU64; 512] =
+                Box::leak(Box::new(std::array::from_fn(|_| {
+                    std::sync::atomic::AtomicU64::new(0)
+                })));
+            frames.insert(base + i * 4096, f);
+        }
+        Some(base)
+    }
+    fn free_huge(&self, pa: u64) {
+        for i in 0..512 {
+            self.free_frame(pa + i * 4096);
+        }
+    }
     fn entry(&self, table: u64, index: usize) -> &std::sync::atomic::AtomicU64 {
         let f = *self
             .frames
@@ -218,7 +260,7 @@ impl crate::table_free::TableSyncHw for SimSync {
         self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
     fn irqs_enabled(&self) -> bool {
-        true
+        !IRQS_OFF.with(|c| c.get())
     }
     fn this_cpu(&self) -> usize {
         CURRENT.with(|c| c.get())
@@ -243,12 +285,26 @@ impl FlushBackend for SimKind {
     }
     fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
         for t in targets.iter() {
-            on_cpu(t, handler);
+            on_cpu(t, || irqs_off(handler));
         }
         if self.0 == BackendKind::NativeIpi {
             *targets
         } else {
             CpuMask::new()
         }
+    }
+}
+
+/// Broadcast invalidation as INVLPGB hardware does it: no handler runs on the targets and
+/// nobody is interrupted, so lazy CPUs stay lazy. (The invalidation itself is not
+/// modelled: the tests that use it are about who leaves an address space.)
+pub struct SimBroadcast;
+
+impl FlushBackend for SimBroadcast {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Invlpgb
+    }
+    fn flush_others(&self, _targets: &CpuMask, _handler: &(dyn Fn() + Sync)) -> CpuMask {
+        CpuMask::new()
     }
 }

@@ -35,7 +35,7 @@ use crate::addr_space::AddressSpace;
 use crate::cpumask::{CpuMask, MAX_CPUS};
 use crate::hw::BackendKind;
 use crate::pgtable::{ENTRIES, PhysMem};
-use crate::receipt::FlushReceipt;
+use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::{TlbEvent, TlbStats};
 
 /// The boot-time decision (Linux's `native_pv_tlb_init`): the table-free sync is
@@ -159,12 +159,18 @@ impl TableFreer {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    fn should_skip(&self, hw: &dyn TableSyncHw, receipt: Option<&FlushReceipt>, mm: &AddressSpace) -> bool {
+    fn should_skip(
+        &self,
+        hw: &dyn TableSyncHw,
+        receipt: Option<&FlushReceipt>,
+        mm: &AddressSpace,
+        unlinked: UnlinkMark,
+    ) -> bool {
         match self.mode() {
             SyncMode::ForceSkip => true,
             SyncMode::Always => false,
             SyncMode::Decided => {
-                hw.flush_implies_ipi_broadcast() && receipt.is_some_and(|r| r.was_ipi_broadcast_for(mm))
+                hw.flush_implies_ipi_broadcast() && receipt.is_some_and(|r| r.excuses(mm, unlinked))
             }
         }
     }
@@ -176,8 +182,9 @@ impl TableFreer {
         stats: &TlbStats,
         receipt: Option<&FlushReceipt>,
         mm: &AddressSpace,
+        unlinked: UnlinkMark,
     ) -> bool {
-        let skip = self.should_skip(hw, receipt, mm);
+        let skip = self.should_skip(hw, receipt, mm, unlinked);
         if skip {
             stats.count(hw.this_cpu(), TlbEvent::SyncSkipped);
         }
@@ -195,7 +202,8 @@ impl TableFreer {
     }
 
     /// `tlb_remove_table_sync_one`: IPI every other CPU and wait, unless `receipt` proves
-    /// the preceding flush of `mm` already was that broadcast (and the decision allows it).
+    /// that a flush of `mm` made after the unlink marked `unlinked` already was that
+    /// broadcast (and the decision allows it).
     #[track_caller]
     pub fn table_sync_one(
         &self,
@@ -203,9 +211,10 @@ impl TableFreer {
         stats: &TlbStats,
         receipt: Option<&FlushReceipt>,
         mm: &AddressSpace,
+        unlinked: UnlinkMark,
     ) {
         Self::assert_may_wait(hw, "table_sync_one");
-        if self.skipped(hw, stats, receipt, mm) {
+        if self.skipped(hw, stats, receipt, mm, unlinked) {
             return;
         }
         let cpu = hw.this_cpu();
@@ -221,9 +230,10 @@ impl TableFreer {
         stats: &TlbStats,
         receipt: Option<&FlushReceipt>,
         mm: &AddressSpace,
+        unlinked: UnlinkMark,
     ) {
         Self::assert_may_wait(hw, "table_sync_rcu");
-        if self.skipped(hw, stats, receipt, mm) {
+        if self.skipped(hw, stats, receipt, mm, unlinked) {
             return;
         }
         let cpu = hw.this_cpu();

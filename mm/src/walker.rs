@@ -1,6 +1,9 @@
 //! The lock-free page-table walker (GUP-fast analogue).
 //!
-//! Rules: it walks only the running CPU's current address space; interrupts stay off for
+//! Rules: it walks only the running CPU's current address space (checked against the
+//! root the CPU has loaded, read with interrupts off, so it cannot change during the
+//! walk: the receipt that lets a sync be skipped covers the CPUs that have an address
+//! space loaded, not walkers of someone else's tables); interrupts stay off for
 //! the whole walk (that is what the table-free sync and the grace period wait for); it
 //! reads every entry exactly once into a local; it "takes a reference" on the page (here:
 //! reads the word at the address) and then re-reads the level-2 and level-1 entries,
@@ -23,6 +26,8 @@ pub trait WalkerHw: Sync {
     fn preemption_point(&self);
     /// The running CPU.
     fn this_cpu(&self) -> usize;
+    /// The page-table root the running CPU has loaded (CR3).
+    fn loaded_root(&self) -> u64;
 }
 
 /// Result of one walk.
@@ -41,12 +46,20 @@ pub enum Walk {
     BackedOff,
     /// A freed table was read.
     Poisoned,
+    /// Refused: the root is not the one loaded on this CPU.
+    NotLoaded,
 }
 
 /// Walks `va` in the address space whose root is `root` (the current one).
 pub fn walk(hw: &dyn WalkerHw, mem: &dyn PhysMem, stats: &TlbStats, root: u64, va: u64) -> Walk {
     let mut result = Walk::NotMapped;
-    hw.with_irqs_off(&mut || result = walk_irqs_off(hw, mem, root, va));
+    hw.with_irqs_off(&mut || {
+        result = if hw.loaded_root() == root {
+            walk_irqs_off(hw, mem, root, va)
+        } else {
+            Walk::NotLoaded
+        }
+    });
     if result == Walk::Poisoned {
         stats.count(hw.this_cpu(), TlbEvent::PoisonHits);
     }

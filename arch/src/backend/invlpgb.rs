@@ -3,8 +3,12 @@
 //!
 //! Chosen when CPUID reports INVLPGB (or `setcpuid=invlpgb` pretends it does, to test
 //! the decision). QEMU cannot execute the instructions; when the CPU does not really
-//! have them, the invalidation itself is carried out with IPIs, while the backend keeps
-//! reporting its kind, so receipts still refuse the skip.
+//! have them, the invalidation is emulated as the hardware behaves: each target's TLB is
+//! emptied (by an IPI whose function only reloads CR3) and **no flush handler runs
+//! there**, so lazy CPUs do not leave the address space and no CPU's flushed generation
+//! moves, exactly as with the real instruction; the receipt names nobody as
+//! interrupted. Whatever must run on other CPUs (lazy holders leaving a dying address
+//! space) must use its own cross call (`Mmu::shoot_lazy_holders`).
 
 use mm::cpumask::CpuMask;
 use mm::hw::{BackendKind, FlushBackend};
@@ -23,7 +27,7 @@ impl FlushBackend for Invlpgb {
         BackendKind::Invlpgb
     }
 
-    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
+    fn flush_others(&self, targets: &CpuMask, _handler: &(dyn Fn() + Sync)) -> CpuMask {
         if self.hardware {
             // SAFETY: CPUID reports INVLPGB. rax=0 (no address/ASID/PCID filters), ecx=0,
             // edx=0: invalidate all non-global translations of every CPU, then wait.
@@ -33,9 +37,11 @@ impl FlushBackend for Invlpgb {
             }
             return CpuMask::new();
         }
+        // Emulation: the same effect on every target's TLB, no handler, nobody counted
+        // as interrupted (the hardware interrupts nobody).
         let mut sent = targets.and(&crate::cpus::online());
         sent.clear(crate::percpu::cpu_index());
-        call_on_many(&sent, IpiReason::Flush, handler);
-        sent
+        call_on_many(&sent, IpiReason::Flush, &x86_64::instructions::tlb::flush_all);
+        CpuMask::new()
     }
 }

@@ -50,10 +50,21 @@ pub fn preemption_point() {
     {
         return;
     }
-    STATE[cpu].store(PREEMPTED, Ordering::SeqCst);
+    enter_preempted();
     crate::timer::delay_us(PREEMPT_US.load(Ordering::Relaxed) as u64);
-    // Resume: the "host" performs a flush that was deferred to this point.
-    if STATE[cpu].swap(0, Ordering::SeqCst) & FLUSH_ON_RESUME != 0 {
+    leave_preempted();
+}
+
+/// The running vCPU counts as "descheduled by the host" from now on: flushes aimed at
+/// it are deferred to [`leave_preempted`] instead of interrupting it (the benchmark's
+/// model of preempted vCPUs, and the walker's [`preemption_point`]).
+pub fn enter_preempted() {
+    STATE[crate::percpu::cpu_index()].store(PREEMPTED, Ordering::SeqCst);
+}
+
+/// Resumes the running vCPU: the "host" performs a flush that was deferred meanwhile.
+pub fn leave_preempted() {
+    if STATE[crate::percpu::cpu_index()].swap(0, Ordering::SeqCst) & FLUSH_ON_RESUME != 0 {
         x86_64::instructions::tlb::flush_all();
     }
 }

@@ -1,0 +1,63 @@
+//! A memory read that may fault: the probe of the TLB coherence oracle.
+//!
+//! [`read_u64`] loads one word through a virtual address. If the load faults (nothing
+//! mapped, or the translation is gone), the page-fault handler sees that the faulting
+//! instruction is the probe's load and resumes at the probe's fault exit instead of
+//! panicking: an exception-table entry of one (Linux's `_ASM_EXTABLE` /
+//! `copy_from_kernel_nofault`). Written in assembly so that the faulting instruction
+//! has a known address and nothing of the caller's state lives across it.
+
+use x86_64::structures::idt::InterruptStackFrame;
+
+// rdi = address. Returns rax = the word, rdx = 0; or, after a fault, rax = 0, rdx = 1.
+core::arch::global_asm!(
+    ".pushsection .text.gatheros_probe, \"ax\"",
+    ".global gatheros_probe_read",
+    "gatheros_probe_read:",
+    "    xor edx, edx",
+    ".global gatheros_probe_load",
+    "gatheros_probe_load:",
+    "    mov rax, qword ptr [rdi]",
+    "    ret",
+    ".global gatheros_probe_fault",
+    "gatheros_probe_fault:",
+    "    mov edx, 1",
+    "    xor eax, eax",
+    "    ret",
+    ".popsection",
+);
+
+#[repr(C)]
+struct Raw {
+    value: u64,
+    faulted: u64,
+}
+
+unsafe extern "sysv64" {
+    fn gatheros_probe_read(addr: u64) -> Raw;
+    static gatheros_probe_load: u8;
+    static gatheros_probe_fault: u8;
+}
+
+/// Reads the word at `va`; None if the read faulted.
+pub fn read_u64(va: u64) -> Option<u64> {
+    // SAFETY: the routine only loads from `va`; a fault there is caught by `fixup`
+    // (the page-fault handler), which resumes at the routine's fault exit. It clobbers
+    // only rax and rdx, the return registers of the declared ABI.
+    let r = unsafe { gatheros_probe_read(va & !7) };
+    (r.faulted == 0).then_some(r.value)
+}
+
+/// Called by the page-fault handler: if the fault is the probe's load, redirects the
+/// return to the probe's fault exit and returns true.
+pub(crate) fn fixup(frame: &mut InterruptStackFrame) -> bool {
+    let load = &raw const gatheros_probe_load as u64;
+    if frame.instruction_pointer.as_u64() != load {
+        return false;
+    }
+    let resume = x86_64::VirtAddr::new(&raw const gatheros_probe_fault as u64);
+    // SAFETY: the new RIP is the probe's own fault exit, in the same function, with the
+    // same stack and registers: execution continues as if the load had returned.
+    unsafe { frame.as_mut().update(|f| f.instruction_pointer = resume) };
+    true
+}

@@ -1,0 +1,58 @@
+//! The coherence oracle over its matrix (see [`crate::coherence`]): every operation, in
+//! scenarios A (the address space running on the other CPUs) and C (held lazily), each
+//! a test of its own. `cargo run -- test coherence` runs them in one configuration;
+//! `cargo test` runs them at `-smp 1, 2, 4, 7, 8` with the native backend and at
+//! `-smp 2, 4, 8` with the paravirt one, and boots `tlb.break=` runs that must fail.
+
+use crate::coherence::{Op, Scenario, Tables, check};
+
+macro_rules! coherence_tests {
+    ($($name:ident: $op:expr, $scen:ident;)*) => {
+        $(arch::kernel_test!(fn $name() { check($op, Scenario::$scen) });)*
+    };
+}
+
+const fn unmap(pages: u64, tables: Tables) -> Op {
+    Op::Unmap {
+        pages,
+        tables,
+        batch: true,
+    }
+}
+
+const fn unmap_nobatch(pages: u64) -> Op {
+    Op::Unmap {
+        pages,
+        tables: Tables::Free,
+        batch: false,
+    }
+}
+
+coherence_tests! {
+    unmap_1_free_a: unmap(1, Tables::Free), A;
+    unmap_1_free_c: unmap(1, Tables::Free), C;
+    unmap_33_free_a: unmap(33, Tables::Free), A;
+    unmap_33_free_c: unmap(33, Tables::Free), C;
+    unmap_34_free_a: unmap(34, Tables::Free), A;
+    unmap_34_free_c: unmap(34, Tables::Free), C;
+    unmap_512_free_a: unmap(512, Tables::Free), A;
+    unmap_512_free_c: unmap(512, Tables::Free), C;
+    unmap_1_keep_a: unmap(1, Tables::Keep), A;
+    unmap_1_keep_c: unmap(1, Tables::Keep), C;
+    unmap_33_keep_a: unmap(33, Tables::Keep), A;
+    unmap_33_keep_c: unmap(33, Tables::Keep), C;
+    unmap_34_keep_a: unmap(34, Tables::Keep), A;
+    unmap_34_keep_c: unmap(34, Tables::Keep), C;
+    unmap_512_keep_a: unmap(512, Tables::Keep), A;
+    unmap_512_keep_c: unmap(512, Tables::Keep), C;
+    unmap_nobatch_1_a: unmap_nobatch(1), A;
+    unmap_nobatch_1_c: unmap_nobatch(1), C;
+    unmap_nobatch_512_a: unmap_nobatch(512), A;
+    unmap_nobatch_512_c: unmap_nobatch(512), C;
+    collapse_a: Op::Collapse, A;
+    collapse_c: Op::Collapse, C;
+    unshare_a: Op::Unshare, A;
+    unshare_c: Op::Unshare, C;
+    teardown_a: Op::Teardown, A;
+    teardown_c: Op::Teardown, C;
+}

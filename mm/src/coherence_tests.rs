@@ -1,0 +1,200 @@
+//! Host tests of what each simulated CPU's TLB can still reach after collapse, unshare
+//! and release, and of the orderings `switch_mm` and the flush handler rely on. The
+//! simulated TLB keeps a translation until `flush_page` of that page, `flush_all` or a
+//! root load, as QEMU's software TLB does.
+
+use crate::addr_space::AddressSpace;
+use crate::collapse::collapse;
+use crate::cpumask::CpuMask;
+use crate::flush::{FLUSH_ALL, FlushInfo, Mmu};
+use crate::gather::GatherCtx;
+use crate::hw::LocalTlb;
+use crate::pgtable::{self, PhysMem, WRITABLE};
+use crate::share::{share_pmd_table, unshare_pmd_table};
+use crate::sim::{Machine, SimBroadcast, SimIpi, SimMem, SimSync, on_cpu};
+use crate::table_free::TableFreer;
+
+const REGION: u64 = 0x4000_0000;
+
+struct World {
+    m: Machine,
+    mem: SimMem,
+    sync: SimSync,
+    freer: TableFreer,
+}
+
+impl World {
+    fn new(m: Machine) -> Self {
+        Self {
+            m,
+            mem: SimMem::new(),
+            sync: SimSync::new(4, true),
+            freer: TableFreer::new(),
+        }
+    }
+    fn ctx(&self) -> GatherCtx<'_> {
+        GatherCtx {
+            mmu: self.m.mmu(),
+            mem: &self.mem,
+            freer: &self.freer,
+            sync: &self.sync,
+        }
+    }
+    fn mm_with_pages(&self, pages: impl IntoIterator<Item = u64>) -> AddressSpace {
+        let mm = AddressSpace::new(self.mem.alloc_frame().unwrap());
+        for va in pages {
+            let f = self.mem.alloc_frame().unwrap();
+            pgtable::map_4k(&self.mem, mm.root(), va, f, WRITABLE).unwrap();
+        }
+        mm
+    }
+    /// CPU `cpu` runs `mm` and reads every page of `pages` (its TLB caches them).
+    fn run_and_touch(&self, cpu: usize, mm: &AddressSpace, pages: &[u64]) {
+        on_cpu(cpu, || {
+            self.m.mmu().switch_mm(mm);
+            pages.iter().for_each(|&va| self.m.tlb.touch(va));
+        });
+    }
+    /// (cpu, va) of every translation of `pages` in `mm` still cached by CPUs 0..4.
+    fn stale(&self, mm: &AddressSpace, pages: &[u64]) -> Vec<(usize, u64)> {
+        (0..4)
+            .flat_map(|c| pages.iter().map(move |&va| (c, va)))
+            .filter(|&(c, va)| self.m.tlb.cached(c, mm.root(), va))
+            .collect()
+    }
+}
+
+#[test]
+fn collapse_flushes_every_4k_translation_under_the_cleared_entry() {
+    let w = World::new(Machine::new(4));
+    let pages: Vec<u64> = (0..512).map(|i| REGION + i * 4096).collect();
+    let mm = w.mm_with_pages(pages.iter().copied());
+    w.run_and_touch(1, &mm, &pages);
+    w.run_and_touch(0, &mm, &pages);
+    let ctx = w.ctx();
+    on_cpu(0, || collapse(&ctx, &mm, REGION)).expect("collapse");
+    let stale = w.stale(&mm, &pages);
+    assert!(
+        stale.is_empty(),
+        "collapse left {} translations, e.g. {:x?}",
+        stale.len(),
+        &stale[..stale.len().min(3)]
+    );
+}
+
+#[test]
+fn unshare_flushes_every_translation_of_the_gigabyte() {
+    let w = World::new(Machine::new(4));
+    let pages: Vec<u64> = [0u64, 1, 511]
+        .iter()
+        .flat_map(|&block| [0u64, 7].map(|p| REGION + (block << 21) + (p << 12)))
+        .collect();
+    let owner = w.mm_with_pages(pages.iter().copied());
+    let other = AddressSpace::new(w.mem.alloc_frame().unwrap());
+    share_pmd_table(&w.mem, &owner, &other, REGION).expect("share");
+    w.run_and_touch(1, &other, &pages);
+    w.run_and_touch(2, &other, &pages);
+    let ctx = w.ctx();
+    on_cpu(0, || unshare_pmd_table(&ctx, &other, REGION)).expect("was shared");
+    let stale = w.stale(&other, &pages);
+    assert!(stale.is_empty(), "unshare left {stale:x?}");
+}
+
+#[test]
+fn release_makes_lazy_cpus_leave_when_the_backend_runs_no_handler() {
+    // INVLPGB-like: the flush invalidates by "hardware" and runs nothing on other CPUs.
+    let w = World::new(Machine::with_backend(4, Box::new(SimBroadcast)));
+    let before = w.mem.live();
+    let mm = w.mm_with_pages([REGION]);
+    on_cpu(1, || {
+        w.m.mmu().switch_mm(&mm);
+        w.m.mmu().enter_lazy_tlb();
+    });
+    let ctx = w.ctx();
+    on_cpu(0, || crate::release::release(&ctx, &mm, || false))
+        .expect("lazy cpu 1 still holds the address space");
+    assert!(w.m.states.cpu(1).has_loaded(&w.m.kernel));
+    assert_eq!(*w.m.tlb.root[1].lock().unwrap(), w.m.kernel.root(), "cpu 1's CR3");
+    on_cpu(0, || w.freer.drain(&w.sync, &w.mem, &w.m.stats));
+    assert_eq!(w.mem.live(), before);
+}
+
+/// A TLB that checks, at the instant of every root load, that the CPU is still in the
+/// mask of the address space whose root it is leaving.
+struct CheckingTlb<'a> {
+    inner: &'a crate::sim::SimTlb,
+    leaving: &'a AddressSpace,
+}
+
+impl LocalTlb for CheckingTlb<'_> {
+    fn this_cpu(&self) -> usize {
+        self.inner.this_cpu()
+    }
+    fn flush_page(&self, va: u64) {
+        self.inner.flush_page(va)
+    }
+    fn flush_all(&self) {
+        self.inner.flush_all()
+    }
+    fn load_root(&self, root: u64) {
+        let cpu = self.this_cpu();
+        assert!(
+            self.leaving.cpumask.contains(cpu),
+            "cpu {cpu} left the mask of {:?} while its root was still in CR3",
+            self.leaving
+        );
+        self.inner.load_root(root)
+    }
+    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
+        self.inner.with_irqs_off(f)
+    }
+    fn irqs_enabled(&self) -> bool {
+        self.inner.irqs_enabled()
+    }
+}
+
+#[test]
+fn switch_mm_leaves_the_old_mask_only_after_loading_the_new_root() {
+    let m = Machine::new(2);
+    let mem = SimMem::new();
+    let a = AddressSpace::new(mem.alloc_frame().unwrap());
+    let b = AddressSpace::new(mem.alloc_frame().unwrap());
+    on_cpu(1, || m.mmu().switch_mm(&a));
+    let tlb = CheckingTlb {
+        inner: &m.tlb,
+        leaving: &a,
+    };
+    let mmu = Mmu { tlb: &tlb, ..m.mmu() };
+    on_cpu(1, || mmu.switch_mm(&b));
+    assert!(!a.cpumask.contains(1) && b.cpumask.contains(1));
+}
+
+#[test]
+#[should_panic(expected = "with interrupts enabled")]
+fn the_flush_handler_refuses_to_run_with_interrupts_on() {
+    let m = Machine::new(2);
+    let mem = SimMem::new();
+    let mm = AddressSpace::new(mem.alloc_frame().unwrap());
+    on_cpu(1, || m.mmu().switch_mm(&mm));
+    let info = FlushInfo {
+        mm: &mm,
+        start: 0,
+        end: FLUSH_ALL,
+        stride_shift: 12,
+        freed_tables: false,
+        new_gen: mm.tlb_gen.fetch_add(1, core::sync::atomic::Ordering::SeqCst) + 1,
+        initiator: 0,
+    };
+    on_cpu(1, || m.mmu().flush_tlb_func(&info));
+}
+
+#[test]
+fn remote_handlers_and_cross_calls_run_with_interrupts_off() {
+    use crate::hw::CrossCall;
+    let m = Machine::new(2);
+    let seen = std::sync::Mutex::new(Vec::new());
+    SimIpi.call_others(&CpuMask::from_iter([1]), &|| {
+        seen.lock().unwrap().push(m.tlb.irqs_enabled())
+    });
+    assert_eq!(*seen.lock().unwrap(), [false]);
+}
