@@ -7,47 +7,20 @@ use crate::addr_space::AddressSpace;
 use crate::collapse::collapse;
 use crate::cpumask::CpuMask;
 use crate::flush::{FLUSH_ALL, FlushInfo, Mmu};
-use crate::gather::GatherCtx;
 use crate::hw::LocalTlb;
-use crate::pgtable::{self, PhysMem, WRITABLE};
+use crate::pgtable::PhysMem;
 use crate::share::{share_pmd_table, unshare_pmd_table};
-use crate::sim::{Machine, SimBroadcast, SimIpi, SimMem, SimSync, on_cpu};
-use crate::table_free::TableFreer;
+use crate::sim::{Machine, SimBroadcast, SimIpi, SimMem, World, on_cpu};
 
 const REGION: u64 = 0x4000_0000;
 
-struct World {
-    m: Machine,
-    mem: SimMem,
-    sync: SimSync,
-    freer: TableFreer,
+/// What these tests add to the shared [`World`].
+trait Probe {
+    fn run_and_touch(&self, cpu: usize, mm: &AddressSpace, pages: &[u64]);
+    fn stale(&self, mm: &AddressSpace, pages: &[u64]) -> Vec<(usize, u64)>;
 }
 
-impl World {
-    fn new(m: Machine) -> Self {
-        Self {
-            m,
-            mem: SimMem::new(),
-            sync: SimSync::new(4, true),
-            freer: TableFreer::new(),
-        }
-    }
-    fn ctx(&self) -> GatherCtx<'_> {
-        GatherCtx {
-            mmu: self.m.mmu(),
-            mem: &self.mem,
-            freer: &self.freer,
-            sync: &self.sync,
-        }
-    }
-    fn mm_with_pages(&self, pages: impl IntoIterator<Item = u64>) -> AddressSpace {
-        let mm = AddressSpace::new(self.mem.alloc_frame().unwrap());
-        for va in pages {
-            let f = self.mem.alloc_frame().unwrap();
-            pgtable::map_4k(&self.mem, mm.root(), va, f, WRITABLE).unwrap();
-        }
-        mm
-    }
+impl Probe for World {
     /// CPU `cpu` runs `mm` and reads every page of `pages` (its TLB caches them).
     fn run_and_touch(&self, cpu: usize, mm: &AddressSpace, pages: &[u64]) {
         on_cpu(cpu, || {
@@ -66,9 +39,9 @@ impl World {
 
 #[test]
 fn collapse_flushes_every_4k_translation_under_the_cleared_entry() {
-    let w = World::new(Machine::new(4));
+    let w = World::with_machine(Machine::new(4), true);
     let pages: Vec<u64> = (0..512).map(|i| REGION + i * 4096).collect();
-    let mm = w.mm_with_pages(pages.iter().copied());
+    let mm = w.mm_with(pages.iter().copied());
     w.run_and_touch(1, &mm, &pages);
     w.run_and_touch(0, &mm, &pages);
     let ctx = w.ctx();
@@ -84,12 +57,12 @@ fn collapse_flushes_every_4k_translation_under_the_cleared_entry() {
 
 #[test]
 fn unshare_flushes_every_translation_of_the_gigabyte() {
-    let w = World::new(Machine::new(4));
+    let w = World::with_machine(Machine::new(4), true);
     let pages: Vec<u64> = [0u64, 1, 511]
         .iter()
         .flat_map(|&block| [0u64, 7].map(|p| REGION + (block << 21) + (p << 12)))
         .collect();
-    let owner = w.mm_with_pages(pages.iter().copied());
+    let owner = w.mm_with(pages.iter().copied());
     let other = AddressSpace::new(w.mem.alloc_frame().unwrap());
     share_pmd_table(&w.mem, &owner, &other, REGION).expect("share");
     w.run_and_touch(1, &other, &pages);
@@ -103,9 +76,9 @@ fn unshare_flushes_every_translation_of_the_gigabyte() {
 #[test]
 fn release_makes_lazy_cpus_leave_when_the_backend_runs_no_handler() {
     // INVLPGB-like: the flush invalidates by "hardware" and runs nothing on other CPUs.
-    let w = World::new(Machine::with_backend(4, Box::new(SimBroadcast)));
+    let w = World::with_machine(Machine::with_backend(4, Box::new(SimBroadcast)), true);
     let before = w.mem.live();
-    let mm = w.mm_with_pages([REGION]);
+    let mm = w.mm_with([REGION]);
     on_cpu(1, || {
         w.m.mmu().switch_mm(&mm);
         w.m.mmu().enter_lazy_tlb();

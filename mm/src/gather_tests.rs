@@ -3,47 +3,13 @@
 use proptest::prelude::*;
 
 use crate::addr_space::AddressSpace;
-use crate::gather::{GatherCtx, MmuGather, teardown, unmap_range};
+use crate::gather::{MmuGather, teardown, unmap_range};
 use crate::hw::BackendKind;
 use crate::pgtable::{self, PhysMem, WRITABLE};
 use crate::receipt::UnlinkMark;
-use crate::sim::{Machine, SimKind, SimMem, SimSync, on_cpu};
+use crate::sim::{World, on_cpu};
 use crate::stats::TlbEvent;
-use crate::table_free::{SyncMode, TableFreer, flush_implies_ipi_broadcast};
-
-struct World {
-    m: Machine,
-    mem: SimMem,
-    sync: SimSync,
-    freer: TableFreer,
-}
-
-impl World {
-    fn new(kind: BackendKind, key: bool) -> Self {
-        Self {
-            m: Machine::with_backend(4, Box::new(SimKind(kind))),
-            mem: SimMem::new(),
-            sync: SimSync::new(4, key),
-            freer: TableFreer::new(),
-        }
-    }
-    fn ctx(&self) -> GatherCtx<'_> {
-        GatherCtx {
-            mmu: self.m.mmu(),
-            mem: &self.mem,
-            freer: &self.freer,
-            sync: &self.sync,
-        }
-    }
-    fn mm_with_pages(&self, base: u64, pages: u64) -> AddressSpace {
-        let mm = AddressSpace::new(self.mem.alloc_frame().unwrap());
-        for p in 0..pages {
-            let f = self.mem.alloc_frame().unwrap();
-            pgtable::map_4k(&self.mem, mm.root(), base + p * 4096, f, WRITABLE).unwrap();
-        }
-        mm
-    }
-}
+use crate::table_free::{SyncMode, flush_implies_ipi_broadcast};
 
 #[test]
 fn decision_is_native_without_invlpgb_only() {

@@ -308,3 +308,53 @@ impl FlushBackend for SimBroadcast {
         CpuMask::new()
     }
 }
+
+/// A simulated machine with memory, sync hardware and a table freer: what a gather needs.
+pub struct World {
+    pub m: Machine,
+    pub mem: SimMem,
+    pub sync: SimSync,
+    pub freer: crate::table_free::TableFreer,
+}
+
+impl World {
+    /// Four CPUs with a backend of `kind`; `key` is the boot-time decision.
+    pub fn new(kind: BackendKind, key: bool) -> Self {
+        Self::with_machine(Machine::with_backend(4, Box::new(SimKind(kind))), key)
+    }
+
+    /// Around a machine of four CPUs built by the caller.
+    pub fn with_machine(m: Machine, key: bool) -> Self {
+        Self {
+            m,
+            mem: SimMem::new(),
+            sync: SimSync::new(4, key),
+            freer: crate::table_free::TableFreer::new(),
+        }
+    }
+
+    pub fn ctx(&self) -> crate::gather::GatherCtx<'_> {
+        crate::gather::GatherCtx {
+            mmu: self.m.mmu(),
+            mem: &self.mem,
+            freer: &self.freer,
+            sync: &self.sync,
+        }
+    }
+
+    /// A new address space mapping a fresh 4 KiB page at each of `pages`.
+    pub fn mm_with(&self, pages: impl IntoIterator<Item = u64>) -> AddressSpace {
+        use crate::pgtable::PhysMem;
+        let mm = AddressSpace::new(self.mem.alloc_frame().unwrap());
+        for va in pages {
+            let f = self.mem.alloc_frame().unwrap();
+            crate::pgtable::map_4k(&self.mem, mm.root(), va, f, crate::pgtable::WRITABLE).unwrap();
+        }
+        mm
+    }
+
+    /// A new address space mapping `pages` consecutive pages from `base`.
+    pub fn mm_with_pages(&self, base: u64, pages: u64) -> AddressSpace {
+        self.mm_with((0..pages).map(|p| base + p * 4096))
+    }
+}
