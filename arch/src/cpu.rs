@@ -39,3 +39,12 @@ pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC is available on every x86_64 processor and only reads a counter.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+/// Sets the running CPU's task priority (CR8): interrupts whose vector's priority class
+/// (vector >> 4) is at or below `class` are held pending even with interrupts enabled.
+/// 0 lets everything through; tests use 15 to keep IPIs pending while IF=1.
+pub fn set_task_priority(class: u8) {
+    // SAFETY: CR8 only gates interrupt delivery on this CPU; writing 0..=15 is always valid
+    // in 64-bit mode, and the caller restores it.
+    unsafe { core::arch::asm!("mov cr8, {}", in(reg) (class & 0xf) as u64, options(nomem, nostack)) };
+}

@@ -103,13 +103,14 @@ impl CallQueue {
 /// duty, asserted). Returns how many ran.
 fn serve_own_queue() -> usize {
     let Some(me) = percpu::current() else { return 0 };
-    assert!(
-        !interrupts::are_enabled(),
-        "ipi: cpu {} would run cross-call handlers with interrupts enabled",
-        percpu::cpu_index()
-    );
     let mut ran = 0;
     while let Some(RequestPtr(ptr)) = me.calls.pop() {
+        // Before each handler: one that left interrupts on must not pass it to the next.
+        assert!(
+            !interrupts::are_enabled(),
+            "ipi: cpu {} would run a cross-call handler with interrupts enabled",
+            percpu::cpu_index()
+        );
         // SAFETY: the request stays alive until `pending` reaches zero, which cannot
         // happen before this CPU's decrement below.
         let req = unsafe { &*ptr };

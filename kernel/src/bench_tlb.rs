@@ -16,7 +16,10 @@
 //! With the paravirt backend, half of scenario A's tasks (those on odd CPUs) count as
 //! preempted by the host for the whole run: the pv flush defers them (no IPI, a flush
 //! when they resume at the end), so only the other half take flush IPIs, and the sync
-//! IPI (which the pv flush cannot stand in for) reaches all of them. Freed frames are
+//! IPI (which the pv flush cannot stand in for) reaches all of them. The model is only of
+//! who gets an IPI: a "preempted" task keeps running with interrupts on and answers the
+//! sync at once, so the cost of waiting for a really descheduled vCPU is not in the
+//! times. Freed frames are
 //! not poisoned and freed tables not quarantined while the benchmark runs.
 
 extern crate alloc;

@@ -1,18 +1,26 @@
 //! The TLB coherence oracle: what each CPU's own TLB can still reach after an operation.
 //!
 //! The promise checked: when an unmap, collapse, unshare or teardown returns, no CPU can
-//! reach the old translation, and no CPU still walks from freed tables.
+//! reach the old translation through its TLB, and a CPU that held the address space
+//! lazily has left it (its CR3 no longer holds the root) if tables were freed or
+//! unshared.
+//!
+//! What it cannot see: QEMU's TCG has no paging-structure caches and its walker starts
+//! from CR3 and live entries, so a walk through a freed table is not observable here
+//! (the race detector's poisoned tables and the host tests cover table freeing); a
+//! translation the software TLB evicted looks like a flushed one, which is why each
+//! run primes few pages (below).
 //!
 //! Protocol of one run ([`check`]):
 //! 1. **Prime.** CPU 0 runs the address space; in scenario A every other CPU runs a task
 //!    of it, in scenario C every other CPU has run one and now idles holding it lazily.
-//!    Each of them reads every page of the region through its virtual address first, so
-//!    its TLB holds every translation (QEMU's software TLB keeps one until INVLPG or a CR3
+//!    Each of them reads the probed pages of the region (up to 16, spread over it)
+//!    through their virtual addresses first, so its TLB holds those translations (QEMU's software TLB keeps one until INVLPG or a CR3
 //!    load: a missing flush stays visible, deterministically, under TCG).
 //! 2. **Operate** on CPU 0, through the real path (`MmuGather`, collapse, unshare,
 //!    teardown). Freed frames are poisoned (`vm::FREED_DATA_POISON`), so a read through a
 //!    stale translation is recognised even where the old contents were copied.
-//! 3. **Probe.** Each of those CPUs reads every page again with interrupts off, through
+//! 3. **Probe.** Each of those CPUs reads those pages again with interrupts off, through
 //!    [`arch::probe::read_u64`], which reports a fault instead of panicking. An unmapped
 //!    page must fault; a collapsed page must read its own contents (through the new 2 MiB
 //!    mapping, not the poisoned old frame). A lazy CPU is probed as it is, from a cross

@@ -181,3 +181,47 @@ arch::kernel_test!(
         assert_eq!(on, 0, "{on} cross-call handlers ran with interrupts enabled");
     }
 );
+
+arch::kernel_test!(
+    fn a_waiter_serves_its_queue_with_interrupts_off() {
+        // Deterministically through the wait loop: CPU 1 keeps its call IPI pending (task
+        // priority 15, interrupts still enabled), so the request CPU 0 queues for it can
+        // only run from CPU 1's loop while it waits for its own call to CPU 0, which CPU
+        // 0 answers only after 100 ms with interrupts off.
+        if cpus::count() < 2 {
+            return;
+        }
+        static STAGE: AtomicU64 = AtomicU64::new(0);
+        HANDLERS_WITH_IRQS_ON.store(0, Ordering::SeqCst);
+        HANDLERS_RUN.store(0, Ordering::SeqCst);
+        STAGE.store(0, Ordering::SeqCst);
+        let waiter = crate::sched::spawn("waiter", 1, None, || {
+            arch::cpu::set_task_priority(15);
+            STAGE.store(1, Ordering::SeqCst);
+            while STAGE.load(Ordering::SeqCst) < 2 {
+                core::hint::spin_loop();
+            }
+            call_on_cpu(0, IpiReason::Call, &|| {});
+            arch::cpu::set_task_priority(0);
+        });
+        while STAGE.load(Ordering::SeqCst) < 1 {
+            core::hint::spin_loop();
+        }
+        arch::ipi::call_on_many_nowait(
+            &CpuMask::from_iter([1]),
+            IpiReason::Call,
+            alloc::boxed::Box::new(record_interrupt_state),
+        );
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            STAGE.store(2, Ordering::SeqCst);
+            arch::timer::delay_us(100_000);
+        });
+        waiter.join(30_000);
+        assert_eq!(HANDLERS_RUN.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            HANDLERS_WITH_IRQS_ON.load(Ordering::SeqCst),
+            0,
+            "the handler served from the wait loop ran with interrupts enabled"
+        );
+    }
+);

@@ -126,7 +126,8 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
                         Walk::BackedOff => {
                             OUTCOMES[1].fetch_add(1, Ordering::Relaxed);
                         }
-                        _ => {}
+                        Walk::NotLoaded => panic!("race: walker on cpu {cpu} outside its address space"),
+                        Walk::NotMapped | Walk::Poisoned => {}
                     }
                     WALKS.fetch_add(1, Ordering::Relaxed);
                     s += 1;

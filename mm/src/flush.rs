@@ -235,9 +235,12 @@ impl Mmu<'_> {
                 }
             });
         }
-        if self.states.cpu(cpu).has_loaded(mm) && self.states.cpu(cpu).is_lazy() {
-            self.tlb.with_irqs_off(&mut || self.switch_mm(self.kernel));
-        }
+        self.tlb.with_irqs_off(&mut || {
+            let st = self.states.cpu(cpu);
+            if st.has_loaded(mm) && st.is_lazy() {
+                self.switch_mm(self.kernel);
+            }
+        });
         mm.cpumask.load()
     }
 

@@ -211,9 +211,10 @@ impl<'a> MmuGather<'a> {
     ///
     /// The stride is that of the leaves under the cleared entry, not the entry's own
     /// level: the shared table may map 4 KiB pages, so every 4 KiB translation of the
-    /// gigabyte may be cached (1 GiB at 4 KiB is over the ceiling: a full flush, as
-    /// Linux's `tlb_flush_pmd_range(addr & PUD_MASK, PUD_SIZE)` is). A 1 GiB stride
-    /// would be one INVLPG at the start of the gigabyte.
+    /// gigabyte may be cached (1 GiB at 4 KiB is over the ceiling: a full flush). Linux's
+    /// hugetlb unshare, `tlb_flush_pmd_range(addr & PUD_MASK, PUD_SIZE)`, uses the PMD
+    /// stride, because its shared tables hold only 2 MiB leaves; over 512 units it is a
+    /// full flush too. A 1 GiB stride would be one INVLPG at the start of the gigabyte.
     pub fn unshare_table(&mut self, va: u64, size: u64) {
         self.extend(va, va + size);
         if self.ctx.mmu.breakage == Breakage::Stride {

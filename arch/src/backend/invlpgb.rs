@@ -6,8 +6,9 @@
 //! have them, the invalidation is emulated as the hardware behaves: each target's TLB is
 //! emptied (by an IPI whose function only reloads CR3) and **no flush handler runs
 //! there**, so lazy CPUs do not leave the address space and no CPU's flushed generation
-//! moves, exactly as with the real instruction; the receipt names nobody as
-//! interrupted. Whatever must run on other CPUs (lazy holders leaving a dying address
+//! moves, as with the real instruction; the receipt names nobody as interrupted. It
+//! differs from the hardware in scope and cost: it reaches only the flush's targets
+//! (the hardware invalidates on every CPU) and it does interrupt them to do so. Whatever must run on other CPUs (lazy holders leaving a dying address
 //! space) must use its own cross call (`Mmu::shoot_lazy_holders`).
 
 use mm::cpumask::CpuMask;
