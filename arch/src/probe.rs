@@ -33,6 +33,8 @@ struct Raw {
     faulted: u64,
 }
 
+// SAFETY: the three symbols are defined by the `global_asm!` above, with this signature
+// (rdi in; rax:rdx out as a 16-byte `repr(C)` struct) and as code labels.
 unsafe extern "sysv64" {
     fn gatheros_probe_read(addr: u64) -> Raw;
     static gatheros_probe_load: u8;
