@@ -65,7 +65,7 @@ fatal_handler!(simd_floating_point, 19, "SIMD floating point");
 fatal_handler!(virtualization, 20, "virtualization");
 
 extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, error: PageFaultErrorCode) {
-    if crate::probe::fixup(&mut frame) {
+    if crate::probe::fixup(&mut frame, error.bits()) {
         return; // a probe's read faulted: it reports the fault instead
     }
     panic!(

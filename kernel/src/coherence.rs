@@ -5,11 +5,12 @@
 //! lazily has left it (its CR3 no longer holds the root) if tables were freed or
 //! unshared.
 //!
-//! What it cannot see: QEMU's TCG has no paging-structure caches and its walker starts
-//! from CR3 and live entries, so a walk through a freed table is not observable here
-//! (the race detector's poisoned tables and the host tests cover table freeing); a
-//! translation the software TLB evicted looks like a flushed one, which is why each
-//! run primes few pages (below).
+//! A walk through a freed table is seen as well: freed tables are filled with
+//! `pgtable::POISON`, whose reserved bits make the hardware walk fault with RSVD, which
+//! the probe reports. What it cannot see: QEMU's TCG has no paging-structure caches, so
+//! a stale cached pointer to a freed table (which real CPUs have) does not exist here;
+//! and a translation the software TLB evicted looks like a flushed one, which is why
+//! each run primes few pages (below).
 //!
 //! Protocol of one run ([`check`]):
 //! 1. **Prime.** CPU 0 runs the address space; in scenario A every other CPU runs a task
@@ -39,6 +40,7 @@
 
 extern crate alloc;
 use alloc::vec::Vec;
+use arch::probe::ProbeFault;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr_space::AddressSpace;
 use mm::cpumask::MAX_CPUS;
@@ -178,6 +180,11 @@ static RESULTS: [CpuResult; MAX_CPUS] = [const {
     }
 }; MAX_CPUS];
 
+/// `first_value` codes of reads that faulted (no mapped word holds them).
+const NOT_MAPPED: u64 = u64::MAX;
+const RESERVED: u64 = u64::MAX - 1;
+const OTHER_FAULT: u64 = u64::MAX - 2;
+
 /// 0: priming; 1: probe now; 2: done.
 static STAGE: AtomicU64 = AtomicU64::new(0);
 static PRIMED: AtomicU64 = AtomicU64::new(0);
@@ -204,14 +211,23 @@ fn probe(op: Op, expect: Expect) {
         for i in probed_pages(op) {
             let va = op.probe_va(i);
             let got = arch::probe::read_u64(va);
+            // A fault through a poisoned (freed) table is never right.
             let ok = match expect {
-                Expect::Fault => got.is_none(),
-                Expect::Value => got == Some(va),
+                Expect::Fault => got == Err(ProbeFault::NotMapped),
+                Expect::Value => got == Ok(va),
             };
             r.probes.fetch_add(1, Ordering::Relaxed);
             if !ok && r.stale.fetch_add(1, Ordering::Relaxed) == 0 {
                 r.first_va.store(va, Ordering::Relaxed);
-                r.first_value.store(got.unwrap_or(u64::MAX), Ordering::Relaxed);
+                r.first_value.store(
+                    match got {
+                        Ok(v) => v,
+                        Err(ProbeFault::NotMapped) => NOT_MAPPED,
+                        Err(ProbeFault::Reserved) => RESERVED,
+                        Err(ProbeFault::Other) => OTHER_FAULT,
+                    },
+                    Ordering::Relaxed,
+                );
             }
         }
     });
@@ -221,7 +237,7 @@ fn probe(op: Op, expect: Expect) {
 fn prime(op: Op) {
     for i in probed_pages(op) {
         let va = op.probe_va(i);
-        assert_eq!(arch::probe::read_u64(va), Some(va), "coherence: priming {va:#x}");
+        assert_eq!(arch::probe::read_u64(va), Ok(va), "coherence: priming {va:#x}");
     }
 }
 
@@ -404,7 +420,9 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
                 "coherence: stale cpu={c} op={name} scen={scen:?} va={:#x} read={} ({} of {})",
                 r.first_va.load(Ordering::SeqCst),
                 match v {
-                    u64::MAX => "fault".into(),
+                    NOT_MAPPED => "fault".into(),
+                    RESERVED => "reserved-bit fault (a walk through a freed table)".into(),
+                    OTHER_FAULT => "protection fault".into(),
                     vm::FREED_DATA_POISON => alloc::format!("{v:#x} (a freed frame)"),
                     _ => alloc::format!("{v:#x}"),
                 },

@@ -8,7 +8,7 @@ use arch::cpus;
 use arch::stats::IpiReason;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr_space::AddressSpace;
-use mm::pgtable::{self, NO_EXECUTE, PRESENT, WRITABLE};
+use mm::pgtable::{self, NO_EXECUTE, PRESENT, PhysMem, WRITABLE};
 use mm::stats::TlbEvent;
 
 use crate::sched;
@@ -29,7 +29,7 @@ fn remap_x(mm: &AddressSpace, frame: u64) {
 }
 
 fn frame_with(value: u64) -> u64 {
-    let f = mm::pgtable::PhysMem::alloc_frame(&MEM).expect("frame");
+    let f = MEM.alloc_frame().expect("frame");
     vm::write_phys(f, value);
     f
 }
@@ -233,5 +233,38 @@ arch::kernel_test!(
         let got = (READS[0].load(Ordering::SeqCst), READS[1].load(Ordering::SeqCst));
         log::info!("premise: flushed_page={} neighbour={}", got.0, got.1);
         assert_eq!(got, (2, 1), "the flushed page is new, its neighbour still stale");
+    }
+);
+
+arch::kernel_test!(
+    fn premise_a_walk_through_a_poisoned_table_faults_with_reserved_bits() {
+        // The oracle's second premise: a hardware walk that reaches a freed (poisoned)
+        // table is reported as such, not as "nothing mapped". It holds where POISON's
+        // address bits are reserved (MAXPHYADDR <= 48; QEMU's TCG has 40): on a machine
+        // with 52 physical address bits this test fails, and the oracle there cannot
+        // see a walk through a freed table.
+        let mm = vm::new_address_space();
+        let frame = vm::map_new_page(mm, X);
+        let mut table = mm.root();
+        for level in [4, 3, 2] {
+            table = MEM.entry(table, pgtable::index(X, level)).load(Ordering::SeqCst) & pgtable::ADDR_MASK;
+        }
+        sched::use_mm(Some(mm));
+        assert_eq!(arch::probe::read_u64(X), Ok(0));
+        for i in 0..pgtable::ENTRIES {
+            MEM.entry(table, i).store(pgtable::POISON, Ordering::SeqCst);
+        }
+        vm::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
+        let got = arch::probe::read_u64(X);
+        for i in 0..pgtable::ENTRIES {
+            MEM.entry(table, i).store(0, Ordering::SeqCst);
+        }
+        vm::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
+        assert_eq!(arch::probe::read_u64(X), Err(arch::probe::ProbeFault::NotMapped));
+        sched::use_mm(None);
+        MEM.free_frame(frame);
+        crate::workload::destroy(mm);
+        vm::settle();
+        assert_eq!(got, Err(arch::probe::ProbeFault::Reserved));
     }
 );

@@ -60,9 +60,12 @@ pub trait PhysMem: Sync {
     fn free_huge(&self, _pa: u64) {}
 }
 
-/// What freed page-table frames are filled with. Not a valid entry pattern: walkers
-/// that read it know they are reading a freed table.
-pub const POISON: u64 = 0xdead_4bad_f00d_0000;
+/// What freed page-table frames are filled with. Not a valid entry pattern: the software
+/// walker compares every entry with it, and a hardware walk that reaches a freed table
+/// faults with the reserved-bit error code (RSVD) instead of silently missing: the
+/// pattern is PRESENT with physical-address bits 51:40 set, which are reserved on every
+/// CPU with MAXPHYADDR <= 40 (QEMU's TCG) and bits 51:48 on those up to 48.
+pub const POISON: u64 = 0xdead_4bad_f00d_0001;
 
 /// Table level: 4 = PML4 (PGD), 3 = PDPT (PUD), 2 = PD (PMD), 1 = PT (PTE).
 pub fn index(va: u64, level: u32) -> usize {
