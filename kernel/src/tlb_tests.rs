@@ -45,32 +45,47 @@ fn wait_for(flag: &AtomicU64, value: u64) {
     }
 }
 
-/// CPU 1 reads X, CPU 0 remaps X and (maybe) flushes, CPU 1 reads again.
-/// Returns (first read, second read).
-fn remap_while_remote_reads(flush: bool) -> (u64, u64) {
+/// CPU 1 reads `pages` (1 or 2) pages from X; CPU 0 points them all at new frames and
+/// flushes the first `flushed` of them (none: no flush); CPU 1 reads them again.
+/// Returns (first read, second read) per page.
+fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 2] {
+    assert!((1..=2).contains(&pages));
     let mm = vm::new_address_space();
-    let first_frame = vm::map_new_page(mm, X);
-    vm::write_phys(first_frame, 1);
-    let second_frame = frame_with(2);
+    let vas = [X, X + 4096];
+    for &va in &vas[..pages] {
+        vm::write_phys(vm::map_new_page(mm, va), 1);
+    }
     static STAGE: AtomicU64 = AtomicU64::new(0);
-    static READS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+    static READS: [[AtomicU64; 2]; 2] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; 2];
     STAGE.store(0, Ordering::SeqCst);
-    let reader = sched::spawn("reader", 1, Some(mm), || {
-        READS[0].store(read_x(), Ordering::SeqCst);
+    READS.iter().flatten().for_each(|r| r.store(0, Ordering::SeqCst));
+    let reader = sched::spawn("reader", 1, Some(mm), move || {
+        // SAFETY: the first `pages` of `vas` are mapped in this task's address space.
+        let read = |va: u64| unsafe { core::ptr::read_volatile(va as *const u64) };
+        for (i, &va) in vas[..pages].iter().enumerate() {
+            READS[i][0].store(read(va), Ordering::SeqCst);
+        }
         STAGE.store(1, Ordering::SeqCst);
         wait_for(&STAGE, 2);
-        READS[1].store(read_x(), Ordering::SeqCst);
+        for (i, &va) in vas[..pages].iter().enumerate() {
+            READS[i][1].store(read(va), Ordering::SeqCst);
+        }
     });
     sched::use_mm(Some(mm));
     wait_for(&STAGE, 1);
-    remap_x(mm, second_frame);
-    if flush {
-        vm::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
+    for &va in &vas[..pages] {
+        let (_, e) = pgtable::leaf(&MEM, mm.root(), va).expect("mapped");
+        e.store(frame_with(2) | PRESENT | WRITABLE | NO_EXECUTE, Ordering::SeqCst);
+    }
+    if let Some(n) = flushed {
+        vm::mmu().flush_tlb_mm_range(mm, X, X + n * 4096, 12, false);
     }
     STAGE.store(2, Ordering::SeqCst);
     reader.join(10_000);
     sched::use_mm(None);
-    (READS[0].load(Ordering::SeqCst), READS[1].load(Ordering::SeqCst))
+    READS
+        .each_ref()
+        .map(|r| (r[0].load(Ordering::SeqCst), r[1].load(Ordering::SeqCst)))
 }
 
 arch::kernel_test!(
@@ -79,7 +94,7 @@ arch::kernel_test!(
             return; // needs a second CPU; the local path is covered by every other test
         }
         let before = vm::STATS.total();
-        assert_eq!(remap_while_remote_reads(true), (1, 2));
+        assert_eq!(remap_while_remote_reads(1, Some(1))[0], (1, 2));
         let d = vm::STATS.total() - before;
         assert!(
             d.get(TlbEvent::FlushIpi) >= 1 && d.get(TlbEvent::RemotePartial) >= 1,
@@ -95,7 +110,7 @@ arch::kernel_test!(
         }
         // The test-only switch: the same sequence with the flush left out must be caught.
         assert_eq!(
-            remap_while_remote_reads(false),
+            remap_while_remote_reads(1, None)[0],
             (1, 1),
             "TCG should have kept the stale translation"
         );
@@ -202,37 +217,13 @@ arch::kernel_test!(
         if cpus::count() < 2 {
             return;
         }
-        let mm = vm::new_address_space();
-        let f0 = vm::map_new_page(mm, X);
-        let f1 = vm::map_new_page(mm, X + 4096);
-        vm::write_phys(f0, 1);
-        vm::write_phys(f1, 1);
-        static STAGE: AtomicU64 = AtomicU64::new(0);
-        static READS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
-        STAGE.store(0, Ordering::SeqCst);
-        let reader = sched::spawn("reader", 1, Some(mm), || {
-            // SAFETY: both pages are mapped in this task's address space.
-            let read = |va: u64| unsafe { core::ptr::read_volatile(va as *const u64) };
-            read(X);
-            read(X + 4096);
-            STAGE.store(1, Ordering::SeqCst);
-            wait_for(&STAGE, 2);
-            READS[0].store(read(X), Ordering::SeqCst);
-            READS[1].store(read(X + 4096), Ordering::SeqCst);
-        });
-        sched::use_mm(Some(mm));
-        wait_for(&STAGE, 1);
-        for va in [X, X + 4096] {
-            let (_, e) = pgtable::leaf(&MEM, mm.root(), va).expect("mapped");
-            e.store(frame_with(2) | PRESENT | WRITABLE | NO_EXECUTE, Ordering::SeqCst);
-        }
-        vm::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
-        STAGE.store(2, Ordering::SeqCst);
-        reader.join(10_000);
-        sched::use_mm(None);
-        let got = (READS[0].load(Ordering::SeqCst), READS[1].load(Ordering::SeqCst));
-        log::info!("premise: flushed_page={} neighbour={}", got.0, got.1);
-        assert_eq!(got, (2, 1), "the flushed page is new, its neighbour still stale");
+        let [flushed, neighbour] = remap_while_remote_reads(2, Some(1));
+        log::info!("premise: flushed_page={} neighbour={}", flushed.1, neighbour.1);
+        assert_eq!(
+            (flushed.1, neighbour.1),
+            (2, 1),
+            "the flushed page is new, its neighbour still stale"
+        );
     }
 );
 

@@ -5,12 +5,11 @@
 
 use crate::addr_space::AddressSpace;
 use crate::collapse::collapse;
-use crate::cpumask::CpuMask;
 use crate::flush::{FLUSH_ALL, FlushInfo, Mmu};
 use crate::hw::LocalTlb;
 use crate::pgtable::PhysMem;
 use crate::share::{share_pmd_table, unshare_pmd_table};
-use crate::sim::{Machine, SimBroadcast, SimIpi, SimMem, World, on_cpu};
+use crate::sim::{Machine, SimBroadcast, SimMem, World, on_cpu};
 
 const REGION: u64 = 0x4000_0000;
 
@@ -159,15 +158,4 @@ fn the_flush_handler_refuses_to_run_with_interrupts_on() {
         initiator: 0,
     };
     on_cpu(1, || m.mmu().flush_tlb_func(&info));
-}
-
-#[test]
-fn remote_handlers_and_cross_calls_run_with_interrupts_off() {
-    use crate::hw::CrossCall;
-    let m = Machine::new(2);
-    let seen = std::sync::Mutex::new(Vec::new());
-    SimIpi.call_others(&CpuMask::from_iter([1]), &|| {
-        seen.lock().unwrap().push(m.tlb.irqs_enabled())
-    });
-    assert_eq!(*seen.lock().unwrap(), [false]);
 }
