@@ -52,8 +52,10 @@ fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 
     assert!((1..=2).contains(&pages));
     let mm = vm::new_address_space();
     let vas = [X, X + 4096];
-    for &va in &vas[..pages] {
-        vm::write_phys(vm::map_new_page(mm, va), 1);
+    let mut old = [0u64; 2];
+    for (i, &va) in vas[..pages].iter().enumerate() {
+        old[i] = vm::map_new_page(mm, va);
+        vm::write_phys(old[i], 1);
     }
     static STAGE: AtomicU64 = AtomicU64::new(0);
     static READS: [[AtomicU64; 2]; 2] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; 2];
@@ -83,6 +85,11 @@ fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 
     STAGE.store(2, Ordering::SeqCst);
     reader.join(10_000);
     sched::use_mm(None);
+    // Teardown flushes every CPU that held mm and frees the new frames; only then can the
+    // frames the entries pointed at first go back (CPU 1 may still cache them otherwise).
+    crate::workload::destroy(mm);
+    old[..pages].iter().for_each(|&f| MEM.free_frame(f));
+    vm::settle();
     READS
         .each_ref()
         .map(|r| (r[0].load(Ordering::SeqCst), r[1].load(Ordering::SeqCst)))
@@ -103,17 +110,38 @@ arch::kernel_test!(
     }
 );
 
+/// How many times a premise about TCG's software TLB is tried before it is called false.
+///
+/// A premise says that a stale translation *can* survive (no flush, or a flush of another
+/// page). QEMU's TLB is direct-mapped and resized on full flushes, and CPU 1 runs the IPI
+/// handler and its spin loop between the two reads, so a colliding translation can evict
+/// the one we watch now and then (it did once in CI, UEFI at -smp 4). A premise therefore
+/// holds if it is seen in one of these tries; what must hold every time (the flushed page
+/// reads the new frame) is asserted on every try.
+const PREMISE_TRIES: usize = 10;
+
+/// Runs `attempt` until it reports the premise seen; returns the 1-based try that saw it.
+fn premise_seen_within(what: &str, mut attempt: impl FnMut() -> bool) -> usize {
+    for i in 1..=PREMISE_TRIES {
+        if attempt() {
+            log::info!("premise: what={what} seen_on_try={i} tries={PREMISE_TRIES}");
+            return i;
+        }
+    }
+    panic!("premise: what={what} never seen in {PREMISE_TRIES} tries");
+}
+
 arch::kernel_test!(
     fn without_the_flush_the_remote_cpu_reads_stale_data() {
         if cpus::count() < 2 {
             return;
         }
         // The test-only switch: the same sequence with the flush left out must be caught.
-        assert_eq!(
-            remap_while_remote_reads(1, None)[0],
-            (1, 1),
-            "TCG should have kept the stale translation"
-        );
+        premise_seen_within("stale_without_flush", || {
+            let [page, _] = remap_while_remote_reads(1, None);
+            assert_eq!(page.0, 1);
+            page.1 == 1
+        });
     }
 );
 
@@ -217,13 +245,12 @@ arch::kernel_test!(
         if cpus::count() < 2 {
             return;
         }
-        let [flushed, neighbour] = remap_while_remote_reads(2, Some(1));
-        log::info!("premise: flushed_page={} neighbour={}", flushed.1, neighbour.1);
-        assert_eq!(
-            (flushed.1, neighbour.1),
-            (2, 1),
-            "the flushed page is new, its neighbour still stale"
-        );
+        premise_seen_within("neighbour_stale_after_invlpg", || {
+            let [flushed, neighbour] = remap_while_remote_reads(2, Some(1));
+            assert_eq!(flushed, (1, 2), "the flushed page must read the new frame");
+            assert_eq!(neighbour.0, 1);
+            neighbour.1 == 1
+        });
     }
 );
 
