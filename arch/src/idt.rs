@@ -96,6 +96,9 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
 }
 
 extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
+    if crate::watchdog::answer_nmi(frame.instruction_pointer.as_u64(), frame.cpu_flags.bits()) {
+        return;
+    }
     if let Some(hook) = NMI_HOOK.get() {
         hook();
     }

@@ -29,6 +29,7 @@ use crate::apic::CALL_VECTOR;
 use crate::cpus;
 use crate::percpu::{self, with_lapic};
 use crate::stats::IpiReason;
+use crate::watchdog::Wait;
 
 /// One call, shared by all its targets.
 struct Request {
@@ -85,6 +86,19 @@ impl CallQueue {
         })
     }
 
+    /// Requests queued now (None if the lock is taken: the watchdog's report only).
+    pub(crate) fn len_now(&self) -> Option<usize> {
+        self.0.try_lock().map(|q| q.len)
+    }
+
+    /// Whether `r` is queued here (the watchdog's report only; spins briefly for the lock).
+    fn holds(&self, r: *const Request) -> bool {
+        interrupts::without_interrupts(|| {
+            let q = self.0.lock();
+            (0..q.len).any(|i| q.slots[(q.head + i) % QUEUE_SLOTS].is_some_and(|p| core::ptr::eq(p.0, r)))
+        })
+    }
+
     fn pop(&self) -> Option<RequestPtr> {
         interrupts::without_interrupts(|| {
             let mut q = self.0.lock();
@@ -114,9 +128,11 @@ fn serve_own_queue() -> usize {
         // SAFETY: the request stays alive until `pending` reaches zero, which cannot
         // happen before this CPU's decrement below.
         let req = unsafe { &*ptr };
+        me.running_call.store(ptr as usize, Ordering::Relaxed);
         // SAFETY: `func` points into the waiting caller's frame or into `owned`, both
         // alive while `pending` is non-zero.
         unsafe { (*req.func)() };
+        me.running_call.store(0, Ordering::Relaxed);
         me.ipis.count_received(req.reason);
         ran += 1;
         // Read before the decrement: a waiting caller's request lives in its stack frame,
@@ -139,6 +155,31 @@ pub extern "x86-interrupt" fn call_interrupt(_frame: InterruptStackFrame) {
     serve_own_queue();
 }
 
+/// Fault injection for the watchdog's test: the next call IPI to this CPU is not sent
+/// (usize::MAX: none), as if it were lost on the way.
+static LOSE_CALL_IPI_TO: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Test-only: loses the next call IPI to `cpu` (its request stays queued, unserved).
+pub fn lose_next_call_ipi_to(cpu: usize) {
+    LOSE_CALL_IPI_TO.store(cpu, Ordering::SeqCst);
+}
+
+/// The targets of `req` that have not finished it: still queued, or running it now.
+fn laggards(targets: &CpuMask, req: *const Request) -> CpuMask {
+    targets
+        .iter()
+        .filter(|&t| {
+            let cpu = cpus::get(t);
+            cpu.running_call.load(Ordering::Relaxed) == req as usize || cpu.calls.holds(req)
+        })
+        .collect()
+}
+
+/// Sends CPU `t` its call IPI again (the watchdog's kick after a report).
+fn resend_call_ipi(t: usize) {
+    with_lapic(|l| l.send_ipi(CALL_VECTOR, cpus::get(t).apic_id));
+}
+
 fn enqueue(targets: &CpuMask, req: *const Request) {
     let me = percpu::current().expect("cross call before per-CPU data");
     for t in targets.iter() {
@@ -157,7 +198,11 @@ fn enqueue(targets: &CpuMask, req: *const Request) {
                 }
             }
         };
-        if needs_ipi {
+        if needs_ipi
+            && LOSE_CALL_IPI_TO
+                .compare_exchange(t, usize::MAX, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
             with_lapic(|l| l.send_ipi(CALL_VECTOR, cpu.apic_id));
         }
     }
@@ -192,11 +237,13 @@ pub fn call_on_many(mask: &CpuMask, reason: IpiReason, f: &(dyn Fn() + Sync)) {
         reason,
         owned: None,
     };
+    let mut wait = Wait::start(reason.wait_name());
     enqueue(&targets, &req);
     while req.pending.load(Ordering::Acquire) != 0 {
         // Interrupts off while serving (handlers' rule), on between rounds so that the
         // IPIs and ticks this CPU owes others get through.
         interrupts::without_interrupts(serve_own_queue);
+        wait.check(|| laggards(&targets, &req), resend_call_ipi);
         core::hint::spin_loop();
     }
 }

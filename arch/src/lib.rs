@@ -27,3 +27,4 @@ pub mod stats;
 pub mod timer;
 pub mod tlb;
 pub mod trampoline;
+pub mod watchdog;

@@ -30,6 +30,10 @@ pub struct PerCpu {
     lapic: UnsafeCell<Option<Lapic>>,
     /// Cross-call requests waiting to run on this CPU.
     pub(crate) calls: crate::ipi::CallQueue,
+    /// The cross-call request this CPU is running now (0: none), for the watchdog.
+    pub(crate) running_call: core::sync::atomic::AtomicUsize,
+    /// This CPU's side of the watchdog (its NMI answers).
+    pub watchdog: crate::watchdog::WatchdogCpu,
 }
 
 // SAFETY: the only non-Sync field, `lapic`, is touched by the owning CPU alone (see
@@ -50,6 +54,8 @@ impl PerCpu {
             ipis: IpiCounters::new(),
             lapic: UnsafeCell::new(None),
             calls: crate::ipi::CallQueue::new(),
+            running_call: core::sync::atomic::AtomicUsize::new(0),
+            watchdog: crate::watchdog::WatchdogCpu::new(),
         }
     }
 

@@ -28,6 +28,16 @@ impl IpiReason {
         IpiReason::Reschedule,
     ];
 
+    /// What a caller waiting on such a call waits for (the watchdog's `for=`).
+    pub fn wait_name(self) -> &'static str {
+        match self {
+            IpiReason::Call => "cross-call",
+            IpiReason::Flush => "tlb-flush-ipi",
+            IpiReason::Sync => "table-sync-ipi",
+            IpiReason::Reschedule => "reschedule-ipi",
+        }
+    }
+
     /// Name used in log lines.
     pub fn name(self) -> &'static str {
         match self {

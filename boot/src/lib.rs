@@ -6,6 +6,7 @@ pub mod bench;
 pub mod flash;
 pub mod image;
 pub mod install;
+pub mod kvm;
 pub mod linux;
 pub mod qemu;
 pub mod testrun;

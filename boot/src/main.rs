@@ -97,6 +97,10 @@ struct RunArgs {
     /// QEMU accelerator.
     #[arg(long, value_enum, default_value_t = Accel::Tcg)]
     accel: Accel,
+    /// QEMU CPU model, e.g. max, Skylake-Server, EPYC-v4, qemu64 (default: max under
+    /// TCG, host under KVM); see `qemu-system-x86_64 -cpu help`.
+    #[arg(long, value_parser = qemu::parse_cpu_model)]
+    cpu: Option<String>,
     /// Kill QEMU and fail after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
@@ -120,7 +124,8 @@ impl RunArgs {
             firmware: if self.uefi { Firmware::Uefi } else { Firmware::Bios },
             smp: self.smp,
             mem: self.mem.clone(),
-            accel: self.accel,
+            accel: qemu::usable_accel(self.accel),
+            cpu: self.cpu.clone(),
             timeout: Duration::from_secs(self.timeout),
             gdb: self.gdb,
             usb: self.usb,

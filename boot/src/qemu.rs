@@ -40,6 +40,8 @@ pub struct QemuConfig {
     pub mem: String,
     /// Accelerator.
     pub accel: Accel,
+    /// QEMU's CPU model (`-cpu`); None: `max` under TCG, `host` under KVM.
+    pub cpu: Option<String>,
     /// Kill QEMU and fail after this long.
     pub timeout: Duration,
     /// Wait for a debugger on tcp::1234 before starting (`-s -S`).
@@ -71,6 +73,7 @@ impl Default for QemuConfig {
             smp: 4,
             mem: "512M".into(),
             accel: Accel::Tcg,
+            cpu: None,
             timeout: Duration::from_secs(120),
             gdb: false,
             usb: false,
@@ -133,6 +136,37 @@ pub fn parse_smp(s: &str) -> Result<u32, String> {
     Ok(n)
 }
 
+/// The accelerator to use for `asked`: KVM only if it runs a guest here (see
+/// [`crate::kvm`]), else TCG, saying so in one line.
+pub fn usable_accel(asked: Accel) -> Accel {
+    if asked != Accel::Kvm {
+        return asked;
+    }
+    match crate::kvm::probe() {
+        Ok(()) => Accel::Kvm,
+        Err(why) => {
+            eprintln!("gatheros: --accel kvm: KVM cannot run a guest here ({why}); using TCG instead");
+            Accel::Tcg
+        }
+    }
+}
+
+/// Checks a QEMU CPU model name (`max`, `Skylake-Server`, `EPYC-v4`, `qemu64,-x2apic`).
+pub fn parse_cpu_model(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 200
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,=+".contains(c))
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}' is not a QEMU CPU model (letters, digits and -_.,=+; see `qemu-system-x86_64 -cpu help`)"
+        ))
+    }
+}
+
 /// The first OVMF firmware file present.
 pub fn ovmf() -> Option<PathBuf> {
     OVMF_PATHS.iter().map(PathBuf::from).find(|p| p.exists())
@@ -155,7 +189,11 @@ pub fn args(cfg: &QemuConfig, image: &Path) -> Result<Vec<String>, String> {
         }
     }
     push("-cpu");
-    push(if cfg.accel == Accel::Kvm { "host" } else { "max" });
+    push(
+        cfg.cpu
+            .as_deref()
+            .unwrap_or(if cfg.accel == Accel::Kvm { "host" } else { "max" }),
+    );
     push("-smp");
     push(&cfg.smp.to_string());
     push("-m");

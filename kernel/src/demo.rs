@@ -19,6 +19,13 @@ const ROUNDS: u64 = 40;
 /// Runs the demo and prints its counters.
 pub fn run() {
     let before = vm::STATS.total();
+    let busy = crate::workload::busy_cpus();
+    log::info!(
+        "demo: cpus={} busy={} last_busy={}",
+        arch::cpus::count(),
+        busy.len() + 1,
+        busy.last().copied().unwrap_or(0)
+    );
     remap_while_others_sleep();
     for (name, fallback) in [("demo-fallback", true), ("demo-batched", false)] {
         let r = crate::workload::race(crate::workload::RaceConfig {
@@ -64,7 +71,8 @@ fn remap_while_others_sleep() {
     }
     static STOP: AtomicBool = AtomicBool::new(false);
     STOP.store(false, Ordering::SeqCst);
-    let workers: Vec<_> = (1..arch::cpus::count())
+    let workers: Vec<_> = crate::workload::busy_cpus()
+        .into_iter()
         .map(|cpu| {
             sched::spawn("demo-worker", cpu, Some(mm), move || {
                 while !STOP.load(Ordering::SeqCst) {

@@ -15,6 +15,7 @@ mod harness;
 mod heap;
 mod logger;
 mod options;
+mod options_fuzz;
 mod paging;
 mod panic;
 mod race_tests;
@@ -24,6 +25,7 @@ mod smp;
 mod smp_tests;
 mod tlb_tests;
 mod vm;
+mod watchdog_tests;
 mod workload;
 
 use alloc::boxed::Box;
@@ -93,6 +95,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let (opts, errors) = options::BootOptions::parse(option_text(boot_info));
     log::set_max_level(opts.log_level);
     HOLD_MS.store(opts.hold_ms, core::sync::atomic::Ordering::Relaxed);
+    arch::watchdog::set_bound_ms(opts.watchdog_ms);
     log::info!(
         "gatherOS {}: booted via {}, {} MiB usable",
         env!("CARGO_PKG_VERSION"),
@@ -141,6 +144,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     demo::run();
     log::info!("{}", smp_tests::ipi_totals());
+    log::info!("{} {}", heap::stats(), frames::stats());
     done_ok()
 }
 

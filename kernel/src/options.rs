@@ -26,6 +26,33 @@ pub struct TestOptions {
     pub failed: usize,
 }
 
+/// Every key [`BootOptions::parse`] knows (besides `cpuid.<feature>`), for the fuzz test
+/// and the README's table.
+pub const KEYS: &[&str] = &[
+    "log",
+    "apic",
+    "hold",
+    "watchdog.ms",
+    "tlb.backend",
+    "tlb.table_sync",
+    "tlb.table_batch",
+    "tlb.break",
+    "clearcpuid",
+    "setcpuid",
+    "bench",
+    "bench.ops",
+    "bench.scen",
+    "bench.iters",
+    "bench.spin",
+    "test",
+    "test.filter",
+    "test.skip",
+    "test.exact",
+    "test.start",
+    "test.passed",
+    "test.failed",
+];
+
 /// All boot options, with their defaults.
 #[derive(Debug, Clone)]
 pub struct BootOptions {
@@ -43,6 +70,8 @@ pub struct BootOptions {
     pub bench_tlb: crate::bench_tlb::BenchOptions,
     /// `hold=<ms>`: wait this long before the final exit (e.g. for a screenshot).
     pub hold_ms: u64,
+    /// `watchdog.ms=<n>`: the bound on a wait for other CPUs (default 10 s).
+    pub watchdog_ms: u64,
     /// `tlb.backend=native|pv`: the remote-flush backend.
     pub tlb_backend: &'static str,
     /// `tlb.table_sync=decided|always|force-skip` (force-skip is unsafe, for tests).
@@ -63,6 +92,7 @@ impl Default for BootOptions {
             bench: None,
             bench_tlb: crate::bench_tlb::BenchOptions::default(),
             hold_ms: 0,
+            watchdog_ms: arch::watchdog::DEFAULT_BOUND_MS,
             tlb_backend: "native",
             table_sync: mm::table_free::SyncMode::Decided,
             table_batch_fails: false,
@@ -157,6 +187,7 @@ impl BootOptions {
                 }
             }
             "hold" => self.hold_ms = parse_usize(key, value)? as u64,
+            "watchdog.ms" => self.watchdog_ms = (parse_usize(key, value)? as u64).max(1),
             "tlb.backend" => match value {
                 "native" | "pv" => self.tlb_backend = value,
                 _ => {

@@ -74,6 +74,29 @@ fn map_stack(i: usize) -> u64 {
     base + AP_STACK_SIZE
 }
 
+/// Memory kept free after the per-CPU reservations, for page tables and user pages.
+const MEMORY_MARGIN: u64 = 16 << 20;
+
+/// Grows the heap for `cpus` CPUs and checks that their stacks fit, before any AP starts
+/// and before any work: a machine too small for its CPU count is told how much it needs.
+fn reserve_memory_for(cpus: usize) {
+    let stacks = (cpus as u64 - 1) * AP_STACK_SIZE;
+    let need = crate::heap::growth_for_cpus(cpus) as u64 + stacks + MEMORY_MARGIN;
+    let free = frames::stats().free * frames::FRAME_SIZE;
+    if need <= free {
+        crate::heap::reserve_for_cpus(cpus).expect("smp: the heap could not grow into free frames");
+        return;
+    }
+    log::error!(
+        "smp: error: cpus={cpus} need_mib={} free_mib={}: not enough memory for this many CPUs; \
+         give the machine at least {} MiB more (QEMU: --mem)",
+        need.div_ceil(1 << 20),
+        free >> 20,
+        (need - free).div_ceil(1 << 20)
+    );
+    crate::exit_held(arch::qemu_exit::ExitCode::Failure)
+}
+
 /// Discovers the CPUs, brings them all online and logs `smp: n/N CPUs online (mode)`.
 pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatures, force_xapic: bool) {
     let boot_apic = arch::cpu::apic_id();
@@ -104,6 +127,7 @@ pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatur
         }
         Err(e) => log::error!("{e}; running on the boot CPU only"),
     }
+    reserve_memory_for(ids.len());
     let max_id = ids.iter().copied().max().unwrap_or(0);
     let mode = match apic::choose_mode(features.x2apic, force_xapic, max_id) {
         Ok(m) => m,

@@ -227,6 +227,20 @@ impl mm::table_free::TableSyncHw for SyncHw {
             .load(core::sync::atomic::Ordering::SeqCst)
     }
 
+    fn wait_clock(&self) -> u64 {
+        arch::cpu::rdtsc()
+    }
+
+    fn wait_expired(
+        &self,
+        since: u64,
+        what: &'static str,
+        at: &'static core::panic::Location<'static>,
+        laggards: &dyn Fn() -> mm::cpumask::CpuMask,
+    ) -> bool {
+        arch::watchdog::check_since(since, what, at, laggards)
+    }
+
     fn relax(&self) {
         crate::sched::yield_now();
         core::hint::spin_loop();

@@ -3,6 +3,7 @@
 use proptest::prelude::*;
 
 use crate::addr_space::AddressSpace;
+use crate::cpumask::CpuMask;
 use crate::gather::{MmuGather, teardown, unmap_range};
 use crate::hw::BackendKind;
 use crate::pgtable::{self, PhysMem, WRITABLE};
@@ -367,4 +368,30 @@ proptest! {
         prop_assert!(g.start >= g.end, "range reset after the flush");
         on_cpu(0, || g.finish());
     }
+}
+
+#[test]
+fn a_grace_period_held_up_by_one_cpu_is_reported_naming_that_cpu() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with_pages(0x4000_0000, 1);
+    w.sync.stuck.store(2, std::sync::atomic::Ordering::SeqCst);
+    on_cpu(0, || {
+        let unlinked = UnlinkMark::now(&mm);
+        w.freer.table_sync_rcu(&w.sync, &w.m.stats, None, &mm, unlinked);
+    });
+    assert_eq!(
+        *w.sync.reports.lock().unwrap(),
+        vec![("grace-period", CpuMask::from_iter([2]))]
+    );
+}
+
+#[test]
+fn a_wait_whose_cpus_all_answer_is_never_reported() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with_pages(0x4000_0000, 1);
+    on_cpu(0, || {
+        let unlinked = UnlinkMark::now(&mm);
+        w.freer.table_sync_rcu(&w.sync, &w.m.stats, None, &mm, unlinked);
+    });
+    assert!(w.sync.reports.lock().unwrap().is_empty());
 }

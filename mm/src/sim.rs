@@ -232,6 +232,13 @@ pub struct SimSync {
     pub cpus: usize,
     pub syncs: std::sync::atomic::AtomicU64,
     pub quiescent: Vec<std::sync::atomic::AtomicU64>,
+    /// A CPU that takes no tick (interrupts off) until the watchdog reports it (none: MAX).
+    pub stuck: std::sync::atomic::AtomicUsize,
+    /// Wait rounds before the simulated watchdog expires.
+    pub watchdog_rounds: u64,
+    rounds: std::sync::atomic::AtomicU64,
+    /// The watchdog's reports: what was waited for and the laggards.
+    pub reports: std::sync::Mutex<Vec<(&'static str, CpuMask)>>,
 }
 
 impl SimSync {
@@ -241,14 +248,23 @@ impl SimSync {
             cpus,
             syncs: Default::default(),
             quiescent: (0..cpus).map(|_| Default::default()).collect(),
+            stuck: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            watchdog_rounds: 100,
+            rounds: Default::default(),
+            reports: Default::default(),
         }
     }
 
-    /// Every CPU takes a tick.
+    /// Every CPU takes a tick (but a stuck one).
     pub fn tick_all(&self) {
-        self.quiescent.iter().for_each(|q| {
-            q.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        });
+        let stuck = self.stuck.load(std::sync::atomic::Ordering::SeqCst);
+        self.quiescent
+            .iter()
+            .enumerate()
+            .filter(|&(c, _)| c != stuck)
+            .for_each(|(_, q)| {
+                q.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
     }
 }
 
@@ -273,6 +289,22 @@ impl crate::table_free::TableSyncHw for SimSync {
     }
     fn relax(&self) {
         self.tick_all();
+    }
+    fn wait_expired(
+        &self,
+        _since: u64,
+        what: &'static str,
+        _at: &'static core::panic::Location<'static>,
+        laggards: &dyn Fn() -> CpuMask,
+    ) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.rounds.fetch_add(1, SeqCst) + 1 < self.watchdog_rounds {
+            return false;
+        }
+        self.rounds.store(0, SeqCst);
+        self.reports.lock().unwrap().push((what, laggards()));
+        self.stuck.store(usize::MAX, SeqCst); // the report heals it (the kernel's kick)
+        true
     }
 }
 

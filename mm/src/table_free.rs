@@ -29,6 +29,7 @@
 //! Deadlock rules (asserted): the sync and the grace-period wait run with interrupts
 //! enabled and hold no lock that an IPI handler takes.
 
+use core::panic::Location;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crate::addr_space::AddressSpace;
@@ -61,6 +62,23 @@ pub trait TableSyncHw: Sync {
     fn quiescent_count(&self, cpu: usize) -> u64;
     /// Called while waiting for a grace period (yield or pause).
     fn relax(&self);
+    /// A timestamp for the watchdog: when a wait for other CPUs begins (host default: 0).
+    fn wait_clock(&self) -> u64 {
+        0
+    }
+    /// The watchdog's check on a wait (at `at`) for other CPUs that began at `since`: past the
+    /// machine's bound it reports `what` and the CPUs `laggards()` names and fails the
+    /// run (the kernel's), or returns true once it has reported (tests). The host
+    /// default never expires.
+    fn wait_expired(
+        &self,
+        _since: u64,
+        _what: &'static str,
+        _at: &'static Location<'static>,
+        _laggards: &dyn Fn() -> CpuMask,
+    ) -> bool {
+        false
+    }
 }
 
 /// How the sync behaves (boot option `tlb.table_sync=`).
@@ -246,14 +264,35 @@ impl TableFreer {
         stats.count(cpu, TlbEvent::SyncRcuWaits);
     }
 
+    #[track_caller]
     fn wait_for_gp(&self, hw: &dyn TableSyncHw, gp: u64) {
+        let at = Location::caller();
+        let since = hw.wait_clock();
+        let mut reported = false;
         loop {
             self.advance(hw);
             if self.state.lock().completed >= gp {
                 return;
             }
             hw.relax();
+            if !reported {
+                reported = hw.wait_expired(since, "grace-period", at, &|| self.gp_laggards(hw));
+            }
         }
+    }
+
+    /// The CPUs the grace period in progress still waits for (no quiescent state since it
+    /// started); empty if none is in progress.
+    pub fn gp_laggards(&self, hw: &dyn TableSyncHw) -> CpuMask {
+        let me = hw.this_cpu();
+        let st = self.state.lock();
+        if st.started == st.completed {
+            return CpuMask::new();
+        }
+        hw.online()
+            .iter()
+            .filter(|&c| c != me && hw.quiescent_count(c) <= st.snapshot[c])
+            .collect()
     }
 
     /// Queues a full (or final) batch page of tables (its count already written) to be
@@ -328,9 +367,15 @@ impl TableFreer {
     #[track_caller]
     pub fn drain(&self, hw: &dyn TableSyncHw, mem: &dyn PhysMem, stats: &TlbStats) {
         Self::assert_may_wait(hw, "TableFreer::drain");
+        let at = Location::caller();
+        let since = hw.wait_clock();
+        let mut reported = false;
         while self.tables_in_flight() > 0 {
             self.poll(hw, mem, stats);
             hw.relax();
+            if !reported {
+                reported = hw.wait_expired(since, "table-drain", at, &|| self.gp_laggards(hw));
+            }
         }
     }
 }

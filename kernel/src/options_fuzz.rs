@@ -1,0 +1,159 @@
+//! Fuzzing the boot options (in the kernel, where they are parsed): thousands of option
+//! texts from a fixed seed, made of every known key, unknown keys and hostile values
+//! (empty, huge, negative, overlong, odd bytes). Parsing must never panic; every unknown
+//! key and bad value comes back as an error, which boot logs as one line and ignores.
+//! Real boots with fuzzed options are `tests/tests/fuzz.rs`.
+
+extern crate alloc;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::options::{BootOptions, KEYS, OptionError};
+
+/// Option texts tried.
+const CASES: usize = 3000;
+/// The generator's seed (fixed: a failure is reproducible).
+const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// xorshift64*: enough for test inputs, and no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+const VALUES: &[&str] = &[
+    "",
+    "on",
+    "off",
+    "0",
+    "1",
+    "-1",
+    "4294967296",
+    "18446744073709551615",
+    "18446744073709551616",
+    "99999999999999999999999",
+    "pv",
+    "native",
+    "xapic",
+    "x2apic",
+    "debug",
+    "trace",
+    "always",
+    "force-skip",
+    "decided",
+    "fail",
+    "ok",
+    "stride",
+    "lazy",
+    "noflush",
+    "none",
+    "smp",
+    "tlb",
+    "unmap,collapse",
+    "A,B,C",
+    "busy",
+    "halt",
+    "invlpgb",
+    "pcid",
+    "x2apic,pcid",
+    "==",
+    "=on",
+    "\u{e9}t\u{e9}",
+    "0x10",
+    "1e9",
+    " ",
+];
+
+fn value(rng: &mut Rng) -> String {
+    match rng.below(4) {
+        0 => {
+            // Random printable bytes, up to 300 of them.
+            let n = rng.below(300);
+            (0..n).map(|_| (b'!' + rng.below(94) as u8) as char).collect()
+        }
+        1 => alloc::format!("{}", rng.next()),
+        _ => String::from(rng.pick(VALUES)),
+    }
+}
+
+fn key(rng: &mut Rng) -> String {
+    match rng.below(8) {
+        0 => alloc::format!(
+            "cpuid.{}",
+            rng.pick(&["x2apic", "pcid", "invlpgb", "nonsense", ""])
+        ),
+        1 => value(rng),
+        _ => String::from(rng.pick(KEYS)),
+    }
+}
+
+fn option_text(rng: &mut Rng) -> String {
+    let words = rng.below(12);
+    let mut text = String::new();
+    for _ in 0..words {
+        let k = key(rng);
+        text.push_str(&k);
+        if rng.below(5) != 0 {
+            text.push('=');
+            text.push_str(&value(rng));
+        }
+        text.push(' ');
+    }
+    text
+}
+
+arch::kernel_test!(
+    fn fuzzed_boot_options_parse_without_panicking_and_unknown_keys_are_refused() {
+        let mut rng = Rng(SEED);
+        let (mut refused, mut accepted) = (0usize, 0usize);
+        // Parse wants `'static` text (the ramdisk's); one buffer is reused per case.
+        let buf: &'static mut String = alloc::boxed::Box::leak(alloc::boxed::Box::new(String::new()));
+        for _ in 0..CASES {
+            let text = option_text(&mut rng);
+            buf.clear();
+            buf.push_str(&text);
+            // SAFETY: `buf` lives forever; the parse result is dropped before it changes.
+            let stat: &'static str = unsafe { &*(buf.as_str() as *const str) };
+            let (_, errors): (BootOptions, Vec<OptionError>) = BootOptions::parse(stat);
+            for e in &errors {
+                if let OptionError::UnknownKey(k) = e {
+                    assert!(!KEYS.contains(k), "a known key was refused: {k} in {text:?}");
+                }
+            }
+            refused += errors.len();
+            accepted += text.split_ascii_whitespace().count().saturating_sub(errors.len());
+        }
+        log::info!(
+            "options-fuzz: seed={SEED:#x} cases={CASES} words_refused={refused} words_accepted={accepted}"
+        );
+        assert!(refused > 0 && accepted > 0);
+    }
+);
+
+arch::kernel_test!(
+    fn every_listed_key_is_known_to_the_parser() {
+        for k in KEYS {
+            let text = alloc::format!("{k}=on");
+            let text: &'static str = alloc::boxed::Box::leak(text.into_boxed_str());
+            let (_, errors) = BootOptions::parse(text);
+            assert!(
+                !errors.contains(&OptionError::UnknownKey(k)),
+                "{k} is listed in KEYS but refused"
+            );
+        }
+    }
+);
