@@ -167,11 +167,20 @@ pub fn mount(fstype: &str, target: &str) {
 }
 
 /// As the guest's /init: hands the verdict to QEMU's `isa-debug-exit` device (port
-/// 0xf4, the port gatherOS uses, so the host reads both the same way); otherwise does
-/// nothing.
+/// 0xf4, the port gatherOS uses, so the host reads both the same way), once the console
+/// has sent everything printed (else the last lines can be lost: seen with Linux 6.12);
+/// otherwise does nothing.
 pub fn exit_qemu(ok: bool) {
     if std::process::id() != 1 {
         return;
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: waits for the output queued on our own descriptors to be transmitted.
+    unsafe {
+        libc::tcdrain(1);
+        libc::tcdrain(2);
     }
     // SAFETY: as root in the guest; access to one I/O port.
     if unsafe { libc::ioperm(0xf4, 4, 1) } != 0 {
