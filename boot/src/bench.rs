@@ -323,10 +323,8 @@ pub fn run(plan: &BenchPlan) -> Result<Report, String> {
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(0);
             }
-            if l.starts_with("linux-bench: error")
-                || l.starts_with("linux-bench: skip")
-                || l.starts_with("linux-bench: config-failed")
-            {
+            // The guest's own notes: its kernel, skips, symbols, errors, failures.
+            if l.starts_with("linux-bench: ") {
                 // A hidden bar (output not a terminal) prints nothing.
                 let note = format!("{}: {l}", b.label);
                 if bar.is_hidden() {

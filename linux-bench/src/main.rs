@@ -2,8 +2,10 @@
 //! same way, so both kernels can be compared under the same QEMU settings. It runs as
 //! `/init` of a QEMU guest (the host's `cargo run -- bench --os linux` builds the
 //! initramfs), reads its options from the kernel command line (`lb.iters=`, `lb.ops=`,
-//! `lb.scen=`, and `lb.fail=op:scen,...`, which makes those configurations' operation
-//! report EAGAIN on every try, to test the failure path), and prints one line per
+//! `lb.scen=`, `lb.fail=op:scen,...`, which makes those configurations' operation
+//! report EAGAIN on every try, to test the failure path, and `lb.symbols=name,...`,
+//! which prints `linux-bench: symbols name=yes|no ...` from `/proc/kallsyms`, to see
+//! which of the kernel's functions and keys exist), and prints one line per
 //! configuration in gatherOS's format, starting with `linux` instead of `gatherOS`:
 //!
 //! `linux smp=<n> scen=<A|B|C> pages=<P> tables=<free|keep> op=<op> backend=native
@@ -67,6 +69,8 @@ struct Options {
     scenarios: Vec<char>,
     /// Configurations (op, scenario) whose operation is made to fail (`lb.fail=`).
     fail: Vec<(String, char)>,
+    /// Kernel symbols to look up (`lb.symbols=`).
+    symbols: Vec<String>,
 }
 
 fn options(cmdline: &str) -> Options {
@@ -75,12 +79,14 @@ fn options(cmdline: &str) -> Options {
         ops: ["unmap", "collapse", "unshare"].map(String::from).to_vec(),
         scenarios: vec!['A', 'B', 'C'],
         fail: Vec::new(),
+        symbols: Vec::new(),
     };
     for w in cmdline.split_whitespace() {
         match w.split_once('=') {
             Some(("lb.iters", v)) => o.iters = v.parse().unwrap_or(o.iters).max(1),
             Some(("lb.ops", v)) => o.ops = v.split(',').map(String::from).collect(),
             Some(("lb.scen", v)) => o.scenarios = v.chars().filter(|c| c.is_alphabetic()).collect(),
+            Some(("lb.symbols", v)) => o.symbols = v.split(',').map(String::from).collect(),
             Some(("lb.fail", v)) => {
                 o.fail = v
                     .split(',')
@@ -365,6 +371,19 @@ fn run_in_child(cfg: Config, iters: usize, cpus: usize, m: &Machine, fail: bool)
     false
 }
 
+/// `name=yes|no` for each of `names`: whether a `/proc/kallsyms` text defines it.
+fn symbols(kallsyms: &str, names: &[String]) -> String {
+    let defined: std::collections::HashSet<&str> = kallsyms
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    names
+        .iter()
+        .map(|n| format!("{n}={}", if defined.contains(n.as_str()) { "yes" } else { "no" }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() {
     if std::process::id() == 1 {
         sys::mount("proc", "/proc");
@@ -388,6 +407,10 @@ fn main() {
         m.levels,
         o.iters
     );
+    if !o.symbols.is_empty() {
+        let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+        println!("linux-bench: symbols {}", symbols(&kallsyms, &o.symbols));
+    }
     let mut ok = true;
     let known: &[&'static str] = &["unmap", "collapse", "unshare"];
     let total: usize = known
@@ -423,6 +446,9 @@ mod tests {
         assert_eq!((o.iters, o.ops.len()), (7, 1));
         assert_eq!(o.fail, vec![("collapse".into(), 'C'), ("unmap".into(), 'A')]);
         assert!(options("lb.fail=").fail.is_empty());
+        let o = options("lb.symbols=a_key,b");
+        let text = "ffffffff81000000 T b\nffffffff82000000 D c [mod]\n";
+        assert_eq!(symbols(text, &o.symbols), "a_key=no b=yes");
         let cfg = configs("unmap", 'B')[2];
         assert_eq!(describe(cfg), "op=unmap scen=B pages=510 tables=keep");
     }
