@@ -2,7 +2,8 @@
 //!
 //! On Debian/Ubuntu as root, missing pieces are installed with apt, printing each step;
 //! on Debian bookworm (QEMU 7.2) `bookworm-backports` is added first, derived from the
-//! machine's own apt sources so that whatever mirror it uses is kept. Elsewhere the
+//! machine's own apt sources so that whatever mirror it uses is kept (the same code
+//! adds the next release's backports for `bench --linux-kernel newest`). Elsewhere the
 //! error names the exact command to run.
 
 use std::path::Path;
@@ -123,8 +124,7 @@ pub fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Whether this process runs as root.
-pub fn is_root() -> bool {
+fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
