@@ -2,7 +2,8 @@
 //! (and, with `--os linux`, the same operations in a Linux guest, see [`crate::linux`]),
 //! prints the `gatherOS smp=...` / `linux smp=...` lines as a table, writes them to CSV,
 //! compares with a baseline CSV and draws one SVG per operation and scenario (time
-//! against CPU count).
+//! against CPU count). A boot or configuration that fails does not lose the others:
+//! [`run`] keeps every line that was measured and lists the failures ([`Report`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,8 +33,18 @@ pub const FIELDS: &[&str] = &[
     "levels",
 ];
 
+/// Fields a line may carry after [`FIELDS`]: `collapsed=<ok>/<tried>` (Linux: calls of
+/// the operation that succeeded and those made; missing means all of `iters` succeeded).
+const OPTIONAL: &[&str] = &["collapsed"];
+
+/// Fields the host adds: the kernel's first word, and which Linux kernel printed the
+/// line (its release, from `linux-bench: kernel=`; empty for gatherOS).
+const HOST: &[&str] = &["os", "kernel"];
+
 /// The fields identifying a configuration (for baselines).
-const KEY: &[&str] = &["os", "smp", "scen", "pages", "tables", "op", "backend", "sync"];
+const KEY: &[&str] = &[
+    "os", "kernel", "smp", "scen", "pages", "tables", "op", "backend", "sync",
+];
 
 /// Which kernels print benchmark lines, by the word each line starts with.
 pub const OSES: &[&str] = &["gatherOS", "linux"];
@@ -44,7 +55,8 @@ pub struct Record(pub BTreeMap<String, String>);
 
 impl Record {
     /// Parses a `gatherOS smp=...` or `linux smp=...` line (the `os` field is the first
-    /// word); None unless every field is present, in order.
+    /// word); None unless every field is present, in order, followed by at most the
+    /// optional ones (`collapsed=`, filled in as `iters/iters` when missing).
     pub fn parse(line: &str) -> Option<Record> {
         let (os, rest) = line.split_once(' ')?;
         if !OSES.contains(&os) {
@@ -54,16 +66,32 @@ impl Record {
             .split_whitespace()
             .filter_map(|w| w.split_once('='))
             .collect();
-        if pairs.len() != FIELDS.len() || pairs.iter().zip(FIELDS).any(|((k, _), f)| k != f) {
+        let (fixed, extra) = pairs.split_at_checked(FIELDS.len())?;
+        if fixed.iter().zip(FIELDS).any(|((k, _), f)| k != f)
+            || extra.iter().any(|(k, _)| !OPTIONAL.contains(k))
+        {
             return None;
         }
-        Some(Record(
+        let mut r = Record(
             pairs
                 .into_iter()
                 .chain([("os", os)])
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        ))
+        );
+        r.fill_defaults();
+        Some(r)
+    }
+
+    /// Fills the fields older lines and files lack: `collapsed` (all iterations
+    /// succeeded), `kernel` (unknown: empty) and `os` (gatherOS).
+    fn fill_defaults(&mut self) {
+        let iters = self.get("iters").to_string();
+        let m = &mut self.0;
+        m.entry("collapsed".into())
+            .or_insert_with(|| format!("{iters}/{iters}"));
+        m.entry("kernel".into()).or_default();
+        m.entry("os".into()).or_insert_with(|| "gatherOS".into());
     }
 
     /// A field's value.
@@ -106,10 +134,18 @@ pub struct BenchPlan {
     /// under the same QEMU settings; the Linux guest's scenario A always spins busy).
     #[arg(long, value_delimiter = ',', default_values_t = ["gatheros".to_string()], value_parser = ["gatheros", "linux"])]
     pub os: Vec<String>,
-    /// The Linux guest's kernel (bzImage). Default: Debian's linux-image-amd64
-    /// (bookworm-backports), fetched once with apt-get into target/linux-guest.
-    #[arg(long)]
-    pub linux_kernel: Option<std::path::PathBuf>,
+    /// The Linux guest's kernels (comma-separated; each is booted at every CPU count):
+    /// a bzImage, a Debian kernel package (.deb), `default` (Debian's
+    /// linux-image-amd64, bookworm-backports where set up) or `newest` (the newest
+    /// linux-binary-unsigned-*-amd64 of the next Debian release's backports, whose apt
+    /// source is added as `setup` adds bookworm-backports). Fetched once with apt-get
+    /// into target/linux-guest. Default: `default`.
+    #[arg(long, value_delimiter = ',')]
+    pub linux_kernel: Vec<String>,
+    /// Extra words for the Linux guest's command line (e.g. `lb.fail=collapse:C`, which
+    /// makes that configuration fail, to see the rest kept).
+    #[arg(long, default_value = "")]
+    pub linux_args: String,
     /// Per-boot timeout in seconds.
     #[arg(long = "timeout", default_value_t = 7200)]
     pub timeout_secs: u64,
@@ -122,22 +158,122 @@ struct Boot {
     image: std::path::PathBuf,
 }
 
-/// Boots every (CPU count, backend) of the plan and returns the records.
-pub fn run(plan: &BenchPlan) -> Result<Vec<Record>, String> {
+/// Something that failed in a run: a whole boot, or one configuration of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// The boot (`gatherOS smp=4 native`, `linux smp=4 <kernel>`).
+    pub boot: String,
+    /// What failed and why: the guest's `config-failed` words, or the boot's last line.
+    pub reason: String,
+}
+
+/// What a run produced: every line measured, and what failed.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// One record per configuration measured, in the order they were printed.
+    pub records: Vec<Record>,
+    /// Boots and configurations that failed.
+    pub failures: Vec<Failure>,
+}
+
+impl Report {
+    /// Whether nothing failed (the `bench` command's exit status is 0 only then).
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Reads one boot's serial lines as they come: its records (tagged with the Linux
+/// kernel's release) and the configurations the guest reports as failed.
+#[derive(Debug, Default)]
+pub struct BootLog {
+    /// The records so far.
+    pub records: Vec<Record>,
+    /// The `config-failed` reports so far (`op=.. scen=.. ... errno=.. reason=..`).
+    pub failed: Vec<String>,
+    kernel: String,
+    done: bool,
+}
+
+impl BootLog {
+    /// Takes one line; returns the record it carried, if any.
+    pub fn line(&mut self, l: &str) -> Option<&Record> {
+        if let Some(rest) = l.strip_prefix("linux-bench: kernel=") {
+            self.kernel = rest.split_whitespace().next().unwrap_or("").to_string();
+        } else if let Some(rest) = l.strip_prefix("linux-bench: config-failed ") {
+            self.failed.push(rest.trim().to_string());
+        } else if l.trim() == "bench: done" {
+            self.done = true;
+        } else if let Some(mut r) = Record::parse(l) {
+            r.0.insert("kernel".into(), self.kernel.clone());
+            self.records.push(r);
+            return self.records.last();
+        }
+        None
+    }
+
+    /// Ends the boot labelled `boot` with QEMU's outcome (`Err`: it did not run to the
+    /// end, e.g. a timeout) and adds its records and failures to `report`. The boot
+    /// itself is listed as failed unless it succeeded, or ran to the end with failed
+    /// configurations that explain its verdict.
+    pub fn finish(self, boot: &str, outcome: Result<qemu::Outcome, String>, report: &mut Report) {
+        report.records.extend(self.records);
+        let explained = self.done && !self.failed.is_empty();
+        report
+            .failures
+            .extend(self.failed.into_iter().map(|reason| Failure {
+                boot: boot.to_string(),
+                reason,
+            }));
+        let reason = match outcome {
+            Ok(o) if o.verdict == Verdict::Success || explained => return,
+            Ok(o) => {
+                let last = o
+                    .lines
+                    .iter()
+                    .rev()
+                    .find(|l| l.starts_with("panic:") || l.contains("error"))
+                    .or(o.lines.last())
+                    .cloned()
+                    .unwrap_or_default();
+                format!("boot failed ({:?}); last line: {last}", o.verdict)
+            }
+            Err(e) => e,
+        };
+        report.failures.push(Failure {
+            boot: boot.to_string(),
+            reason,
+        });
+    }
+}
+
+/// Boots every (CPU count, backend) of the plan, and every Linux kernel of it, and
+/// returns what was measured and what failed. Errors are for what stops the run before
+/// it boots anything (a kernel that cannot be had, an image that cannot be built).
+pub fn run(plan: &BenchPlan) -> Result<Report, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let gatheros = plan.os.iter().any(|o| o == "gatheros");
-    let linux = if plan.os.iter().any(|o| o == "linux") {
-        let kernel = crate::linux::kernel(plan.linux_kernel.as_deref())?;
+    let mut linux = Vec::new();
+    if plan.os.iter().any(|o| o == "linux") {
         let initrd = dir.path().join("linux-bench.cpio");
         crate::linux::initramfs(&crate::linux::program()?, &initrd)?;
-        Some(qemu::DirectBoot {
-            kernel,
-            initrd,
-            append: crate::linux::cmdline(plan.iters, &plan.ops, &plan.scenarios),
-        })
-    } else {
-        None
-    };
+        let specs = if plan.linux_kernel.is_empty() {
+            vec!["default".to_string()]
+        } else {
+            plan.linux_kernel.clone()
+        };
+        for spec in &specs {
+            let (kernel, name) = crate::linux::kernel(spec)?;
+            let append = crate::linux::cmdline(plan.iters, &plan.ops, &plan.scenarios);
+            let append = format!("{append} {}", plan.linux_args).trim_end().to_string();
+            let direct = qemu::DirectBoot {
+                kernel,
+                initrd: initrd.clone(),
+                append,
+            };
+            linux.push((name, direct));
+        }
+    }
     let mut boots = Vec::new();
     for &smp in &plan.smp {
         let base = QemuConfig {
@@ -158,9 +294,9 @@ pub fn run(plan: &BenchPlan) -> Result<Vec<Record>, String> {
                 image,
             });
         }
-        if let Some(d) = &linux {
+        for (name, d) in &linux {
             boots.push(Boot {
-                label: format!("linux smp={smp}"),
+                label: format!("linux smp={smp} {name}"),
                 cfg: QemuConfig {
                     direct: Some(d.clone()),
                     ..base.clone()
@@ -174,10 +310,11 @@ pub fn run(plan: &BenchPlan) -> Result<Vec<Record>, String> {
         indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} boots, {msg}")
             .map_err(|e| e.to_string())?,
     );
-    let mut records = Vec::new();
+    let mut report = Report::default();
     for b in &boots {
         let (mut done, mut total) = (0, 0);
         bar.set_message(format!("{}: booting", b.label));
+        let mut log = BootLog::default();
         let outcome = qemu::run(&b.cfg, &b.image, |l| {
             if let Some(n) = l.strip_prefix("bench: configurations=") {
                 total = n
@@ -186,10 +323,17 @@ pub fn run(plan: &BenchPlan) -> Result<Vec<Record>, String> {
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(0);
             }
-            if l.starts_with("linux-bench: error") || l.starts_with("linux-bench: skip") {
-                bar.println(l);
+            // The guest's own notes: its kernel, skips, symbols, errors, failures.
+            if l.starts_with("linux-bench: ") {
+                // A hidden bar (output not a terminal) prints nothing.
+                let note = format!("{}: {l}", b.label);
+                if bar.is_hidden() {
+                    eprintln!("{note}");
+                } else {
+                    bar.println(note);
+                }
             }
-            if let Some(r) = Record::parse(l) {
+            if let Some(r) = log.line(l) {
                 done += 1;
                 bar.set_message(format!(
                     "{}: {done}/{total} configurations ({} {} scen {})",
@@ -198,37 +342,29 @@ pub fn run(plan: &BenchPlan) -> Result<Vec<Record>, String> {
                     r.get("sync"),
                     r.get("scen")
                 ));
-                records.push(r);
             }
-        })?;
-        if outcome.verdict != Verdict::Success {
-            let last = outcome
-                .lines
-                .iter()
-                .rev()
-                .find(|l| l.starts_with("panic:") || l.contains("error"))
-                .or(outcome.lines.last())
-                .cloned()
-                .unwrap_or_default();
-            return Err(format!(
-                "bench boot {} failed ({:?}); last line: {last}",
-                b.label, outcome.verdict
-            ));
-        }
+        });
+        log.finish(&b.label, outcome, &mut report);
         bar.inc(1);
     }
     bar.finish_with_message("done");
-    Ok(records)
+    Ok(report)
+}
+
+/// The failures as lines for the end of a run (`failed: <boot>: <reason>`).
+pub fn failures(report: &Report) -> String {
+    report
+        .failures
+        .iter()
+        .map(|f| format!("failed: {}: {}\n", f.boot, f.reason))
+        .collect()
 }
 
 /// The records as an aligned text table.
 pub fn table(records: &[Record]) -> String {
     // Every field but the raw cycle counts and the constant ones.
     let skip = ["tsc_median", "tsc_p99", "iters", "apic", "levels"];
-    let cols: Vec<&str> = ["os"]
-        .into_iter()
-        .chain(FIELDS.iter().copied().filter(|f| !skip.contains(f)))
-        .collect();
+    let cols: Vec<&str> = csv_columns().into_iter().filter(|f| !skip.contains(f)).collect();
     let widths: Vec<usize> = cols
         .iter()
         .map(|c| {
@@ -255,10 +391,10 @@ pub fn table(records: &[Record]) -> String {
 }
 
 fn csv_columns() -> Vec<&'static str> {
-    ["os"].into_iter().chain(FIELDS.iter().copied()).collect()
+    HOST.iter().chain(FIELDS).chain(OPTIONAL).copied().collect()
 }
 
-/// Writes the records as CSV (header: `os`, then [`FIELDS`]).
+/// Writes the records as CSV (header: `os`, `kernel`, [`FIELDS`], `collapsed`).
 pub fn write_csv(records: &[Record], path: &Path) -> Result<(), String> {
     let cols = csv_columns();
     let mut s = cols.join(",") + "\n";
@@ -277,22 +413,22 @@ pub fn read_csv(path: &Path) -> Result<Vec<Record>, String> {
         .ok_or(format!("{}: empty", path.display()))?
         .split(',')
         .collect();
-    // Earlier files have no `os` column: gatherOS only.
-    let old_format = header == FIELDS;
-    if header != csv_columns() && !old_format {
+    // Earlier files lack some columns (`os`: gatherOS only; `kernel`, `collapsed`).
+    let known = csv_columns();
+    if FIELDS.iter().any(|f| !header.contains(f)) || header.iter().any(|h| !known.contains(h)) {
         return Err(format!("{}: not a gatherOS benchmark CSV", path.display()));
     }
     Ok(lines
         .map(|l| {
-            let mut r: BTreeMap<String, String> = header
-                .iter()
-                .zip(l.split(','))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            if old_format {
-                r.insert("os".into(), "gatherOS".into());
-            }
-            Record(r)
+            let mut r = Record(
+                header
+                    .iter()
+                    .zip(l.split(','))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+            r.fill_defaults();
+            r
         })
         .collect())
 }
@@ -320,8 +456,10 @@ pub fn saving(records: &[Record]) -> String {
     // What makes two lines the same configuration, apart from kernel and mode.
     const CONFIG: &[&str] = &["smp", "scen", "op", "pages", "tables"];
     let words = |r: &Record| {
-        CONFIG
+        ["kernel"]
             .iter()
+            .filter(|k| !r.get(k).is_empty())
+            .chain(CONFIG)
             .map(|k| format!("{k}={}", r.get(k)))
             .collect::<Vec<_>>()
             .join(" ")
@@ -402,12 +540,16 @@ pub fn plot(records: &[Record], dir: &Path) -> Result<Vec<std::path::PathBuf>, S
         let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         for r in rs {
             series
-                .entry(format!(
-                    "{} {} sync={}",
-                    r.get("os"),
-                    r.get("backend"),
-                    r.get("sync")
-                ))
+                .entry(
+                    format!(
+                        "{} {} {} sync={}",
+                        r.get("os"),
+                        r.get("kernel"),
+                        r.get("backend"),
+                        r.get("sync")
+                    )
+                    .replace("  ", " "),
+                )
                 .or_default()
                 .push((r.num("smp"), r.num("ns_median")));
         }

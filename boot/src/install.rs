@@ -2,7 +2,8 @@
 //!
 //! On Debian/Ubuntu as root, missing pieces are installed with apt, printing each step;
 //! on Debian bookworm (QEMU 7.2) `bookworm-backports` is added first, derived from the
-//! machine's own apt sources so that whatever mirror it uses is kept. Elsewhere the
+//! machine's own apt sources so that whatever mirror it uses is kept (the same code
+//! adds the next release's backports for `bench --linux-kernel newest`). Elsewhere the
 //! error names the exact command to run.
 
 use std::path::Path;
@@ -26,9 +27,19 @@ pub fn qemu_version() -> Option<(u32, u32)> {
     parse_qemu_version(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Derives a `bookworm-backports` apt source from a deb822 `.sources` file or a one-line
-/// `sources.list`, keeping the machine's own mirror. None if no `bookworm` entry exists.
-pub fn backports_source(deb822: Option<&str>, list: Option<&str>) -> Option<String> {
+/// Debian releases in order, by codename (to find the one after this machine's).
+pub const DEBIAN_RELEASES: &[&str] = &["buster", "bullseye", "bookworm", "trixie", "forky", "duke"];
+
+/// The Debian release after `codename`, if known.
+pub fn next_release(codename: &str) -> Option<&'static str> {
+    let i = DEBIAN_RELEASES.iter().position(|r| *r == codename)?;
+    DEBIAN_RELEASES.get(i + 1).copied()
+}
+
+/// Derives an apt source for `suite` from the machine's entry for suite `from` (a deb822
+/// `.sources` file or a one-line `sources.list`), keeping its mirror, key and
+/// components' first word (`main`). None if no entry for `from` exists.
+pub fn derived_source(deb822: Option<&str>, list: Option<&str>, from: &str, suite: &str) -> Option<String> {
     if let Some(text) = deb822 {
         for stanza in text.split("\n\n") {
             let field = |name: &str| {
@@ -37,10 +48,9 @@ pub fn backports_source(deb822: Option<&str>, list: Option<&str>) -> Option<Stri
                     .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
             };
             let suites = field("Suites:").unwrap_or_default();
-            if suites.split_whitespace().any(|s| s == "bookworm") {
+            if suites.split_whitespace().any(|s| s == from) {
                 let uris = field("URIs:")?;
-                let mut s =
-                    format!("Types: deb\nURIs: {uris}\nSuites: bookworm-backports\nComponents: main\n");
+                let mut s = format!("Types: deb\nURIs: {uris}\nSuites: {suite}\nComponents: main\n");
                 if let Some(key) = field("Signed-By:") {
                     s.push_str(&format!("Signed-By: {key}\n"));
                 }
@@ -50,18 +60,57 @@ pub fn backports_source(deb822: Option<&str>, list: Option<&str>) -> Option<Stri
     }
     for line in list?.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
-        if let Some(i) = words.iter().position(|w| *w == "bookworm")
+        if let Some(i) = words.iter().position(|w| *w == from)
             && words.first() == Some(&"deb")
         {
             let mut w = words.clone();
-            w[i] = "bookworm-backports";
+            w[i] = suite;
             return Some(format!("{}\n", w.join(" ")));
         }
     }
     None
 }
 
-fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
+/// Whether the apt sources already name `suite`.
+fn has_suite(suite: &str) -> bool {
+    let mentions = |t: String| t.split_whitespace().any(|w| w == suite);
+    std::fs::read_dir("/etc/apt/sources.list.d")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name().to_string_lossy().ends_with(".list")
+                || e.file_name().to_string_lossy().ends_with(".sources")
+        })
+        .any(|e| std::fs::read_to_string(e.path()).is_ok_and(mentions))
+        || std::fs::read_to_string("/etc/apt/sources.list").is_ok_and(mentions)
+}
+
+/// Adds an apt source for `suite`, derived from the machine's entry for `from` (see
+/// [`derived_source`]), unless the sources already name it; true if it was added (then
+/// `apt-get update` is due). Needs root.
+pub fn add_source(from: &str, suite: &str) -> Result<bool, String> {
+    if has_suite(suite) {
+        return Ok(false);
+    }
+    let deb822 = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").ok();
+    let list = std::fs::read_to_string("/etc/apt/sources.list").ok();
+    let source = derived_source(deb822.as_deref(), list.as_deref(), from, suite)
+        .ok_or_else(|| format!("no {from} entry in the apt sources to derive {suite} from"))?;
+    let ext = if source.starts_with("Types:") {
+        "sources"
+    } else {
+        "list"
+    };
+    let path = format!("/etc/apt/sources.list.d/gatheros-{suite}.{ext}");
+    println!("setup: adding {path}:\n{source}");
+    std::fs::write(&path, source).map_err(|e| format!("writing {path}: {e}"))?;
+    Ok(true)
+}
+
+/// Runs `cmd args` (printing it first, apt without questions); an error names the
+/// command and its status.
+pub fn run(cmd: &str, args: &[&str]) -> Result<(), String> {
     println!("setup: running {cmd} {}", args.join(" "));
     let status = Command::new(cmd)
         .args(args)
@@ -82,7 +131,8 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-fn debian_codename() -> Option<String> {
+/// This machine's release codename (`VERSION_CODENAME` of /etc/os-release).
+pub fn debian_codename() -> Option<String> {
     let text = std::fs::read_to_string("/etc/os-release").ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
@@ -111,28 +161,7 @@ pub fn ensure() -> Result<(), String> {
     }
     let mut target: Vec<&str> = Vec::new();
     if debian_codename().as_deref() == Some("bookworm") {
-        let already = std::fs::read_dir("/etc/apt/sources.list.d")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .chain(std::iter::empty())
-            .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("bookworm-backports")))
-            || std::fs::read_to_string("/etc/apt/sources.list")
-                .is_ok_and(|t| t.contains("bookworm-backports"));
-        if !already {
-            let deb822 = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").ok();
-            let list = std::fs::read_to_string("/etc/apt/sources.list").ok();
-            let source = backports_source(deb822.as_deref(), list.as_deref()).ok_or_else(|| {
-                format!("setup: no bookworm entry in the apt sources to derive backports from: {MANUAL}")
-            })?;
-            let (path, body) = if source.starts_with("Types:") {
-                ("/etc/apt/sources.list.d/gatheros-backports.sources", source)
-            } else {
-                ("/etc/apt/sources.list.d/gatheros-backports.list", source)
-            };
-            println!("setup: adding {path}:\n{body}");
-            std::fs::write(path, body).map_err(|e| format!("setup: writing {path}: {e}"))?;
-        }
+        add_source("bookworm", "bookworm-backports").map_err(|e| format!("setup: {e}: {MANUAL}"))?;
         target = vec!["-t", "bookworm-backports"];
     }
     run("apt-get", &["update", "-q"])?;
@@ -167,16 +196,37 @@ mod tests {
     #[test]
     fn backports_follow_the_machines_mirror() {
         let deb822 = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n";
-        let s = backports_source(Some(deb822), None).unwrap();
+        let s = derived_source(Some(deb822), None, "bookworm", "bookworm-backports").unwrap();
         assert!(s.contains("URIs: http://mirror.example/debian\n"));
         assert!(s.contains("Suites: bookworm-backports\n"));
         assert!(s.contains("Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"));
         let list =
             "deb http://mirror.example/debian bookworm main\ndeb http://sec.example bookworm-security main\n";
         assert_eq!(
-            backports_source(None, Some(list)).unwrap(),
+            derived_source(None, Some(list), "bookworm", "bookworm-backports").unwrap(),
             "deb http://mirror.example/debian bookworm-backports main\n"
         );
-        assert_eq!(backports_source(None, Some("deb http://x trixie main")), None);
+        assert_eq!(
+            derived_source(
+                None,
+                Some("deb http://x trixie main"),
+                "bookworm",
+                "bookworm-backports"
+            ),
+            None
+        );
+        assert_eq!(
+            derived_source(None, Some(list), "bookworm", "trixie-backports").unwrap(),
+            "deb http://mirror.example/debian trixie-backports main\n"
+        );
+        let s = derived_source(Some(deb822), None, "bookworm", "trixie-backports").unwrap();
+        assert!(s.contains("Suites: trixie-backports\n") && s.contains("mirror.example/debian\n"));
+    }
+
+    #[test]
+    fn the_next_release_follows_this_one() {
+        assert_eq!(next_release("bookworm"), Some("trixie"));
+        assert_eq!(next_release("trixie"), Some("forky"));
+        assert_eq!(next_release("jammy"), None);
     }
 }

@@ -34,78 +34,111 @@ pub fn image_package(depends: &str) -> Option<String> {
         .map(String::from)
 }
 
-/// A bzImage to boot: `explicit` if given, else one cached earlier, else Debian's
-/// `linux-image-amd64` (bookworm-backports when the apt sources have it, as
-/// `cargo run -- setup` arranges), downloaded with `apt-get download` and unpacked.
-pub fn kernel(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(p) = explicit {
-        return p
-            .exists()
-            .then(|| p.to_path_buf())
-            .ok_or_else(|| format!("--linux-kernel {}: no such file", p.display()));
+/// A kernel to boot, named by a `--linux-kernel` word: `default`, `newest`, a Debian
+/// kernel package (`.deb`) or a bzImage. Returns the bzImage and a name for the boot
+/// labels (the package's name, or the file's).
+pub fn kernel(spec: &str) -> Result<(PathBuf, String), String> {
+    match spec {
+        "default" => default_kernel(),
+        "newest" => newest_kernel(),
+        deb if deb.ends_with(".deb") => from_deb(Path::new(deb)),
+        file => {
+            let p = Path::new(file);
+            if !p.is_file() {
+                return Err(format!("--linux-kernel {file}: no such file"));
+            }
+            let name = p
+                .file_name()
+                .map_or(file.into(), |n| n.to_string_lossy().into_owned());
+            Ok((p.to_path_buf(), name))
+        }
     }
-    let dir = cache_dir();
-    let cached = dir.join("vmlinuz");
-    if cached.exists() {
-        return Ok(cached);
-    }
-    let debs = dir.join("debs");
-    std::fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
-    eprintln!("bench: fetching a Debian kernel (apt-get download linux-image-amd64)");
-    let backports = run(
-        Command::new("apt-get").current_dir(&debs).args([
-            "download",
-            "-t",
-            "bookworm-backports",
-            "linux-image-amd64",
-        ]),
-        "apt-get download -t bookworm-backports linux-image-amd64",
-    );
-    if backports.is_err() {
-        run(
-            Command::new("apt-get")
-                .current_dir(&debs)
-                .args(["download", "linux-image-amd64"]),
-            "apt-get download linux-image-amd64",
-        )?;
-    }
-    let meta = newest_deb(&debs, "linux-image-amd64_")?;
-    let depends = run(
-        Command::new("dpkg-deb").args(["-f", &meta.display().to_string(), "Depends"]),
-        "dpkg-deb -f Depends",
-    )?;
-    let pkg = image_package(&depends)
-        .ok_or_else(|| format!("no kernel package in linux-image-amd64's Depends: {depends}"))?;
-    run(
-        Command::new("apt-get")
-            .current_dir(&debs)
-            .args(["download", &pkg]),
-        &format!("apt-get download {pkg}"),
-    )?;
-    let deb = newest_deb(&debs, &format!("{pkg}_"))?;
-    let root = dir.join("pkg");
-    run(
-        Command::new("dpkg-deb").args(["-x", &deb.display().to_string(), &root.display().to_string()]),
-        "dpkg-deb -x",
-    )?;
-    let boot = root.join("boot");
-    let vmlinuz = std::fs::read_dir(&boot)
-        .map_err(|e| format!("{}: {e}", boot.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-        })
-        .ok_or_else(|| format!("no vmlinuz in {}", boot.display()))?;
-    std::fs::copy(&vmlinuz, &cached).map_err(|e| format!("copy {}: {e}", vmlinuz.display()))?;
-    std::fs::write(dir.join("vmlinuz.version"), format!("{pkg}\n")).map_err(|e| e.to_string())?;
-    // Only the bzImage is needed (everything the guest uses is built in).
-    let _ = std::fs::remove_dir_all(&root);
-    let _ = std::fs::remove_dir_all(&debs);
-    Ok(cached)
 }
 
+/// Where [`from_deb`] keeps the bzImage of package `pkg`.
+fn cached_kernel(pkg: &str) -> PathBuf {
+    cache_dir().join("kernels").join(pkg).join("vmlinuz")
+}
+
+/// The bzImage of a Debian kernel package: `boot/vmlinuz-*` (linux-image-*) or
+/// `usr/lib/modules/*/vmlinuz*` (linux-binary-unsigned-*), unpacked once with
+/// `dpkg-deb -x` and kept under target/linux-guest/kernels/<package>.
+pub fn from_deb(deb: &Path) -> Result<(PathBuf, String), String> {
+    if !deb.is_file() {
+        return Err(format!("--linux-kernel {}: no such file", deb.display()));
+    }
+    let deb_s = deb.display().to_string();
+    let pkg = run(
+        Command::new("dpkg-deb").args(["-f", &deb_s, "Package"]),
+        "dpkg-deb -f Package",
+    )?
+    .trim()
+    .to_string();
+    let cached = cached_kernel(&pkg);
+    if cached.exists() {
+        return Ok((cached, pkg));
+    }
+    let root = cache_dir().join("unpack");
+    let _ = std::fs::remove_dir_all(&root);
+    run(
+        Command::new("dpkg-deb").args(["-x", &deb_s, &root.display().to_string()]),
+        &format!("dpkg-deb -x {deb_s}"),
+    )?;
+    let found = vmlinuz_in(&root);
+    let copied = found
+        .ok_or_else(|| format!("{deb_s}: no boot/vmlinuz-* or usr/lib/modules/*/vmlinuz* in the package"))
+        .and_then(|v| {
+            let dir = cached.parent().expect("kernels/<pkg>");
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::copy(&v, &cached).map_err(|e| format!("copy {}: {e}", v.display()))
+        });
+    // Only the bzImage is needed (everything the guest uses is built in).
+    let _ = std::fs::remove_dir_all(&root);
+    copied.map(|_| (cached, pkg))
+}
+
+/// The kernel image in an unpacked package tree.
+fn vmlinuz_in(root: &Path) -> Option<PathBuf> {
+    let files = |dir: PathBuf| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+    };
+    let named = |p: &PathBuf, prefix: &str| {
+        p.is_file()
+            && p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+    };
+    files(root.join("boot"))
+        .find(|p| named(p, "vmlinuz-"))
+        .or_else(|| {
+            files(root.join("usr/lib/modules"))
+                .flat_map(files)
+                .find(|p| named(p, "vmlinuz"))
+        })
+}
+
+/// Downloads package `pkg` (optionally from `suite`) with `apt-get download` into
+/// target/linux-guest/debs and returns the `.deb`.
+fn download(pkg: &str, suite: Option<&str>) -> Result<PathBuf, String> {
+    let debs = cache_dir().join("debs");
+    std::fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
+    let mut args = vec!["download"];
+    if let Some(s) = suite {
+        args.extend(["-t", s]);
+    }
+    args.push(pkg);
+    eprintln!("bench: fetching a Debian kernel (apt-get {})", args.join(" "));
+    run(
+        Command::new("apt-get").current_dir(&debs).args(&args),
+        &format!("apt-get {}", args.join(" ")),
+    )?;
+    newest_deb(&debs, &format!("{pkg}_"))
+}
+
+/// The newest `<prefix>*.deb` in `dir`.
 fn newest_deb(dir: &Path, prefix: &str) -> Result<PathBuf, String> {
     std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
@@ -118,6 +151,88 @@ fn newest_deb(dir: &Path, prefix: &str) -> Result<PathBuf, String> {
         })
         .max()
         .ok_or_else(|| format!("no {prefix}*.deb in {}", dir.display()))
+}
+
+/// Debian's `linux-image-amd64` (bookworm-backports when the apt sources have it, as
+/// `cargo run -- setup` arranges): the real package its metapackage depends on,
+/// downloaded once with `apt-get download` and unpacked.
+fn default_kernel() -> Result<(PathBuf, String), String> {
+    let dir = cache_dir();
+    let version = std::fs::read_to_string(dir.join("vmlinuz.version")).ok();
+    if let Some(pkg) = version.as_deref().map(str::trim) {
+        // Kept by an earlier run, in this layout or the one before (target/linux-guest/vmlinuz).
+        for cached in [cached_kernel(pkg), dir.join("vmlinuz")] {
+            if cached.exists() {
+                return Ok((cached, pkg.to_string()));
+            }
+        }
+    }
+    let meta = download("linux-image-amd64", Some("bookworm-backports"))
+        .or_else(|_| download("linux-image-amd64", None))?;
+    let depends = run(
+        Command::new("dpkg-deb").args(["-f", &meta.display().to_string(), "Depends"]),
+        "dpkg-deb -f Depends",
+    )?;
+    let pkg = image_package(&depends)
+        .ok_or_else(|| format!("no kernel package in linux-image-amd64's Depends: {depends}"))?;
+    let deb = download(&pkg, None)?;
+    let kernel = from_deb(&deb)?;
+    std::fs::write(dir.join("vmlinuz.version"), format!("{pkg}\n")).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(dir.join("debs"));
+    Ok(kernel)
+}
+
+/// The newest `linux-binary-unsigned-<version>-amd64` in `apt-cache search` output
+/// (generic flavour only: no `-cloud`, `-rt`), by version.
+pub fn newest_binary_package(search: &str) -> Option<String> {
+    let version = |name: &str| -> Option<Vec<u64>> {
+        let v = name
+            .strip_prefix("linux-binary-unsigned-")?
+            .strip_suffix("-amd64")?;
+        (!v.contains('-')).then(|| {
+            v.split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+    };
+    search
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|n| Some((version(n)?, n)))
+        .max()
+        .map(|(_, n)| n.to_string())
+}
+
+/// The newest packaged kernel: the next Debian release's backports suite (derived from
+/// this machine's apt sources, as `setup` adds bookworm-backports; added and
+/// `apt-get update`d if missing, which needs root), its newest
+/// `linux-binary-unsigned-*-amd64`, downloaded once and unpacked.
+fn newest_kernel() -> Result<(PathBuf, String), String> {
+    let this = crate::install::debian_codename()
+        .ok_or("--linux-kernel newest: not a Debian machine (no VERSION_CODENAME in /etc/os-release)")?;
+    let next = crate::install::next_release(&this)
+        .ok_or_else(|| format!("--linux-kernel newest: no Debian release known after {this}"))?;
+    let suite = format!("{next}-backports");
+    let added = crate::install::add_source(&this, &suite)
+        .map_err(|e| format!("--linux-kernel newest: {e} (as root, or add {suite} to the apt sources)"))?;
+    if added {
+        crate::install::run("apt-get", &["update", "-q"])?;
+    }
+    let search = run(
+        Command::new("apt-cache").args(["search", "--names-only", "^linux-binary-unsigned-.*-amd64$"]),
+        "apt-cache search linux-binary-unsigned",
+    )?;
+    let pkg = newest_binary_package(&search).ok_or_else(|| {
+        format!("--linux-kernel newest: no linux-binary-unsigned-*-amd64 package in the apt lists ({suite}; run apt-get update?)")
+    })?;
+    let cached = cached_kernel(&pkg);
+    if cached.exists() {
+        return Ok((cached, pkg));
+    }
+    let deb = download(&pkg, Some(&suite))?;
+    let kernel = from_deb(&deb)?;
+    let _ = std::fs::remove_file(&deb);
+    Ok(kernel)
 }
 
 /// Builds `linux-bench` as a static x86_64 Linux executable (it is the guest's only
@@ -201,7 +316,7 @@ pub fn initramfs(program: &Path, out: &Path) -> Result<(), String> {
 
 /// The kernel command line: serial console, 4-level paging like gatherOS, no
 /// speculation mitigations (gatherOS has no page-table isolation either), and the
-/// benchmark's options.
+/// benchmark's options (more may follow, see `--linux-args`).
 pub fn cmdline(iters: usize, ops: &str, scenarios: &str) -> String {
     format!(
         "console=ttyS0 quiet no5lvl mitigations=off panic=-1 lb.iters={iters} lb.ops={ops} lb.scen={scenarios}"
@@ -220,6 +335,36 @@ mod tests {
             Some("linux-image-6.12.95+deb12-amd64")
         );
         assert_eq!(image_package("libc6 (>= 2)"), None);
+    }
+
+    #[test]
+    fn newest_binary_package_by_version_generic_flavour_only() {
+        let search = "linux-binary-unsigned-7.3.4+deb13-amd64 - Linux 7.3.4 for 64-bit PCs\n\
+                      linux-binary-unsigned-7.10.1+deb13-cloud-amd64 - cloud\n\
+                      linux-binary-unsigned-7.2.11+deb13-amd64 - Linux 7.2\n\
+                      linux-binary-unsigned-7.3.4+deb13-rt-amd64 - rt\n";
+        assert_eq!(
+            newest_binary_package(search).as_deref(),
+            Some("linux-binary-unsigned-7.3.4+deb13-amd64")
+        );
+        assert_eq!(newest_binary_package("linux-image-amd64 - meta"), None);
+    }
+
+    #[test]
+    fn finds_vmlinuz_in_either_package_layout() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(vmlinuz_in(d.path()), None);
+        let m = d.path().join("usr/lib/modules/7.3.4+deb13-amd64");
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(m.join("vmlinuz.unsigned"), b"x").unwrap();
+        assert_eq!(vmlinuz_in(d.path()), Some(m.join("vmlinuz.unsigned")));
+        std::fs::create_dir_all(d.path().join("boot")).unwrap();
+        std::fs::write(d.path().join("boot/vmlinuz-6.12.95+deb12-amd64"), b"x").unwrap();
+        assert!(
+            vmlinuz_in(d.path())
+                .unwrap()
+                .ends_with("boot/vmlinuz-6.12.95+deb12-amd64")
+        );
     }
 
     #[test]

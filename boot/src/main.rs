@@ -55,7 +55,8 @@ enum Cmd {
         force: bool,
     },
     /// Measure unmap/collapse/unshare with IPI and cycle accounting (one boot per CPU
-    /// count and backend); prints a table, writes CSV and SVG plots.
+    /// count and backend); prints a table, writes CSV and SVG plots, lists what failed
+    /// at the end (and then exits with status 1), keeping everything that was measured.
     Bench {
         #[command(flatten)]
         plan: boot::bench::BenchPlan,
@@ -183,11 +184,12 @@ fn bench(
     no_boot: bool,
 ) -> Result<bool, String> {
     install::ensure()?;
-    let mut records = if no_boot {
-        Vec::new()
+    let report = if no_boot {
+        boot::bench::Report::default()
     } else {
         boot::bench::run(plan)?
     };
+    let mut records = report.records.clone();
     for f in include {
         records.extend(boot::bench::read_csv(f)?);
     }
@@ -205,7 +207,9 @@ fn bench(
             boot::bench::compare(&records, &boot::bench::read_csv(base)?)
         );
     }
-    Ok(true)
+    // What failed comes last, so that it is what a reader sees.
+    print!("{}", boot::bench::failures(&report));
+    Ok(report.ok())
 }
 
 fn flash(device: &std::path::Path, uefi: bool, args: &str, yes: bool, force: bool) -> Result<bool, String> {

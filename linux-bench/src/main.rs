@@ -2,12 +2,25 @@
 //! same way, so both kernels can be compared under the same QEMU settings. It runs as
 //! `/init` of a QEMU guest (the host's `cargo run -- bench --os linux` builds the
 //! initramfs), reads its options from the kernel command line (`lb.iters=`, `lb.ops=`,
-//! `lb.scen=`), and prints one line per configuration in gatherOS's format, starting with
-//! `linux` instead of `gatherOS`:
+//! `lb.scen=`, `lb.fail=op:scen,...`, which makes those configurations' operation
+//! report EAGAIN on every try, to test the failure path, and `lb.symbols=name,...`,
+//! which prints `linux-bench: symbols name=yes|no ...` from `/proc/kallsyms`, to see
+//! which of the kernel's functions and keys exist), and prints one line per
+//! configuration in gatherOS's format, starting with `linux` instead of `gatherOS`:
 //!
 //! `linux smp=<n> scen=<A|B|C> pages=<P> tables=<free|keep> op=<op> backend=native
 //! sync=ipi ns_median=.. ns_p99=.. tlb_ipis_per_op=.. cal_ipis_per_op=..
-//! sync_ipis_per_op=.. tsc_median=.. tsc_p99=.. iters=.. pt_freed_kb=.. apic=.. levels=..`
+//! sync_ipis_per_op=.. tsc_median=.. tsc_p99=.. iters=.. pt_freed_kb=.. apic=.. levels=..
+//! [collapsed=<ok>/<tried>]`
+//!
+//! A transient errno of the operation (EAGAIN, EBUSY, EINTR: `madvise(MADV_COLLAPSE)`
+//! returns EAGAIN now and then on newer kernels) is data: the call is tried again, up to
+//! [`TRIES`] times per iteration, and `collapsed=<ok>/<tried>` counts the calls that
+//! succeeded and those made (always on collapse lines; on others only when a call
+//! failed). Time and IPI counts of an iteration cover all its tries. A configuration
+//! fails outright on any other errno, or when no try succeeded: it prints
+//! `linux-bench: config-failed op=.. scen=.. pages=.. tables=.. errno=.. reason=".."`,
+//! the program goes on with the next one and at the end reports failure to QEMU.
 //!
 //! Each configuration runs in a fresh process pinned to CPU 0 (so in scenario B no other
 //! CPU ever held its address space). Time: the TSC and the monotonic clock around the
@@ -38,6 +51,8 @@ const HUGE: u64 = 2 << 20;
 /// only mappings covering a whole PUD range can share PMD tables).
 const SHARED: u64 = 0x80_0000_0000;
 const GIB: u64 = 1 << 30;
+/// Calls of the operation per iteration at most, while it fails with a transient errno.
+const TRIES: u32 = 5;
 
 /// One measured configuration.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +67,10 @@ struct Options {
     iters: usize,
     ops: Vec<String>,
     scenarios: Vec<char>,
+    /// Configurations (op, scenario) whose operation is made to fail (`lb.fail=`).
+    fail: Vec<(String, char)>,
+    /// Kernel symbols to look up (`lb.symbols=`).
+    symbols: Vec<String>,
 }
 
 fn options(cmdline: &str) -> Options {
@@ -59,12 +78,22 @@ fn options(cmdline: &str) -> Options {
         iters: 1000,
         ops: ["unmap", "collapse", "unshare"].map(String::from).to_vec(),
         scenarios: vec!['A', 'B', 'C'],
+        fail: Vec::new(),
+        symbols: Vec::new(),
     };
     for w in cmdline.split_whitespace() {
         match w.split_once('=') {
             Some(("lb.iters", v)) => o.iters = v.parse().unwrap_or(o.iters).max(1),
             Some(("lb.ops", v)) => o.ops = v.split(',').map(String::from).collect(),
             Some(("lb.scen", v)) => o.scenarios = v.chars().filter(|c| c.is_alphabetic()).collect(),
+            Some(("lb.symbols", v)) => o.symbols = v.split(',').map(String::from).collect(),
+            Some(("lb.fail", v)) => {
+                o.fail = v
+                    .split(',')
+                    .filter_map(|w| w.split_once(':'))
+                    .filter_map(|(op, s)| Some((op.to_string(), s.chars().next()?)))
+                    .collect()
+            }
             _ => {}
         }
     }
@@ -151,13 +180,34 @@ fn setup(cfg: Config, fd: i32) {
     }
 }
 
-fn op(cfg: Config) {
+/// The measured call; errno on failure (`fail`: report EAGAIN after the call).
+fn op(cfg: Config, fail: bool) -> Result<(), i32> {
     match cfg.op {
-        "unmap" if cfg.keep => sys::unmap(BASE, 511 * 4096),
-        "unmap" => sys::unmap(BASE, HUGE),
+        "unmap" if cfg.keep => sys::try_unmap(BASE, 511 * 4096),
+        "unmap" => sys::try_unmap(BASE, HUGE),
         "collapse" => sys::collapse(BASE, HUGE),
-        _ => sys::unmap(SHARED, GIB),
+        _ => sys::try_unmap(SHARED, GIB),
     }
+    .and(if fail { Err(libc::EAGAIN) } else { Ok(()) })
+}
+
+/// The operation's system call, for messages.
+fn call_name(cfg: Config) -> &'static str {
+    match cfg.op {
+        "collapse" => "madvise(MADV_COLLAPSE)",
+        _ => "munmap",
+    }
+}
+
+/// `op=.. scen=.. pages=.. tables=..`: a configuration in the words of its line.
+fn describe(cfg: Config) -> String {
+    format!(
+        "op={} scen={} pages={} tables={}",
+        cfg.op,
+        cfg.scen,
+        cfg.pages,
+        if cfg.keep { "keep" } else { "free" }
+    )
 }
 
 fn cleanup(cfg: Config) {
@@ -170,8 +220,9 @@ fn percentile(sorted: &[u64], p: usize) -> u64 {
     sorted[((sorted.len() - 1) * p) / 100]
 }
 
-/// Measures one configuration (in a fresh process) and prints its line.
-fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine) {
+/// Measures one configuration (in a fresh process) and prints its line, or its
+/// `config-failed` line (through [`sys::fail`]).
+fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine, fail: bool) {
     let owner = (cfg.op == "unshare").then(Owner::start);
     match cfg.op {
         // A separate mapping 4 MiB above keeps the PMD table: the unmap frees one PTE table.
@@ -194,6 +245,7 @@ fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine) {
     let warmup = iters.min(50);
     let (mut cycles, mut nanos) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
     let (mut tlb, mut cal, mut pt_kb) = (0u64, 0u64, 0u64);
+    let (mut ok, mut tried, mut last_errno) = (0u64, 0u64, 0);
     let fd = owner.as_ref().map_or(-1, |o| o.fd);
     for i in 0..warmup + iters {
         setup(cfg, fd);
@@ -201,7 +253,15 @@ fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine) {
         let (ipis0, pte0) = (counters.ipis(), counters.vm_pte_kb());
         let t0 = Instant::now();
         let c0 = sys::rdtsc();
-        op(cfg);
+        let (mut calls, mut done) = (0u32, false);
+        while !done && calls < TRIES {
+            calls += 1;
+            match op(cfg, fail) {
+                Ok(()) => done = true,
+                Err(e) if sys::is_transient(e) => last_errno = e,
+                Err(e) => sys::fail(e, call_name(cfg)),
+            }
+        }
         let c1 = sys::rdtsc();
         let ns = t0.elapsed().as_nanos() as u64;
         let (ipis1, pte1) = (counters.ipis(), counters.vm_pte_kb());
@@ -212,7 +272,15 @@ fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine) {
             tlb += ipis1.tlb - ipis0.tlb;
             cal += ipis1.cal - ipis0.cal;
             pt_kb += pte0.saturating_sub(pte1);
+            ok += u64::from(done);
+            tried += u64::from(calls);
         }
+    }
+    if ok == 0 {
+        sys::fail(
+            last_errno,
+            &format!("{}: no try succeeded ({tried} tries)", call_name(cfg)),
+        );
     }
     scen.stop();
     if let Some(o) = owner {
@@ -221,8 +289,13 @@ fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine) {
     cycles.sort_unstable();
     nanos.sort_unstable();
     let n = iters as f64;
+    let collapsed = if cfg.op == "collapse" || ok != tried {
+        format!(" collapsed={ok}/{tried}")
+    } else {
+        String::new()
+    };
     println!(
-        "linux smp={cpus} scen={} pages={} tables={} op={} backend=native sync=ipi ns_median={} ns_p99={} tlb_ipis_per_op={:.2} cal_ipis_per_op={:.2} sync_ipis_per_op={:.2} tsc_median={} tsc_p99={} iters={iters} pt_freed_kb={} apic={} levels={}",
+        "linux smp={cpus} scen={} pages={} tables={} op={} backend=native sync=ipi ns_median={} ns_p99={} tlb_ipis_per_op={:.2} cal_ipis_per_op={:.2} sync_ipis_per_op={:.2} tsc_median={} tsc_p99={} iters={iters} pt_freed_kb={} apic={} levels={}{collapsed}",
         cfg.scen,
         cfg.pages,
         if cfg.keep { "keep" } else { "free" },
@@ -264,22 +337,51 @@ fn machine(cmdline: &str) -> Machine {
     }
 }
 
-/// Runs `cfg` in a child process pinned to CPU 0 and waits for it.
-fn run_in_child(cfg: Config, iters: usize, cpus: usize, m: &Machine) -> bool {
+/// Runs `cfg` in a child process pinned to CPU 0 and waits for it; false if the
+/// configuration failed (then a `config-failed` line has been printed).
+fn run_in_child(cfg: Config, iters: usize, cpus: usize, m: &Machine, fail: bool) -> bool {
     // SAFETY: the parent is single-threaded.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         sys::die("fork");
     }
     if pid == 0 {
-        measure(cfg, iters, cpus, m);
+        sys::set_context(describe(cfg));
+        measure(cfg, iters, cpus, m, fail);
         // SAFETY: ends the child without running the parent's exit handlers.
         unsafe { libc::_exit(0) };
     }
     let mut status = 0;
     // SAFETY: waits for our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    if code == Some(0) {
+        return true;
+    }
+    if code != Some(sys::REPORTED) {
+        let how = match code {
+            Some(c) => format!("exit status {c}"),
+            None => format!("signal {}", libc::WTERMSIG(status)),
+        };
+        println!(
+            "linux-bench: config-failed {} errno=0 reason=\"measuring process ended by {how}\"",
+            describe(cfg)
+        );
+    }
+    false
+}
+
+/// `name=yes|no` for each of `names`: whether a `/proc/kallsyms` text defines it.
+fn symbols(kallsyms: &str, names: &[String]) -> String {
+    let defined: std::collections::HashSet<&str> = kallsyms
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    names
+        .iter()
+        .map(|n| format!("{n}={}", if defined.contains(n.as_str()) { "yes" } else { "no" }))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn main() {
@@ -305,6 +407,10 @@ fn main() {
         m.levels,
         o.iters
     );
+    if !o.symbols.is_empty() {
+        let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+        println!("linux-bench: symbols {}", symbols(&kallsyms, &o.symbols));
+    }
     let mut ok = true;
     let known: &[&'static str] = &["unmap", "collapse", "unshare"];
     let total: usize = known
@@ -320,14 +426,36 @@ fn main() {
             continue;
         };
         for &scen in &o.scenarios {
+            let fail = o.fail.iter().any(|(op, s)| op == op_name && *s == scen);
             for cfg in configs(op_name, scen) {
-                if !run_in_child(cfg, o.iters, cpus, &m) {
-                    println!("linux-bench: error: op={} scen={scen} failed", cfg.op);
-                    ok = false;
-                }
+                ok &= run_in_child(cfg, o.iters, cpus, &m, fail);
             }
         }
     }
     println!("bench: done");
     sys::exit_qemu(ok);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_name_the_configurations_to_fail() {
+        let o = options("quiet lb.iters=7 lb.ops=collapse lb.fail=collapse:C,unmap:A");
+        assert_eq!((o.iters, o.ops.len()), (7, 1));
+        assert_eq!(o.fail, vec![("collapse".into(), 'C'), ("unmap".into(), 'A')]);
+        assert!(options("lb.fail=").fail.is_empty());
+        let o = options("lb.symbols=a_key,b");
+        let text = "ffffffff81000000 T b\nffffffff82000000 D c [mod]\n";
+        assert_eq!(symbols(text, &o.symbols), "a_key=no b=yes");
+        let cfg = configs("unmap", 'B')[2];
+        assert_eq!(describe(cfg), "op=unmap scen=B pages=510 tables=keep");
+    }
+
+    #[test]
+    fn only_transient_errnos_are_retried() {
+        assert!(sys::is_transient(libc::EAGAIN) && sys::is_transient(libc::EBUSY));
+        assert!(!sys::is_transient(libc::EINVAL) && !sys::is_transient(libc::ENOMEM));
+    }
 }

@@ -1,14 +1,55 @@
 //! Thin wrappers over the Linux calls the benchmark needs (the `libc` crate's bindings;
-//! std has no mmap, affinity or memfd). Every failure is fatal and names the call.
+//! std has no mmap, affinity or memfd). A failure is fatal and names the call, except
+//! for the measured operations ([`try_unmap`], [`collapse`]), which return the errno so
+//! that a transient one can be retried and counted.
 
 use std::ffi::CString;
+use std::sync::OnceLock;
 
-/// Exits the program with a message naming what failed and errno.
+/// The exit status of a configuration's process that has printed its own
+/// `linux-bench: config-failed` line.
+pub const REPORTED: i32 = 3;
+
+/// The configuration this process measures (`op=.. scen=.. pages=.. tables=..`), once set.
+static CONTEXT: OnceLock<String> = OnceLock::new();
+
+/// Names the configuration this process measures: from now on a failure is reported as
+/// that configuration's (`linux-bench: config-failed ...`) and ends only this process.
+pub fn set_context(config: String) {
+    let _ = CONTEXT.set(config);
+}
+
+/// The calling thread's errno.
+pub fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Whether `errno` may go away if the call is made again (EAGAIN, EBUSY, EINTR).
+pub fn is_transient(errno: i32) -> bool {
+    matches!(errno, libc::EAGAIN | libc::EBUSY | libc::EINTR)
+}
+
+/// Reports that the configuration being measured failed with `errno` (`reason` says
+/// where) and ends its process with [`REPORTED`]; outside a configuration, ends the
+/// program as [`die`] does.
+pub fn fail(errno: i32, reason: &str) -> ! {
+    let err = std::io::Error::from_raw_os_error(errno);
+    match CONTEXT.get() {
+        Some(config) => {
+            println!("linux-bench: config-failed {config} errno={errno} reason=\"{reason}: {err}\"");
+            std::process::exit(REPORTED);
+        }
+        None => {
+            eprintln!("linux-bench: error: {reason}: {err}");
+            exit_qemu(false);
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Fails (see [`fail`]) with a message naming what failed and errno.
 pub fn die(what: &str) -> ! {
-    let err = std::io::Error::last_os_error();
-    eprintln!("linux-bench: error: {what}: {err}");
-    exit_qemu(false);
-    std::process::exit(1);
+    fail(errno(), what)
 }
 
 /// Pins the calling thread to `cpu`.
@@ -50,20 +91,30 @@ pub fn map_anon(addr: u64, len: u64) -> *mut u8 {
     map_at(addr, len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
 }
 
-/// Unmaps `[addr, addr + len)`.
-pub fn unmap(addr: u64, len: u64) {
+/// Unmaps `[addr, addr + len)`, returning errno on failure.
+pub fn try_unmap(addr: u64, len: u64) -> Result<(), i32> {
     // SAFETY: the benchmark only unmaps regions it mapped itself and no longer uses.
-    if unsafe { libc::munmap(addr as *mut libc::c_void, len as usize) } != 0 {
-        die(&format!("munmap({addr:#x}, {len:#x})"));
+    match unsafe { libc::munmap(addr as *mut libc::c_void, len as usize) } {
+        0 => Ok(()),
+        _ => Err(errno()),
     }
 }
 
-/// `madvise(MADV_COLLAPSE)`: the khugepaged collapse, synchronously (Linux 6.1+).
-pub fn collapse(addr: u64, len: u64) {
+/// Unmaps `[addr, addr + len)`.
+pub fn unmap(addr: u64, len: u64) {
+    if let Err(e) = try_unmap(addr, len) {
+        fail(e, &format!("munmap({addr:#x}, {len:#x})"));
+    }
+}
+
+/// `madvise(MADV_COLLAPSE)`: the khugepaged collapse, synchronously (Linux 6.1+);
+/// errno on failure (EAGAIN now and then on newer kernels).
+pub fn collapse(addr: u64, len: u64) -> Result<(), i32> {
     const MADV_COLLAPSE: i32 = 25;
     // SAFETY: advice on our own mapping; it changes how it is mapped, not its contents.
-    if unsafe { libc::madvise(addr as *mut libc::c_void, len as usize, MADV_COLLAPSE) } != 0 {
-        die("madvise(MADV_COLLAPSE)");
+    match unsafe { libc::madvise(addr as *mut libc::c_void, len as usize, MADV_COLLAPSE) } {
+        0 => Ok(()),
+        _ => Err(errno()),
     }
 }
 
@@ -116,11 +167,20 @@ pub fn mount(fstype: &str, target: &str) {
 }
 
 /// As the guest's /init: hands the verdict to QEMU's `isa-debug-exit` device (port
-/// 0xf4, the port gatherOS uses, so the host reads both the same way); otherwise does
-/// nothing.
+/// 0xf4, the port gatherOS uses, so the host reads both the same way), once the console
+/// has sent everything printed (else the last lines can be lost: seen with Linux 6.12);
+/// otherwise does nothing.
 pub fn exit_qemu(ok: bool) {
     if std::process::id() != 1 {
         return;
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: waits for the output queued on our own descriptors to be transmitted.
+    unsafe {
+        libc::tcdrain(1);
+        libc::tcdrain(2);
     }
     // SAFETY: as root in the guest; access to one I/O port.
     if unsafe { libc::ioperm(0xf4, 4, 1) } != 0 {

@@ -14,14 +14,17 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
         iters: 2,
         spin: "halt".into(),
         os: vec!["gatheros".into()],
-        linux_kernel: None,
+        linux_kernel: vec![],
+        linux_args: String::new(),
         timeout_secs: 300,
     };
-    let records: Vec<Record> = run(&plan).expect("bench boot");
+    let report = run(&plan).expect("bench boot");
+    assert_eq!(report.failures, vec![], "nothing failed");
+    let records: Vec<Record> = report.records;
     // unmap: 3 page/table variants; unshare: 1; three scenarios; skip and forced.
     assert_eq!(records.len(), (3 + 1) * 3 * 2);
     for r in &records {
-        assert_eq!(r.0.len(), FIELDS.len() + 1, "the fields and the os");
+        assert_eq!(r.0.len(), FIELDS.len() + 3, "the fields, os, kernel, collapsed");
         assert_eq!(r.get("os"), "gatherOS");
         assert_eq!(r.get("smp"), "2");
         assert!(r.get("ns_median").parse::<u64>().is_ok());
