@@ -96,11 +96,12 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
 }
 
 extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
-    if crate::watchdog::answer_nmi(frame.instruction_pointer.as_u64(), frame.cpu_flags.bits()) {
-        return;
-    }
+    let watchdogs = crate::watchdog::answer_nmi(frame.instruction_pointer.as_u64(), frame.cpu_flags.bits());
     if let Some(hook) = NMI_HOOK.get() {
-        hook();
+        hook(); // halts here if the run is panicking or stopping
+    }
+    if watchdogs || crate::watchdog::report_in_flight() {
+        return;
     }
     panic!(
         "exception: vector=2 (unexpected NMI) rip={:#x}",

@@ -99,7 +99,9 @@ impl CallQueue {
         })
     }
 
-    fn pop(&self) -> Option<RequestPtr> {
+    /// Takes the oldest request and records it in `running` under the same lock, so
+    /// that the watchdog sees a request either queued or running, never neither.
+    fn pop(&self, running: &AtomicUsize) -> Option<RequestPtr> {
         interrupts::without_interrupts(|| {
             let mut q = self.0.lock();
             if q.len == 0 {
@@ -108,7 +110,9 @@ impl CallQueue {
             let head = q.head;
             q.head = (head + 1) % QUEUE_SLOTS;
             q.len -= 1;
-            q.slots[head].take()
+            let r = q.slots[head].take();
+            running.store(r.map_or(0, |p| p.0 as usize), Ordering::Relaxed);
+            r
         })
     }
 }
@@ -118,7 +122,7 @@ impl CallQueue {
 fn serve_own_queue() -> usize {
     let Some(me) = percpu::current() else { return 0 };
     let mut ran = 0;
-    while let Some(RequestPtr(ptr)) = me.calls.pop() {
+    while let Some(RequestPtr(ptr)) = me.calls.pop(&me.running_call) {
         // Before each handler: one that left interrupts on must not pass it to the next.
         assert!(
             !interrupts::are_enabled(),
@@ -128,7 +132,6 @@ fn serve_own_queue() -> usize {
         // SAFETY: the request stays alive until `pending` reaches zero, which cannot
         // happen before this CPU's decrement below.
         let req = unsafe { &*ptr };
-        me.running_call.store(ptr as usize, Ordering::Relaxed);
         // SAFETY: `func` points into the waiting caller's frame or into `owned`, both
         // alive while `pending` is non-zero.
         unsafe { (*req.func)() };
@@ -162,6 +165,15 @@ static LOSE_CALL_IPI_TO: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// Test-only: loses the next call IPI to `cpu` (its request stays queued, unserved).
 pub fn lose_next_call_ipi_to(cpu: usize) {
     LOSE_CALL_IPI_TO.store(cpu, Ordering::SeqCst);
+}
+
+/// Whether the IPI to `t` is to be lost (fault injection; a plain load first, so that
+/// the send path writes no shared line when nothing is injected).
+fn take_lost_ipi(t: usize) -> bool {
+    LOSE_CALL_IPI_TO.load(Ordering::Relaxed) == t
+        && LOSE_CALL_IPI_TO
+            .compare_exchange(t, usize::MAX, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
 }
 
 /// The targets of `req` that have not finished it: still queued, or running it now.
@@ -198,11 +210,7 @@ fn enqueue(targets: &CpuMask, req: *const Request) {
                 }
             }
         };
-        if needs_ipi
-            && LOSE_CALL_IPI_TO
-                .compare_exchange(t, usize::MAX, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-        {
+        if needs_ipi && !take_lost_ipi(t) {
             with_lapic(|l| l.send_ipi(CALL_VECTOR, cpu.apic_id));
         }
     }

@@ -32,12 +32,22 @@ static BOUND_MS: AtomicU64 = AtomicU64::new(DEFAULT_BOUND_MS);
 static FATAL: AtomicBool = AtomicBool::new(true);
 /// Reports made (waits that passed the bound).
 static REPORTS: AtomicU64 = AtomicU64::new(0);
+/// Reports under way (their NMIs may still arrive after the request they answer was
+/// served by an earlier NMI: those are the watchdog's too, not "unexpected").
+static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a watchdog report is under way (the NMI handler's second question).
+pub fn report_in_flight() -> bool {
+    IN_FLIGHT.load(Ordering::SeqCst) > 0
+}
 /// The laggards of the latest report (for tests).
 static LAST_LAGGARDS: spin::Mutex<CpuMask> = spin::Mutex::new(CpuMask::new());
 
 /// A CPU's side of the watchdog: the request to report, and its last answer.
 pub struct WatchdogCpu {
-    wanted: AtomicBool,
+    /// Reports asked of this CPU and not yet answered (several waiters may ask at once;
+    /// NMIs sent meanwhile can merge, so one answer serves them all).
+    wanted: AtomicU64,
     answered: AtomicU64,
     last_rip: AtomicU64,
     last_if: AtomicBool,
@@ -47,7 +57,7 @@ impl WatchdogCpu {
     /// No report asked for yet.
     pub const fn new() -> Self {
         Self {
-            wanted: AtomicBool::new(false),
+            wanted: AtomicU64::new(0),
             answered: AtomicU64::new(0),
             last_rip: AtomicU64::new(0),
             last_if: AtomicBool::new(false),
@@ -181,10 +191,11 @@ fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(us
         list.as_str()
     ));
     REPORTS.fetch_add(1, Ordering::SeqCst);
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     *LAST_LAGGARDS.lock() = *lag;
     let counts: alloc::vec::Vec<u64> = lag.iter().map(|c| answer(c).count).collect();
     for c in lag.iter().filter(|&c| c != me) {
-        cpus::get(c).watchdog.wanted.store(true, Ordering::SeqCst);
+        cpus::get(c).watchdog.wanted.fetch_add(1, Ordering::SeqCst);
         with_lapic(|l| l.send_nmi(cpus::get(c).apic_id));
     }
     let end = crate::cpu::rdtsc() + hz / 2;
@@ -210,6 +221,7 @@ fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(us
         ));
     }
     lag.iter().for_each(kick);
+    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
     if FATAL.load(Ordering::SeqCst) {
         list = cpu_list(lag);
         panic!(
@@ -235,10 +247,11 @@ fn cpu_list(mask: &CpuMask) -> alloc::string::String {
 }
 
 /// The NMI side: if the watchdog asked this CPU for a report, prints it for the
-/// interrupted context and returns true (the NMI was ours).
+/// interrupted context and returns true (the NMI was ours). The NMI handler then still
+/// runs its halt hook (a panic's stop NMI may be merged with ours).
 pub(crate) fn answer_nmi(rip: u64, rflags: u64) -> bool {
     let Some(me) = percpu::current() else { return false };
-    if !me.watchdog.wanted.swap(false, Ordering::SeqCst) {
+    if me.watchdog.wanted.swap(0, Ordering::SeqCst) == 0 {
         return false;
     }
     let irqs = rflags & (1 << 9) != 0;

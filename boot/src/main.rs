@@ -121,12 +121,13 @@ struct RunArgs {
 
 impl RunArgs {
     fn qemu(&self) -> QemuConfig {
+        let accel = qemu::usable_accel(self.accel);
         QemuConfig {
             firmware: if self.uefi { Firmware::Uefi } else { Firmware::Bios },
             smp: self.smp,
             mem: self.mem.clone(),
-            accel: qemu::usable_accel(self.accel),
-            cpu: self.cpu.clone(),
+            accel,
+            cpu: qemu::usable_cpu(accel, self.cpu.clone()),
             timeout: Duration::from_secs(self.timeout),
             gdb: self.gdb,
             usb: self.usb,

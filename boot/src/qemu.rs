@@ -136,6 +136,16 @@ pub fn parse_smp(s: &str) -> Result<u32, String> {
     Ok(n)
 }
 
+/// The CPU model to ask QEMU for under `accel` (`host` needs KVM: dropped under TCG,
+/// saying so, so that a KVM fallback still boots).
+pub fn usable_cpu(accel: Accel, asked: Option<String>) -> Option<String> {
+    if accel == Accel::Tcg && asked.as_deref() == Some("host") {
+        eprintln!("gatheros: --cpu host needs KVM; using max under TCG");
+        return None;
+    }
+    asked
+}
+
 /// The accelerator to use for `asked`: KVM only if it runs a guest here (see
 /// [`crate::kvm`]), else TCG, saying so in one line.
 pub fn usable_accel(asked: Accel) -> Accel {

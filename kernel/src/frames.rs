@@ -40,7 +40,19 @@ pub struct Frames {
 }
 
 /// The global frame allocator; `None` until [`init`].
+///
+/// Taken with interrupts off, always ([`with_frames`]): the heap grows from it inside
+/// the global allocator, with interrupts off and the heap lock held, and the tick
+/// handler allocates; a task holding this lock with interrupts on could be interrupted
+/// by exactly that allocation. Lock order: heap, then frames (never the other way).
 pub static FRAMES: Mutex<Option<Frames>> = Mutex::new(None);
+
+/// Runs `f` on the allocator, locked with interrupts off (see [`FRAMES`]).
+fn with_frames<R>(f: impl FnOnce(&mut Frames) -> R) -> R {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        f(FRAMES.lock().as_mut().expect("frames: allocator not initialised"))
+    })
+}
 static ALLOCATED: AtomicU64 = AtomicU64::new(0);
 static FREED: AtomicU64 = AtomicU64::new(0);
 
@@ -183,11 +195,7 @@ impl Frames {
 
 /// Allocates one zeroed 4 KiB frame.
 pub fn alloc_zeroed() -> Option<PhysAddr> {
-    let (frame, offset) = {
-        let mut guard = FRAMES.lock();
-        let f = guard.as_mut().expect("frames: allocator not initialised");
-        (f.alloc()?, f.phys_offset)
-    };
+    let (frame, offset) = with_frames(|f| Some((f.alloc()?, f.phys_offset)))?;
     ALLOCATED.fetch_add(1, Ordering::Relaxed);
     // SAFETY: the frame was just allocated to us and is mapped at `offset`.
     unsafe { core::ptr::write_bytes((frame.as_u64() + offset) as *mut u8, 0, FRAME_SIZE as usize) };
@@ -196,12 +204,7 @@ pub fn alloc_zeroed() -> Option<PhysAddr> {
 
 /// Allocates a zeroed, 2 MiB-aligned, contiguous 2 MiB block (512 frames).
 pub fn alloc_huge_block() -> Option<PhysAddr> {
-    let (block, offset) = {
-        let mut guard = FRAMES.lock();
-        let f = guard.as_mut().expect("frames: allocator not initialised");
-        let b = f.alloc_block(512)?;
-        (b, f.phys_offset)
-    };
+    let (block, offset) = with_frames(|f| Some((f.alloc_block(512)?, f.phys_offset)))?;
     ALLOCATED.fetch_add(512, Ordering::Relaxed);
     // SAFETY: the block was just allocated to us and is mapped at `offset`.
     unsafe { core::ptr::write_bytes((block + offset) as *mut u8, 0, 2 << 20) };
@@ -210,17 +213,15 @@ pub fn alloc_huge_block() -> Option<PhysAddr> {
 
 /// Returns a frame to the allocator. The caller must no longer use it anywhere.
 pub fn free(frame: PhysAddr) {
-    FRAMES
-        .lock()
-        .as_mut()
-        .expect("frames: allocator not initialised")
-        .free(frame);
+    with_frames(|f| f.free(frame));
     FREED.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Current counters.
 pub fn stats() -> FrameStats {
-    let total = FRAMES.lock().as_ref().map_or(0, |f| f.total);
+    let total = x86_64::instructions::interrupts::without_interrupts(|| {
+        FRAMES.lock().as_ref().map_or(0, |f| f.total)
+    });
     let used = ALLOCATED.load(Ordering::Relaxed) - FREED.load(Ordering::Relaxed);
     FrameStats {
         total,

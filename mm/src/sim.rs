@@ -290,18 +290,21 @@ impl crate::table_free::TableSyncHw for SimSync {
     fn relax(&self) {
         self.tick_all();
     }
+    fn wait_clock(&self) -> u64 {
+        self.rounds.load(std::sync::atomic::Ordering::SeqCst)
+    }
     fn wait_expired(
         &self,
-        _since: u64,
+        since: u64,
         what: &'static str,
         _at: &'static core::panic::Location<'static>,
         laggards: &dyn Fn() -> CpuMask,
     ) -> bool {
         use std::sync::atomic::Ordering::SeqCst;
-        if self.rounds.fetch_add(1, SeqCst) + 1 < self.watchdog_rounds {
+        // The clock is this counter of wait rounds.
+        if self.rounds.fetch_add(1, SeqCst) + 1 - since < self.watchdog_rounds {
             return false;
         }
-        self.rounds.store(0, SeqCst);
         self.reports.lock().unwrap().push((what, laggards()));
         self.stuck.store(usize::MAX, SeqCst); // the report heals it (the kernel's kick)
         true
