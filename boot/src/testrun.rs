@@ -51,6 +51,49 @@ fn field(line: &str, key: &str) -> Option<usize> {
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
+/// QEMU's LAPIC timer counts at 1 GHz, divided by 16 as the kernel sets it up: the rate
+/// a correct calibration finds under TCG.
+pub const TCG_LAPIC_PER_MS: u64 = 62_500;
+
+/// The host's TSC rate, measured over 100 ms (under TCG the guest reads the host's TSC).
+pub fn host_tsc_hz() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = std::time::Instant::now();
+        // SAFETY: RDTSC has no side effects and exists on every x86_64 CPU.
+        let t0 = unsafe { core::arch::x86_64::_rdtsc() };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // SAFETY: as above.
+        let t1 = unsafe { core::arch::x86_64::_rdtsc() };
+        ((t1 - t0) as u128 * 1_000_000_000 / start.elapsed().as_nanos().max(1)) as u64
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    0
+}
+
+/// Checks the kernel's `timer: tsc_hz=.. lapic_per_ms=..` line from a TCG boot against
+/// the host's TSC rate (within 10%) and QEMU's LAPIC rate (within 5%): a calibration that
+/// a descheduled vCPU disturbed makes every timeout in the kernel wrong.
+pub fn check_clocks(lines: &[String], host_tsc_hz: u64) -> Result<(), String> {
+    let Some(line) = lines.iter().find(|l| l.starts_with("timer: tsc_hz=")) else {
+        return Ok(()); // a boot that ended before the timers (its own failure says why)
+    };
+    let tsc = field(line, "tsc_hz").unwrap_or(0) as u64;
+    let lapic = field(line, "lapic_per_ms").unwrap_or(0) as u64;
+    let off = |got: u64, want: u64, pct: u64| got.abs_diff(want) * 100 > want * pct;
+    if host_tsc_hz > 0 && off(tsc, host_tsc_hz, 10) {
+        return Err(format!(
+            "clock calibration: {line:?}: tsc_hz is not within 10% of the host's {host_tsc_hz}"
+        ));
+    }
+    if off(lapic, TCG_LAPIC_PER_MS, 5) {
+        return Err(format!(
+            "clock calibration: {line:?}: lapic_per_ms is not within 5% of QEMU's {TCG_LAPIC_PER_MS}"
+        ));
+    }
+    Ok(())
+}
+
 /// Parses a `N passed, N failed` line.
 pub fn parse_summary(line: &str) -> Option<(usize, usize)> {
     let (p, f) = line.trim().split_once(" passed, ")?;
@@ -67,6 +110,12 @@ pub fn run(
     mut on_line: impl FnMut(&str),
 ) -> Result<TestReport, String> {
     let kernel = image::kernel_elf();
+    let host_tsc = if cfg.accel == qemu::Accel::Tcg {
+        host_tsc_hz()
+    } else {
+        0
+    };
+    let mut clock_errors = Vec::new();
     let mut report = TestReport::default();
     let mut resume = String::new();
     loop {
@@ -79,6 +128,12 @@ pub fn run(
         image::build(&kernel, cfg.firmware, args.trim(), &img)?;
         let outcome = qemu::run(cfg, &img, &mut on_line)?;
         let _ = std::fs::remove_file(&img);
+        if cfg.accel == qemu::Accel::Tcg
+            && let Err(e) = check_clocks(&outcome.lines, host_tsc)
+        {
+            on_line(&e);
+            clock_errors.push(e);
+        }
         for line in &outcome.lines {
             if let Some(name) = line
                 .strip_prefix("test ")
@@ -112,7 +167,8 @@ pub fn run(
                     ));
                 };
                 report.passed = p;
-                report.failed = f;
+                report.failed = f + clock_errors.len();
+                report.failures.extend(clock_errors);
                 return Ok(report);
             }
             Verdict::NoVerdict(status, stderr) => {
@@ -133,6 +189,27 @@ pub fn run(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clock_lines_are_checked_against_the_host_and_qemu() {
+        let line = |tsc: u64, lapic: u64| {
+            vec![format!(
+                "timer: tsc_hz={tsc} invariant_tsc=no lapic_per_ms={lapic} tick_hz=100"
+            )]
+        };
+        let host = 2_596_000_000;
+        assert!(super::check_clocks(&line(2_595_502_272, 62_490), host).is_ok());
+        // What the old calibration printed once each (UEFI -smp 64, a loaded host).
+        assert!(super::check_clocks(&line(5_629_386, 354), host).is_err());
+        assert!(super::check_clocks(&line(14_550_879_894, 350_860), host).is_err());
+        assert!(super::check_clocks(&line(2_595_749_444, 283_719), host).is_err());
+        assert!(super::check_clocks(&[], host).is_ok());
+    }
+
+    #[test]
+    fn the_host_tsc_rate_is_measured() {
+        assert!(super::host_tsc_hz() > 100_000_000);
+    }
+
     use super::*;
 
     #[test]

@@ -33,6 +33,7 @@ pub fn run() {
             fallback,
             force_skip: false,
             preempt_us: 100,
+            stop_at_first_hit: false,
         });
         crate::workload::log_result(name, &r);
     }
@@ -101,4 +102,5 @@ fn remap_while_others_sleep() {
     sched::use_mm(None);
     STOP.store(true, Ordering::SeqCst);
     workers.into_iter().for_each(|w| w.join(30_000));
+    crate::workload::destroy(mm);
 }

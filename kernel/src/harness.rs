@@ -49,12 +49,22 @@ pub fn run(opts: &TestOptions) -> ! {
         log::info!("harness: running {} tests", run.tests.len());
     }
     for (i, test) in run.tests.iter().enumerate().skip(opts.start) {
+        crate::vm::settle();
+        let frames_before = crate::frames::used_outside_heap();
         run.current.store(i, Ordering::SeqCst);
         (test.run)();
         run.current.store(NO_TEST, Ordering::SeqCst);
+        crate::vm::settle();
+        let leaked = crate::frames::used_outside_heap() as i64 - frames_before as i64;
         if test.should_panic {
             log::info!("test {} ... FAILED", test.name);
             log::info!("  reason: test did not panic as expected");
+            run.failed.fetch_add(1, Ordering::SeqCst);
+        } else if leaked != 0 {
+            // Every test gives back what it took: the frame count is the machine's check
+            // that tables, pages and roots were really freed (not only counted).
+            log::info!("test {} ... FAILED", test.name);
+            log::info!("  reason: harness: frames_leaked={leaked} (in use outside the heap, after settle)");
             run.failed.fetch_add(1, Ordering::SeqCst);
         } else {
             log::info!("test {} ... ok", test.name);

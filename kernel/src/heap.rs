@@ -23,7 +23,7 @@ use x86_64::VirtAddr;
 use x86_64::instructions::interrupts;
 use x86_64::structures::paging::{Mapper, Page, PageTableFlags, PhysFrame, Size4KiB};
 
-use crate::frames::GlobalFrames;
+use x86_64::structures::paging::FrameAllocator;
 
 /// First address of the heap; outside the bootloader's dynamic mapping range (see
 /// `main.rs`'s `BOOTLOADER_CONFIG`).
@@ -45,6 +45,26 @@ pub const GROW_STEP: usize = 1 << 20;
 struct GrowingHeap(spin::Mutex<Heap>);
 
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Frames the heap has taken for good (its pages and the page tables that map them): the
+/// harness's leak check counts frames in use outside the heap.
+static FRAMES_TAKEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Frames the heap holds (it never gives them back).
+pub fn frames_taken() -> u64 {
+    FRAMES_TAKEN.load(Ordering::SeqCst) as u64
+}
+
+/// The frame allocator, counting what it hands to the heap's mapper.
+struct CountingFrames;
+
+// SAFETY: forwards to the global frame allocator, which hands out unused frames only.
+unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for CountingFrames {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        let f = crate::frames::alloc_zeroed()?;
+        FRAMES_TAKEN.fetch_add(1, Ordering::SeqCst);
+        Some(PhysFrame::containing_address(f))
+    }
+}
 
 /// Maps fresh frames at `[start, start + bytes)` (inside the heap's reserved range, above
 /// its top). Returns the bytes mapped, and why it stopped short if it did.
@@ -55,22 +75,16 @@ fn map_pages(start: u64, bytes: usize) -> (usize, Result<(), &'static str>) {
     let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     for off in (0..bytes).step_by(4096) {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(start + off as u64));
-        let Some(frame) = crate::frames::alloc_zeroed() else {
+        let Some(frame) = CountingFrames.allocate_frame() else {
             return (off, Err("heap: out of physical frames"));
         };
         // SAFETY: the page is above the heap's top, inside its reserved range, so
         // unmapped; the frame is fresh.
-        match unsafe {
-            mapper.map_to(
-                page,
-                PhysFrame::containing_address(frame),
-                flags,
-                &mut GlobalFrames,
-            )
-        } {
+        match unsafe { mapper.map_to(page, frame, flags, &mut CountingFrames) } {
             Ok(flush) => flush.ignore(), // not present before: nothing cached to flush
             Err(_) => {
-                crate::frames::free(frame);
+                FRAMES_TAKEN.fetch_sub(1, Ordering::SeqCst);
+                crate::frames::free(frame.start_address());
                 return (off, Err("heap: mapping failed"));
             }
         }

@@ -23,6 +23,7 @@ mod sched;
 mod share_tests;
 mod smp;
 mod smp_tests;
+mod soak_tests;
 mod tlb_tests;
 mod vm;
 mod watchdog_tests;
@@ -142,9 +143,17 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         }
         _ => {}
     }
+    vm::settle();
+    let frames_before = frames::used_outside_heap();
     demo::run();
+    vm::settle();
+    let leaked = frames::used_outside_heap() as i64 - frames_before as i64;
     log::info!("{}", smp_tests::ipi_totals());
-    log::info!("{} {}", heap::stats(), frames::stats());
+    log::info!("{} {} frames_leaked={leaked}", heap::stats(), frames::stats());
+    if leaked != 0 {
+        log::error!("demo: error: frames_leaked={leaked}: the workload did not give back what it took");
+        exit_held(ExitCode::Failure)
+    }
     done_ok()
 }
 

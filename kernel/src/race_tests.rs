@@ -21,6 +21,7 @@ fn run(name: &str, fallback: bool, force_skip: bool) -> crate::workload::RaceRes
         fallback,
         force_skip,
         preempt_us: PREEMPT_US,
+        stop_at_first_hit: false,
     });
     log_result(name, &r);
     assert_eq!(r.frames_leaked, 0, "frames leaked");

@@ -199,6 +199,10 @@ arch::kernel_test!(
         assert!((vm::STATS.total() - before).get(TlbEvent::LazyLeft) >= 1);
         assert!(vm::mmu().states.cpu(1).has_loaded(vm::kernel_mm()));
         assert!(!mm.cpumask.contains(1));
+        // X now maps the second frame (teardown frees it); the first was remapped away
+        // and is unreachable since the flushes above.
+        crate::workload::destroy(mm);
+        MEM.free_frame(f1);
     }
 );
 

@@ -64,6 +64,8 @@ pub struct RaceConfig {
     pub force_skip: bool,
     /// Host preemption of walkers: microseconds per walk (0: none).
     pub preempt_us: u32,
+    /// End the run at the first poison hit (the soak's detection count).
+    pub stop_at_first_hit: bool,
 }
 
 /// What the race produced.
@@ -77,6 +79,10 @@ pub struct RaceResult {
     pub frames_leaked: i64,
     /// Walks that read data that was not mapped there.
     pub bad_reads: u64,
+    /// Tables freed when the first poison hit was seen (None: no hit).
+    pub tables_freed_at_first_hit: Option<u64>,
+    /// TSC cycles the map/unmap rounds took.
+    pub cycles: u64,
 }
 
 /// Maps a fresh page at `va` in `mm` under its page-table lock.
@@ -116,7 +122,7 @@ pub fn destroy(mm: &'static AddressSpace) {
 /// Runs the race and returns its counters.
 pub fn race(cfg: RaceConfig) -> RaceResult {
     vm::settle();
-    let frames_before = crate::frames::stats().used as i64;
+    let frames_before = crate::frames::used_outside_heap() as i64;
     let before = vm::STATS.total();
     let mm = vm::new_address_space();
     static STOP: AtomicBool = AtomicBool::new(false);
@@ -160,15 +166,27 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
         })
         .collect();
     sched::use_mm(Some(mm));
-    for _ in 0..cfg.rounds {
+    let start = arch::cpu::rdtsc();
+    let mut first_hit = None;
+    'rounds: for _ in 0..cfg.rounds {
         for s in 0..SLOTS {
             map_page(mm, slot_va(s));
         }
         for s in 0..SLOTS {
             let va = slot_va(s) & !0xfff;
             unmap(mm, va, va + 4096);
+            if first_hit.is_none() {
+                let d = vm::STATS.total() - before;
+                if d.get(TlbEvent::PoisonHits) > 0 {
+                    first_hit = Some(d.get(TlbEvent::TablesFreed));
+                    if cfg.stop_at_first_hit {
+                        break 'rounds;
+                    }
+                }
+            }
         }
     }
+    let cycles = arch::cpu::rdtsc() - start;
     STOP.store(true, Ordering::SeqCst);
     walkers.into_iter().for_each(|w| w.join(60_000));
     arch::backend::pv::set_host_preemption(0, 0);
@@ -181,8 +199,10 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     RaceResult {
         delta,
         walks: WALKS.load(Ordering::SeqCst),
-        frames_leaked: crate::frames::stats().used as i64 - frames_before,
+        frames_leaked: crate::frames::used_outside_heap() as i64 - frames_before,
         bad_reads: BAD_READS.load(Ordering::SeqCst),
+        tables_freed_at_first_hit: first_hit,
+        cycles,
     }
 }
 
