@@ -97,6 +97,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     log::set_max_level(opts.log_level);
     HOLD_MS.store(opts.hold_ms, core::sync::atomic::Ordering::Relaxed);
     arch::watchdog::set_bound_ms(opts.watchdog_ms);
+    soak_tests::TABLES.store(opts.soak_tables, core::sync::atomic::Ordering::Relaxed);
     log::info!(
         "gatherOS {}: booted via {}, {} MiB usable",
         env!("CARGO_PKG_VERSION"),

@@ -51,6 +51,7 @@ pub const KEYS: &[&str] = &[
     "test.start",
     "test.passed",
     "test.failed",
+    "soak.tables",
 ];
 
 /// All boot options, with their defaults.
@@ -72,6 +73,8 @@ pub struct BootOptions {
     pub hold_ms: u64,
     /// `watchdog.ms=<n>`: the bound on a wait for other CPUs (default 10 s).
     pub watchdog_ms: u64,
+    /// `soak.tables=<n>`: table frees per soak test (default 10^5).
+    pub soak_tables: u64,
     /// `tlb.backend=native|pv`: the remote-flush backend.
     pub tlb_backend: &'static str,
     /// `tlb.table_sync=decided|always|force-skip` (force-skip is unsafe, for tests).
@@ -93,6 +96,7 @@ impl Default for BootOptions {
             bench_tlb: crate::bench_tlb::BenchOptions::default(),
             hold_ms: 0,
             watchdog_ms: arch::watchdog::DEFAULT_BOUND_MS,
+            soak_tables: crate::soak_tests::SOAK_TABLES,
             tlb_backend: "native",
             table_sync: mm::table_free::SyncMode::Decided,
             table_batch_fails: false,
@@ -187,6 +191,7 @@ impl BootOptions {
                 }
             }
             "hold" => self.hold_ms = parse_usize(key, value)? as u64,
+            "soak.tables" => self.soak_tables = (parse_usize(key, value)? as u64).max(8),
             "watchdog.ms" => self.watchdog_ms = (parse_usize(key, value)? as u64).max(1),
             "tlb.backend" => match value {
                 "native" | "pv" => self.tlb_backend = value,
