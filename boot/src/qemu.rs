@@ -117,12 +117,33 @@ pub struct Outcome {
     pub lines: Vec<String>,
 }
 
+/// The least memory the runner boots with (the bootloader, the kernel's heap floor and a
+/// few CPUs); below it the kernel says how much it needs only if it gets that far.
+pub const MIN_MEM: u128 = 32 << 20;
+/// The most memory the runner asks QEMU for.
+pub const MAX_MEM: u128 = 1 << 40;
+
 /// Checks a memory size as QEMU's `-m` takes it.
 pub fn parse_mem(s: &str) -> Result<String, String> {
     let digits = s.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
     let suffix_len = s.len() - digits.len();
     if digits.is_empty() || suffix_len > 1 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("'{s}' is not a memory size (examples: 512M, 2G)"));
+    }
+    // QEMU reads a bare number as MiB.
+    let shift = match s[digits.len()..].to_ascii_uppercase().as_str() {
+        "K" => 10,
+        "G" => 30,
+        "T" => 40,
+        _ => 20,
+    };
+    let bytes = digits.parse::<u128>().map_or(u128::MAX, |n| n << shift);
+    if !(MIN_MEM..=MAX_MEM).contains(&bytes) {
+        return Err(format!(
+            "memory size '{s}' is outside {}M to {}G",
+            MIN_MEM >> 20,
+            MAX_MEM >> 30
+        ));
     }
     Ok(s.to_string())
 }

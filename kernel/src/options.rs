@@ -26,6 +26,24 @@ pub struct TestOptions {
     pub failed: usize,
 }
 
+/// Longest `hold=` accepted (a minute).
+pub const MAX_HOLD_MS: u64 = 60_000;
+/// Shortest `watchdog.ms=` accepted: shorter bounds report healthy waits under TCG.
+pub const MIN_WATCHDOG_MS: u64 = 100;
+
+/// A number in `[min, max]`, or a refusal naming the range.
+fn bounded(
+    key: &'static str,
+    value: &'static str,
+    (min, max): (u64, u64),
+    expected: &'static str,
+) -> Result<u64, OptionError> {
+    match value.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(OptionError::BadValue { key, value, expected }),
+    }
+}
+
 /// Every key [`BootOptions::parse`] knows (besides `cpuid.<feature>`), for the fuzz test
 /// and the README's table.
 pub const KEYS: &[&str] = &[
@@ -190,9 +208,16 @@ impl BootOptions {
                     }
                 }
             }
-            "hold" => self.hold_ms = parse_usize(key, value)? as u64,
+            "hold" => self.hold_ms = bounded(key, value, (0, MAX_HOLD_MS), "milliseconds, at most 60000")?,
             "soak.tables" => self.soak_tables = (parse_usize(key, value)? as u64).max(8),
-            "watchdog.ms" => self.watchdog_ms = (parse_usize(key, value)? as u64).max(1),
+            "watchdog.ms" => {
+                self.watchdog_ms = bounded(
+                    key,
+                    value,
+                    (MIN_WATCHDOG_MS, u64::MAX),
+                    "milliseconds, at least 100",
+                )?
+            }
             "tlb.backend" => match value {
                 "native" | "pv" => self.tlb_backend = value,
                 _ => {
