@@ -91,11 +91,19 @@ impl CallQueue {
         self.0.try_lock().map(|q| q.len)
     }
 
-    /// Whether `r` is queued here (the watchdog's report only; spins briefly for the lock).
+    /// Whether `r` is queued here (the watchdog's report only). The lock is tried a
+    /// bounded number of times: a queue whose lock stays taken counts as holding `r`
+    /// (its CPU is a laggard either way), so the report itself never hangs.
     fn holds(&self, r: *const Request) -> bool {
         interrupts::without_interrupts(|| {
-            let q = self.0.lock();
-            (0..q.len).any(|i| q.slots[(q.head + i) % QUEUE_SLOTS].is_some_and(|p| core::ptr::eq(p.0, r)))
+            for _ in 0..100_000 {
+                if let Some(q) = self.0.try_lock() {
+                    return (0..q.len)
+                        .any(|i| q.slots[(q.head + i) % QUEUE_SLOTS].is_some_and(|p| core::ptr::eq(p.0, r)));
+                }
+                core::hint::spin_loop();
+            }
+            true
         })
     }
 
@@ -194,6 +202,8 @@ fn resend_call_ipi(t: usize) {
 
 fn enqueue(targets: &CpuMask, req: *const Request) {
     let me = percpu::current().expect("cross call before per-CPU data");
+    // A target's full ring is a wait on that CPU too (it must drain): bounded likewise.
+    let mut full_wait: Option<Wait> = None;
     for t in targets.iter() {
         let cpu = cpus::get(t);
         me.ipis.count_sent(
@@ -206,6 +216,9 @@ fn enqueue(targets: &CpuMask, req: *const Request) {
                 // Full: the target is busy with earlier calls; help our own queue drain.
                 None => {
                     interrupts::without_interrupts(serve_own_queue);
+                    full_wait
+                        .get_or_insert_with(|| Wait::start("call-queue-full"))
+                        .check(|| CpuMask::from_iter([t]), resend_call_ipi);
                     core::hint::spin_loop();
                 }
             }
