@@ -40,6 +40,8 @@ pub struct TestReport {
     pub passed: usize,
     /// Tests that failed.
     pub failed: usize,
+    /// Tests this configuration cannot run (their declared needs), reported as ignored.
+    pub ignored: usize,
     /// Names of failed tests.
     pub failures: Vec<String>,
     /// How many boots the run took (1 + panicking tests that were not last).
@@ -94,10 +96,14 @@ pub fn check_clocks(lines: &[String], host_tsc_hz: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses a `N passed, N failed` line.
-pub fn parse_summary(line: &str) -> Option<(usize, usize)> {
-    let (p, f) = line.trim().split_once(" passed, ")?;
-    Some((p.parse().ok()?, f.strip_suffix(" failed")?.parse().ok()?))
+/// Parses a `N passed, N failed` line (with `, N ignored` when some were).
+pub fn parse_summary(line: &str) -> Option<(usize, usize, usize)> {
+    let (p, rest) = line.trim().split_once(" passed, ")?;
+    let (f, ignored) = match rest.split_once(" failed, ") {
+        Some((f, i)) => (f, i.strip_suffix(" ignored")?.parse().ok()?),
+        None => (rest.strip_suffix(" failed")?, 0),
+    };
+    Some((p.parse().ok()?, f.parse().ok()?, ignored))
 }
 
 /// Runs the selected in-kernel tests under `cfg`, echoing kernel output through `on_line`.
@@ -155,11 +161,12 @@ pub fn run(
                 else {
                     return Err(format!("malformed resume line: {line}"));
                 };
-                resume = format!("test.start={s} test.passed={p} test.failed={f}");
+                let i = field(line, "ignored").unwrap_or(0);
+                resume = format!("test.start={s} test.passed={p} test.failed={f} test.ignored={i}");
             }
             Verdict::Success | Verdict::Failure => {
                 let summary = outcome.lines.iter().rev().find_map(|l| parse_summary(l));
-                let Some((p, f)) = summary else {
+                let Some((p, f, i)) = summary else {
                     let last = outcome.lines.last().map_or("nothing", |s| s.as_str());
                     return Err(format!(
                         "kernel ended ({:?}) without a test summary; it last printed: {last:?}",
@@ -167,6 +174,7 @@ pub fn run(
                     ));
                 };
                 report.passed = p;
+                report.ignored = i;
                 report.failed = f + clock_errors.len();
                 report.failures.extend(clock_errors);
                 return Ok(report);
@@ -214,8 +222,9 @@ mod tests {
 
     #[test]
     fn summary_lines_parse() {
-        assert_eq!(parse_summary("12 passed, 0 failed"), Some((12, 0)));
-        assert_eq!(parse_summary("  3 passed, 2 failed "), Some((3, 2)));
+        assert_eq!(parse_summary("12 passed, 0 failed"), Some((12, 0, 0)));
+        assert_eq!(parse_summary("  3 passed, 2 failed "), Some((3, 2, 0)));
+        assert_eq!(parse_summary("3 passed, 0 failed, 4 ignored"), Some((3, 0, 4)));
         assert_eq!(parse_summary("test x ... ok"), None);
     }
 

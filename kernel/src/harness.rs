@@ -22,6 +22,7 @@ struct Run {
     tests: Vec<&'static KernelTest>,
     passed: AtomicUsize,
     failed: AtomicUsize,
+    ignored: AtomicUsize,
     current: AtomicUsize,
 }
 
@@ -43,12 +44,19 @@ pub fn run(opts: &TestOptions) -> ! {
         tests,
         passed: AtomicUsize::new(opts.passed),
         failed: AtomicUsize::new(opts.failed),
+        ignored: AtomicUsize::new(opts.ignored),
         current: AtomicUsize::new(NO_TEST),
     });
     if opts.start == 0 {
         log::info!("harness: running {} tests", run.tests.len());
     }
+    let backend = crate::vm::mmu().backend.kind();
     for (i, test) in run.tests.iter().enumerate().skip(opts.start) {
+        if let Some(why) = test.needs.unmet(arch::cpus::count(), backend) {
+            log::info!("test {} ... ignored ({why})", test.name);
+            run.ignored.fetch_add(1, Ordering::SeqCst);
+            continue;
+        }
         crate::vm::settle();
         let frames_before = crate::frames::used_outside_heap();
         run.current.store(i, Ordering::SeqCst);
@@ -74,12 +82,31 @@ pub fn run(opts: &TestOptions) -> ! {
     finish(run)
 }
 
-fn finish(run: &Run) -> ! {
-    let (passed, failed) = (
+/// The summary line the host parses: `N passed, N failed` (`, N ignored` if any).
+/// Formatted without allocating: the panic path prints it too.
+struct Summary(usize, usize, usize);
+
+impl core::fmt::Display for Summary {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} passed, {} failed", self.0, self.1)?;
+        if self.2 > 0 {
+            write!(f, ", {} ignored", self.2)?;
+        }
+        Ok(())
+    }
+}
+
+fn summary(run: &Run) -> Summary {
+    Summary(
         run.passed.load(Ordering::SeqCst),
         run.failed.load(Ordering::SeqCst),
-    );
-    log::info!("{passed} passed, {failed} failed");
+        run.ignored.load(Ordering::SeqCst),
+    )
+}
+
+fn finish(run: &Run) -> ! {
+    let failed = run.failed.load(Ordering::SeqCst);
+    log::info!("{}", summary(run));
     if failed == 0 {
         crate::done_ok()
     }
@@ -103,13 +130,14 @@ pub fn on_panic() {
         run.failed.fetch_add(1, Ordering::SeqCst);
         crate::panic::emit(format_args!("test {} ... FAILED", test.name));
     }
-    let (passed, failed) = (
+    let (passed, failed, ignored) = (
         run.passed.load(Ordering::SeqCst),
         run.failed.load(Ordering::SeqCst),
+        run.ignored.load(Ordering::SeqCst),
     );
     if i + 1 == run.tests.len() {
         // Nothing left to resume: end the run here.
-        crate::panic::emit(format_args!("{passed} passed, {failed} failed"));
+        crate::panic::emit(format_args!("{}", summary(run)));
         let (line, code) = if failed == 0 {
             ("gatherOS: done (ok)", ExitCode::Success)
         } else {
@@ -119,7 +147,7 @@ pub fn on_panic() {
         exit(code);
     }
     crate::panic::emit(format_args!(
-        "harness: resume start={} passed={passed} failed={failed}",
+        "harness: resume start={} passed={passed} failed={failed} ignored={ignored}",
         i + 1
     ));
     exit(ExitCode::Resume)

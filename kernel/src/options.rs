@@ -24,6 +24,8 @@ pub struct TestOptions {
     pub passed: usize,
     /// See `passed`.
     pub failed: usize,
+    /// See `passed`: tests this machine cannot run (their `needs`).
+    pub ignored: usize,
 }
 
 /// Longest `hold=` accepted (a minute).
@@ -69,6 +71,7 @@ pub const KEYS: &[&str] = &[
     "test.start",
     "test.passed",
     "test.failed",
+    "test.ignored",
     "soak.tables",
 ];
 
@@ -321,6 +324,7 @@ impl BootOptions {
             "test.start" => self.test_mut().start = parse_usize(key, value)?,
             "test.passed" => self.test_mut().passed = parse_usize(key, value)?,
             "test.failed" => self.test_mut().failed = parse_usize(key, value)?,
+            "test.ignored" => self.test_mut().ignored = parse_usize(key, value)?,
             _ => match key.strip_prefix("cpuid.") {
                 Some(feature) => self.cpuid_overrides.push((feature, parse_bool(key, value)?)),
                 None => return Err(OptionError::UnknownKey(key)),

@@ -29,8 +29,7 @@ fn run(name: &str, fallback: bool, force_skip: bool) -> crate::workload::RaceRes
 }
 
 arch::kernel_test!(
-    fn race_native_fallback_no_hits_no_sync_ipis() {
-        assert_eq!(backend(), BackendKind::NativeIpi);
+    needs(native()) fn race_native_fallback_no_hits_no_sync_ipis() {
         assert!(arch::static_key::tlb_table_flush_implies_ipi_broadcast());
         let r = run("native-fallback", true, false);
         assert_eq!(r.delta.get(TlbEvent::PoisonHits), 0);
@@ -49,8 +48,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn race_native_batched_no_hits() {
-        assert_eq!(backend(), BackendKind::NativeIpi);
+    needs(native()) fn race_native_batched_no_hits() {
         let r = run("native-batched", false, false);
         assert_eq!(r.delta.get(TlbEvent::PoisonHits), 0);
         assert_eq!(r.bad_reads, 0);
@@ -60,8 +58,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn race_pv_fallback_no_hits_syncs_sent() {
-        assert_eq!(backend(), BackendKind::Paravirt, "needs tlb.backend=pv");
+    needs(pv()) fn race_pv_fallback_no_hits_syncs_sent() {
         assert!(!arch::static_key::tlb_table_flush_implies_ipi_broadcast());
         let r = run("pv-fallback", true, false);
         assert_eq!(r.delta.get(TlbEvent::PoisonHits), 0);
@@ -77,8 +74,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn race_pv_batched_no_hits() {
-        assert_eq!(backend(), BackendKind::Paravirt, "needs tlb.backend=pv");
+    needs(pv()) fn race_pv_batched_no_hits() {
         let r = run("pv-batched", false, false);
         assert_eq!(r.delta.get(TlbEvent::PoisonHits), 0);
         assert_eq!(r.bad_reads, 0);
@@ -86,11 +82,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn race_pv_force_skip_is_caught_by_the_detector() {
-        assert_eq!(backend(), BackendKind::Paravirt, "needs tlb.backend=pv");
-        if arch::cpus::count() < 2 {
-            return; // no other CPU to walk
-        }
+    needs(pv().and_cpus(2)) fn race_pv_force_skip_is_caught_by_the_detector() {
         // The sync switched off where it is needed: walkers preempted mid-walk are not
         // interrupted by the pv flush, and the table is freed under them.
         let r = run("pv-force-skip", true, true);

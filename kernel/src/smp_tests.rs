@@ -154,10 +154,7 @@ fn record_interrupt_state() {
 }
 
 arch::kernel_test!(
-    fn cross_call_handlers_run_with_interrupts_off_even_from_a_waiters_loop() {
-        if cpus::count() < 2 {
-            return; // nothing is ever served from a wait loop on one CPU
-        }
+    needs(cpus(2)) fn cross_call_handlers_run_with_interrupts_off_even_from_a_waiters_loop() {
         // CPUs 0 and 1 call each other at once, over and over: each spends most of its
         // time waiting for its own call, so the other's requests are served from the
         // wait loop as often as from the IPI handler.
@@ -183,14 +180,11 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn a_waiter_serves_its_queue_with_interrupts_off() {
+    needs(cpus(2)) fn a_waiter_serves_its_queue_with_interrupts_off() {
         // Deterministically through the wait loop: CPU 1 keeps its call IPI pending (task
         // priority 15, interrupts still enabled), so the request CPU 0 queues for it can
         // only run from CPU 1's loop while it waits for its own call to CPU 0, which CPU
         // 0 answers only after 100 ms with interrupts off.
-        if cpus::count() < 2 {
-            return;
-        }
         static STAGE: AtomicU64 = AtomicU64::new(0);
         HANDLERS_WITH_IRQS_ON.store(0, Ordering::SeqCst);
         HANDLERS_RUN.store(0, Ordering::SeqCst);

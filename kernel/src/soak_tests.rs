@@ -5,7 +5,6 @@
 //! `soak: backend=.. sync=.. tables_freed=.. poison_hits=.. first_hit_after=.. walks=.. ms=..`.
 //! They run in one native and one paravirt configuration at `-smp 4` (`tests/tests/kernel.rs`).
 
-use mm::hw::BackendKind;
 use mm::stats::TlbEvent;
 
 use crate::workload::{RaceConfig, RaceResult, race};
@@ -65,33 +64,21 @@ fn assert_clean_soak(r: &RaceResult) {
 }
 
 arch::kernel_test!(
-    fn soak_native_100k_table_frees_without_a_poison_hit() {
-        assert_eq!(crate::vm::mmu().backend.kind(), BackendKind::NativeIpi);
+    needs(native()) fn soak_native_100k_table_frees_without_a_poison_hit() {
         let r = soak("native", "decided", tables() / TABLES_PER_ROUND, false, false);
         assert_clean_soak(&r);
     }
 );
 
 arch::kernel_test!(
-    fn soak_pv_100k_table_frees_without_a_poison_hit() {
-        assert_eq!(
-            crate::vm::mmu().backend.kind(),
-            BackendKind::Paravirt,
-            "needs tlb.backend=pv"
-        );
+    needs(pv()) fn soak_pv_100k_table_frees_without_a_poison_hit() {
         let r = soak("pv", "decided", tables() / TABLES_PER_ROUND, false, false);
         assert_clean_soak(&r);
     }
 );
 
 arch::kernel_test!(
-    fn soak_pv_with_the_sync_skipped_hits_poison_within_1000_frees() {
-        assert_eq!(
-            crate::vm::mmu().backend.kind(),
-            BackendKind::Paravirt,
-            "needs tlb.backend=pv"
-        );
-        assert!(arch::cpus::count() >= 2, "needs a walker on another CPU");
+    needs(pv().and_cpus(2)) fn soak_pv_with_the_sync_skipped_hits_poison_within_1000_frees() {
         let r = soak(
             "pv",
             "force-skip",

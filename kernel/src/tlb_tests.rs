@@ -96,10 +96,7 @@ fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 
 }
 
 arch::kernel_test!(
-    fn remote_cpu_sees_the_new_frame_after_the_flush() {
-        if cpus::count() < 2 {
-            return; // needs a second CPU; the local path is covered by every other test
-        }
+    needs(cpus(2)) fn remote_cpu_sees_the_new_frame_after_the_flush() {
         let before = vm::STATS.total();
         assert_eq!(remap_while_remote_reads(1, Some(1))[0], (1, 2));
         let d = vm::STATS.total() - before;
@@ -132,10 +129,7 @@ fn premise_seen_within(what: &str, mut attempt: impl FnMut() -> bool) -> usize {
 }
 
 arch::kernel_test!(
-    fn without_the_flush_the_remote_cpu_reads_stale_data() {
-        if cpus::count() < 2 {
-            return;
-        }
+    needs(cpus(2)) fn without_the_flush_the_remote_cpu_reads_stale_data() {
         // The test-only switch: the same sequence with the flush left out must be caught.
         premise_seen_within("stale_without_flush", || {
             let [page, _] = remap_while_remote_reads(1, None);
@@ -165,10 +159,7 @@ fn flush_ipis_received(cpu: usize) -> u64 {
 }
 
 arch::kernel_test!(
-    fn lazy_cpu_is_skipped_then_catches_up_and_leaves_on_freed_tables() {
-        if cpus::count() < 2 {
-            return;
-        }
+    needs(cpus(2)) fn lazy_cpu_is_skipped_then_catches_up_and_leaves_on_freed_tables() {
         let mm = vm::new_address_space();
         let f1 = vm::map_new_page(mm, X);
         vm::write_phys(f1, 1);
@@ -221,14 +212,10 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn invlpgb_release_makes_lazy_cpus_leave_though_the_flush_runs_no_handler() {
+    needs(invlpgb().and_cpus(2)) fn invlpgb_release_makes_lazy_cpus_leave_though_the_flush_runs_no_handler() {
         // Booted with `setcpuid=invlpgb`: the backend invalidates as the hardware does,
         // with no handler on the other CPUs, so lazy holders stay lazy through every
         // flush; release must still make them leave, and free the root.
-        assert_eq!(vm::mmu().backend.kind(), mm::hw::BackendKind::Invlpgb);
-        if cpus::count() < 2 {
-            return;
-        }
         let mm = vm::new_address_space();
         crate::workload::map_page(mm, X);
         visit_and_go_lazy(mm, || {
@@ -244,11 +231,8 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn premise_a_one_page_flush_leaves_the_neighbouring_translation() {
+    needs(cpus(2)) fn premise_a_one_page_flush_leaves_the_neighbouring_translation() {
         // The oracle's premise under TCG: INVLPG drops one translation, not the TLB.
-        if cpus::count() < 2 {
-            return;
-        }
         premise_seen_within("neighbour_stale_after_invlpg", || {
             let [flushed, neighbour] = remap_while_remote_reads(2, Some(1));
             assert_eq!(flushed, (1, 2), "the flushed page must read the new frame");

@@ -47,10 +47,7 @@ fn spin_with_irqs_off_until_answered(cpu: usize) -> sched::JoinHandle {
 }
 
 arch::kernel_test!(
-    fn watchdog_reports_a_lost_call_ipi_and_its_kick_delivers_the_call() {
-        if arch::cpus::count() < 2 {
-            return;
-        }
+    needs(cpus(2)) fn watchdog_reports_a_lost_call_ipi_and_its_kick_delivers_the_call() {
         static RAN_ON: AtomicU64 = AtomicU64::new(u64::MAX);
         let (reports, _) = watchdog::reports();
         let answers = watchdog::answer(1).count;
@@ -71,10 +68,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn watchdog_reports_a_cpu_spinning_with_interrupts_off_from_where_it_spins() {
-        if arch::cpus::count() < 2 {
-            return;
-        }
+    needs(cpus(2)) fn watchdog_reports_a_cpu_spinning_with_interrupts_off_from_where_it_spins() {
         let (reports, _) = watchdog::reports();
         with_test_watchdog(|| {
             let spinner = spin_with_irqs_off_until_answered(1);
@@ -91,10 +85,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn watchdog_reports_a_grace_period_held_up_by_a_cpu_with_interrupts_off() {
-        if arch::cpus::count() < 2 {
-            return;
-        }
+    needs(cpus(2)) fn watchdog_reports_a_grace_period_held_up_by_a_cpu_with_interrupts_off() {
         crate::vm::settle(); // nothing queued from earlier tests
         let mm = crate::vm::new_address_space();
         let va = crate::workload::slot_va(0) & !0xfff;
@@ -118,10 +109,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(should_panic fn watchdog_fails_the_run_on_a_lost_ipi_by_default() {
-    if arch::cpus::count() < 2 {
-        panic!("one CPU: nothing to lose an IPI to");
-    }
+arch::kernel_test!(needs(cpus(2)) should_panic fn watchdog_fails_the_run_on_a_lost_ipi_by_default() {
     watchdog::set_bound_ms(300);
     lose_next_call_ipi_to(1);
     call_on_cpu(1, IpiReason::Call, &|| {});
