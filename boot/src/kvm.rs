@@ -124,6 +124,44 @@ fn run_guest() -> Result<(), String> {
     }
 }
 
+/// How long QEMU must stay up, paused, for its KVM set-up to count as working.
+pub const QEMU_PROBE_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether QEMU itself can set up a KVM vCPU of `cpu` model: starts it paused (`-S`) and
+/// gives it [`QEMU_PROBE_WAIT`]. A working `/dev/kvm` is not enough: on this project's
+/// CI machines QEMU 10.0 aborts with `failed to set MSR 0x10a` (nested KVM that
+/// refuses IA32_ARCH_CAPABILITIES) before the guest runs an instruction.
+pub fn qemu_probe(cpu: &str) -> Result<(), String> {
+    let mut child = std::process::Command::new(crate::qemu::QEMU)
+        .args([
+            "-accel", "kvm", "-cpu", cpu, "-machine", "q35", "-display", "none",
+        ])
+        .args(["-nodefaults", "-S", "-monitor", "none", "-serial", "none"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", crate::qemu::QEMU))?;
+    let start = std::time::Instant::now();
+    while start.elapsed() < QEMU_PROBE_WAIT {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            let first = err.lines().next().unwrap_or("no message").trim().to_string();
+            return Err(format!(
+                "QEMU with -accel kvm -cpu {cpu} exited ({status}) at once: {first}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(())
+}
+
 /// Whether KVM runs a guest on this machine: `Ok`, or why not, in one sentence.
 pub fn probe() -> Result<(), String> {
     let (tx, rx) = mpsc::channel();

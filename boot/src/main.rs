@@ -121,7 +121,7 @@ struct RunArgs {
 
 impl RunArgs {
     fn qemu(&self) -> QemuConfig {
-        let accel = qemu::usable_accel(self.accel);
+        let accel = qemu::usable_accel(self.accel, self.cpu.as_deref());
         QemuConfig {
             firmware: if self.uefi { Firmware::Uefi } else { Firmware::Bios },
             smp: self.smp,

@@ -167,13 +167,14 @@ pub fn usable_cpu(accel: Accel, asked: Option<String>) -> Option<String> {
     asked
 }
 
-/// The accelerator to use for `asked`: KVM only if it runs a guest here (see
-/// [`crate::kvm`]), else TCG, saying so in one line.
-pub fn usable_accel(asked: Accel) -> Accel {
+/// The accelerator to use for `asked` with CPU model `cpu` (None: the default): KVM
+/// only if `/dev/kvm` runs a guest and QEMU can set up a vCPU with it (see
+/// [`crate::kvm`]), else TCG, saying why in one line.
+pub fn usable_accel(asked: Accel, cpu: Option<&str>) -> Accel {
     if asked != Accel::Kvm {
         return asked;
     }
-    match crate::kvm::probe() {
+    match crate::kvm::probe().and_then(|()| crate::kvm::qemu_probe(cpu.unwrap_or("host"))) {
         Ok(()) => Accel::Kvm,
         Err(why) => {
             eprintln!("gatheros: --accel kvm: KVM cannot run a guest here ({why}); using TCG instead");
