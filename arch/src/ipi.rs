@@ -212,7 +212,10 @@ fn enqueue(targets: &CpuMask, req: *const Request) {
         );
         let needs_ipi = loop {
             match cpu.calls.try_push(RequestPtr(req)) {
-                Some(first) => break first,
+                Some(first) => {
+                    full_wait = None; // each target's full ring is its own wait
+                    break first;
+                }
                 // Full: the target is busy with earlier calls; help our own queue drain.
                 None => {
                     interrupts::without_interrupts(serve_own_queue);

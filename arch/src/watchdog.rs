@@ -114,7 +114,7 @@ pub fn reports() -> (u64, CpuMask) {
 
 /// The TSC cycles in `ms` milliseconds (at least a 1 MHz clock before calibration).
 fn cycles(ms: u64) -> u64 {
-    ms * (crate::timer::tsc_hz().max(1_000_000) / 1000)
+    ms.saturating_mul(crate::timer::tsc_hz().max(1_000_000) / 1000)
 }
 
 /// Whether a wait that began at TSC `since` has passed the bound.

@@ -137,7 +137,11 @@ pub fn parse_mem(s: &str) -> Result<String, String> {
         "T" => 40,
         _ => 20,
     };
-    let bytes = digits.parse::<u128>().map_or(u128::MAX, |n| n << shift);
+    let bytes = digits
+        .parse::<u128>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .unwrap_or(u128::MAX);
     if !(MIN_MEM..=MAX_MEM).contains(&bytes) {
         return Err(format!(
             "memory size '{s}' is outside {}M to {}G",

@@ -61,9 +61,10 @@ pub fn run(opts: &TestOptions) -> ! {
         let frames_before = crate::frames::used_outside_heap();
         run.current.store(i, Ordering::SeqCst);
         (test.run)();
-        run.current.store(NO_TEST, Ordering::SeqCst);
+        // Still this test's: a panic while its deferred frees drain is its failure.
         crate::vm::settle();
         let leaked = crate::frames::used_outside_heap() as i64 - frames_before as i64;
+        run.current.store(NO_TEST, Ordering::SeqCst);
         if test.should_panic {
             log::info!("test {} ... FAILED", test.name);
             log::info!("  reason: test did not panic as expected");

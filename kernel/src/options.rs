@@ -32,6 +32,10 @@ pub struct TestOptions {
 pub const MAX_HOLD_MS: u64 = 60_000;
 /// Shortest `watchdog.ms=` accepted: shorter bounds report healthy waits under TCG.
 pub const MIN_WATCHDOG_MS: u64 = 100;
+/// Longest `watchdog.ms=` accepted (an hour).
+pub const MAX_WATCHDOG_MS: u64 = 3_600_000;
+/// Most table frees `soak.tables=` accepts.
+pub const MAX_SOAK_TABLES: u64 = 10_000_000;
 
 /// A number in `[min, max]`, or a refusal naming the range.
 fn bounded(
@@ -212,13 +216,15 @@ impl BootOptions {
                 }
             }
             "hold" => self.hold_ms = bounded(key, value, (0, MAX_HOLD_MS), "milliseconds, at most 60000")?,
-            "soak.tables" => self.soak_tables = (parse_usize(key, value)? as u64).max(8),
+            "soak.tables" => {
+                self.soak_tables = bounded(key, value, (8, MAX_SOAK_TABLES), "a table count, 8 to 10000000")?
+            }
             "watchdog.ms" => {
                 self.watchdog_ms = bounded(
                     key,
                     value,
-                    (MIN_WATCHDOG_MS, u64::MAX),
-                    "milliseconds, at least 100",
+                    (MIN_WATCHDOG_MS, MAX_WATCHDOG_MS),
+                    "milliseconds, 100 to 3600000",
                 )?
             }
             "tlb.backend" => match value {

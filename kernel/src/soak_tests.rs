@@ -65,14 +65,14 @@ fn assert_clean_soak(r: &RaceResult) {
 
 arch::kernel_test!(
     needs(native()) fn soak_native_100k_table_frees_without_a_poison_hit() {
-        let r = soak("native", "decided", tables() / TABLES_PER_ROUND, false, false);
+        let r = soak("native", "decided", tables().div_ceil(TABLES_PER_ROUND), false, false);
         assert_clean_soak(&r);
     }
 );
 
 arch::kernel_test!(
     needs(pv()) fn soak_pv_100k_table_frees_without_a_poison_hit() {
-        let r = soak("pv", "decided", tables() / TABLES_PER_ROUND, false, false);
+        let r = soak("pv", "decided", tables().div_ceil(TABLES_PER_ROUND), false, false);
         assert_clean_soak(&r);
     }
 );

@@ -126,7 +126,8 @@ fn interesting(line: &str) -> bool {
 fn main() -> ExitCode {
     let opts = parse_args();
     if opts.list || opts.ignored {
-        // In-kernel tests are listed by booting (`cargo run -- test`); none are ignored.
+        // In-kernel tests are listed by booting (`cargo run -- test`); `--ignored` has
+        // nothing to run: a test is ignored by the machine it boots on (its `needs`).
         return ExitCode::SUCCESS;
     }
     if let Err(e) = boot::install::ensure() {
@@ -160,11 +161,22 @@ fn main() -> ExitCode {
             log.push(l.to_string());
         });
         let want = format!("smp: {smp}/{smp} CPUs online");
+        // A configuration that asks for a backend must get it: its tests would otherwise
+        // all be reported ignored (their `needs`) and the configuration pass.
+        let backend = if extra.contains("tlb.backend=pv") {
+            "tlb: backend=pv "
+        } else if extra.contains("setcpuid=invlpgb") {
+            "tlb: backend=invlpgb "
+        } else {
+            "tlb: backend="
+        };
         let result = result.and_then(|r| {
-            if log.iter().any(|l| l.starts_with(&want)) {
-                Ok(r)
-            } else {
+            if !log.iter().any(|l| l.starts_with(&want)) {
                 Err(format!("the kernel did not log `{want}`"))
+            } else if !log.iter().any(|l| l.starts_with(backend)) {
+                Err(format!("the kernel did not log `{backend}...`"))
+            } else {
+                Ok(r)
             }
         });
         match result {
