@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod flash;
+pub mod fuzz;
 pub mod image;
 pub mod install;
 pub mod kvm;

@@ -312,19 +312,7 @@ mod fuzz_tests {
     //! arguments or a message.
     use super::*;
 
-    /// xorshift64* (inputs only; fixed seed so that a failure is reproducible).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[(self.next() % items.len() as u64) as usize]
-        }
-    }
+    use boot::fuzz::Rng;
 
     const FLAGS: &[&str] = &[
         "--smp",
@@ -386,9 +374,9 @@ mod fuzz_tests {
         let (mut ok, mut refused) = (0, 0);
         for _ in 0..5000 {
             let mut argv = vec!["gatheros".to_string()];
-            for _ in 0..rng.next() % 8 {
+            for _ in 0..rng.next_u64() % 8 {
                 argv.push(rng.pick(FLAGS).to_string());
-                if rng.next() % 3 != 0 {
+                if rng.next_u64() % 3 != 0 {
                     argv.push(rng.pick(VALUES).to_string());
                 }
             }

@@ -8,25 +8,13 @@
 
 use std::time::Duration;
 
+use boot::fuzz::Rng;
 use boot::image::{self, Firmware};
 use boot::qemu::{self, QemuConfig, Verdict};
 
 /// Boots tried (each about 10 s under TCG).
 const BOOTS: usize = 4;
 const SEED: u64 = 0xf00d_5eed_0000_0013;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-}
 
 const KEYS: &[&str] = &[
     "log",
@@ -71,7 +59,7 @@ const VALUES: &[&str] = &[
 
 fn words(rng: &mut Rng) -> String {
     let mut w = Vec::new();
-    for _ in 0..rng.next() % 7 {
+    for _ in 0..rng.next_u64() % 7 {
         let (k, v) = (rng.pick(KEYS), rng.pick(VALUES));
         w.push(if k.is_empty() {
             v.to_string()
@@ -88,9 +76,9 @@ fn fuzzed_boot_options_are_refused_or_taken_and_every_boot_ends_ok() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut rng = Rng(SEED);
     for boot in 0..BOOTS {
-        let smp = [1, 2, 3, 4, 8][(rng.next() % 5) as usize];
+        let smp = [1, 2, 3, 4, 8][(rng.next_u64() % 5) as usize];
         let mem = rng.pick(&["128M", "256M", "512M", "1G"]).to_string();
-        let firmware = if rng.next() % 3 == 0 {
+        let firmware = if rng.next_u64() % 3 == 0 {
             Firmware::Uefi
         } else {
             Firmware::Bios
