@@ -63,3 +63,11 @@ pub fn online() -> CpuMask {
 pub fn online_count() -> usize {
     ONLINE.load().count()
 }
+
+/// The IPI counters of every online CPU, summed.
+pub fn ipi_totals() -> crate::stats::IpiSnapshot {
+    online()
+        .iter()
+        .map(|c| get(c).ipis.snapshot())
+        .fold(crate::stats::IpiSnapshot::default(), |a, b| a + b)
+}

@@ -22,108 +22,14 @@ extern crate alloc;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use mm::cpumask::CpuMask;
-use x86_64::instructions::interrupts;
 use x86_64::structures::idt::InterruptStackFrame;
 
 use crate::apic::CALL_VECTOR;
+use crate::call_queue::{Request, RequestPtr};
 use crate::cpus;
 use crate::percpu::{self, with_lapic};
 use crate::stats::IpiReason;
 use crate::watchdog::Wait;
-
-/// One call, shared by all its targets.
-struct Request {
-    func: *const (dyn Fn() + Sync),
-    /// Targets that have not finished running `func`.
-    pending: AtomicUsize,
-    reason: IpiReason,
-    /// Heap-allocated (fire-and-forget): the last target to finish frees it.
-    owned: Option<Box<dyn Fn() + Send + Sync>>,
-}
-
-#[derive(Clone, Copy)]
-struct RequestPtr(*const Request);
-// SAFETY: a Request is only read through shared references and atomics; it outlives
-// every queue entry that points at it (the waiter or the last runner frees it).
-unsafe impl Send for RequestPtr {}
-
-/// Slots in a CPU's call queue: one waiting call per CPU fits with room to spare.
-const QUEUE_SLOTS: usize = 1024;
-
-/// A CPU's queue of pending call requests: a fixed ring, so that pushing never
-/// allocates (an allocation under the queue lock could wait for a heap lock held by
-/// code that this very queue's IPI interrupted).
-pub(crate) struct CallQueue(spin::Mutex<Ring>);
-
-struct Ring {
-    slots: Box<[Option<RequestPtr>]>,
-    head: usize,
-    len: usize,
-}
-
-impl CallQueue {
-    pub(crate) fn new() -> Self {
-        let slots = (0..QUEUE_SLOTS).map(|_| None).collect();
-        Self(spin::Mutex::new(Ring {
-            slots,
-            head: 0,
-            len: 0,
-        }))
-    }
-
-    /// Pushes a request; Some(true) if the queue was empty (the target needs an IPI),
-    /// None if the ring is full.
-    fn try_push(&self, r: RequestPtr) -> Option<bool> {
-        interrupts::without_interrupts(|| {
-            let mut q = self.0.lock();
-            if q.len == QUEUE_SLOTS {
-                return None;
-            }
-            let tail = (q.head + q.len) % QUEUE_SLOTS;
-            q.slots[tail] = Some(r);
-            q.len += 1;
-            Some(q.len == 1)
-        })
-    }
-
-    /// Requests queued now (None if the lock is taken: the watchdog's report only).
-    pub(crate) fn len_now(&self) -> Option<usize> {
-        self.0.try_lock().map(|q| q.len)
-    }
-
-    /// Whether `r` is queued here (the watchdog's report only). The lock is tried a
-    /// bounded number of times: a queue whose lock stays taken counts as holding `r`
-    /// (its CPU is a laggard either way), so the report itself never hangs.
-    fn holds(&self, r: *const Request) -> bool {
-        interrupts::without_interrupts(|| {
-            for _ in 0..100_000 {
-                if let Some(q) = self.0.try_lock() {
-                    return (0..q.len)
-                        .any(|i| q.slots[(q.head + i) % QUEUE_SLOTS].is_some_and(|p| core::ptr::eq(p.0, r)));
-                }
-                core::hint::spin_loop();
-            }
-            true
-        })
-    }
-
-    /// Takes the oldest request and records it in `running` under the same lock, so
-    /// that the watchdog sees a request either queued or running, never neither.
-    fn pop(&self, running: &AtomicUsize) -> Option<RequestPtr> {
-        interrupts::without_interrupts(|| {
-            let mut q = self.0.lock();
-            if q.len == 0 {
-                return None;
-            }
-            let head = q.head;
-            q.head = (head + 1) % QUEUE_SLOTS;
-            q.len -= 1;
-            let r = q.slots[head].take();
-            running.store(r.map_or(0, |p| p.0 as usize), Ordering::Relaxed);
-            r
-        })
-    }
-}
 
 /// Runs every request queued for the running CPU, with interrupts off (the caller's
 /// duty, asserted). Returns how many ran.
@@ -133,7 +39,7 @@ fn serve_own_queue() -> usize {
     while let Some(RequestPtr(ptr)) = me.calls.pop(&me.running_call) {
         // Before each handler: one that left interrupts on must not pass it to the next.
         assert!(
-            !interrupts::are_enabled(),
+            !crate::irq::are_enabled(),
             "ipi: cpu {} would run a cross-call handler with interrupts enabled",
             percpu::cpu_index()
         );
@@ -218,7 +124,7 @@ fn enqueue(targets: &CpuMask, req: *const Request) {
                 }
                 // Full: the target is busy with earlier calls; help our own queue drain.
                 None => {
-                    interrupts::without_interrupts(serve_own_queue);
+                    crate::irq::without_interrupts(serve_own_queue);
                     full_wait
                         .get_or_insert_with(|| Wait::start("call-queue-full"))
                         .check(|| CpuMask::from_iter([t]), resend_call_ipi);
@@ -237,7 +143,7 @@ fn enqueue(targets: &CpuMask, req: *const Request) {
 /// called with interrupts disabled (see the module's waiting rules).
 #[track_caller]
 pub fn call_on_many(mask: &CpuMask, reason: IpiReason, f: &(dyn Fn() + Sync)) {
-    if !interrupts::are_enabled() {
+    if !crate::irq::are_enabled() {
         let at = core::panic::Location::caller();
         panic!(
             "ipi: cpu {} waits for a cross call with interrupts disabled at {at}: this can deadlock",
@@ -247,7 +153,7 @@ pub fn call_on_many(mask: &CpuMask, reason: IpiReason, f: &(dyn Fn() + Sync)) {
     let me = percpu::cpu_index();
     let targets = mask.and(&cpus::online()).and_not(&CpuMask::from_iter([me]));
     if mask.contains(me) {
-        interrupts::without_interrupts(f);
+        crate::irq::without_interrupts(f);
     }
     if targets.is_empty() {
         return;
@@ -266,7 +172,7 @@ pub fn call_on_many(mask: &CpuMask, reason: IpiReason, f: &(dyn Fn() + Sync)) {
     while req.pending.load(Ordering::Acquire) != 0 {
         // Interrupts off while serving (handlers' rule), on between rounds so that the
         // IPIs and ticks this CPU owes others get through.
-        interrupts::without_interrupts(serve_own_queue);
+        crate::irq::without_interrupts(serve_own_queue);
         wait.check(|| laggards(&targets, &req), resend_call_ipi);
         core::hint::spin_loop();
     }
@@ -287,7 +193,7 @@ pub fn call_on_many_nowait(mask: &CpuMask, reason: IpiReason, f: Box<dyn Fn() + 
         reason,
         owned: Some(f),
     }));
-    interrupts::without_interrupts(|| enqueue(&targets, req));
+    crate::irq::without_interrupts(|| enqueue(&targets, req));
 }
 
 /// Runs `f` on CPU `cpu` (possibly this one) and waits for it.

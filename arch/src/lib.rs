@@ -8,6 +8,7 @@
 
 pub mod apic;
 pub mod backend;
+mod call_queue;
 pub mod context;
 pub mod cpu;
 pub mod cpuid;
@@ -15,6 +16,7 @@ pub mod cpus;
 pub mod gdt;
 pub mod idt;
 pub mod ipi;
+pub mod irq;
 pub mod ktest;
 pub mod madt;
 pub mod percpu;
@@ -28,3 +30,4 @@ pub mod timer;
 pub mod tlb;
 pub mod trampoline;
 pub mod watchdog;
+mod watchdog_cpu;

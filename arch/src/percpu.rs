@@ -29,11 +29,11 @@ pub struct PerCpu {
     pub ipis: IpiCounters,
     lapic: UnsafeCell<Option<Lapic>>,
     /// Cross-call requests waiting to run on this CPU.
-    pub(crate) calls: crate::ipi::CallQueue,
+    pub(crate) calls: crate::call_queue::CallQueue,
     /// The cross-call request this CPU is running now (0: none), for the watchdog.
     pub(crate) running_call: core::sync::atomic::AtomicUsize,
     /// This CPU's side of the watchdog (its NMI answers).
-    pub watchdog: crate::watchdog::WatchdogCpu,
+    pub watchdog: crate::watchdog_cpu::WatchdogCpu,
 }
 
 // SAFETY: the only non-Sync field, `lapic`, is touched by the owning CPU alone (see
@@ -53,9 +53,9 @@ impl PerCpu {
             ticks: AtomicU64::new(0),
             ipis: IpiCounters::new(),
             lapic: UnsafeCell::new(None),
-            calls: crate::ipi::CallQueue::new(),
+            calls: crate::call_queue::CallQueue::new(),
             running_call: core::sync::atomic::AtomicUsize::new(0),
-            watchdog: crate::watchdog::WatchdogCpu::new(),
+            watchdog: crate::watchdog_cpu::WatchdogCpu::new(),
         }
     }
 

@@ -43,34 +43,6 @@ pub fn report_in_flight() -> bool {
 /// The laggards of the latest report (for tests).
 static LAST_LAGGARDS: spin::Mutex<CpuMask> = spin::Mutex::new(CpuMask::new());
 
-/// A CPU's side of the watchdog: the request to report, and its last answer.
-pub struct WatchdogCpu {
-    /// Reports asked of this CPU and not yet answered (several waiters may ask at once;
-    /// NMIs sent meanwhile can merge, so one answer serves them all).
-    wanted: AtomicU64,
-    answered: AtomicU64,
-    last_rip: AtomicU64,
-    last_if: AtomicBool,
-}
-
-impl WatchdogCpu {
-    /// No report asked for yet.
-    pub const fn new() -> Self {
-        Self {
-            wanted: AtomicU64::new(0),
-            answered: AtomicU64::new(0),
-            last_rip: AtomicU64::new(0),
-            last_if: AtomicBool::new(false),
-        }
-    }
-}
-
-impl Default for WatchdogCpu {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// A laggard's answer to the watchdog's NMI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {

@@ -127,12 +127,12 @@ fn run_guest() -> Result<(), String> {
 /// How long QEMU must stay up, paused, for its KVM set-up to count as working.
 pub const QEMU_PROBE_WAIT: Duration = Duration::from_secs(2);
 
-/// Whether QEMU itself can set up a KVM vCPU of `cpu` model: starts it paused (`-S`) and
+/// Whether QEMU (the binary `qemu`) can set up a KVM vCPU of `cpu` model: starts it paused (`-S`) and
 /// gives it [`QEMU_PROBE_WAIT`]. A working `/dev/kvm` is not enough: on this project's
 /// CI machines QEMU 10.0 aborts with `failed to set MSR 0x10a` (nested KVM that
 /// refuses IA32_ARCH_CAPABILITIES) before the guest runs an instruction.
-pub fn qemu_probe(cpu: &str) -> Result<(), String> {
-    let mut child = std::process::Command::new(crate::qemu::QEMU)
+pub fn qemu_probe(qemu: &str, cpu: &str) -> Result<(), String> {
+    let mut child = std::process::Command::new(qemu)
         .args([
             "-accel", "kvm", "-cpu", cpu, "-machine", "q35", "-display", "none",
         ])
@@ -141,7 +141,7 @@ pub fn qemu_probe(cpu: &str) -> Result<(), String> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| format!("{}: {e}", crate::qemu::QEMU))?;
+        .map_err(|e| format!("{qemu}: {e}"))?;
     let start = std::time::Instant::now();
     while start.elapsed() < QEMU_PROBE_WAIT {
         if let Ok(Some(status)) = child.try_wait() {

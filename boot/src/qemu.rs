@@ -178,7 +178,7 @@ pub fn usable_accel(asked: Accel, cpu: Option<&str>) -> Accel {
     if asked != Accel::Kvm {
         return asked;
     }
-    match crate::kvm::probe().and_then(|()| crate::kvm::qemu_probe(cpu.unwrap_or("host"))) {
+    match crate::kvm::probe().and_then(|()| crate::kvm::qemu_probe(QEMU, cpu.unwrap_or("host"))) {
         Ok(()) => Accel::Kvm,
         Err(why) => {
             eprintln!("gatheros: --accel kvm: KVM cannot run a guest here ({why}); using TCG instead");

@@ -9,8 +9,9 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use mm::pgtable::{self, NO_EXECUTE, PRESENT, PhysMem, WRITABLE};
 
+use crate::mem::phys::MEM;
 use crate::sched;
-use crate::vm::{self, MEM};
+use crate::{tlb, user_space};
 
 const BASE: u64 = 0x4000_0000;
 const PAGES: u64 = 8;
@@ -18,7 +19,7 @@ const ROUNDS: u64 = 40;
 
 /// Runs the demo and prints its counters.
 pub fn run() {
-    let before = vm::STATS.total();
+    let before = tlb::STATS.total();
     let busy = crate::workload::busy_cpus();
     log::info!(
         "demo: cpus={} busy={} last_busy={}",
@@ -38,37 +39,37 @@ pub fn run() {
         crate::workload::log_result(name, &r);
     }
     collapse_and_unshare();
-    let d = vm::STATS.total() - before;
+    let d = tlb::STATS.total() - before;
     log::info!("{d}");
     log::info!("{}", d.gather_line());
 }
 
 /// One collapse of a full PTE table and one unshare of a shared table.
 fn collapse_and_unshare() {
-    let mm = vm::new_address_space();
+    let mm = user_space::new_address_space();
     for i in 0..512 {
         crate::workload::map_page(mm, BASE + i * 4096 + 8);
     }
     {
         let _g = mm.pt_lock.lock();
-        mm::collapse::collapse(&vm::gather_ctx(), mm, BASE).expect("demo: collapse");
+        mm::collapse::collapse(&tlb::gather_ctx(), mm, BASE).expect("demo: collapse");
     }
     crate::workload::unmap(mm, BASE, BASE + pgtable::HUGE_SIZE);
-    let other = vm::new_address_space();
+    let other = user_space::new_address_space();
     let va = (3u64 << 30) | (1 << 21) | (1 << 12);
     crate::workload::map_page(mm, va);
     mm::share::share_pmd_table(&MEM, mm, other, va).expect("demo: share");
-    mm::share::unshare_pmd_table(&vm::gather_ctx(), other, va);
+    mm::share::unshare_pmd_table(&tlb::gather_ctx(), other, va);
     crate::workload::destroy(other);
     crate::workload::destroy(mm);
-    vm::settle();
+    tlb::settle();
 }
 
 /// Tasks touch and sleep on every CPU while CPU 0 remaps and flushes.
 fn remap_while_others_sleep() {
-    let mm = vm::new_address_space();
+    let mm = user_space::new_address_space();
     for p in 0..PAGES {
-        vm::map_new_page(mm, BASE + p * 4096);
+        user_space::map_new_page(mm, BASE + p * 4096);
     }
     static STOP: AtomicBool = AtomicBool::new(false);
     STOP.store(false, Ordering::SeqCst);
@@ -94,7 +95,7 @@ fn remap_while_others_sleep() {
         let old = e.load(Ordering::SeqCst) & pgtable::ADDR_MASK;
         let new = MEM.alloc_frame().expect("demo: out of memory");
         e.store(new | PRESENT | WRITABLE | NO_EXECUTE, Ordering::SeqCst);
-        vm::mmu().flush_tlb_mm_range(mm, va, va + 4096, 12, false);
+        tlb::mmu().flush_tlb_mm_range(mm, va, va + 4096, 12, false);
         // The flush has completed everywhere: the old frame is unreachable now.
         MEM.free_frame(old);
         arch::timer::delay_us(5_000);

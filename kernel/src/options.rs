@@ -36,6 +36,23 @@ pub const MIN_WATCHDOG_MS: u64 = 100;
 pub const MAX_WATCHDOG_MS: u64 = 3_600_000;
 /// Most table frees `soak.tables=` accepts.
 pub const MAX_SOAK_TABLES: u64 = 10_000_000;
+/// Table frees per soak test unless `soak.tables=` says otherwise.
+pub const DEFAULT_SOAK_TABLES: u64 = 100_000;
+
+static BOOT_OPTIONS: spin::Once<BootOptions> = spin::Once::new();
+
+/// Keeps the parsed options for the rest of the run (boot CPU, once) and returns them.
+pub fn keep(opts: BootOptions) -> &'static BootOptions {
+    BOOT_OPTIONS.call_once(|| opts)
+}
+
+/// The options this boot runs with (defaults before [`keep`]).
+pub fn boot_options() -> &'static BootOptions {
+    static DEFAULTS: spin::Once<BootOptions> = spin::Once::new();
+    BOOT_OPTIONS
+        .get()
+        .unwrap_or_else(|| DEFAULTS.call_once(BootOptions::default))
+}
 
 /// A number in `[min, max]`, or a refusal naming the range.
 fn bounded(
@@ -93,7 +110,7 @@ pub struct BootOptions {
     /// `bench=smp|tlb`: run a benchmark after boot.
     pub bench: Option<&'static str>,
     /// `bench.ops=`, `bench.scen=`, `bench.iters=`, `bench.spin=`: what `bench=tlb` runs.
-    pub bench_tlb: crate::bench_tlb::BenchOptions,
+    pub bench_tlb: crate::bench::tlb::BenchOptions,
     /// `hold=<ms>`: wait this long before the final exit (e.g. for a screenshot).
     pub hold_ms: u64,
     /// `watchdog.ms=<n>`: the bound on a wait for other CPUs (default 10 s).
@@ -118,10 +135,10 @@ impl Default for BootOptions {
             cpuid_overrides: Vec::new(),
             force_xapic: false,
             bench: None,
-            bench_tlb: crate::bench_tlb::BenchOptions::default(),
+            bench_tlb: crate::bench::tlb::BenchOptions::default(),
             hold_ms: 0,
             watchdog_ms: arch::watchdog::DEFAULT_BOUND_MS,
-            soak_tables: crate::soak_tests::SOAK_TABLES,
+            soak_tables: DEFAULT_SOAK_TABLES,
             tlb_backend: "native",
             table_sync: mm::table_free::SyncMode::Decided,
             table_batch_fails: false,

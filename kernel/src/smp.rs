@@ -12,11 +12,9 @@ use bootloader_api::info::MemoryRegions;
 use x86_64::structures::paging::{Mapper, Page, PageTableFlags as F, PhysFrame, Size4KiB};
 use x86_64::{PhysAddr, VirtAddr};
 
-use crate::frames::{self, GlobalFrames};
-use crate::paging;
+use crate::mem::frames::{self, GlobalFrames};
+use crate::mem::paging;
 
-/// Where AP stacks are mapped, each above an unmapped guard page.
-const STACKS_START: u64 = 0xffff_c800_0000_0000;
 /// Size of each AP stack.
 pub const AP_STACK_SIZE: u64 = 64 * 1024;
 /// Where the xAPIC register page is mapped (uncached) in xAPIC mode.
@@ -62,7 +60,7 @@ fn unmap(page: u64) {
 
 /// Maps a stack for AP `i` (1-based) above a guard page; returns its top.
 fn map_stack(i: usize) -> u64 {
-    let base = STACKS_START + (i as u64) * (AP_STACK_SIZE + 4096) + 4096;
+    let base = crate::mem::layout::AP_STACKS_START + (i as u64) * (AP_STACK_SIZE + 4096) + 4096;
     for off in (0..AP_STACK_SIZE).step_by(4096) {
         let frame = frames::alloc_zeroed().expect("smp: out of memory for AP stacks");
         map(
@@ -81,10 +79,10 @@ const MEMORY_MARGIN: u64 = 16 << 20;
 /// and before any work: a machine too small for its CPU count is told how much it needs.
 fn reserve_memory_for(cpus: usize) {
     let stacks = (cpus as u64 - 1) * AP_STACK_SIZE;
-    let need = crate::heap::growth_for_cpus(cpus) as u64 + stacks + MEMORY_MARGIN;
+    let need = crate::mem::heap::growth_for_cpus(cpus) as u64 + stacks + MEMORY_MARGIN;
     let free = frames::stats().free * frames::FRAME_SIZE;
     if need <= free {
-        crate::heap::reserve_for_cpus(cpus).expect("smp: the heap could not grow into free frames");
+        crate::mem::heap::reserve_for_cpus(cpus).expect("smp: the heap could not grow into free frames");
         return;
     }
     log::error!(
@@ -94,7 +92,7 @@ fn reserve_memory_for(cpus: usize) {
         free >> 20,
         (need - free).div_ceil(1 << 20)
     );
-    crate::exit_held(arch::qemu_exit::ExitCode::Failure)
+    crate::exit::exit_held(arch::qemu_exit::ExitCode::Failure)
 }
 
 /// Discovers the CPUs, brings them all online and logs `smp: n/N CPUs online (mode)`.
@@ -145,7 +143,7 @@ pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatur
     }
     apic::set_mode(mode, XAPIC_VIRT);
     let (tsc_hz, lapic_per_ms) = arch::smp::init_boot_cpu(&ids);
-    crate::vm::init_cpu();
+    crate::tlb::init_cpu();
     crate::sched::init_cpu(0);
     log::info!(
         "timer: tsc_hz={tsc_hz} invariant_tsc={} lapic_per_ms={lapic_per_ms} tick_hz={}",
@@ -186,7 +184,7 @@ pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatur
 
 /// An AP's life after its arch set-up: TLB state, scheduler, online, idle loop.
 fn ap_main(cpu: usize) -> ! {
-    crate::vm::init_cpu();
+    crate::tlb::init_cpu();
     crate::sched::init_cpu(cpu);
     arch::smp::mark_online(cpu);
     crate::sched::idle_loop()

@@ -16,8 +16,9 @@ use mm::stats::{TlbEvent, TlbTotals};
 use mm::table_free::SyncMode;
 use mm::walker::Walk;
 
+use crate::mem::phys::MEM;
 use crate::sched;
-use crate::vm::{self, MEM};
+use crate::{mem, tlb, user_space};
 
 /// Walks that returned a page whose content was not what was mapped there.
 pub static BAD_READS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -90,14 +91,14 @@ pub fn map_page(mm: &AddressSpace, va: u64) -> u64 {
     let _g = mm.pt_lock.lock();
     let f = MEM.alloc_frame().expect("workload: out of memory");
     // The word a walker of `va` reads holds `va` itself.
-    vm::write_phys(f + (va & 0xff8), va);
+    mem::phys::write_phys(f + (va & 0xff8), va);
     pgtable::map_4k(&MEM, mm.root(), va & !0xfff, f, WRITABLE | NO_EXECUTE).expect("workload: map");
     f
 }
 
 /// Unmaps `[start, end)` of `mm` through a gather (the munmap analogue).
 pub fn unmap(mm: &AddressSpace, start: u64, end: u64) {
-    let ctx = vm::gather_ctx();
+    let ctx = tlb::gather_ctx();
     let _g = mm.pt_lock.lock();
     let mut g = MmuGather::new(&ctx, mm);
     unmap_range(&mut g, start, end);
@@ -108,7 +109,7 @@ pub fn unmap(mm: &AddressSpace, start: u64, end: u64) {
 /// until no CPU has it loaded; panics after 10 s naming the CPUs that still do.
 pub fn destroy(mm: &'static AddressSpace) {
     let mut wait = arch::watchdog::Wait::start("teardown-holders");
-    let released = mm::release::release(&vm::gather_ctx(), mm, || {
+    let released = mm::release::release(&tlb::gather_ctx(), mm, || {
         sched::yield_now();
         !wait.expired()
     });
@@ -121,10 +122,10 @@ pub fn destroy(mm: &'static AddressSpace) {
 
 /// Runs the race and returns its counters.
 pub fn race(cfg: RaceConfig) -> RaceResult {
-    vm::settle();
-    let frames_before = crate::frames::used_outside_heap() as i64;
-    let before = vm::STATS.total();
-    let mm = vm::new_address_space();
+    tlb::settle();
+    let frames_before = crate::mem::frames_used_outside_heap() as i64;
+    let before = tlb::STATS.total();
+    let mm = user_space::new_address_space();
     static STOP: AtomicBool = AtomicBool::new(false);
     static WALKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
     STOP.store(false, Ordering::SeqCst);
@@ -132,10 +133,10 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     OUTCOMES.iter().for_each(|o| o.store(0, Ordering::SeqCst));
     WALKS.store(0, Ordering::SeqCst);
     arch::backend::pv::set_host_preemption(if cfg.preempt_us > 0 { 1 } else { 0 }, cfg.preempt_us);
-    vm::FREER.set_batch_allocation_fails(cfg.fallback);
-    let old_mode = vm::FREER.mode();
+    tlb::FREER.set_batch_allocation_fails(cfg.fallback);
+    let old_mode = tlb::FREER.mode();
     if cfg.force_skip {
-        vm::FREER.set_mode(SyncMode::ForceSkip);
+        tlb::FREER.set_mode(SyncMode::ForceSkip);
     }
     let walkers: Vec<_> = busy_cpus()
         .into_iter()
@@ -144,7 +145,7 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
                 let mut s = cpu as u64;
                 while !STOP.load(Ordering::SeqCst) {
                     let va = slot_va(s % SLOTS);
-                    match vm::walk(mm, va) {
+                    match tlb::walk(mm, va) {
                         Walk::Page { value, pa } if value != va => {
                             if BAD_READS.fetch_add(1, Ordering::Relaxed) < 3 {
                                 log::info!("race: bad read va={va:#x} pa={pa:#x} value={value:#x}");
@@ -176,7 +177,7 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
             let va = slot_va(s) & !0xfff;
             unmap(mm, va, va + 4096);
             if first_hit.is_none() {
-                let d = vm::STATS.total() - before;
+                let d = tlb::STATS.total() - before;
                 if d.get(TlbEvent::PoisonHits) > 0 {
                     first_hit = Some(d.get(TlbEvent::TablesFreed));
                     if cfg.stop_at_first_hit {
@@ -192,14 +193,14 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     arch::backend::pv::set_host_preemption(0, 0);
     sched::use_mm(None);
     destroy(mm);
-    vm::FREER.set_mode(old_mode);
-    vm::FREER.set_batch_allocation_fails(false);
-    vm::settle();
-    let delta = vm::STATS.total() - before;
+    tlb::FREER.set_mode(old_mode);
+    tlb::FREER.set_batch_allocation_fails(false);
+    tlb::settle();
+    let delta = tlb::STATS.total() - before;
     RaceResult {
         delta,
         walks: WALKS.load(Ordering::SeqCst),
-        frames_leaked: crate::frames::used_outside_heap() as i64 - frames_before,
+        frames_leaked: crate::mem::frames_used_outside_heap() as i64 - frames_before,
         bad_reads: BAD_READS.load(Ordering::SeqCst),
         tables_freed_at_first_hit: first_hit,
         cycles,

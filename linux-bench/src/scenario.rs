@@ -1,5 +1,5 @@
 //! Scenarios A, B and C of the benchmark, for a Linux process (the same definitions as
-//! gatherOS's `bench_tlb`): A, a thread of the process spins on every other CPU; B, the
+//! gatherOS's `bench=tlb`): A, a thread of the process spins on every other CPU; B, the
 //! process never ran on another CPU; C, before each operation a thread of it runs
 //! briefly on every other CPU and goes to sleep, so those CPUs hold its address space
 //! lazily (idle, `cpu_tlbstate.is_lazy`).

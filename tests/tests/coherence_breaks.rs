@@ -22,7 +22,7 @@ fn caught(mechanism: &str, tests: &[&str]) {
     let selection = Selection {
         filters: tests
             .iter()
-            .map(|t| format!("kernel::coherence_tests::{t}"))
+            .map(|t| format!("kernel::ktests::coherence::{t}"))
             .collect(),
         exact: true,
         skips: Vec::new(),

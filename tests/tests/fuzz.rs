@@ -4,7 +4,7 @@
 //! (`options: ...`) and the kernel goes on with its default. The options that choose
 //! what runs instead of the demo (`bench*`, `test*`) and the test-only breakage
 //! (`tlb.break`, `tlb.table_sync=force-skip`) are left out here; the parser's own fuzz
-//! test (`kernel/src/options_fuzz.rs`) covers every key.
+//! test (`kernel/src/ktests/options_fuzz.rs`) covers every key.
 
 use std::time::Duration;
 

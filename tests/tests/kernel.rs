@@ -21,7 +21,7 @@ use boot::testrun::{self, Selection};
 /// hardware behaves (emulated: no handler runs on other CPUs), and `-smp 288`: APIC IDs
 /// above 255, x2APIC only (the cross-call, TLB, heap and watchdog tests; about a minute
 /// under TCG on two cores). The watchdog tests reboot once (their fatal case), so they
-/// run in two configurations only. The soak (`kernel/src/soak_tests.rs`) runs at
+/// run in two configurations only. The soak (`kernel/src/ktests/soak.rs`) runs at
 /// `-smp 4` natively and under pv, 5000 table frees each here (about 40 s each under TCG
 /// on two cores, twice that on a loaded host; the full 10^5 is `soak.tables=100000`,
 /// 12 to 23 minutes per backend).
@@ -64,7 +64,7 @@ const CONFIGS: &[(Firmware, u32, &str)] = &[
     (
         Firmware::Bios,
         288,
-        "test.filter=smp_tests test.filter=tlb_tests test.filter=heap test.filter=watchdog",
+        "test.filter=ktests::smp:: test.filter=ktests::tlb:: test.filter=heap test.filter=watchdog",
     ),
 ];
 

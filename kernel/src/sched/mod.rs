@@ -61,6 +61,7 @@ pub fn init_cpu(cpu: usize) {
 pub fn install_hooks() {
     arch::timer::set_tick_hook(on_tick);
     arch::smp::set_resched_hook(schedule);
+    crate::tlb::hw::set_relax(yield_now);
 }
 
 fn on_tick() {
@@ -119,7 +120,7 @@ pub fn schedule() {
         q.current = next.clone();
         (prev.rsp.get(), unsafe_rsp(&next), next.mm())
     };
-    let mmu = crate::vm::mmu();
+    let mmu = crate::tlb::mmu();
     match next_mm {
         Some(mm) => mmu.switch_mm(mm),
         None => mmu.enter_lazy_tlb(),
@@ -194,7 +195,7 @@ pub fn use_mm(mm: Option<&'static AddressSpace>) {
         let me = current();
         // SAFETY: the task's own CPU, interrupts off.
         unsafe { *me.mm.get() = mm };
-        let mmu = crate::vm::mmu();
+        let mmu = crate::tlb::mmu();
         match mm {
             Some(mm) => mmu.switch_mm(mm),
             None => mmu.enter_lazy_tlb(),

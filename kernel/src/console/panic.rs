@@ -9,11 +9,21 @@ use arch::qemu_exit::{ExitCode, exit};
 use core::panic::PanicInfo;
 use core::sync::atomic::Ordering;
 
+/// Called from the panic path before the run ends: the test harness installs its
+/// `on_panic` here ([`set_test_hook`]), so that this handler does not import the tests.
+static TEST_HOOK: spin::Once<fn()> = spin::Once::new();
+
+/// Makes the panic handler call `hook` (the test harness records the running test's
+/// outcome and may end the boot there). Once.
+pub fn set_test_hook(hook: fn()) {
+    TEST_HOOK.call_once(|| hook);
+}
+
 /// Writes one line to the serial port and the screen from the panic path (breaking locks
 /// held by the context that panicked, if need be).
 pub fn emit(args: core::fmt::Arguments) {
     arch::serial::write_fmt_panicking(format_args!("{args}\n"));
-    crate::console::write_fmt_panicking(args);
+    crate::console::screen::write_fmt_panicking(args);
 }
 
 #[panic_handler]
@@ -36,7 +46,9 @@ fn panic(info: &PanicInfo) -> ! {
         "panic: cpu={cpu} apic={apic} at {file}:{line}:{col}: {}",
         info.message()
     ));
-    crate::harness::on_panic();
+    if let Some(hook) = TEST_HOOK.get() {
+        hook();
+    }
     emit(format_args!("gatherOS: done (panic)"));
     exit(ExitCode::Failure)
 }

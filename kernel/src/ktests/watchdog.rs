@@ -86,8 +86,8 @@ arch::kernel_test!(
 
 arch::kernel_test!(
     needs(cpus(2)) fn watchdog_reports_a_grace_period_held_up_by_a_cpu_with_interrupts_off() {
-        crate::vm::settle(); // nothing queued from earlier tests
-        let mm = crate::vm::new_address_space();
+        crate::tlb::settle(); // nothing queued from earlier tests
+        let mm = crate::user_space::new_address_space();
         let va = crate::workload::slot_va(0) & !0xfff;
         crate::workload::map_page(mm, va);
         let (reports, _) = watchdog::reports();
@@ -95,7 +95,7 @@ arch::kernel_test!(
             let spinner = spin_with_irqs_off_until_answered(1);
             // Queued while cpu 1 spins: the batch's grace period cannot end before it stops.
             crate::workload::unmap(mm, va, va + 4096); // its tables go to the RCU batch
-            crate::vm::settle(); // the drain waits for a grace period cpu 1 holds up
+            crate::tlb::settle(); // the drain waits for a grace period cpu 1 holds up
             spinner.join(10_000);
         });
         let (after, laggards) = watchdog::reports();
@@ -105,7 +105,7 @@ arch::kernel_test!(
         assert!(laggards.contains(1), "{laggards:?}");
         assert!(!watchdog::answer(1).interrupts_enabled);
         crate::workload::destroy(mm);
-        crate::vm::settle();
+        crate::tlb::settle();
     }
 );
 

@@ -21,11 +21,11 @@ impl Log for SerialLogger {
         match record.level() {
             Level::Info => {
                 arch::serial::write_fmt(format_args!("{}\n", record.args()));
-                crate::console::write_fmt(format_args!("{}", record.args()));
+                crate::console::screen::write_fmt(format_args!("{}", record.args()));
             }
             level => {
                 arch::serial::write_fmt(format_args!("{}: {}\n", level_name(level), record.args()));
-                crate::console::write_fmt(format_args!("{}: {}", level_name(level), record.args()));
+                crate::console::screen::write_fmt(format_args!("{}: {}", level_name(level), record.args()));
             }
         }
     }

@@ -11,8 +11,9 @@ use mm::addr_space::AddressSpace;
 use mm::pgtable::{self, NO_EXECUTE, PRESENT, PhysMem, WRITABLE};
 use mm::stats::TlbEvent;
 
+use crate::mem::phys::MEM;
 use crate::sched;
-use crate::vm::{self, MEM};
+use crate::{mem, tlb, user_space};
 
 /// The user address every test maps.
 const X: u64 = 0x4000_0000;
@@ -30,7 +31,7 @@ fn remap_x(mm: &AddressSpace, frame: u64) {
 
 fn frame_with(value: u64) -> u64 {
     let f = MEM.alloc_frame().expect("frame");
-    vm::write_phys(f, value);
+    mem::phys::write_phys(f, value);
     f
 }
 
@@ -50,12 +51,12 @@ fn wait_for(flag: &AtomicU64, value: u64) {
 /// Returns (first read, second read) per page.
 fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 2] {
     assert!((1..=2).contains(&pages));
-    let mm = vm::new_address_space();
+    let mm = user_space::new_address_space();
     let vas = [X, X + 4096];
     let mut old = [0u64; 2];
     for (i, &va) in vas[..pages].iter().enumerate() {
-        old[i] = vm::map_new_page(mm, va);
-        vm::write_phys(old[i], 1);
+        old[i] = user_space::map_new_page(mm, va);
+        mem::phys::write_phys(old[i], 1);
     }
     static STAGE: AtomicU64 = AtomicU64::new(0);
     static READS: [[AtomicU64; 2]; 2] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; 2];
@@ -80,7 +81,7 @@ fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 
         e.store(frame_with(2) | PRESENT | WRITABLE | NO_EXECUTE, Ordering::SeqCst);
     }
     if let Some(n) = flushed {
-        vm::mmu().flush_tlb_mm_range(mm, X, X + n * 4096, 12, false);
+        tlb::mmu().flush_tlb_mm_range(mm, X, X + n * 4096, 12, false);
     }
     STAGE.store(2, Ordering::SeqCst);
     reader.join(10_000);
@@ -89,7 +90,7 @@ fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 
     // frames the entries pointed at first go back (CPU 1 may still cache them otherwise).
     crate::workload::destroy(mm);
     old[..pages].iter().for_each(|&f| MEM.free_frame(f));
-    vm::settle();
+    tlb::settle();
     READS
         .each_ref()
         .map(|r| (r[0].load(Ordering::SeqCst), r[1].load(Ordering::SeqCst)))
@@ -97,9 +98,9 @@ fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 
 
 arch::kernel_test!(
     needs(cpus(2)) fn remote_cpu_sees_the_new_frame_after_the_flush() {
-        let before = vm::STATS.total();
+        let before = tlb::STATS.total();
         assert_eq!(remap_while_remote_reads(1, Some(1))[0], (1, 2));
-        let d = vm::STATS.total() - before;
+        let d = tlb::STATS.total() - before;
         assert!(
             d.get(TlbEvent::FlushIpi) >= 1 && d.get(TlbEvent::RemotePartial) >= 1,
             "{d}"
@@ -143,7 +144,7 @@ arch::kernel_test!(
 /// holding `mm`.
 fn visit_and_go_lazy(mm: &'static AddressSpace, f: impl FnOnce() + Send + 'static) {
     sched::spawn("visitor", 1, Some(mm), f).join(10_000);
-    let st = vm::mmu().states.cpu(1);
+    let st = tlb::mmu().states.cpu(1);
     let end = arch::cpu::rdtsc() + 5 * arch::timer::tsc_hz();
     while !(st.is_lazy() && st.has_loaded(mm)) {
         assert!(
@@ -160,35 +161,35 @@ fn flush_ipis_received(cpu: usize) -> u64 {
 
 arch::kernel_test!(
     needs(cpus(2)) fn lazy_cpu_is_skipped_then_catches_up_and_leaves_on_freed_tables() {
-        let mm = vm::new_address_space();
-        let f1 = vm::map_new_page(mm, X);
-        vm::write_phys(f1, 1);
+        let mm = user_space::new_address_space();
+        let f1 = user_space::map_new_page(mm, X);
+        mem::phys::write_phys(f1, 1);
         static SEEN: AtomicU64 = AtomicU64::new(0);
         visit_and_go_lazy(mm, || SEEN.store(read_x(), Ordering::SeqCst));
         assert_eq!(SEEN.load(Ordering::SeqCst), 1);
 
         // A flush without freed tables does not interrupt the lazy CPU.
-        let before = vm::STATS.total();
+        let before = tlb::STATS.total();
         let ipis = flush_ipis_received(1);
         sched::use_mm(Some(mm));
         remap_x(mm, frame_with(2));
-        let r = vm::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
+        let r = tlb::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
         assert!(!r.interrupted().contains(1));
         assert_eq!(flush_ipis_received(1), ipis, "lazy cpu 1 was interrupted");
-        assert!((vm::STATS.total() - before).get(TlbEvent::LazySkipped) >= 1);
+        assert!((tlb::STATS.total() - before).get(TlbEvent::LazySkipped) >= 1);
 
         // Switching back catches up: no stale translation.
         visit_and_go_lazy(mm, || SEEN.store(read_x(), Ordering::SeqCst));
         assert_eq!(SEEN.load(Ordering::SeqCst), 2, "stale read after switching back");
-        assert!((vm::STATS.total() - before).get(TlbEvent::Catchup) >= 1);
+        assert!((tlb::STATS.total() - before).get(TlbEvent::Catchup) >= 1);
 
         // A flush that frees tables interrupts it, and it leaves the address space.
-        let r = vm::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, true);
+        let r = tlb::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, true);
         sched::use_mm(None);
         assert!(r.interrupted().contains(1));
         assert_eq!(flush_ipis_received(1), ipis + 1);
-        assert!((vm::STATS.total() - before).get(TlbEvent::LazyLeft) >= 1);
-        assert!(vm::mmu().states.cpu(1).has_loaded(vm::kernel_mm()));
+        assert!((tlb::STATS.total() - before).get(TlbEvent::LazyLeft) >= 1);
+        assert!(tlb::mmu().states.cpu(1).has_loaded(tlb::kernel_mm()));
         assert!(!mm.cpumask.contains(1));
         // X now maps the second frame (teardown frees it); the first was remapped away
         // and is unreachable since the flushes above.
@@ -199,15 +200,15 @@ arch::kernel_test!(
 
 arch::kernel_test!(
     fn the_walker_refuses_an_address_space_not_loaded_on_its_cpu() {
-        let mm = vm::new_address_space();
+        let mm = user_space::new_address_space();
         crate::workload::map_page(mm, X);
         // Not loaded here: refused, whatever the tables say.
-        assert_eq!(vm::walk(mm, X), mm::walker::Walk::NotLoaded);
+        assert_eq!(tlb::walk(mm, X), mm::walker::Walk::NotLoaded);
         sched::use_mm(Some(mm));
-        assert!(matches!(vm::walk(mm, X), mm::walker::Walk::Page { .. }));
+        assert!(matches!(tlb::walk(mm, X), mm::walker::Walk::Page { .. }));
         sched::use_mm(None);
         crate::workload::destroy(mm);
-        vm::settle();
+        tlb::settle();
     }
 );
 
@@ -216,17 +217,17 @@ arch::kernel_test!(
         // Booted with `setcpuid=invlpgb`: the backend invalidates as the hardware does,
         // with no handler on the other CPUs, so lazy holders stay lazy through every
         // flush; release must still make them leave, and free the root.
-        let mm = vm::new_address_space();
+        let mm = user_space::new_address_space();
         crate::workload::map_page(mm, X);
         visit_and_go_lazy(mm, || {
             read_x();
         });
-        let r = vm::mmu().flush_tlb_mm_range(mm, 0, mm::flush::FLUSH_ALL, 12, true);
+        let r = tlb::mmu().flush_tlb_mm_range(mm, 0, mm::flush::FLUSH_ALL, 12, true);
         assert!(r.interrupted().is_empty(), "the broadcast interrupts nobody");
-        assert!(vm::mmu().states.cpu(1).is_lazy(), "no handler ran on cpu 1");
+        assert!(tlb::mmu().states.cpu(1).is_lazy(), "no handler ran on cpu 1");
         crate::workload::destroy(mm); // panics if cpu 1 never leaves
-        assert!(vm::mmu().states.cpu(1).has_loaded(vm::kernel_mm()));
-        vm::settle();
+        assert!(tlb::mmu().states.cpu(1).has_loaded(tlb::kernel_mm()));
+        tlb::settle();
     }
 );
 
@@ -249,8 +250,8 @@ arch::kernel_test!(
         // address bits are reserved (MAXPHYADDR <= 48; QEMU's TCG has 40): on a machine
         // with 52 physical address bits this test fails, and the oracle there cannot
         // see a walk through a freed table.
-        let mm = vm::new_address_space();
-        let frame = vm::map_new_page(mm, X);
+        let mm = user_space::new_address_space();
+        let frame = user_space::map_new_page(mm, X);
         let mut table = mm.root();
         for level in [4, 3, 2] {
             table = MEM.entry(table, pgtable::index(X, level)).load(Ordering::SeqCst) & pgtable::ADDR_MASK;
@@ -260,17 +261,17 @@ arch::kernel_test!(
         for i in 0..pgtable::ENTRIES {
             MEM.entry(table, i).store(pgtable::POISON, Ordering::SeqCst);
         }
-        vm::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
+        tlb::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
         let got = arch::probe::read_u64(X);
         for i in 0..pgtable::ENTRIES {
             MEM.entry(table, i).store(0, Ordering::SeqCst);
         }
-        vm::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
+        tlb::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
         assert_eq!(arch::probe::read_u64(X), Err(arch::probe::ProbeFault::NotMapped));
         sched::use_mm(None);
         MEM.free_frame(frame);
         crate::workload::destroy(mm);
-        vm::settle();
+        tlb::settle();
         assert_eq!(got, Err(arch::probe::ProbeFault::Reserved));
     }
 );

@@ -12,7 +12,7 @@ const ROUNDS: u64 = 30;
 const PREEMPT_US: u32 = 200;
 
 fn backend() -> BackendKind {
-    crate::vm::mmu().backend.kind()
+    crate::tlb::mmu().backend.kind()
 }
 
 fn run(name: &str, fallback: bool, force_skip: bool) -> crate::workload::RaceResult {

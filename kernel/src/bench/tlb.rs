@@ -29,9 +29,10 @@ use mm::addr_space::AddressSpace;
 use mm::stats::TlbEvent;
 use mm::table_free::SyncMode;
 
+use crate::mem::phys::MEM;
 use crate::sched;
-use crate::vm::{self, MEM};
 use crate::workload::{destroy, map_page, unmap};
+use crate::{mem, tlb, user_space};
 
 const BASE: u64 = 0x4000_0000;
 const SHARED_VA: u64 = (3 << 30) | (1 << 21) | (1 << 12);
@@ -73,7 +74,7 @@ struct Config {
 }
 
 fn ipi_sums() -> (u64, u64, u64) {
-    let t = crate::smp_tests::ipi_totals();
+    let t = arch::cpus::ipi_totals();
     (
         t.received[arch::stats::IpiReason::Flush as usize],
         t.call_interrupts,
@@ -109,10 +110,10 @@ fn op(cfg: Config, mm: &'static AddressSpace) {
         "unmap" | "unmap-nobatch" => unmap(mm, BASE, BASE + cfg.pages * 4096),
         "collapse" => {
             let _g = mm.pt_lock.lock();
-            mm::collapse::collapse(&vm::gather_ctx(), mm, BASE).expect("bench: collapse");
+            mm::collapse::collapse(&tlb::gather_ctx(), mm, BASE).expect("bench: collapse");
         }
         _ => {
-            mm::share::unshare_pmd_table(&vm::gather_ctx(), mm, SHARED_VA).expect("bench: unshare");
+            mm::share::unshare_pmd_table(&tlb::gather_ctx(), mm, SHARED_VA).expect("bench: unshare");
         }
     }
 }
@@ -127,12 +128,12 @@ fn cleanup(cfg: Config, mm: &'static AddressSpace) {
 }
 
 fn percentile(sorted: &[u64], p: usize) -> u64 {
-    crate::bench_smp::percentile(sorted, p)
+    crate::bench::smp::percentile(sorted, p)
 }
 
 fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
-    let mm = vm::new_address_space();
-    let owner = vm::new_address_space();
+    let mm = user_space::new_address_space();
+    let owner = user_space::new_address_space();
     if cfg.op == "unshare" {
         map_page(owner, SHARED_VA);
     }
@@ -140,16 +141,16 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
         // A separate mapping 4 MiB above keeps the level-2 table: one PTE table is freed.
         map_page(mm, BASE + (4 << 20));
     }
-    vm::FREER.set_mode(if forced {
+    tlb::FREER.set_mode(if forced {
         SyncMode::Always
     } else {
         SyncMode::Decided
     });
-    vm::FREER.set_batch_allocation_fails(cfg.op == "unmap-nobatch");
+    tlb::FREER.set_batch_allocation_fails(cfg.op == "unmap-nobatch");
     static STOP: AtomicBool = AtomicBool::new(false);
     STOP.store(false, Ordering::SeqCst);
     let others = 1..arch::cpus::count();
-    let pv = vm::mmu().backend.kind() == mm::hw::BackendKind::Paravirt;
+    let pv = tlb::mmu().backend.kind() == mm::hw::BackendKind::Paravirt;
     let spinners: Vec<_> = if cfg.scen == "A" {
         others
             .clone()
@@ -190,12 +191,12 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
             visits.into_iter().for_each(|v| v.join(10_000));
         }
         let before_ipis = ipi_sums();
-        let before_tables = vm::STATS.total();
+        let before_tables = tlb::STATS.total();
         let t0 = arch::cpu::rdtsc();
         op(cfg, mm);
         let dt = arch::cpu::rdtsc() - t0;
         let after_ipis = ipi_sums();
-        let d = vm::STATS.total() - before_tables;
+        let d = tlb::STATS.total() - before_tables;
         cleanup(cfg, mm);
         if i >= warmup {
             cycles.push(dt);
@@ -216,9 +217,9 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
     spinners.into_iter().for_each(|s| s.join(10_000));
     destroy(mm);
     destroy(owner);
-    vm::FREER.set_mode(SyncMode::Decided);
-    vm::FREER.set_batch_allocation_fails(false);
-    vm::settle();
+    tlb::FREER.set_mode(SyncMode::Decided);
+    tlb::FREER.set_batch_allocation_fails(false);
+    tlb::settle();
     cycles.sort_unstable();
     let n = opts.iters as f64;
     let (median, p99) = (percentile(&cycles, 50), percentile(&cycles, 99));
@@ -234,7 +235,7 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
         cfg.pages,
         if cfg.keep { "keep" } else { "free" },
         cfg.op,
-        vm::mmu().backend.kind().name(),
+        tlb::mmu().backend.kind().name(),
         sync_mode,
         arch::timer::cycles_to_ns(median),
         arch::timer::cycles_to_ns(p99),
@@ -290,9 +291,9 @@ fn configs(op: &'static str, scen: &'static str) -> Vec<Config> {
 pub fn run(opts: &BenchOptions) {
     // The race detector's poisoning of freed frames and the table quarantine stay out of
     // the timed operations: tables and pages go straight back to the allocator.
-    vm::set_debug_poison(false);
+    mem::poison::set_debug_poison(false);
     log::info!("bench: debug-poison=off");
-    let native = vm::mmu().backend.kind() == mm::hw::BackendKind::NativeIpi;
+    let native = tlb::mmu().backend.kind() == mm::hw::BackendKind::NativeIpi;
     let total: usize = opts.ops.iter().map(|o| configs(o, "A").len()).sum::<usize>() * opts.scenarios.len();
     log::info!(
         "bench: configurations={} iters={}",

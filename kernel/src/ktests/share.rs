@@ -6,39 +6,40 @@ use mm::share::{share_pmd_table, unshare_pmd_table};
 use mm::stats::TlbEvent;
 use mm::walker::Walk;
 
-use crate::vm::{self, MEM};
+use crate::mem::phys::MEM;
 use crate::workload::{destroy, map_page};
+use crate::{tlb, user_space};
 
 const REGION: u64 = 0x4000_0000;
 
 arch::kernel_test!(
     fn collapse_replaces_a_full_pte_table_and_syncs_with_the_receipt() {
-        let used = crate::frames::stats().used;
-        let mm = vm::new_address_space();
+        let used = crate::mem::frames::stats().used;
+        let mm = user_space::new_address_space();
         for i in 0..512 {
             map_page(mm, REGION + i * 4096 + 8);
         }
-        let before = vm::STATS.total();
+        let before = tlb::STATS.total();
         crate::sched::use_mm(Some(mm));
         let r = {
             let _g = mm.pt_lock.lock();
-            collapse(&vm::gather_ctx(), mm, REGION).expect("collapse")
+            collapse(&tlb::gather_ctx(), mm, REGION).expect("collapse")
         };
         assert!(
             r.was_ipi_broadcast_for(mm)
                 || arch::cpus::count() == 1
-                || vm::mmu().backend.kind() != mm::hw::BackendKind::NativeIpi
+                || tlb::mmu().backend.kind() != mm::hw::BackendKind::NativeIpi
         );
         let (level, _) = pgtable::leaf(&MEM, mm.root(), REGION).unwrap();
         assert_eq!(level, 2, "now a 2 MiB mapping");
         for i in [0u64, 1, 255, 511] {
             let va = REGION + i * 4096 + 8;
-            match vm::walk(mm, va) {
+            match tlb::walk(mm, va) {
                 Walk::Page { value, .. } => assert_eq!(value, va, "data of page {i} kept"),
                 other => panic!("walk of {va:#x}: {other:?}"),
             }
         }
-        let d = vm::STATS.total() - before;
+        let d = tlb::STATS.total() - before;
         assert_eq!(d.get(TlbEvent::TablesFreed), 1);
         assert_eq!(d.get(TlbEvent::PagesFreed), 512);
         assert_eq!(
@@ -49,22 +50,22 @@ arch::kernel_test!(
         crate::sched::use_mm(None);
         crate::workload::unmap(mm, REGION, REGION + HUGE_SIZE);
         destroy(mm);
-        vm::settle();
-        assert_eq!(crate::frames::stats().used, used, "frames leaked");
+        tlb::settle();
+        assert_eq!(crate::mem::frames::stats().used, used, "frames leaked");
     }
 );
 
 arch::kernel_test!(
     fn unsharing_flushes_like_a_freed_table_and_keeps_the_table_for_the_owner() {
-        let used = crate::frames::stats().used;
-        let owner = vm::new_address_space();
-        let other = vm::new_address_space();
+        let used = crate::mem::frames::stats().used;
+        let owner = user_space::new_address_space();
+        let other = user_space::new_address_space();
         let va = (3u64 << 30) | (1 << 21) | (1 << 12) | 8;
         map_page(owner, va);
         share_pmd_table(&MEM, owner, other, va).expect("share");
         crate::sched::use_mm(Some(other));
         assert!(
-            matches!(vm::walk(other, va), Walk::Page { value, .. } if value == va),
+            matches!(tlb::walk(other, va), Walk::Page { value, .. } if value == va),
             "sharer sees the page"
         );
         let lazy_cpu = arch::cpus::count() > 1;
@@ -73,9 +74,9 @@ arch::kernel_test!(
             crate::sched::spawn("visitor", 1, Some(other), || {}).join(10_000);
         }
         crate::sched::use_mm(None);
-        let before = vm::STATS.total();
-        let r = unshare_pmd_table(&vm::gather_ctx(), other, va).expect("was shared");
-        let d = vm::STATS.total() - before;
+        let before = tlb::STATS.total();
+        let r = unshare_pmd_table(&tlb::gather_ctx(), other, va).expect("was shared");
+        let d = tlb::STATS.total() - before;
         if lazy_cpu {
             assert!(
                 r.interrupted().contains(1),
@@ -91,7 +92,7 @@ arch::kernel_test!(
         );
         destroy(other);
         destroy(owner);
-        vm::settle();
-        assert_eq!(crate::frames::stats().used, used, "frames leaked");
+        tlb::settle();
+        assert_eq!(crate::mem::frames::stats().used, used, "frames leaked");
     }
 );

@@ -25,9 +25,7 @@ use x86_64::structures::paging::{Mapper, Page, PageTableFlags, PhysFrame, Size4K
 
 use x86_64::structures::paging::FrameAllocator;
 
-/// First address of the heap; outside the bootloader's dynamic mapping range (see
-/// `main.rs`'s `BOOTLOADER_CONFIG`).
-pub const HEAP_START: u64 = 0xffff_c000_0000_0000;
+use crate::mem::layout::HEAP_START;
 /// The heap mapped at boot, whatever the machine.
 pub const HEAP_FLOOR: usize = 16 << 20;
 /// Heap bytes set aside per CPU at boot: its descriptor tables and IST stacks, its
@@ -60,7 +58,7 @@ struct CountingFrames;
 // SAFETY: forwards to the global frame allocator, which hands out unused frames only.
 unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for CountingFrames {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        let f = crate::frames::alloc_zeroed()?;
+        let f = crate::mem::frames::alloc_zeroed()?;
         FRAMES_TAKEN.fetch_add(1, Ordering::SeqCst);
         Some(PhysFrame::containing_address(f))
     }
@@ -71,7 +69,7 @@ unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for CountingFra
 fn map_pages(start: u64, bytes: usize) -> (usize, Result<(), &'static str>) {
     // SAFETY: the heap lock is held, or boot is single-threaded (see the file's comment):
     // nobody else maps into the heap's range.
-    let mut mapper = unsafe { crate::paging::active_mapper() };
+    let mut mapper = unsafe { crate::mem::paging::active_mapper() };
     let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
     for off in (0..bytes).step_by(4096) {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(start + off as u64));
@@ -84,7 +82,7 @@ fn map_pages(start: u64, bytes: usize) -> (usize, Result<(), &'static str>) {
             Ok(flush) => flush.ignore(), // not present before: nothing cached to flush
             Err(_) => {
                 FRAMES_TAKEN.fetch_sub(1, Ordering::SeqCst);
-                crate::frames::free(frame.start_address());
+                crate::mem::frames::free(frame.start_address());
                 return (off, Err("heap: mapping failed"));
             }
         }
@@ -144,7 +142,7 @@ fn report_failure(heap: &Heap, layout: Layout, why: &str) {
         heap.size(),
         heap.used(),
         heap.free(),
-        crate::frames::stats().free,
+        crate::mem::frames::stats().free,
         arch::percpu::cpu_index(),
     );
 }

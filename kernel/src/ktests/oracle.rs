@@ -19,7 +19,7 @@
 //!    through their virtual addresses first, so its TLB holds those translations (QEMU's software TLB keeps one until INVLPG or a CR3
 //!    load: a missing flush stays visible, deterministically, under TCG).
 //! 2. **Operate** on CPU 0, through the real path (`MmuGather`, collapse, unshare,
-//!    teardown). Freed frames are poisoned (`vm::FREED_DATA_POISON`), so a read through a
+//!    teardown). Freed frames are poisoned (`mem::poison::FREED_DATA_POISON`), so a read through a
 //!    stale translation is recognised even where the old contents were copied.
 //! 3. **Probe.** Each of those CPUs reads those pages again with interrupts off, through
 //!    [`arch::probe::read_u64`], which reports a fault instead of panicking. An unmapped
@@ -47,9 +47,10 @@ use mm::cpumask::MAX_CPUS;
 use mm::pgtable::{HUGE_SIZE, PAGE_SIZE};
 use x86_64::instructions::interrupts;
 
+use crate::mem::phys::MEM;
 use crate::sched;
-use crate::vm::{self, MEM};
 use crate::workload::{destroy, map_page, unmap};
+use crate::{mem, tlb, user_space};
 
 /// Start of the region: index 1 at every level (index 0 of a freed frame holds the
 /// allocator's free-list link), the first page of a PTE table.
@@ -261,10 +262,10 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Builds the region in a new address space; for unshare, returns (sharer, owner).
 fn build(op: Op) -> (&'static AddressSpace, Option<&'static AddressSpace>) {
-    let mm = vm::new_address_space();
+    let mm = user_space::new_address_space();
     let target = match op {
         Op::Unshare => {
-            let owner = vm::new_address_space();
+            let owner = user_space::new_address_space();
             (0..op.pages()).for_each(|i| {
                 map_page(owner, op.probe_va(i));
             });
@@ -287,13 +288,13 @@ fn build(op: Op) -> (&'static AddressSpace, Option<&'static AddressSpace>) {
 }
 
 fn operate(op: Op, mm: &'static AddressSpace) {
-    let ctx = vm::gather_ctx();
+    let ctx = tlb::gather_ctx();
     match op {
         Op::Unmap { pages, batch, .. } => {
-            vm::FREER.set_batch_allocation_fails(!batch);
+            tlb::FREER.set_batch_allocation_fails(!batch);
             let start = op.start();
             unmap(mm, start, start + pages * PAGE_SIZE);
-            vm::FREER.set_batch_allocation_fails(false);
+            tlb::FREER.set_batch_allocation_fails(false);
         }
         Op::Collapse => {
             let _g = mm.pt_lock.lock();
@@ -322,8 +323,8 @@ pub struct Outcome {
 
 /// Runs the oracle for `op` in `scen` and prints its line.
 pub fn run(op: Op, scen: Scenario) -> Outcome {
-    vm::settle();
-    let used = crate::frames::stats().used;
+    tlb::settle();
+    let used = crate::mem::frames::stats().used;
     let cpus = arch::cpus::count();
     RESULTS.iter().for_each(|r| {
         [&r.probes, &r.stale, &r.first_va, &r.first_value, &r.left_behind]
@@ -342,7 +343,7 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
     // With the paravirt backend, the tasks on odd CPUs count as preempted by the host
     // during the operation: its flush defers them (no IPI) and they flush when they
     // resume, before probing; so the deferred path is checked as well.
-    let pv = vm::mmu().backend.kind() == mm::hw::BackendKind::Paravirt;
+    let pv = tlb::mmu().backend.kind() == mm::hw::BackendKind::Paravirt;
     let tasks: Vec<_> = match scen {
         Scenario::A => (1..cpus)
             .map(|c| {
@@ -364,7 +365,7 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
         Scenario::C => {
             for c in 1..cpus {
                 sched::spawn("coherence-visit", c, Some(mm), move || prime(op)).join(10_000);
-                let st = vm::mmu().states.cpu(c);
+                let st = tlb::mmu().states.cpu(c);
                 wait_until("a lazy cpu", || st.is_lazy() && st.has_loaded(mm));
                 PRIMED.fetch_add(1, Ordering::SeqCst);
             }
@@ -423,7 +424,7 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
                     NOT_MAPPED => "fault".into(),
                     RESERVED => "reserved-bit fault (a walk through a freed table)".into(),
                     OTHER_FAULT => "protection fault".into(),
-                    vm::FREED_DATA_POISON => alloc::format!("{v:#x} (a freed frame)"),
+                    mem::poison::FREED_DATA_POISON => alloc::format!("{v:#x} (a freed frame)"),
                     _ => alloc::format!("{v:#x}"),
                 },
                 stale,
@@ -433,7 +434,7 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
     }
     log::info!(
         "coherence: op={name} scen={scen:?} backend={} cpus={cpus} probes={} stale={} left_behind={} deferred={deferred}",
-        vm::mmu().backend.kind().name(),
+        tlb::mmu().backend.kind().name(),
         out.probes,
         out.stale,
         out.left_behind
@@ -443,8 +444,8 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
     if let Some(owner) = owner {
         destroy(owner);
     }
-    vm::settle();
-    assert_eq!(crate::frames::stats().used, used, "coherence: frames leaked");
+    tlb::settle();
+    assert_eq!(crate::mem::frames::stats().used, used, "coherence: frames leaked");
     out
 }
 

@@ -47,23 +47,24 @@ pub fn run(opts: &TestOptions) -> ! {
         ignored: AtomicUsize::new(opts.ignored),
         current: AtomicUsize::new(NO_TEST),
     });
+    crate::console::panic::set_test_hook(on_panic);
     if opts.start == 0 {
         log::info!("harness: running {} tests", run.tests.len());
     }
-    let backend = crate::vm::mmu().backend.kind();
+    let backend = crate::tlb::mmu().backend.kind();
     for (i, test) in run.tests.iter().enumerate().skip(opts.start) {
         if let Some(why) = test.needs.unmet(arch::cpus::count(), backend) {
             log::info!("test {} ... ignored ({why})", test.name);
             run.ignored.fetch_add(1, Ordering::SeqCst);
             continue;
         }
-        crate::vm::settle();
-        let frames_before = crate::frames::used_outside_heap();
+        crate::tlb::settle();
+        let frames_before = crate::mem::frames_used_outside_heap();
         run.current.store(i, Ordering::SeqCst);
         (test.run)();
         // Still this test's: a panic while its deferred frees drain is its failure.
-        crate::vm::settle();
-        let leaked = crate::frames::used_outside_heap() as i64 - frames_before as i64;
+        crate::tlb::settle();
+        let leaked = crate::mem::frames_used_outside_heap() as i64 - frames_before as i64;
         run.current.store(NO_TEST, Ordering::SeqCst);
         if test.should_panic {
             log::info!("test {} ... FAILED", test.name);
@@ -109,10 +110,10 @@ fn finish(run: &Run) -> ! {
     let failed = run.failed.load(Ordering::SeqCst);
     log::info!("{}", summary(run));
     if failed == 0 {
-        crate::done_ok()
+        crate::exit::done_ok()
     }
     log::info!("gatherOS: done (failed)");
-    crate::exit_held(ExitCode::Failure)
+    crate::exit::exit_held(ExitCode::Failure)
 }
 
 /// Called by the panic handler: if a test was running, records its outcome and ends this
@@ -126,10 +127,10 @@ pub fn on_panic() {
     let test = run.tests[i];
     if test.should_panic {
         run.passed.fetch_add(1, Ordering::SeqCst);
-        crate::panic::emit(format_args!("test {} ... ok", test.name));
+        crate::console::panic::emit(format_args!("test {} ... ok", test.name));
     } else {
         run.failed.fetch_add(1, Ordering::SeqCst);
-        crate::panic::emit(format_args!("test {} ... FAILED", test.name));
+        crate::console::panic::emit(format_args!("test {} ... FAILED", test.name));
     }
     let (passed, failed, ignored) = (
         run.passed.load(Ordering::SeqCst),
@@ -138,16 +139,16 @@ pub fn on_panic() {
     );
     if i + 1 == run.tests.len() {
         // Nothing left to resume: end the run here.
-        crate::panic::emit(format_args!("{}", summary(run)));
+        crate::console::panic::emit(format_args!("{}", summary(run)));
         let (line, code) = if failed == 0 {
             ("gatherOS: done (ok)", ExitCode::Success)
         } else {
             ("gatherOS: done (failed)", ExitCode::Failure)
         };
-        crate::panic::emit(format_args!("{line}"));
+        crate::console::panic::emit(format_args!("{line}"));
         exit(code);
     }
-    crate::panic::emit(format_args!(
+    crate::console::panic::emit(format_args!(
         "harness: resume start={} passed={passed} failed={failed} ignored={ignored}",
         i + 1
     ));
@@ -191,7 +192,7 @@ arch::kernel_test!(
 
 arch::kernel_test!(should_panic fn page_fault_is_reported_as_failure() {
     // Canonical, above the heap, and never mapped.
-    const UNMAPPED: usize = 0xffff_d000_0000_0000;
+    const UNMAPPED: usize = crate::mem::layout::NEVER_MAPPED as usize;
     // SAFETY: deliberately reads an unmapped address; the page fault ends this test.
     unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) };
 });

@@ -4,19 +4,11 @@ extern crate alloc;
 use alloc::vec::Vec;
 use arch::cpus;
 use arch::ipi::{call_on_cpu, call_on_each_cond, call_on_many};
-use arch::stats::{IpiReason, IpiSnapshot};
+use arch::stats::IpiReason;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::cpumask::CpuMask;
 
 use crate::smp::{self, run_on};
-
-/// Sum of every online CPU's IPI counters.
-pub fn ipi_totals() -> IpiSnapshot {
-    cpus::online()
-        .iter()
-        .map(|c| cpus::get(c).ipis.snapshot())
-        .fold(IpiSnapshot::default(), |a, b| a + b)
-}
 
 /// A matrix of counters, `hits[dst * n + src]`.
 fn matrix(n: usize) -> &'static [AtomicU64] {
@@ -52,7 +44,7 @@ arch::kernel_test!(
     fn every_cpu_runs_a_call_from_every_other_cpu() {
         let n = cpus::count();
         let hits = matrix(n);
-        let before = ipi_totals();
+        let before = arch::cpus::ipi_totals();
         let all = CpuMask::first(n);
         for src in 0..n {
             let body = move || {
@@ -74,7 +66,7 @@ arch::kernel_test!(
                 );
             }
         }
-        let d = ipi_totals() - before;
+        let d = arch::cpus::ipi_totals() - before;
         let expected = (n * (n - 1)) as u64;
         assert_eq!(d.sent[IpiReason::Call as usize], expected);
         assert_eq!(d.received[IpiReason::Call as usize], expected);

@@ -1,4 +1,5 @@
-//! Access to the active page tables through the bootloader's physical-memory mapping.
+//! Physical memory through the bootloader's mapping of all of it (at `phys_offset`):
+//! words of frames, and a mapper over the page tables loaded in CR3.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::VirtAddr;
@@ -29,4 +30,21 @@ pub unsafe fn active_mapper() -> OffsetPageTable<'static> {
     // SAFETY: the level-4 table is mapped at `offset` by the bootloader; exclusivity is
     // the caller's promise.
     unsafe { OffsetPageTable::new(&mut *table, offset) }
+}
+
+/// Word `index` of frame `pa` (`index < 512`), as an atomic: page-table entries and
+/// poison fills go through it.
+pub fn phys_word(pa: u64, index: usize) -> &'static AtomicU64 {
+    assert!(index < 512);
+    // SAFETY: all physical memory is mapped at phys_offset; an aligned u64 slot of a
+    // frame is a valid AtomicU64. Callers only pass frames they own (or tables they
+    // hold the lock of), for as long as they own them.
+    unsafe { &*((pa + phys_offset()) as *const AtomicU64).add(index) }
+}
+
+/// Stores `value` in every word of frame `pa` from word `from` on.
+pub fn fill_frame(pa: u64, from: usize, value: u64, order: Ordering) {
+    for i in from..512 {
+        phys_word(pa, i).store(value, order);
+    }
 }

@@ -9,14 +9,10 @@ use mm::stats::TlbEvent;
 
 use crate::workload::{RaceConfig, RaceResult, race};
 
-/// Table frees a soak must reach by default (each unmap of a slot frees a PTE and a PMD
-/// table); boot option `soak.tables=` changes it.
-pub const SOAK_TABLES: u64 = 100_000;
-/// The soak length in force (`soak.tables=`).
-pub static TABLES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(SOAK_TABLES);
-
+/// The soak length in force: table frees a soak must reach (each unmap of a slot frees a
+/// PTE and a PMD table); boot option `soak.tables=`, default 10^5.
 fn tables() -> u64 {
-    TABLES.load(core::sync::atomic::Ordering::Relaxed)
+    crate::options::boot_options().soak_tables
 }
 /// The detection bound: the first poison hit with the sync skipped comes within this.
 pub const DETECT_WITHIN: u64 = 1_000;

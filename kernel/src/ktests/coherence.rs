@@ -4,7 +4,7 @@
 //! `cargo test` runs them at `-smp 1, 2, 4, 7, 8` with the native backend and at
 //! `-smp 2, 4, 8` with the paravirt one, and boots `tlb.break=` runs that must fail.
 
-use crate::coherence::{Op, Scenario, Tables, check};
+use crate::ktests::oracle::{Op, Scenario, Tables, check};
 
 macro_rules! coherence_tests {
     ($($name:ident: $op:expr, $scen:ident;)*) => {

@@ -230,12 +230,6 @@ pub fn stats() -> FrameStats {
     }
 }
 
-/// Frames in use outside the heap (which keeps what it takes): what a test or workload
-/// must give back. Call after `vm::settle` (tables waiting for a grace period are in use).
-pub fn used_outside_heap() -> u64 {
-    stats().used - crate::heap::frames_taken()
-}
-
 /// Adapter for the `x86_64` crate's mapper.
 pub struct GlobalFrames;
 

@@ -1,0 +1,104 @@
+//! A CPU's queue of cross-call requests (see [`crate::ipi`] for the protocol): a fixed
+//! ring of pointers to requests shared by all their targets, behind a spin lock taken
+//! with interrupts off. The data structure alone, so that the per-CPU record can hold
+//! one without importing the cross-call code that uses it.
+
+extern crate alloc;
+use alloc::boxed::Box;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::stats::IpiReason;
+
+/// One call, shared by all its targets.
+pub(crate) struct Request {
+    pub(crate) func: *const (dyn Fn() + Sync),
+    /// Targets that have not finished running `func`.
+    pub(crate) pending: AtomicUsize,
+    pub(crate) reason: IpiReason,
+    /// Heap-allocated (fire-and-forget): the last target to finish frees it.
+    pub(crate) owned: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct RequestPtr(pub(crate) *const Request);
+// SAFETY: a Request is only read through shared references and atomics; it outlives
+// every queue entry that points at it (the waiter or the last runner frees it).
+unsafe impl Send for RequestPtr {}
+
+/// Slots in a CPU's call queue: one waiting call per CPU fits with room to spare.
+const QUEUE_SLOTS: usize = 1024;
+
+/// A CPU's queue of pending call requests: a fixed ring, so that pushing never
+/// allocates (an allocation under the queue lock could wait for a heap lock held by
+/// code that this very queue's IPI interrupted).
+pub(crate) struct CallQueue(spin::Mutex<Ring>);
+
+struct Ring {
+    slots: Box<[Option<RequestPtr>]>,
+    head: usize,
+    len: usize,
+}
+
+impl CallQueue {
+    pub(crate) fn new() -> Self {
+        let slots = (0..QUEUE_SLOTS).map(|_| None).collect();
+        Self(spin::Mutex::new(Ring {
+            slots,
+            head: 0,
+            len: 0,
+        }))
+    }
+
+    /// Pushes a request; Some(true) if the queue was empty (the target needs an IPI),
+    /// None if the ring is full.
+    pub(crate) fn try_push(&self, r: RequestPtr) -> Option<bool> {
+        crate::irq::without_interrupts(|| {
+            let mut q = self.0.lock();
+            if q.len == QUEUE_SLOTS {
+                return None;
+            }
+            let tail = (q.head + q.len) % QUEUE_SLOTS;
+            q.slots[tail] = Some(r);
+            q.len += 1;
+            Some(q.len == 1)
+        })
+    }
+
+    /// Requests queued now (None if the lock is taken: the watchdog's report only).
+    pub(crate) fn len_now(&self) -> Option<usize> {
+        self.0.try_lock().map(|q| q.len)
+    }
+
+    /// Whether `r` is queued here (the watchdog's report only). The lock is tried a
+    /// bounded number of times: a queue whose lock stays taken counts as holding `r`
+    /// (its CPU is a laggard either way), so the report itself never hangs.
+    pub(crate) fn holds(&self, r: *const Request) -> bool {
+        crate::irq::without_interrupts(|| {
+            for _ in 0..100_000 {
+                if let Some(q) = self.0.try_lock() {
+                    return (0..q.len)
+                        .any(|i| q.slots[(q.head + i) % QUEUE_SLOTS].is_some_and(|p| core::ptr::eq(p.0, r)));
+                }
+                core::hint::spin_loop();
+            }
+            true
+        })
+    }
+
+    /// Takes the oldest request and records it in `running` under the same lock, so
+    /// that the watchdog sees a request either queued or running, never neither.
+    pub(crate) fn pop(&self, running: &AtomicUsize) -> Option<RequestPtr> {
+        crate::irq::without_interrupts(|| {
+            let mut q = self.0.lock();
+            if q.len == 0 {
+                return None;
+            }
+            let head = q.head;
+            q.head = (head + 1) % QUEUE_SLOTS;
+            q.len -= 1;
+            let r = q.slots[head].take();
+            running.store(r.map_or(0, |p| p.0 as usize), Ordering::Relaxed);
+            r
+        })
+    }
+}

@@ -1,0 +1,18 @@
+//! The in-kernel tests and their harness. Product code never imports this folder; the
+//! boot hands control to [`harness::run`] when `test=on`. Tests register themselves with
+//! `arch::kernel_test!` and declare what they need (CPUs, backend).
+//!
+//! - [`harness`]: runs, filters, resumes after a panic, checks frame leaks.
+//! - [`oracle`]: the TLB coherence oracle; [`coherence`] its tests.
+//! - the others test one concern each, named by their file.
+
+mod coherence;
+pub mod harness;
+mod options_fuzz;
+mod oracle;
+mod race;
+mod share;
+mod smp;
+mod soak;
+mod tlb;
+mod watchdog;

@@ -1,0 +1,86 @@
+//! The wiring of mm's TLB machinery to this machine: the per-CPU TLB states and
+//! counters, the kernel's own address space (`init_mm`), the flush backend, the table
+//! freer, and the hardware they reach through mm's traits ([`hw`]).
+//!
+//! Order: [`init`] runs on the boot CPU after the backend is chosen ([`backend`]) and
+//! before any AP starts; every CPU then joins the kernel's address space with
+//! [`init_cpu`]. mm's own protocols (flush generations, lazy CPUs, grace periods) are
+//! written at the top of the mm files that hold them.
+
+pub mod backend;
+pub mod breakage;
+pub mod hw;
+
+use mm::addr_space::AddressSpace;
+use mm::flush::Mmu;
+use mm::hw::FlushBackend;
+use mm::stats::TlbStats;
+use mm::tlb_state::TlbStates;
+use spin::Once;
+
+use crate::mem::{phys::MEM, poison};
+
+static STATES: TlbStates = TlbStates::new();
+/// TLB counters of every CPU.
+pub static STATS: TlbStats = TlbStats::new();
+static KERNEL_MM: Once<AddressSpace> = Once::new();
+static BACKEND: Once<&'static dyn FlushBackend> = Once::new();
+static TLB: arch::tlb::X86Tlb = arch::tlb::X86Tlb;
+
+/// The table freer (grace periods, sync mode, injected batch failures).
+pub static FREER: mm::table_free::TableFreer = mm::table_free::TableFreer::new();
+
+/// Records the boot page tables as the kernel's address space and the backend.
+/// Boot CPU, before the APs start.
+pub fn init(backend: &'static dyn FlushBackend) {
+    let (root, _) = x86_64::registers::control::Cr3::read();
+    KERNEL_MM.call_once(|| AddressSpace::new(root.start_address().as_u64()));
+    BACKEND.call_once(|| backend);
+}
+
+/// The kernel's address space (`init_mm`).
+pub fn kernel_mm() -> &'static AddressSpace {
+    KERNEL_MM.get().expect("tlb not initialised")
+}
+
+/// The TLB machinery bound to this machine.
+pub fn mmu() -> Mmu<'static> {
+    Mmu {
+        tlb: &TLB,
+        backend: *BACKEND.get().expect("tlb not initialised"),
+        states: &STATES,
+        stats: &STATS,
+        kernel: kernel_mm(),
+        calls: &arch::ipi::IpiCalls,
+        breakage: breakage::breakage(),
+    }
+}
+
+/// Makes this CPU use the kernel's address space for the first time (CPU bring-up).
+pub fn init_cpu() {
+    let mmu = mmu();
+    TLB.with_irqs_off_fn(|| mmu.switch_mm(kernel_mm()));
+}
+
+/// Everything an mmu_gather needs on this machine.
+pub fn gather_ctx() -> mm::gather::GatherCtx<'static> {
+    mm::gather::GatherCtx {
+        mmu: mmu(),
+        mem: &MEM,
+        freer: &FREER,
+        sync: &hw::SYNC_HW,
+    }
+}
+
+/// Lock-free walk of `va` in the running task's address space `mm` (refused,
+/// `Walk::NotLoaded`, if `mm` is not the one in this CPU's CR3).
+pub fn walk(mm: &AddressSpace, va: u64) -> mm::walker::Walk {
+    mm::walker::walk(&hw::WALKER_HW, &MEM, &STATS, mm.root(), va)
+}
+
+/// Waits for every deferred table and empties the quarantine: afterwards the frame
+/// accounting reflects only live memory.
+pub fn settle() {
+    FREER.drain(&hw::SYNC_HW, &MEM, &STATS);
+    poison::drain_quarantine();
+}
