@@ -21,6 +21,7 @@ pub mod ktest;
 pub mod madt;
 pub mod percpu;
 pub mod probe;
+pub mod pv_host;
 pub mod qemu_exit;
 pub mod serial;
 pub mod smp;

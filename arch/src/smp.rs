@@ -27,6 +27,14 @@ pub fn set_resched_hook(hook: fn()) {
     RESCHED_HOOK.call_once(|| hook);
 }
 
+/// Sends the reschedule IPI to CPU `cpu` (`smp_send_reschedule`), counted as sent.
+pub fn send_reschedule(cpu: usize) {
+    with_lapic(|l| l.send_ipi(RESCHEDULE_VECTOR, cpus::get(cpu).apic_id));
+    if let Some(me) = percpu::current() {
+        me.ipis.count_sent(IpiReason::Reschedule);
+    }
+}
+
 extern "x86-interrupt" fn reschedule_interrupt(_f: x86_64::structures::idt::InterruptStackFrame) {
     if let Some(me) = percpu::current() {
         me.ipis.count_received(IpiReason::Reschedule);

@@ -179,7 +179,7 @@ pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatur
     };
     SUMMARY.call_once(|| s);
     log::info!("smp: {}/{} CPUs online ({})", s.online, s.total, mode.name());
-    x86_64::instructions::interrupts::enable();
+    arch::irq::enable();
 }
 
 /// An AP's life after its arch set-up: TLB state, scheduler, online, idle loop.

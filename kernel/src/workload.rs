@@ -132,7 +132,7 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     BAD_READS.store(0, Ordering::SeqCst);
     OUTCOMES.iter().for_each(|o| o.store(0, Ordering::SeqCst));
     WALKS.store(0, Ordering::SeqCst);
-    arch::backend::pv::set_host_preemption(if cfg.preempt_us > 0 { 1 } else { 0 }, cfg.preempt_us);
+    arch::pv_host::set_host_preemption(if cfg.preempt_us > 0 { 1 } else { 0 }, cfg.preempt_us);
     tlb::FREER.set_batch_allocation_fails(cfg.fallback);
     let old_mode = tlb::FREER.mode();
     if cfg.force_skip {
@@ -190,7 +190,7 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     let cycles = arch::cpu::rdtsc() - start;
     STOP.store(true, Ordering::SeqCst);
     walkers.into_iter().for_each(|w| w.join(60_000));
-    arch::backend::pv::set_host_preemption(0, 0);
+    arch::pv_host::set_host_preemption(0, 0);
     sched::use_mm(None);
     destroy(mm);
     tlb::FREER.set_mode(old_mode);

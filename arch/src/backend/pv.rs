@@ -1,5 +1,4 @@
-//! A paravirt-style backend modelled on KVM's `kvm_flush_tlb_multi`, and the model of
-//! host preemption it depends on.
+//! A paravirt-style backend modelled on KVM's `kvm_flush_tlb_multi`.
 //!
 //! Each CPU has a steal-time-like state word: `PREEMPTED` while "the host has
 //! descheduled this vCPU", plus `FLUSH_ON_RESUME` set by a flusher that skipped it. The
@@ -9,65 +8,25 @@
 //! when the "host" preempted it, this flush did not exclude that walker — exactly why a
 //! pv flush cannot stand in for the table-free sync.
 //!
-//! Host preemption is modelled by [`preemption_point`], which the lock-free walker calls
-//! in the middle of a walk with interrupts still off.
+//! The host's side (descheduling a vCPU, flushing on resume) is not here: it is a model
+//! of the hypervisor for tests and benchmarks, [`crate::pv_host`].
 
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use mm::cpumask::{CpuMask, MAX_CPUS};
 use mm::hw::{BackendKind, FlushBackend};
 
 use crate::ipi::call_on_many;
 use crate::stats::IpiReason;
 
-const PREEMPTED: u8 = 1;
-const FLUSH_ON_RESUME: u8 = 2;
+/// Steal-time bit: the host has descheduled this vCPU.
+pub(crate) const PREEMPTED: u8 = 1;
+/// Steal-time bit: a flusher skipped this vCPU; the host flushes on resume.
+pub(crate) const FLUSH_ON_RESUME: u8 = 2;
 
-static STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
-static WALKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Every how many walks a CPU is "preempted by the host" (0: never).
-static PREEMPT_EVERY: AtomicU32 = AtomicU32::new(0);
-/// For how long, in microseconds.
-static PREEMPT_US: AtomicU32 = AtomicU32::new(0);
+/// Each vCPU's steal-time word, shared with the "host" ([`crate::pv_host`]).
+pub(crate) static STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
 /// Flushes deferred to resume so far (all CPUs).
 pub static DEFERRED_FLUSHES: AtomicU64 = AtomicU64::new(0);
-
-/// Sets the host-preemption model: every `every`-th walk on a CPU is preempted for `us`.
-pub fn set_host_preemption(every: u32, us: u32) {
-    PREEMPT_US.store(us, Ordering::SeqCst);
-    PREEMPT_EVERY.store(every, Ordering::SeqCst);
-}
-
-/// Called by the walker mid-walk (interrupts off): maybe the host deschedules us.
-pub fn preemption_point() {
-    let every = PREEMPT_EVERY.load(Ordering::Relaxed);
-    if every == 0 {
-        return;
-    }
-    let cpu = crate::percpu::cpu_index();
-    if !WALKS[cpu]
-        .fetch_add(1, Ordering::Relaxed)
-        .is_multiple_of(every as u64)
-    {
-        return;
-    }
-    enter_preempted();
-    crate::timer::delay_us(PREEMPT_US.load(Ordering::Relaxed) as u64);
-    leave_preempted();
-}
-
-/// The running vCPU counts as "descheduled by the host" from now on: flushes aimed at
-/// it are deferred to [`leave_preempted`] instead of interrupting it (the benchmark's
-/// model of preempted vCPUs, and the walker's [`preemption_point`]).
-pub fn enter_preempted() {
-    STATE[crate::percpu::cpu_index()].store(PREEMPTED, Ordering::SeqCst);
-}
-
-/// Resumes the running vCPU: the "host" performs a flush that was deferred meanwhile.
-pub fn leave_preempted() {
-    if STATE[crate::percpu::cpu_index()].swap(0, Ordering::SeqCst) & FLUSH_ON_RESUME != 0 {
-        x86_64::instructions::tlb::flush_all();
-    }
-}
 
 /// The paravirt backend.
 pub struct Paravirt;

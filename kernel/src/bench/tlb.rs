@@ -159,7 +159,7 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
                 let preempted = pv && c % 2 == 1;
                 sched::spawn("bench-spinner", c, Some(mm), move || {
                     if preempted {
-                        arch::backend::pv::enter_preempted();
+                        arch::pv_host::enter_preempted();
                     }
                     while !STOP.load(Ordering::Relaxed) {
                         if halts {
@@ -169,7 +169,7 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
                         }
                     }
                     if preempted {
-                        arch::backend::pv::leave_preempted();
+                        arch::pv_host::leave_preempted();
                     }
                 })
             })

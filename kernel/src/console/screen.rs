@@ -131,7 +131,7 @@ fn draw(c: &mut Console, args: core::fmt::Arguments) {
 
 /// Draws formatted text (one or more lines), each coloured by its content.
 pub fn write_fmt(args: core::fmt::Arguments) {
-    x86_64::instructions::interrupts::without_interrupts(|| {
+    arch::irq::without_interrupts(|| {
         if let Some(c) = CONSOLE.lock().as_mut() {
             draw(c, args);
         }

@@ -7,7 +7,10 @@
 //! - the others test one concern each, named by their file.
 
 mod coherence;
+mod exceptions;
 pub mod harness;
+mod mem;
+mod options;
 mod options_fuzz;
 mod oracle;
 mod race;

@@ -40,12 +40,12 @@
 
 extern crate alloc;
 use alloc::vec::Vec;
+use arch::irq as interrupts;
 use arch::probe::ProbeFault;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr_space::AddressSpace;
 use mm::cpumask::MAX_CPUS;
 use mm::pgtable::{HUGE_SIZE, PAGE_SIZE};
-use x86_64::instructions::interrupts;
 
 use crate::mem::phys::MEM;
 use crate::sched;
@@ -351,12 +351,12 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
                 sched::spawn("coherence", c, Some(mm), move || {
                     prime(op);
                     if preempted {
-                        arch::backend::pv::enter_preempted();
+                        arch::pv_host::enter_preempted();
                     }
                     PRIMED.fetch_add(1, Ordering::SeqCst);
                     wait_stage(1);
                     if preempted {
-                        arch::backend::pv::leave_preempted();
+                        arch::pv_host::leave_preempted();
                     }
                     probe(op, collapsed);
                 })

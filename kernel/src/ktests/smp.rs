@@ -120,7 +120,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(should_panic fn waiting_for_a_call_with_interrupts_off_is_caught() {
-    x86_64::instructions::interrupts::disable();
+    arch::irq::disable();
     call_on_many(&CpuMask::first(cpus::count()), IpiReason::Call, &|| {});
 });
 
@@ -140,7 +140,7 @@ static HANDLERS_RUN: AtomicU64 = AtomicU64::new(0);
 
 fn record_interrupt_state() {
     HANDLERS_RUN.fetch_add(1, Ordering::Relaxed);
-    if x86_64::instructions::interrupts::are_enabled() {
+    if arch::irq::are_enabled() {
         HANDLERS_WITH_IRQS_ON.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -198,7 +198,7 @@ arch::kernel_test!(
             IpiReason::Call,
             alloc::boxed::Box::new(record_interrupt_state),
         );
-        x86_64::instructions::interrupts::without_interrupts(|| {
+        arch::irq::without_interrupts(|| {
             STAGE.store(2, Ordering::SeqCst);
             arch::timer::delay_us(100_000);
         });

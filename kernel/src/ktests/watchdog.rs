@@ -33,12 +33,12 @@ fn spin_with_irqs_off_until_answered(cpu: usize) -> sched::JoinHandle {
     SPINNING.store(false, Ordering::SeqCst);
     let answered_before = watchdog::answer(cpu).count;
     let task = sched::spawn("irqs-off-spinner", cpu, None, move || {
-        x86_64::instructions::interrupts::disable();
+        arch::irq::disable();
         SPINNING.store(true, Ordering::SeqCst);
         while watchdog::answer(cpu).count == answered_before {
             core::hint::spin_loop();
         }
-        x86_64::instructions::interrupts::enable();
+        arch::irq::enable();
     });
     while !SPINNING.load(Ordering::SeqCst) {
         core::hint::spin_loop();

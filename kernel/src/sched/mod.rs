@@ -18,9 +18,9 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use arch::irq as interrupts;
 use core::sync::atomic::Ordering;
 use mm::addr_space::AddressSpace;
-use x86_64::instructions::interrupts;
 
 pub use task::Task;
 use task::{DEAD, RUNNABLE, SLEEPING};
@@ -244,10 +244,7 @@ pub fn spawn(
             .push_back(t.clone())
     });
     if cpu != this_cpu() {
-        arch::percpu::with_lapic(|l| l.send_ipi(arch::apic::RESCHEDULE_VECTOR, arch::cpus::get(cpu).apic_id));
-        if let Some(me) = arch::percpu::current() {
-            me.ipis.count_sent(arch::stats::IpiReason::Reschedule);
-        }
+        arch::smp::send_reschedule(cpu);
     }
     JoinHandle(t)
 }

@@ -77,7 +77,7 @@ impl mm::walker::WalkerHw for WalkerHw {
     }
 
     fn preemption_point(&self) {
-        arch::backend::pv::preemption_point();
+        arch::pv_host::preemption_point();
     }
 
     fn this_cpu(&self) -> usize {

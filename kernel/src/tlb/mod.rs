@@ -33,8 +33,7 @@ pub static FREER: mm::table_free::TableFreer = mm::table_free::TableFreer::new()
 /// Records the boot page tables as the kernel's address space and the backend.
 /// Boot CPU, before the APs start.
 pub fn init(backend: &'static dyn FlushBackend) {
-    let (root, _) = x86_64::registers::control::Cr3::read();
-    KERNEL_MM.call_once(|| AddressSpace::new(root.start_address().as_u64()));
+    KERNEL_MM.call_once(|| AddressSpace::new(arch::tlb::loaded_root()));
     BACKEND.call_once(|| backend);
 }
 
