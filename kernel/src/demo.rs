@@ -54,14 +54,14 @@ fn collapse_and_unshare() {
         let _g = mm.pt_lock.lock();
         mm::collapse::collapse(&tlb::gather_ctx(), mm, BASE).expect("demo: collapse");
     }
-    crate::workload::unmap(mm, BASE, BASE + pgtable::HUGE_SIZE);
+    crate::user_space::unmap(mm, BASE, BASE + pgtable::HUGE_SIZE);
     let other = user_space::new_address_space();
     let va = (3u64 << 30) | (1 << 21) | (1 << 12);
     crate::workload::map_page(mm, va);
     mm::share::share_pmd_table(&MEM, mm, other, va).expect("demo: share");
     mm::share::unshare_pmd_table(&tlb::gather_ctx(), other, va);
-    crate::workload::destroy(other);
-    crate::workload::destroy(mm);
+    crate::user_space::destroy(other);
+    crate::user_space::destroy(mm);
     tlb::settle();
 }
 
@@ -103,5 +103,5 @@ fn remap_while_others_sleep() {
     sched::use_mm(None);
     STOP.store(true, Ordering::SeqCst);
     workers.into_iter().for_each(|w| w.join(30_000));
-    crate::workload::destroy(mm);
+    crate::user_space::destroy(mm);
 }

@@ -1,5 +1,5 @@
-//! User address spaces: a new root that shares the kernel's upper half, and pages mapped
-//! into its lower half. Each new root copies the kernel's top-level entries 256..512
+//! User address spaces: a new root that shares the kernel's upper half, pages mapped into
+//! its lower half under its page-table lock, munmap through an mmu_gather, and teardown. Each new root copies the kernel's top-level entries 256..512
 //! (every kernel mapping exists before the first address space is made; see
 //! [`crate::mem::layout`]).
 
@@ -7,10 +7,11 @@ extern crate alloc;
 use alloc::boxed::Box;
 use core::sync::atomic::Ordering;
 use mm::addr_space::AddressSpace;
+use mm::gather::{MmuGather, unmap_range};
 use mm::pgtable::{self, ENTRIES, PhysMem};
 
 use crate::mem::phys::MEM;
-use crate::tlb::kernel_mm;
+use crate::tlb::{self, kernel_mm};
 
 /// A new, empty user address space sharing the kernel's upper half. Lives forever.
 pub fn new_address_space() -> &'static AddressSpace {
@@ -28,13 +29,45 @@ pub fn new_address_space() -> &'static AddressSpace {
 /// Maps a fresh zeroed 4 KiB page at `va` in `mm`; returns its frame.
 pub fn map_new_page(mm: &AddressSpace, va: u64) -> u64 {
     let frame = MEM.alloc_frame().expect("vm: out of memory");
+    map_frame(mm, va, frame);
+    frame
+}
+
+/// Maps frame `frame` (owned by the caller until now) at page `va` of `mm`, writable
+/// and not executable, under `mm`'s page-table lock.
+pub fn map_frame(mm: &AddressSpace, va: u64, frame: u64) {
+    let _g = mm.pt_lock.lock();
     pgtable::map_4k(
         &MEM,
         mm.root(),
-        va,
+        va & !0xfff,
         frame,
         pgtable::WRITABLE | pgtable::NO_EXECUTE,
     )
     .expect("vm: map");
-    frame
+}
+
+/// Unmaps `[start, end)` of `mm` through an mmu_gather (the munmap analogue).
+pub fn unmap(mm: &AddressSpace, start: u64, end: u64) {
+    let ctx = tlb::gather_ctx();
+    let _g = mm.pt_lock.lock();
+    let mut g = MmuGather::new(&ctx, mm);
+    unmap_range(&mut g, start, end);
+    g.finish();
+}
+
+/// Tears `mm` down completely and frees its root ([`mm::release::release`]), yielding
+/// until no CPU has it loaded; after the watchdog's bound, reports and panics naming
+/// the CPUs that still do.
+pub fn destroy(mm: &'static AddressSpace) {
+    let mut wait = arch::watchdog::Wait::start("teardown-holders");
+    let released = mm::release::release(&tlb::gather_ctx(), mm, || {
+        crate::sched::yield_now();
+        !wait.expired()
+    });
+    if let Err(cpus) = released {
+        // The watchdog's report (fatal outside tests), then the release's own verdict.
+        wait.report(&cpus, &|_| {});
+        panic!("workload: cpus {cpus:?} still use a torn-down address space");
+    }
 }

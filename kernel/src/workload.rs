@@ -1,6 +1,6 @@
 //! The table-freeing race workload: one task maps and unmaps table-freeing ranges while
-//! lock-free walkers on every other CPU walk them. Used by the race-detector tests and
-//! by the demo.
+//! lock-free walkers on every other CPU walk them. Used by the demo, the race-detector
+//! tests and the soak.
 //!
 //! Each slot is one 4 KiB page with its own level-3 entry, so unmapping it frees a PTE
 //! table and a level-2 table. Addresses avoid index 0 at every level (the frame
@@ -10,14 +10,15 @@ extern crate alloc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use mm::addr_space::AddressSpace;
-use mm::gather::{MmuGather, unmap_range};
-use mm::pgtable::{self, NO_EXECUTE, PhysMem, WRITABLE};
+
+use mm::pgtable::PhysMem;
 use mm::stats::{TlbEvent, TlbTotals};
 use mm::table_free::SyncMode;
 use mm::walker::Walk;
 
 use crate::mem::phys::MEM;
 use crate::sched;
+use crate::user_space::{destroy, unmap};
 use crate::{mem, tlb, user_space};
 
 /// Walks that returned a page whose content was not what was mapped there.
@@ -86,38 +87,13 @@ pub struct RaceResult {
     pub cycles: u64,
 }
 
-/// Maps a fresh page at `va` in `mm` under its page-table lock.
+/// Maps a fresh page at `va` in `mm` whose word at `va` holds `va` itself (what a
+/// walker of `va` checks), written before the page is mapped.
 pub fn map_page(mm: &AddressSpace, va: u64) -> u64 {
-    let _g = mm.pt_lock.lock();
     let f = MEM.alloc_frame().expect("workload: out of memory");
-    // The word a walker of `va` reads holds `va` itself.
     mem::phys::write_phys(f + (va & 0xff8), va);
-    pgtable::map_4k(&MEM, mm.root(), va & !0xfff, f, WRITABLE | NO_EXECUTE).expect("workload: map");
+    user_space::map_frame(mm, va, f);
     f
-}
-
-/// Unmaps `[start, end)` of `mm` through a gather (the munmap analogue).
-pub fn unmap(mm: &AddressSpace, start: u64, end: u64) {
-    let ctx = tlb::gather_ctx();
-    let _g = mm.pt_lock.lock();
-    let mut g = MmuGather::new(&ctx, mm);
-    unmap_range(&mut g, start, end);
-    g.finish();
-}
-
-/// Tears `mm` down completely and frees its root ([`mm::release::release`]): yields
-/// until no CPU has it loaded; panics after 10 s naming the CPUs that still do.
-pub fn destroy(mm: &'static AddressSpace) {
-    let mut wait = arch::watchdog::Wait::start("teardown-holders");
-    let released = mm::release::release(&tlb::gather_ctx(), mm, || {
-        sched::yield_now();
-        !wait.expired()
-    });
-    if let Err(cpus) = released {
-        // The watchdog's report (fatal outside tests), then the release's own verdict.
-        wait.report(&cpus, &|_| {});
-        panic!("workload: cpus {cpus:?} still use a torn-down address space");
-    }
 }
 
 /// Runs the race and returns its counters.

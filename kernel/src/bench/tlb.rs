@@ -31,7 +31,7 @@ use mm::table_free::SyncMode;
 
 use crate::mem::phys::MEM;
 use crate::sched;
-use crate::workload::{destroy, map_page, unmap};
+use crate::user_space::{destroy, map_new_page as map_page, unmap};
 use crate::{mem, tlb, user_space};
 
 const BASE: u64 = 0x4000_0000;

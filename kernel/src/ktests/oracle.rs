@@ -49,7 +49,8 @@ use mm::pgtable::{HUGE_SIZE, PAGE_SIZE};
 
 use crate::mem::phys::MEM;
 use crate::sched;
-use crate::workload::{destroy, map_page, unmap};
+use crate::user_space::{destroy, unmap};
+use crate::workload::map_page;
 use crate::{mem, tlb, user_space};
 
 /// Start of the region: index 1 at every level (index 0 of a freed frame holds the

@@ -7,7 +7,8 @@ use mm::stats::TlbEvent;
 use mm::walker::Walk;
 
 use crate::mem::phys::MEM;
-use crate::workload::{destroy, map_page};
+use crate::user_space::destroy;
+use crate::workload::map_page;
 use crate::{tlb, user_space};
 
 const REGION: u64 = 0x4000_0000;
@@ -48,7 +49,7 @@ arch::kernel_test!(
             "exactly one sync decision"
         );
         crate::sched::use_mm(None);
-        crate::workload::unmap(mm, REGION, REGION + HUGE_SIZE);
+        crate::user_space::unmap(mm, REGION, REGION + HUGE_SIZE);
         destroy(mm);
         tlb::settle();
         assert_eq!(crate::mem::frames::stats().used, used, "frames leaked");

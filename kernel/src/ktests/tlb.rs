@@ -88,7 +88,7 @@ fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 
     sched::use_mm(None);
     // Teardown flushes every CPU that held mm and frees the new frames; only then can the
     // frames the entries pointed at first go back (CPU 1 may still cache them otherwise).
-    crate::workload::destroy(mm);
+    crate::user_space::destroy(mm);
     old[..pages].iter().for_each(|&f| MEM.free_frame(f));
     tlb::settle();
     READS
@@ -193,7 +193,7 @@ arch::kernel_test!(
         assert!(!mm.cpumask.contains(1));
         // X now maps the second frame (teardown frees it); the first was remapped away
         // and is unreachable since the flushes above.
-        crate::workload::destroy(mm);
+        crate::user_space::destroy(mm);
         MEM.free_frame(f1);
     }
 );
@@ -207,7 +207,7 @@ arch::kernel_test!(
         sched::use_mm(Some(mm));
         assert!(matches!(tlb::walk(mm, X), mm::walker::Walk::Page { .. }));
         sched::use_mm(None);
-        crate::workload::destroy(mm);
+        crate::user_space::destroy(mm);
         tlb::settle();
     }
 );
@@ -225,7 +225,7 @@ arch::kernel_test!(
         let r = tlb::mmu().flush_tlb_mm_range(mm, 0, mm::flush::FLUSH_ALL, 12, true);
         assert!(r.interrupted().is_empty(), "the broadcast interrupts nobody");
         assert!(tlb::mmu().states.cpu(1).is_lazy(), "no handler ran on cpu 1");
-        crate::workload::destroy(mm); // panics if cpu 1 never leaves
+        crate::user_space::destroy(mm); // panics if cpu 1 never leaves
         assert!(tlb::mmu().states.cpu(1).has_loaded(tlb::kernel_mm()));
         tlb::settle();
     }
@@ -270,7 +270,7 @@ arch::kernel_test!(
         assert_eq!(arch::probe::read_u64(X), Err(arch::probe::ProbeFault::NotMapped));
         sched::use_mm(None);
         MEM.free_frame(frame);
-        crate::workload::destroy(mm);
+        crate::user_space::destroy(mm);
         tlb::settle();
         assert_eq!(got, Err(arch::probe::ProbeFault::Reserved));
     }

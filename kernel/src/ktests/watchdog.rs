@@ -94,7 +94,7 @@ arch::kernel_test!(
         with_test_watchdog(|| {
             let spinner = spin_with_irqs_off_until_answered(1);
             // Queued while cpu 1 spins: the batch's grace period cannot end before it stops.
-            crate::workload::unmap(mm, va, va + 4096); // its tables go to the RCU batch
+            crate::user_space::unmap(mm, va, va + 4096); // its tables go to the RCU batch
             crate::tlb::settle(); // the drain waits for a grace period cpu 1 holds up
             spinner.join(10_000);
         });
@@ -104,7 +104,7 @@ arch::kernel_test!(
         // are laggards too, but cpu 1 must be one.
         assert!(laggards.contains(1), "{laggards:?}");
         assert!(!watchdog::answer(1).interrupts_enabled);
-        crate::workload::destroy(mm);
+        crate::user_space::destroy(mm);
         crate::tlb::settle();
     }
 );
