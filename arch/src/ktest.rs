@@ -23,25 +23,116 @@ pub struct KernelTest {
 }
 
 /// A test's requirements: `kernel_test!(needs(cpus(2)) fn ...)`,
-/// `kernel_test!(needs(pv()) fn ...)`, `needs(pv().and_cpus(2))`.
+/// `kernel_test!(needs(pv()) fn ...)`, `needs(pv().and_cpus(2))`, `needs(soak())`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
     /// Fewest CPUs online.
     pub cpus: usize,
     /// The flush backend the boot must have chosen (None: any).
     pub backend: Option<mm::hw::BackendKind>,
+    /// The firmware that must have booted the kernel (None: any).
+    pub firmware: Option<Firmware>,
+    /// Which suite the test belongs to: a boot runs only the suites it selects
+    /// (`test.suites=`), so that slow tests are chosen by what they declare.
+    pub suite: Suite,
+}
+
+/// The firmware that loaded the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// Legacy BIOS.
+    Bios,
+    /// UEFI.
+    Uefi,
+}
+
+impl Firmware {
+    /// Name in log lines (`bios`, `uefi`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        }
+    }
+}
+
+/// Groups of tests by cost, selected per boot with `test.suites=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suite {
+    /// Seconds at most: every configuration runs these.
+    Quick,
+    /// Waits out the watchdog's bound, and one of them ends its boot (the fatal case).
+    Watchdog,
+    /// Minutes: the table-freeing race at length.
+    Soak,
+}
+
+impl Suite {
+    /// Every suite.
+    pub const ALL: [Suite; 3] = [Suite::Quick, Suite::Watchdog, Suite::Soak];
+
+    /// Name in `test.suites=` and in log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Quick => "quick",
+            Suite::Watchdog => "watchdog",
+            Suite::Soak => "soak",
+        }
+    }
+
+    /// The suite called `name`.
+    pub fn from_name(name: &str) -> Option<Suite> {
+        Suite::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// The machine a test runs on, as far as [`Needs`] asks about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Machine {
+    /// CPUs online.
+    pub cpus: usize,
+    /// The flush backend chosen at boot.
+    pub backend: mm::hw::BackendKind,
+    /// The firmware that booted the kernel (None: the memory map did not tell).
+    pub firmware: Option<Firmware>,
 }
 
 /// The constructors `kernel_test!(needs(..))` takes.
 pub mod needs {
-    use super::Needs;
+    use super::{Firmware, Needs, Suite};
     use mm::hw::BackendKind;
 
     /// No requirement.
     pub const NONE: Needs = Needs {
         cpus: 1,
         backend: None,
+        firmware: None,
+        suite: Suite::Quick,
     };
+
+    /// Booted by BIOS.
+    pub const fn bios() -> Needs {
+        Needs {
+            firmware: Some(Firmware::Bios),
+            ..NONE
+        }
+    }
+
+    /// In the watchdog suite (see [`Suite::Watchdog`]).
+    pub const fn watchdog() -> Needs {
+        Needs {
+            suite: Suite::Watchdog,
+            ..NONE
+        }
+    }
+
+    /// In the soak suite (see [`Suite::Soak`]).
+    pub const fn soak() -> Needs {
+        Needs {
+            suite: Suite::Soak,
+            ..NONE
+        }
+    }
 
     /// At least `n` CPUs.
     pub const fn cpus(n: usize) -> Needs {
@@ -77,20 +168,47 @@ pub mod needs {
         pub const fn and_cpus(self, n: usize) -> Needs {
             Needs { cpus: n, ..self }
         }
+
+        /// The same, and the backend of `other` (`soak().and(pv())`).
+        pub const fn and(self, other: Needs) -> Needs {
+            Needs {
+                backend: match other.backend {
+                    Some(b) => Some(b),
+                    None => self.backend,
+                },
+                firmware: match other.firmware {
+                    Some(f) => Some(f),
+                    None => self.firmware,
+                },
+                cpus: if other.cpus > self.cpus {
+                    other.cpus
+                } else {
+                    self.cpus
+                },
+                suite: self.suite,
+            }
+        }
     }
 }
 
 impl Needs {
     /// Why this machine cannot run the test (None: it can).
-    pub fn unmet(&self, cpus: usize, backend: mm::hw::BackendKind) -> Option<alloc::string::String> {
-        if cpus < self.cpus {
-            return Some(alloc::format!("needs {} CPUs, has {cpus}", self.cpus));
+    pub fn unmet(&self, m: &Machine) -> Option<alloc::string::String> {
+        if m.cpus < self.cpus {
+            return Some(alloc::format!("needs {} CPUs, has {}", self.cpus, m.cpus));
+        }
+        if let Some(f) = self.firmware.filter(|&f| Some(f) != m.firmware) {
+            return Some(alloc::format!(
+                "needs {} firmware, booted by {}",
+                f.name(),
+                m.firmware.map_or("unknown firmware", Firmware::name)
+            ));
         }
         match self.backend {
-            Some(b) if b != backend => Some(alloc::format!(
+            Some(b) if b != m.backend => Some(alloc::format!(
                 "needs the {} backend, booted with {}",
                 b.name(),
-                backend.name()
+                m.backend.name()
             )),
             _ => None,
         }

@@ -20,6 +20,7 @@ mod workload;
 use alloc::boxed::Box;
 use arch::cpuid::CpuFeatures;
 use arch::gdt::CpuTables;
+use arch::ktest::Firmware;
 use arch::qemu_exit::ExitCode;
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::info::MemoryRegionKind;
@@ -39,14 +40,14 @@ pub static BOOTLOADER_CONFIG: BootloaderConfig = {
 entry_point!(kernel_main, config = &BOOTLOADER_CONFIG);
 
 /// Which firmware loaded us, told apart by the memory map's region kinds.
-fn firmware(boot_info: &BootInfo) -> &'static str {
+fn firmware(boot_info: &BootInfo) -> Option<Firmware> {
     let kinds = || boot_info.memory_regions.iter().map(|r| r.kind);
     if kinds().any(|k| matches!(k, MemoryRegionKind::UnknownUefi(_))) {
-        "uefi"
+        Some(Firmware::Uefi)
     } else if kinds().any(|k| matches!(k, MemoryRegionKind::UnknownBios(_))) {
-        "bios"
+        Some(Firmware::Bios)
     } else {
-        "unknown firmware"
+        None
     }
 }
 
@@ -89,7 +90,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     log::info!(
         "gatherOS {}: booted via {}, {} MiB usable",
         env!("CARGO_PKG_VERSION"),
-        firmware(boot_info),
+        firmware(boot_info).map_or("unknown firmware", Firmware::name),
         usable >> 20
     );
     for e in &errors {
@@ -124,7 +125,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if let Some(test) = &opts.test {
         // The one call from the product path into the tests: `test=on` hands the boot
         // to the in-kernel harness.
-        ktests::harness::run(test);
+        ktests::harness::run(test, firmware(boot_info));
     }
     match opts.bench {
         Some("smp") => bench::smp::run(),

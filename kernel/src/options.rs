@@ -7,11 +7,15 @@
 
 extern crate alloc;
 use alloc::vec::Vec;
+use arch::ktest::Suite;
 use log::LevelFilter;
 
 /// What the in-kernel test harness should run (present when `test=on`).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestOptions {
+    /// The suites to run (`test.suites=quick,watchdog,soak` or `all`; default: every
+    /// suite but the soak, whose full length takes many minutes).
+    pub suites: Vec<Suite>,
     /// Substring filters (`test.filter=`); a test runs if it matches any (or none given).
     pub filters: Vec<&'static str>,
     /// Filters must match the whole name (`test.exact=on`).
@@ -26,6 +30,41 @@ pub struct TestOptions {
     pub failed: usize,
     /// See `passed`: tests this machine cannot run (their `needs`).
     pub ignored: usize,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            suites: alloc::vec![Suite::Quick, Suite::Watchdog],
+            filters: Vec::new(),
+            exact: false,
+            skips: Vec::new(),
+            start: 0,
+            passed: 0,
+            failed: 0,
+            ignored: 0,
+        }
+    }
+}
+
+/// `test.suites=`: a comma-separated list of suite names, or `all`.
+fn parse_suites(key: &'static str, value: &'static str) -> Result<Vec<Suite>, OptionError> {
+    if value == "all" {
+        return Ok(Suite::ALL.to_vec());
+    }
+    let bad = || OptionError::BadValue {
+        key,
+        value,
+        expected: "quick, watchdog, soak (comma-separated) or all",
+    };
+    let mut suites = Vec::new();
+    for name in value.split(',') {
+        let suite = Suite::from_name(name).ok_or_else(bad)?;
+        if !suites.contains(&suite) {
+            suites.push(suite);
+        }
+    }
+    Ok(suites)
 }
 
 /// Longest `hold=` accepted (a minute).
@@ -86,6 +125,7 @@ pub const KEYS: &[&str] = &[
     "bench.iters",
     "bench.spin",
     "test",
+    "test.suites",
     "test.filter",
     "test.skip",
     "test.exact",
@@ -341,6 +381,7 @@ impl BootOptions {
                     self.test = None;
                 }
             }
+            "test.suites" => self.test_mut().suites = parse_suites(key, value)?,
             "test.filter" => self.test_mut().filters.push(value),
             "test.skip" => self.test_mut().skips.push(value),
             "test.exact" => self.test_mut().exact = parse_bool(key, value)?,

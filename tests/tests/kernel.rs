@@ -12,66 +12,65 @@ use boot::image::Firmware;
 use boot::qemu::QemuConfig;
 use boot::testrun::{self, Selection};
 
-/// The configurations `cargo test` boots (firmware, CPUs, extra boot options). Tests
-/// declare what they need (`kernel_test!(needs(pv()) ...)`: CPUs, backend), and a
-/// configuration without it reports them as ignored; the options below only keep the
-/// slow tests to a few configurations. Both
-/// firmwares, odd and even CPU counts up to 64, xAPIC forced, the paravirt flush backend
-/// for the race-detector and coherence-oracle tests that need it, and INVLPGB as the
-/// hardware behaves (emulated: no handler runs on other CPUs), and `-smp 288`: APIC IDs
-/// above 255, x2APIC only (the cross-call, TLB, heap and watchdog tests; about a minute
-/// under TCG on two cores). The watchdog tests reboot once (their fatal case), so they
-/// run in two configurations only. The soak (`kernel/src/ktests/soak.rs`) runs at
-/// `-smp 4` natively and under pv, 5000 table frees each here (about 40 s each under TCG
-/// on two cores, twice that on a loaded host; the full 10^5 is `soak.tables=100000`,
-/// 12 to 23 minutes per backend).
+/// The configurations `cargo test` boots (firmware, CPUs, extra boot options).
+///
+/// Tests declare what they need (`kernel_test!(needs(..) ...)`: CPUs, backend,
+/// firmware) and a configuration without it reports them as ignored; they declare their
+/// suite too (`needs(watchdog())`, `needs(soak())`), and a configuration picks suites
+/// with `test.suites=` (default: quick and watchdog). Filters remain for what a
+/// configuration is *about*: the paravirt and INVLPGB boots run the tests of the flush
+/// backend, `-smp 64` leaves out the race and oracle tests (minutes at that size under
+/// TCG), and `-smp 288` runs the cross-call, TLB, heap and watchdog tests.
+///
+/// Both firmwares, odd and even CPU counts up to 64, xAPIC forced, the paravirt flush
+/// backend, INVLPGB as the hardware behaves (emulated: no handler runs on other CPUs),
+/// and `-smp 288`: APIC IDs above 255, x2APIC only (about a minute under TCG on two
+/// cores). The watchdog suite reboots once (its fatal case), so it runs in three
+/// configurations. The soak suite (`kernel/src/ktests/soak.rs`) runs at `-smp 4`
+/// natively and under pv, 5000 table frees each here (about 40 s each under TCG on two
+/// cores, twice that on a loaded host; the full 10^5 is `soak.tables=100000`, 12 to 23
+/// minutes per backend).
 const CONFIGS: &[(Firmware, u32, &str)] = &[
-    (Firmware::Bios, 1, NATIVE),
-    (Firmware::Bios, 2, NATIVE),
-    (Firmware::Bios, 4, "test.skip=soak"),
-    (Firmware::Bios, 7, NATIVE),
-    (Firmware::Bios, 8, NATIVE),
+    (Firmware::Bios, 1, QUICK),
+    (Firmware::Bios, 2, QUICK),
+    (Firmware::Bios, 4, "test.suites=quick,watchdog"),
+    (Firmware::Bios, 7, QUICK),
+    (Firmware::Bios, 8, QUICK),
     (
         Firmware::Bios,
         64,
-        "test.skip=race test.skip=coherence test.skip=watchdog test.skip=soak",
+        "test.suites=quick test.skip=race test.skip=coherence",
     ),
-    (Firmware::Bios, 4, "apic=xapic test.skip=soak"),
-    (Firmware::Uefi, 1, NATIVE),
-    // Under UEFI the neighbour page's entry in TCG's direct-mapped TLB can collide with
-    // one the flush handler uses, in every try of a boot (seen once: 0 of 10 stale), so
-    // that premise test is left to the BIOS configurations.
-    (
-        Firmware::Uefi,
-        4,
-        "test.skip=watchdog test.skip=soak test.skip=premise_a_one_page",
-    ),
+    (Firmware::Bios, 4, "apic=xapic test.suites=quick,watchdog"),
+    (Firmware::Uefi, 1, QUICK),
+    (Firmware::Uefi, 4, QUICK),
     (Firmware::Bios, 2, PV),
     (Firmware::Bios, 4, PV),
     (Firmware::Bios, 8, PV),
     (
         Firmware::Bios,
         2,
-        "setcpuid=invlpgb test.filter=static_branch test.filter=invlpgb",
+        "setcpuid=invlpgb test.suites=quick test.filter=static_branch test.filter=invlpgb",
     ),
     // The soaks, each in a boot of its own (about 40 s each here).
-    (Firmware::Bios, 4, "test.filter=soak soak.tables=5000"),
+    (Firmware::Bios, 4, "test.suites=soak soak.tables=5000"),
     (
         Firmware::Bios,
         4,
-        "tlb.backend=pv test.filter=soak_pv soak.tables=5000",
+        "tlb.backend=pv test.suites=soak soak.tables=5000",
     ),
     (
         Firmware::Bios,
         288,
-        "test.filter=ktests::smp:: test.filter=ktests::tlb:: test.filter=heap test.filter=watchdog",
+        "test.suites=quick,watchdog test.filter=ktests::smp:: test.filter=ktests::tlb:: test.filter=heap test.filter=watchdog",
     ),
 ];
 
-/// Boot options of the native-backend configurations.
-const NATIVE: &str = "test.skip=watchdog test.skip=soak";
+/// Boot options of most native-backend configurations: the quick suite.
+const QUICK: &str = "test.suites=quick";
 /// Boot options of the paravirt-backend configurations: only the tests about it.
-const PV: &str = "tlb.backend=pv test.filter=race_pv test.filter=static_branch test.filter=coherence";
+const PV: &str =
+    "tlb.backend=pv test.suites=quick test.filter=race_pv test.filter=static_branch test.filter=coherence";
 
 struct Options {
     selection: Selection,

@@ -9,7 +9,7 @@
 
 extern crate alloc;
 use alloc::vec::Vec;
-use arch::ktest::{KERNEL_TESTS, KernelTest};
+use arch::ktest::{Firmware, KERNEL_TESTS, KernelTest, Machine};
 use arch::qemu_exit::{ExitCode, exit};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use spin::Once;
@@ -28,17 +28,21 @@ struct Run {
 
 static RUN: Once<Run> = Once::new();
 
+/// Whether `test` is selected by the options' suites, filters and skips.
+pub fn selected(test: &KernelTest, opts: &TestOptions) -> bool {
+    opts.suites.contains(&test.needs.suite) && selected_by_name(test.name, opts)
+}
+
 /// Whether `name` is selected by the options' filters and skips.
-pub fn selected(name: &str, opts: &TestOptions) -> bool {
+pub fn selected_by_name(name: &str, opts: &TestOptions) -> bool {
     let matches = |f: &&str| if opts.exact { name == *f } else { name.contains(*f) };
     (opts.filters.is_empty() || opts.filters.iter().any(matches))
         && !opts.skips.iter().any(|s| name.contains(*s))
 }
 
 /// Runs the selected tests from `opts.start` on, then exits QEMU with the verdict.
-pub fn run(opts: &TestOptions) -> ! {
-    let mut tests: Vec<&'static KernelTest> =
-        KERNEL_TESTS.iter().filter(|t| selected(t.name, opts)).collect();
+pub fn run(opts: &TestOptions, firmware: Option<Firmware>) -> ! {
+    let mut tests: Vec<&'static KernelTest> = KERNEL_TESTS.iter().filter(|t| selected(t, opts)).collect();
     tests.sort_unstable_by_key(|t| t.name);
     let run = RUN.call_once(|| Run {
         tests,
@@ -49,11 +53,27 @@ pub fn run(opts: &TestOptions) -> ! {
     });
     crate::console::panic::set_test_hook(on_panic);
     if opts.start == 0 {
-        log::info!("harness: running {} tests", run.tests.len());
+        let other_suites = KERNEL_TESTS
+            .iter()
+            .filter(|t| !opts.suites.contains(&t.needs.suite) && selected_by_name(t.name, opts))
+            .count();
+        let mut suites = alloc::string::String::new();
+        for (k, s) in opts.suites.iter().enumerate() {
+            suites.push_str(if k == 0 { "" } else { "," });
+            suites.push_str(s.name());
+        }
+        log::info!(
+            "harness: running {} tests (suites={suites}; {other_suites} more in other suites)",
+            run.tests.len()
+        );
     }
-    let backend = crate::tlb::mmu().backend.kind();
+    let machine = Machine {
+        cpus: arch::cpus::count(),
+        backend: crate::tlb::mmu().backend.kind(),
+        firmware,
+    };
     for (i, test) in run.tests.iter().enumerate().skip(opts.start) {
-        if let Some(why) = test.needs.unmet(arch::cpus::count(), backend) {
+        if let Some(why) = test.needs.unmet(&machine) {
             log::info!("test {} ... ignored ({why})", test.name);
             run.ignored.fetch_add(1, Ordering::SeqCst);
             continue;
@@ -161,20 +181,20 @@ arch::kernel_test!(
             filters: alloc::vec!["frames"],
             ..Default::default()
         };
-        assert!(selected("kernel::frames::alloc", &opts));
-        assert!(!selected("kernel::heap::alloc", &opts));
+        assert!(selected_by_name("kernel::frames::alloc", &opts));
+        assert!(!selected_by_name("kernel::heap::alloc", &opts));
         let exact = TestOptions {
             filters: alloc::vec!["kernel::heap::a"],
             exact: true,
             ..Default::default()
         };
-        assert!(!selected("kernel::heap::alloc", &exact));
+        assert!(!selected_by_name("kernel::heap::alloc", &exact));
         let skip = TestOptions {
             skips: alloc::vec!["heap"],
             ..Default::default()
         };
-        assert!(!selected("kernel::heap::alloc", &skip));
-        assert!(selected("kernel::frames::alloc", &skip));
+        assert!(!selected_by_name("kernel::heap::alloc", &skip));
+        assert!(selected_by_name("kernel::frames::alloc", &skip));
     }
 );
 
