@@ -36,7 +36,8 @@ mod tests {
             assert_eq!(Op::parse(op.name()), Some(op));
         }
         let names: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
-        assert_eq!(names.join(","), "unmap,unmap-nobatch,collapse,unshare");
+        assert_eq!(names.join(","), Op::LIST);
+        assert_eq!(Op::LIST, "unmap,unmap-nobatch,collapse,unshare");
         for bad in ["", "Unmap", "unmap ", "share", "unmap-nobatch,"] {
             assert_eq!(Op::parse(bad), None, "{bad:?}");
         }

@@ -281,29 +281,26 @@ impl BootOptions {
                 }
             },
             "bench.ops" => {
-                let ops: Vec<&'static str> = value.split(',').collect();
-                if ops
-                    .iter()
-                    .any(|o| !["unmap", "unmap-nobatch", "collapse", "unshare"].contains(o))
-                {
-                    return Err(OptionError::BadValue {
+                self.bench_tlb.ops = value
+                    .split(',')
+                    .map(bench_spec::Op::parse)
+                    .collect::<Option<_>>()
+                    .ok_or(OptionError::BadValue {
                         key,
                         value,
-                        expected: "unmap,unmap-nobatch,collapse,unshare",
-                    });
-                }
-                self.bench_tlb.ops = ops;
+                        expected: bench_spec::Op::LIST,
+                    })?
             }
             "bench.scen" => {
-                let scen: Vec<&'static str> = value.split(',').collect();
-                if scen.iter().any(|s| !["A", "B", "C"].contains(s)) {
-                    return Err(OptionError::BadValue {
+                self.bench_tlb.scenarios = value
+                    .split(',')
+                    .map(bench_spec::Scenario::parse)
+                    .collect::<Option<_>>()
+                    .ok_or(OptionError::BadValue {
                         key,
                         value,
-                        expected: "A,B,C",
-                    });
-                }
-                self.bench_tlb.scenarios = scen;
+                        expected: bench_spec::Scenario::LIST,
+                    })?
             }
             "bench.iters" => self.bench_tlb.iters = parse_usize(key, value)?.max(1),
             "bench.spin" => match value {
@@ -378,5 +375,21 @@ arch::kernel_test!(
                 },
             ]
         );
+    }
+);
+
+arch::kernel_test!(
+    fn parses_the_benchmark_matrix_and_refuses_unknown_ops() {
+        use bench_spec::{Op, Scenario};
+        let (o, errors) =
+            BootOptions::parse("bench=tlb bench.ops=unshare,collapse bench.scen=C,A bench.iters=0");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(o.bench_tlb.ops, [Op::Unshare, Op::Collapse]);
+        assert_eq!(o.bench_tlb.scenarios, [Scenario::C, Scenario::A]);
+        assert_eq!(o.bench_tlb.iters, 1);
+        let (o, errors) = BootOptions::parse("bench.ops=unmap,share bench.scen=D");
+        assert_eq!(o.bench_tlb.ops, Op::ALL);
+        assert_eq!(o.bench_tlb.scenarios, Scenario::ALL);
+        assert_eq!(errors.len(), 2, "{errors:?}");
     }
 );
