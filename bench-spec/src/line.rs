@@ -307,8 +307,9 @@ mod tests {
     use super::*;
     use crate::{Op, Scenario, Tables};
 
-    /// A line printed by the kernel (`cargo run -- bench --iters 30`, QEMU TCG, smp 2).
-    const GATHEROS: &str = "gatherOS smp=2 scen=A pages=512 tables=free op=collapse backend=native sync=ipi ns_median=918671 ns_p99=1415931 tlb_ipis_per_op=1.00 cal_ipis_per_op=2.00 sync_ipis_per_op=1.00 tsc_median=2383888 tsc_p99=3674242 iters=1000 pt_freed_kb=4 apic=x2apic levels=4";
+    /// A line printed by the kernel (`cargo run -- --smp 4 --args "bench=tlb bench.iters=5"`,
+    /// QEMU TCG).
+    const GATHEROS: &str = "gatherOS smp=4 scen=A pages=1 tables=free op=unshare backend=native sync=ipi ns_median=164594 ns_p99=168406 tlb_ipis_per_op=3.00 cal_ipis_per_op=6.00 sync_ipis_per_op=3.00 tsc_median=426582 tsc_p99=436462 iters=5 pt_freed_kb=0 apic=x2apic levels=4";
     /// A line printed by `linux-bench` under Linux 6.12 (docs/bench/bench-linux-6.12-7.3.4.csv).
     const LINUX: &str = "linux smp=4 scen=C pages=512 tables=free op=collapse backend=native sync=ipi ns_median=10575185 ns_p99=42846347 tlb_ipis_per_op=3.00 cal_ipis_per_op=6.63 sync_ipis_per_op=3.63 tsc_median=27436864 tsc_p99=111213310 iters=200 pt_freed_kb=0 apic=x2apic levels=4 collapsed=200/200";
 
@@ -319,17 +320,17 @@ mod tests {
         assert_eq!(
             g.config,
             Config {
-                op: Op::Collapse,
+                op: Op::Unshare,
                 scen: Scenario::A,
-                pages: 512,
+                pages: 1,
                 tables: Tables::Free
             }
         );
         assert_eq!(
             (g.backend, g.sync, g.smp, g.iters),
-            (Backend::Native, Sync::Ipi, 2, 1000)
+            (Backend::Native, Sync::Ipi, 4, 5)
         );
-        assert_eq!(g.cal_ipis_per_op, PerOp(2.0));
+        assert_eq!(g.cal_ipis_per_op, PerOp(6.0));
         assert_eq!(g.collapsed, None);
         assert_eq!(g.to_string(), GATHEROS);
         let l = Line::parse(LINUX).unwrap();
@@ -406,17 +407,17 @@ mod tests {
             (GATHEROS.replace("gatherOS ", "other "), NotALine),
             (GATHEROS.replace(" levels=4", ""), Missing("levels")),
             (
-                GATHEROS.replace("scen=A pages=512", "pages=512 scen=A"),
+                GATHEROS.replace("scen=A pages=1", "pages=1 scen=A"),
                 Expected("scen"),
             ),
-            (GATHEROS.replace("op=collapse", "op=frobnicate"), BadValue("op")),
+            (GATHEROS.replace("op=unshare", "op=frobnicate"), BadValue("op")),
             (GATHEROS.replace("scen=A", "scen=D"), BadValue("scen")),
             (
-                GATHEROS.replace("ns_median=918671", "ns_median=-1"),
+                GATHEROS.replace("ns_median=164594", "ns_median=-1"),
                 BadValue("ns_median"),
             ),
-            (GATHEROS.replace("=1.00", "=NaN"), BadValue("tlb_ipis_per_op")),
-            (GATHEROS.replace("smp=2", "smp"), Expected("smp")),
+            (GATHEROS.replace("=3.00", "=NaN"), BadValue("tlb_ipis_per_op")),
+            (GATHEROS.replace("smp=4", "smp"), Expected("smp")),
             (format!("{GATHEROS} unknown=1"), Expected("collapsed")),
             (format!("{GATHEROS} collapsed=3/2"), BadValue("collapsed")),
             (format!("{GATHEROS} collapsed=3"), BadValue("collapsed")),
