@@ -11,31 +11,8 @@ use std::path::Path;
 use crate::image::{self, Firmware};
 use crate::qemu::{self, QemuConfig, Verdict};
 
-/// Fields of a kernel benchmark line, in order.
-pub const FIELDS: &[&str] = &[
-    "smp",
-    "scen",
-    "pages",
-    "tables",
-    "op",
-    "backend",
-    "sync",
-    "ns_median",
-    "ns_p99",
-    "tlb_ipis_per_op",
-    "cal_ipis_per_op",
-    "sync_ipis_per_op",
-    "tsc_median",
-    "tsc_p99",
-    "iters",
-    "pt_freed_kb",
-    "apic",
-    "levels",
-];
-
-/// Fields a line may carry after [`FIELDS`]: `collapsed=<ok>/<tried>` (Linux: calls of
-/// the operation that succeeded and those made; missing means all of `iters` succeeded).
-const OPTIONAL: &[&str] = &["collapsed"];
+/// Fields of a kernel benchmark line, in order (the specification's).
+pub use bench_spec::FIELDS;
 
 /// Fields the host adds: the kernel's first word, and which Linux kernel printed the
 /// line (its release, from `linux-bench: kernel=`; empty for gatherOS).
@@ -46,41 +23,16 @@ const KEY: &[&str] = &[
     "os", "kernel", "smp", "scen", "pages", "tables", "op", "backend", "sync",
 ];
 
-/// Which kernels print benchmark lines, by the word each line starts with.
-pub const OSES: &[&str] = &["gatherOS", "linux"];
-
 /// One configuration's measurements.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record(pub BTreeMap<String, String>);
 
 impl Record {
-    /// Parses a `gatherOS smp=...` or `linux smp=...` line (the `os` field is the first
-    /// word); None unless every field is present, in order, followed by at most the
-    /// optional ones (`collapsed=`, filled in as `iters/iters` when missing).
+    /// Parses a `gatherOS smp=...` or `linux smp=...` line ([`bench_spec::Line::parse`];
+    /// the `os` field is the first word); None unless it is one (`collapsed=` is filled
+    /// in as `iters/iters` when missing).
     pub fn parse(line: &str) -> Option<Record> {
-        let (os, rest) = line.split_once(' ')?;
-        if !OSES.contains(&os) {
-            return None;
-        }
-        let pairs: Vec<(&str, &str)> = rest
-            .split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .collect();
-        let (fixed, extra) = pairs.split_at_checked(FIELDS.len())?;
-        if fixed.iter().zip(FIELDS).any(|((k, _), f)| k != f)
-            || extra.iter().any(|(k, _)| !OPTIONAL.contains(k))
-        {
-            return None;
-        }
-        let mut r = Record(
-            pairs
-                .into_iter()
-                .chain([("os", os)])
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
-        r.fill_defaults();
-        Some(r)
+        Some(Record::from(&bench_spec::Line::parse(line).ok()?))
     }
 
     /// Fills the fields older lines and files lack: `collapsed` (all iterations
@@ -108,6 +60,39 @@ impl Record {
     }
 }
 
+impl From<&bench_spec::Line> for Record {
+    /// The line's fields as it writes them, its first word as `os`.
+    fn from(line: &bench_spec::Line) -> Record {
+        let mut m = BTreeMap::new();
+        m.insert("os".to_string(), line.os.name().to_string());
+        let _ = line.for_each_field(|k, v| {
+            m.insert(k.to_string(), v.to_string());
+            Ok::<(), ()>(())
+        });
+        let mut r = Record(m);
+        r.fill_defaults();
+        r
+    }
+}
+
+/// `--ops`: comma-separated operations, each one of [`bench_spec::Op`].
+fn parse_ops(s: &str) -> Result<String, String> {
+    parse_list(s, bench_spec::Op::parse, bench_spec::Op::LIST)
+}
+
+/// `--scenarios`: comma-separated scenarios, each one of [`bench_spec::Scenario`].
+fn parse_scenarios(s: &str) -> Result<String, String> {
+    parse_list(s, bench_spec::Scenario::parse, bench_spec::Scenario::LIST)
+}
+
+/// `s` if every comma-separated word of it is a name `parse` knows (of `all`).
+fn parse_list<T>(s: &str, parse: fn(&str) -> Option<T>, all: &str) -> Result<String, String> {
+    match s.split(',').find(|w| parse(w).is_none()) {
+        Some(w) => Err(format!("'{w}' is not one of {all}")),
+        None => Ok(s.to_string()),
+    }
+}
+
 /// What to measure (the `bench` command's options).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchPlan {
@@ -118,13 +103,13 @@ pub struct BenchPlan {
     #[arg(long, value_delimiter = ',', default_values_t = ["native".to_string(), "pv".to_string()], value_parser = ["native", "pv"])]
     pub modes: Vec<String>,
     /// Operations (comma-separated): unmap, unmap-nobatch, collapse, unshare.
-    #[arg(long, default_value = "unmap,unmap-nobatch,collapse,unshare")]
+    #[arg(long, default_value = bench_spec::Op::LIST, value_parser = parse_ops)]
     pub ops: String,
     /// Scenarios (comma-separated): A (spinning tasks), B (idle), C (lazy).
-    #[arg(long, default_value = "A,B,C")]
+    #[arg(long, default_value = bench_spec::Scenario::LIST, value_parser = parse_scenarios)]
     pub scenarios: String,
     /// Measured iterations per configuration (50 more are discarded first).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = bench_spec::DEFAULT_ITERS)]
     pub iters: usize,
     /// How scenario A's tasks wait: halt (hlt between interrupts) or busy (spin). Both
     /// keep the address space loaded, not lazy; busy takes host cores from CPU 0 under TCG.
@@ -391,7 +376,13 @@ pub fn table(records: &[Record]) -> String {
 }
 
 fn csv_columns() -> Vec<&'static str> {
-    HOST.iter().chain(FIELDS).chain(OPTIONAL).copied().collect()
+    // After the fields, the optional `collapsed=<ok>/<tried>` (Linux: calls of the
+    // operation that succeeded and those made; missing means all of `iters` succeeded).
+    HOST.iter()
+        .chain(&FIELDS)
+        .chain(&bench_spec::OPTIONAL_FIELDS)
+        .copied()
+        .collect()
 }
 
 /// Writes the records as CSV (header: `os`, `kernel`, [`FIELDS`], `collapsed`).
@@ -594,6 +585,30 @@ mod tests {
         let linux = Record::parse(&LINE.replace("gatherOS ", "linux ")).unwrap();
         assert_eq!((linux.get("os"), r.get("os")), ("linux", "gatherOS"));
         assert!(Record::parse(&LINE.replace("gatherOS ", "other ")).is_none());
+    }
+
+    #[test]
+    fn records_hold_the_words_of_the_line() {
+        let r = Record::parse(LINE).unwrap();
+        for w in LINE.split_whitespace().skip(1) {
+            let (k, v) = w.split_once('=').unwrap();
+            assert_eq!(r.get(k), v, "{k}");
+        }
+        assert_eq!(r.0.len(), FIELDS.len() + 3, "the fields, os, kernel, collapsed");
+        assert_eq!(r.get("collapsed"), "20/20");
+        assert!(Record::parse(&LINE.replace("op=unmap", "op=grow")).is_none());
+    }
+
+    #[test]
+    fn ops_and_scenarios_are_checked_on_the_command_line() {
+        assert_eq!(
+            parse_ops(bench_spec::Op::LIST).as_deref(),
+            Ok(bench_spec::Op::LIST)
+        );
+        assert!(parse_ops("unmap,grow").unwrap_err().contains("'grow'"));
+        assert!(parse_scenarios("A,C").is_ok());
+        assert!(parse_scenarios("A,D").is_err());
+        assert!(parse_scenarios("").is_err());
     }
 
     #[test]

@@ -338,29 +338,26 @@ impl BootOptions {
                 }
             },
             "bench.ops" => {
-                let ops: Vec<&'static str> = value.split(',').collect();
-                if ops
-                    .iter()
-                    .any(|o| !["unmap", "unmap-nobatch", "collapse", "unshare"].contains(o))
-                {
-                    return Err(OptionError::BadValue {
+                self.bench_tlb.ops = value
+                    .split(',')
+                    .map(bench_spec::Op::parse)
+                    .collect::<Option<_>>()
+                    .ok_or(OptionError::BadValue {
                         key,
                         value,
-                        expected: "unmap,unmap-nobatch,collapse,unshare",
-                    });
-                }
-                self.bench_tlb.ops = ops;
+                        expected: bench_spec::Op::LIST,
+                    })?
             }
             "bench.scen" => {
-                let scen: Vec<&'static str> = value.split(',').collect();
-                if scen.iter().any(|s| !["A", "B", "C"].contains(s)) {
-                    return Err(OptionError::BadValue {
+                self.bench_tlb.scenarios = value
+                    .split(',')
+                    .map(bench_spec::Scenario::parse)
+                    .collect::<Option<_>>()
+                    .ok_or(OptionError::BadValue {
                         key,
                         value,
-                        expected: "A,B,C",
-                    });
-                }
-                self.bench_tlb.scenarios = scen;
+                        expected: bench_spec::Scenario::LIST,
+                    })?
             }
             "bench.iters" => self.bench_tlb.iters = parse_usize(key, value)?.max(1),
             "bench.spin" => match value {

@@ -6,12 +6,10 @@
 //! report EAGAIN on every try, to test the failure path, and `lb.symbols=name,...`,
 //! which prints `linux-bench: symbols name=yes|no ...` from `/proc/kallsyms`, to see
 //! which of the kernel's functions and keys exist), and prints one line per
-//! configuration in gatherOS's format, starting with `linux` instead of `gatherOS`:
-//!
-//! `linux smp=<n> scen=<A|B|C> pages=<P> tables=<free|keep> op=<op> backend=native
-//! sync=ipi ns_median=.. ns_p99=.. tlb_ipis_per_op=.. cal_ipis_per_op=..
-//! sync_ipis_per_op=.. tsc_median=.. tsc_p99=.. iters=.. pt_freed_kb=.. apic=.. levels=..
-//! [collapsed=<ok>/<tried>]`
+//! configuration in gatherOS's format ([`bench_spec::Line`]), starting with `linux`
+//! instead of `gatherOS`, always `backend=native sync=ipi`:
+//! `linux smp=<n> scen=.. ... levels=.. [collapsed=<ok>/<tried>]`. Option words it
+//! cannot read are listed as `linux-bench: ignored <word>`.
 //!
 //! A transient errno of the operation (EAGAIN, EBUSY, EINTR: `madvise(MADV_COLLAPSE)`
 //! returns EAGAIN now and then on newer kernels) is data: the call is tried again, up to
@@ -42,8 +40,9 @@ mod sys;
 
 use std::time::Instant;
 
+use bench_spec::{Apic, Backend, Collapsed, Config, Line, Op, Os, PerOp, Scenario, Sync};
 use counters::Counters;
-use scenario::Scenario;
+use scenario::Threads;
 
 const BASE: u64 = 0x4000_0000;
 const HUGE: u64 = 2 << 20;
@@ -54,64 +53,74 @@ const GIB: u64 = 1 << 30;
 /// Calls of the operation per iteration at most, while it fails with a transient errno.
 const TRIES: u32 = 5;
 
-/// One measured configuration.
-#[derive(Debug, Clone, Copy)]
-struct Config {
-    op: &'static str,
-    scen: char,
-    pages: u64,
-    keep: bool,
-}
-
 struct Options {
     iters: usize,
+    /// Operations by name (those without a Linux counterpart are skipped with a note).
     ops: Vec<String>,
-    scenarios: Vec<char>,
+    scenarios: Vec<Scenario>,
     /// Configurations (op, scenario) whose operation is made to fail (`lb.fail=`).
-    fail: Vec<(String, char)>,
+    fail: Vec<(Op, Scenario)>,
     /// Kernel symbols to look up (`lb.symbols=`).
     symbols: Vec<String>,
+    /// Words of `lb.scen=` and `lb.fail=` that name no scenario or operation.
+    ignored: Vec<String>,
+}
+
+/// Whether Linux has the operation: the table batch's allocation cannot be made to fail
+/// from user space, so `unmap-nobatch` has no counterpart.
+fn on_linux(op: Op) -> bool {
+    match op {
+        Op::UnmapNobatch => false,
+        Op::Unmap | Op::Collapse | Op::Unshare => true,
+    }
+}
+
+/// For the operations [`on_linux`] refuses, which `main` skips before measuring.
+fn not_on_linux() -> ! {
+    unreachable!("unmap-nobatch has no Linux counterpart and is skipped")
 }
 
 fn options(cmdline: &str) -> Options {
     let mut o = Options {
-        iters: 1000,
-        ops: ["unmap", "collapse", "unshare"].map(String::from).to_vec(),
-        scenarios: vec!['A', 'B', 'C'],
+        iters: bench_spec::DEFAULT_ITERS,
+        ops: Op::ALL
+            .iter()
+            .filter(|&&op| on_linux(op))
+            .map(|op| op.name().to_string())
+            .collect(),
+        scenarios: Scenario::ALL.to_vec(),
         fail: Vec::new(),
         symbols: Vec::new(),
+        ignored: Vec::new(),
     };
     for w in cmdline.split_whitespace() {
         match w.split_once('=') {
             Some(("lb.iters", v)) => o.iters = v.parse().unwrap_or(o.iters).max(1),
             Some(("lb.ops", v)) => o.ops = v.split(',').map(String::from).collect(),
-            Some(("lb.scen", v)) => o.scenarios = v.chars().filter(|c| c.is_alphabetic()).collect(),
+            Some(("lb.scen", v)) => {
+                o.scenarios.clear();
+                for w in v.split(',') {
+                    match Scenario::parse(w) {
+                        Some(s) => o.scenarios.push(s),
+                        None => o.ignored.push(format!("lb.scen={w}")),
+                    }
+                }
+            }
             Some(("lb.symbols", v)) => o.symbols = v.split(',').map(String::from).collect(),
             Some(("lb.fail", v)) => {
-                o.fail = v
-                    .split(',')
-                    .filter_map(|w| w.split_once(':'))
-                    .filter_map(|(op, s)| Some((op.to_string(), s.chars().next()?)))
-                    .collect()
+                o.fail.clear();
+                for w in v.split(',').filter(|w| !w.is_empty()) {
+                    let pair = w.split_once(':');
+                    match pair.and_then(|(op, s)| Some((Op::parse(op)?, Scenario::parse(s)?))) {
+                        Some(p) => o.fail.push(p),
+                        None => o.ignored.push(format!("lb.fail={w}")),
+                    }
+                }
             }
             _ => {}
         }
     }
     o
-}
-
-fn configs(op: &'static str, scen: char) -> Vec<Config> {
-    let c = |pages, keep| Config {
-        op,
-        scen,
-        pages,
-        keep,
-    };
-    match op {
-        "unmap" => vec![c(512, false), c(1, false), c(510, true)],
-        "collapse" => vec![c(512, false)],
-        _ => vec![c(1, false)],
-    }
 }
 
 /// The other process holding the shared hugetlb mapping (its PMD table is the one shared).
@@ -164,15 +173,16 @@ impl Owner {
 
 fn setup(cfg: Config, fd: i32) {
     match cfg.op {
-        "unmap" if cfg.keep => {
+        Op::Unmap if cfg.keeps_table() => {
             sys::map_anon(BASE, 511 * 4096);
             sys::touch(BASE, cfg.pages);
         }
-        "unmap" | "collapse" => {
+        Op::Unmap | Op::Collapse => {
             sys::map_anon(BASE, HUGE);
             sys::touch(BASE, cfg.pages);
         }
-        _ => {
+        Op::UnmapNobatch => not_on_linux(),
+        Op::Unshare => {
             sys::map_at(SHARED, GIB, libc::MAP_SHARED | libc::MAP_NORESERVE, fd);
             // The fault finds the owner's PMD table for this range and shares it.
             sys::touch(SHARED, 1);
@@ -183,10 +193,11 @@ fn setup(cfg: Config, fd: i32) {
 /// The measured call; errno on failure (`fail`: report EAGAIN after the call).
 fn op(cfg: Config, fail: bool) -> Result<(), i32> {
     match cfg.op {
-        "unmap" if cfg.keep => sys::try_unmap(BASE, 511 * 4096),
-        "unmap" => sys::try_unmap(BASE, HUGE),
-        "collapse" => sys::collapse(BASE, HUGE),
-        _ => sys::try_unmap(SHARED, GIB),
+        Op::Unmap if cfg.keeps_table() => sys::try_unmap(BASE, 511 * 4096),
+        Op::Unmap => sys::try_unmap(BASE, HUGE),
+        Op::Collapse => sys::collapse(BASE, HUGE),
+        Op::Unshare => sys::try_unmap(SHARED, GIB),
+        Op::UnmapNobatch => not_on_linux(),
     }
     .and(if fail { Err(libc::EAGAIN) } else { Ok(()) })
 }
@@ -194,42 +205,33 @@ fn op(cfg: Config, fail: bool) -> Result<(), i32> {
 /// The operation's system call, for messages.
 fn call_name(cfg: Config) -> &'static str {
     match cfg.op {
-        "collapse" => "madvise(MADV_COLLAPSE)",
-        _ => "munmap",
+        Op::Collapse => "madvise(MADV_COLLAPSE)",
+        Op::Unmap | Op::Unshare => "munmap",
+        Op::UnmapNobatch => not_on_linux(),
     }
 }
 
-/// `op=.. scen=.. pages=.. tables=..`: a configuration in the words of its line.
-fn describe(cfg: Config) -> String {
-    format!(
-        "op={} scen={} pages={} tables={}",
-        cfg.op,
-        cfg.scen,
-        cfg.pages,
-        if cfg.keep { "keep" } else { "free" }
-    )
-}
-
 fn cleanup(cfg: Config) {
-    if cfg.op == "collapse" {
+    if cfg.op == Op::Collapse {
         sys::unmap(BASE, HUGE);
     }
 }
 
-fn percentile(sorted: &[u64], p: usize) -> u64 {
-    sorted[((sorted.len() - 1) * p) / 100]
+/// The `p`-th percentile of samples measured in a configuration (there is at least one).
+fn at(sorted: &[u64], p: usize) -> u64 {
+    bench_spec::percentile(sorted, p).expect("at least one iteration")
 }
 
 /// Measures one configuration (in a fresh process) and prints its line, or its
 /// `config-failed` line (through [`sys::fail`]).
 fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine, fail: bool) {
-    let owner = (cfg.op == "unshare").then(Owner::start);
+    let owner = (cfg.op == Op::Unshare).then(Owner::start);
     match cfg.op {
         // A separate mapping 4 MiB above keeps the PMD table: the unmap frees one PTE table.
-        "unmap" if !cfg.keep => drop(sys::map_anon(BASE + (4 << 20), 4096)),
+        Op::Unmap if !cfg.keeps_table() => drop(sys::map_anon(BASE + (4 << 20), 4096)),
         // The region's last page, mapped separately (shared, so the two mappings do not
         // merge): the PTE table stays.
-        "unmap" => {
+        Op::Unmap => {
             sys::map_at(
                 BASE + 511 * 4096,
                 4096,
@@ -238,11 +240,12 @@ fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine, fail: bool
             );
             sys::touch(BASE + 511 * 4096, 1);
         }
-        _ => {}
+        Op::Collapse | Op::Unshare => {}
+        Op::UnmapNobatch => not_on_linux(),
     }
-    let scen = Scenario::start(cfg.scen, cpus);
+    let scen = Threads::start(cfg.scen, cpus);
     let mut counters = Counters::open().unwrap_or_else(|_| sys::die("open /proc files"));
-    let warmup = iters.min(50);
+    let warmup = bench_spec::warmup(iters);
     let (mut cycles, mut nanos) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
     let (mut tlb, mut cal, mut pt_kb) = (0u64, 0u64, 0u64);
     let (mut ok, mut tried, mut last_errno) = (0u64, 0u64, 0);
@@ -288,34 +291,31 @@ fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine, fail: bool
     }
     cycles.sort_unstable();
     nanos.sort_unstable();
-    let n = iters as f64;
-    let collapsed = if cfg.op == "collapse" || ok != tried {
-        format!(" collapsed={ok}/{tried}")
-    } else {
-        String::new()
+    let line = Line {
+        os: Os::Linux,
+        smp: cpus,
+        config: cfg,
+        backend: Backend::Native,
+        sync: Sync::Ipi,
+        ns_median: at(&nanos, 50),
+        ns_p99: at(&nanos, 99),
+        tlb_ipis_per_op: PerOp::of(tlb, iters),
+        cal_ipis_per_op: PerOp::of(cal, iters),
+        sync_ipis_per_op: PerOp::of(cal.saturating_sub(tlb), iters),
+        tsc_median: at(&cycles, 50),
+        tsc_p99: at(&cycles, 99),
+        iters,
+        pt_freed_kb: pt_kb / iters as u64,
+        apic: machine.apic,
+        levels: machine.levels,
+        collapsed: (cfg.op == Op::Collapse || ok != tried).then_some(Collapsed { ok, tried }),
     };
-    println!(
-        "linux smp={cpus} scen={} pages={} tables={} op={} backend=native sync=ipi ns_median={} ns_p99={} tlb_ipis_per_op={:.2} cal_ipis_per_op={:.2} sync_ipis_per_op={:.2} tsc_median={} tsc_p99={} iters={iters} pt_freed_kb={} apic={} levels={}{collapsed}",
-        cfg.scen,
-        cfg.pages,
-        if cfg.keep { "keep" } else { "free" },
-        cfg.op,
-        percentile(&nanos, 50),
-        percentile(&nanos, 99),
-        tlb as f64 / n,
-        cal as f64 / n,
-        cal.saturating_sub(tlb) as f64 / n,
-        percentile(&cycles, 50),
-        percentile(&cycles, 99),
-        pt_kb / iters as u64,
-        machine.apic,
-        machine.levels,
-    );
+    println!("{line}");
 }
 
 /// What the guest runs on.
 struct Machine {
-    apic: &'static str,
+    apic: Apic,
     levels: u32,
 }
 
@@ -329,9 +329,9 @@ fn machine(cmdline: &str) -> Machine {
     let la57 = flags.contains(&"la57") && !cmdline.split_whitespace().any(|w| w == "no5lvl");
     Machine {
         apic: if flags.contains(&"x2apic") {
-            "x2apic"
+            Apic::X2apic
         } else {
-            "xapic"
+            Apic::Xapic
         },
         levels: if la57 { 5 } else { 4 },
     }
@@ -346,7 +346,7 @@ fn run_in_child(cfg: Config, iters: usize, cpus: usize, m: &Machine, fail: bool)
         sys::die("fork");
     }
     if pid == 0 {
-        sys::set_context(describe(cfg));
+        sys::set_context(cfg.to_string());
         measure(cfg, iters, cpus, m, fail);
         // SAFETY: ends the child without running the parent's exit handlers.
         unsafe { libc::_exit(0) };
@@ -363,10 +363,7 @@ fn run_in_child(cfg: Config, iters: usize, cpus: usize, m: &Machine, fail: bool)
             Some(c) => format!("exit status {c}"),
             None => format!("signal {}", libc::WTERMSIG(status)),
         };
-        println!(
-            "linux-bench: config-failed {} errno=0 reason=\"measuring process ended by {how}\"",
-            describe(cfg)
-        );
+        println!("linux-bench: config-failed {cfg} errno=0 reason=\"measuring process ended by {how}\"");
     }
     false
 }
@@ -411,23 +408,30 @@ fn main() {
         let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
         println!("linux-bench: symbols {}", symbols(&kallsyms, &o.symbols));
     }
+    for w in &o.ignored {
+        println!("linux-bench: ignored {w}");
+    }
     let mut ok = true;
-    let known: &[&'static str] = &["unmap", "collapse", "unshare"];
-    let total: usize = known
+    let ops: Vec<Option<Op>> = o
+        .ops
         .iter()
-        .filter(|k| o.ops.iter().any(|o| o == *k))
-        .map(|k| configs(k, 'A').len())
-        .sum::<usize>()
-        * o.scenarios.len();
+        .map(|n| Op::parse(n).filter(|&op| on_linux(op)))
+        .collect();
+    let measured: Vec<Op> = ops.iter().flatten().copied().collect();
+    let total = Config::count(&measured, &o.scenarios);
     println!("bench: configurations={total} iters={}", o.iters);
-    for op_name in &o.ops {
-        let Some(&op_name) = known.iter().find(|k| *k == op_name) else {
-            println!("linux-bench: skip op={op_name} reason=no-linux-counterpart");
+    for (name, op) in o.ops.iter().zip(ops) {
+        let Some(op) = op else {
+            let reason = match Op::parse(name) {
+                Some(_) => "no-linux-counterpart",
+                None => "unknown-op",
+            };
+            println!("linux-bench: skip op={name} reason={reason}");
             continue;
         };
         for &scen in &o.scenarios {
-            let fail = o.fail.iter().any(|(op, s)| op == op_name && *s == scen);
-            for cfg in configs(op_name, scen) {
+            let fail = o.fail.contains(&(op, scen));
+            for cfg in Config::matrix(op, scen) {
                 ok &= run_in_child(cfg, o.iters, cpus, &m, fail);
             }
         }
@@ -444,13 +448,19 @@ mod tests {
     fn options_name_the_configurations_to_fail() {
         let o = options("quiet lb.iters=7 lb.ops=collapse lb.fail=collapse:C,unmap:A");
         assert_eq!((o.iters, o.ops.len()), (7, 1));
-        assert_eq!(o.fail, vec![("collapse".into(), 'C'), ("unmap".into(), 'A')]);
+        assert_eq!(
+            o.fail,
+            vec![(Op::Collapse, Scenario::C), (Op::Unmap, Scenario::A)]
+        );
+        assert!(o.ignored.is_empty());
         assert!(options("lb.fail=").fail.is_empty());
+        let o = options("lb.scen=C,D,A lb.fail=collapse:E,grow:A");
+        assert_eq!(o.scenarios, [Scenario::C, Scenario::A]);
+        assert_eq!(o.ignored, ["lb.scen=D", "lb.fail=collapse:E", "lb.fail=grow:A"]);
+        assert_eq!(options("").ops, ["unmap", "collapse", "unshare"]);
         let o = options("lb.symbols=a_key,b");
         let text = "ffffffff81000000 T b\nffffffff82000000 D c [mod]\n";
         assert_eq!(symbols(text, &o.symbols), "a_key=no b=yes");
-        let cfg = configs("unmap", 'B')[2];
-        assert_eq!(describe(cfg), "op=unmap scen=B pages=510 tables=keep");
     }
 
     #[test]

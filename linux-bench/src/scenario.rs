@@ -9,25 +9,31 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use bench_spec::Scenario;
+
 use crate::sys;
 
 /// Threads of one scenario, pinned to CPUs 1..n.
-pub struct Scenario {
-    kind: char,
+pub struct Threads {
+    kind: Scenario,
     stop: Arc<AtomicBool>,
     generation: Arc<AtomicU64>,
     acks: Vec<Arc<AtomicU64>>,
     threads: Vec<JoinHandle<()>>,
 }
 
-impl Scenario {
-    /// Starts scenario `kind` (`A`, `B` or `C`) on `cpus` CPUs; the caller stays on CPU 0.
-    pub fn start(kind: char, cpus: usize) -> Self {
+impl Threads {
+    /// Starts scenario `kind` on `cpus` CPUs; the caller stays on CPU 0.
+    pub fn start(kind: Scenario, cpus: usize) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let generation = Arc::new(AtomicU64::new(0));
         let mut acks = Vec::new();
         let mut threads = Vec::new();
-        if kind != 'B' {
+        let threads_run = match kind {
+            Scenario::A | Scenario::C => true,
+            Scenario::B => false,
+        };
+        if threads_run {
             for cpu in 1..cpus {
                 let (stop, generation) = (stop.clone(), generation.clone());
                 let ack = Arc::new(AtomicU64::new(0));
@@ -35,7 +41,7 @@ impl Scenario {
                 threads.push(std::thread::spawn(move || {
                     sys::pin_to(cpu);
                     ack.store(u64::MAX, Ordering::SeqCst);
-                    if kind == 'A' {
+                    if kind == Scenario::A {
                         // A user thread cannot halt and stay the CPU's current task:
                         // it spins.
                         while !stop.load(Ordering::Relaxed) {
@@ -69,8 +75,9 @@ impl Scenario {
     /// Before an operation: in C, wakes every thread once and waits until all have run
     /// and gone back to sleep (their CPUs idle, holding the address space lazily).
     pub fn before_op(&self) {
-        if self.kind != 'C' {
-            return;
+        match self.kind {
+            Scenario::C => {}
+            Scenario::A | Scenario::B => return,
         }
         let g = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         for t in &self.threads {

@@ -10,14 +10,10 @@ use alloc::vec::Vec;
 use arch::ipi::call_on_cpu;
 use arch::stats::IpiReason;
 use arch::timer::cycles_to_ns;
+use bench_spec::percentile;
 
 /// Measured iterations (after as many again discarded as warm-up, at most 50).
 const ITERS: usize = 1000;
-
-/// The `p`-th percentile of sorted samples.
-pub fn percentile(sorted: &[u64], p: usize) -> u64 {
-    sorted[((sorted.len() - 1) * p) / 100]
-}
 
 /// Runs the SMP benchmark and prints its line.
 pub fn run() {
@@ -33,7 +29,8 @@ pub fn run() {
         }
     }
     samples.sort_unstable();
-    let median = percentile(&samples, 50);
+    let at = |p| percentile(&samples, p).expect("bench-smp: samples");
+    let median = at(50);
     log::info!(
         "bench-smp: smp={} apic={} online_cycles={} online_ms={} ipi_rtt_median={} ipi_rtt_p99={} ipi_rtt_median_ns={} iters={}",
         s.online,
@@ -41,7 +38,7 @@ pub fn run() {
         s.start_cycles,
         cycles_to_ns(s.start_cycles) / 1_000_000,
         median,
-        percentile(&samples, 99),
+        at(99),
         cycles_to_ns(median),
         ITERS
     );

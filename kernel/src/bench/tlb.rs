@@ -1,9 +1,7 @@
 //! `bench=tlb`: the table-freeing operations measured the way `/proc/interrupts` would
-//! show them in Linux, one machine-readable line per configuration:
-//!
-//! `gatherOS smp=<n> scen=<A|B|C> pages=<P> tables=<free|keep> op=<op> backend=<native|pv>
-//! sync=<skip|ipi> ns_median=.. ns_p99=.. tlb_ipis_per_op=.. cal_ipis_per_op=..
-//! sync_ipis_per_op=.. tsc_median=.. tsc_p99=.. iters=.. pt_freed_kb=.. apic=.. levels=4`
+//! show them in Linux, one machine-readable line per configuration
+//! ([`bench_spec::Line`], `gatherOS smp=.. scen=.. ...`). The operations, scenarios,
+//! configurations and the percentile rule are `bench_spec`'s.
 //!
 //! Every op runs on CPU 0 in a fresh address space, on a 2 MiB-aligned region. Scenarios:
 //! A, a task of the address space runs on every other CPU (it halts between interrupts
@@ -24,6 +22,7 @@
 
 extern crate alloc;
 use alloc::vec::Vec;
+use bench_spec::{Apic, Backend, Config, Line, Op, Os, PerOp, Scenario, Sync, percentile};
 use core::sync::atomic::{AtomicBool, Ordering};
 use mm::addr_space::AddressSpace;
 use mm::stats::TlbEvent;
@@ -40,11 +39,11 @@ const SHARED_VA: u64 = (3 << 30) | (1 << 21) | (1 << 12);
 /// What to run (boot options `bench.ops=`, `bench.scen=`, `bench.iters=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BenchOptions {
-    /// Operations: `unmap`, `unmap-nobatch`, `collapse`, `unshare`.
-    pub ops: Vec<&'static str>,
-    /// Scenarios: `A`, `B`, `C`.
-    pub scenarios: Vec<&'static str>,
-    /// Measured iterations (after min(50, iters) discarded).
+    /// Operations, in the order they run.
+    pub ops: Vec<Op>,
+    /// Scenarios, in the order they run.
+    pub scenarios: Vec<Scenario>,
+    /// Measured iterations (after [`bench_spec::warmup`] of them discarded).
     pub iters: usize,
     /// Scenario A's tasks wait for interrupts (`hlt`) in their loop instead of spinning
     /// (`bench.spin=halt|busy`). Either way each stays the running task of the address
@@ -56,21 +55,12 @@ pub struct BenchOptions {
 impl Default for BenchOptions {
     fn default() -> Self {
         Self {
-            ops: alloc::vec!["unmap", "unmap-nobatch", "collapse", "unshare"],
-            scenarios: alloc::vec!["A", "B", "C"],
-            iters: 1000,
+            ops: Op::ALL.to_vec(),
+            scenarios: Scenario::ALL.to_vec(),
+            iters: bench_spec::DEFAULT_ITERS,
             spin_halts: true,
         }
     }
-}
-
-/// One measured configuration.
-#[derive(Clone, Copy)]
-struct Config {
-    op: &'static str,
-    scen: &'static str,
-    pages: u64,
-    keep: bool,
 }
 
 fn ipi_sums() -> (u64, u64, u64) {
@@ -85,20 +75,20 @@ fn ipi_sums() -> (u64, u64, u64) {
 /// Prepares the mapping an op works on (not measured).
 fn setup(cfg: Config, mm: &'static AddressSpace, owner: &'static AddressSpace) {
     match cfg.op {
-        "unmap" | "unmap-nobatch" => {
+        Op::Unmap | Op::UnmapNobatch => {
             for p in 0..cfg.pages {
                 map_page(mm, BASE + p * 4096);
                 // SAFETY: just mapped in the running task's address space.
                 unsafe { core::ptr::write_volatile((BASE + p * 4096) as *mut u8, 1) };
             }
-            if cfg.keep {
+            if cfg.keeps_table() {
                 map_page(mm, BASE + 511 * 4096);
             }
         }
-        "collapse" => (0..512).for_each(|p| {
+        Op::Collapse => (0..512).for_each(|p| {
             map_page(mm, BASE + p * 4096);
         }),
-        _ => {
+        Op::Unshare => {
             mm::share::share_pmd_table(&MEM, owner, mm, SHARED_VA).expect("bench: share");
         }
     }
@@ -107,12 +97,12 @@ fn setup(cfg: Config, mm: &'static AddressSpace, owner: &'static AddressSpace) {
 /// The measured operation.
 fn op(cfg: Config, mm: &'static AddressSpace) {
     match cfg.op {
-        "unmap" | "unmap-nobatch" => unmap(mm, BASE, BASE + cfg.pages * 4096),
-        "collapse" => {
+        Op::Unmap | Op::UnmapNobatch => unmap(mm, BASE, BASE + cfg.pages * 4096),
+        Op::Collapse => {
             let _g = mm.pt_lock.lock();
             mm::collapse::collapse(&tlb::gather_ctx(), mm, BASE).expect("bench: collapse");
         }
-        _ => {
+        Op::Unshare => {
             mm::share::unshare_pmd_table(&tlb::gather_ctx(), mm, SHARED_VA).expect("bench: unshare");
         }
     }
@@ -121,23 +111,40 @@ fn op(cfg: Config, mm: &'static AddressSpace) {
 /// Undoes what `setup` + `op` left (not measured).
 fn cleanup(cfg: Config, mm: &'static AddressSpace) {
     match cfg.op {
-        "collapse" => unmap(mm, BASE, BASE + (2 << 20)),
-        "unmap" | "unmap-nobatch" if cfg.keep => unmap(mm, BASE, BASE + (2 << 20)),
-        _ => {}
+        Op::Collapse => unmap(mm, BASE, BASE + (2 << 20)),
+        Op::Unmap | Op::UnmapNobatch => {
+            if cfg.keeps_table() {
+                unmap(mm, BASE, BASE + (2 << 20));
+            }
+        }
+        Op::Unshare => {}
     }
 }
 
-fn percentile(sorted: &[u64], p: usize) -> u64 {
-    crate::bench::smp::percentile(sorted, p)
+/// The backend's word in the line.
+fn backend(kind: mm::hw::BackendKind) -> Backend {
+    match kind {
+        mm::hw::BackendKind::NativeIpi => Backend::Native,
+        mm::hw::BackendKind::Paravirt => Backend::Pv,
+        mm::hw::BackendKind::Invlpgb => Backend::Invlpgb,
+    }
+}
+
+/// The APIC mode's word in the line.
+fn apic(mode: arch::apic::ApicMode) -> Apic {
+    match mode {
+        arch::apic::ApicMode::X2Apic => Apic::X2apic,
+        arch::apic::ApicMode::XApic => Apic::Xapic,
+    }
 }
 
 fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
     let mm = user_space::new_address_space();
     let owner = user_space::new_address_space();
-    if cfg.op == "unshare" {
+    if cfg.op == Op::Unshare {
         map_page(owner, SHARED_VA);
     }
-    if cfg.op.starts_with("unmap") && !cfg.keep {
+    if cfg.op.is_unmap() && !cfg.keeps_table() {
         // A separate mapping 4 MiB above keeps the level-2 table: one PTE table is freed.
         map_page(mm, BASE + (4 << 20));
     }
@@ -146,13 +153,13 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
     } else {
         SyncMode::Decided
     });
-    tlb::FREER.set_batch_allocation_fails(cfg.op == "unmap-nobatch");
+    tlb::FREER.set_batch_allocation_fails(cfg.op == Op::UnmapNobatch);
     static STOP: AtomicBool = AtomicBool::new(false);
     STOP.store(false, Ordering::SeqCst);
     let others = 1..arch::cpus::count();
     let pv = tlb::mmu().backend.kind() == mm::hw::BackendKind::Paravirt;
-    let spinners: Vec<_> = if cfg.scen == "A" {
-        others
+    let spinners: Vec<_> = match cfg.scen {
+        Scenario::A => others
             .clone()
             .map(|c| {
                 let halts = opts.spin_halts;
@@ -173,17 +180,16 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
                     }
                 })
             })
-            .collect()
-    } else {
-        Vec::new()
+            .collect(),
+        Scenario::B | Scenario::C => Vec::new(),
     };
     sched::use_mm(Some(mm));
-    let warmup = opts.iters.min(50);
+    let warmup = bench_spec::warmup(opts.iters);
     let mut cycles = Vec::with_capacity(opts.iters);
     let (mut tlb, mut cal, mut sync, mut pt_frames) = (0u64, 0u64, 0u64, 0u64);
     for i in 0..warmup + opts.iters {
         setup(cfg, mm, owner);
-        if cfg.scen == "C" {
+        if cfg.scen == Scenario::C {
             let visits: Vec<_> = others
                 .clone()
                 .map(|c| sched::spawn("bench-visit", c, Some(mm), || {}))
@@ -205,10 +211,9 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
             sync += after_ipis.2 - before_ipis.2;
             // Batched tables are counted when queued (their grace period ends later);
             // fallback, collapse and unshare free at once.
-            pt_frames += if cfg.op == "unmap" {
-                d.get(TlbEvent::TablesDeferred)
-            } else {
-                d.get(TlbEvent::TablesFreed)
+            pt_frames += match cfg.op {
+                Op::Unmap => d.get(TlbEvent::TablesDeferred),
+                Op::UnmapNobatch | Op::Collapse | Op::Unshare => d.get(TlbEvent::TablesFreed),
             };
         }
     }
@@ -221,70 +226,33 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
     tlb::FREER.set_batch_allocation_fails(false);
     tlb::settle();
     cycles.sort_unstable();
-    let n = opts.iters as f64;
-    let (median, p99) = (percentile(&cycles, 50), percentile(&cycles, 99));
+    let at = |p| percentile(&cycles, p).expect("bench: at least one iteration");
+    let (median, p99) = (at(50), at(99));
     let sync_mode = if !forced && arch::static_key::tlb_table_flush_implies_ipi_broadcast() {
-        "skip"
+        Sync::Skip
     } else {
-        "ipi"
+        Sync::Ipi
     };
-    log::info!(
-        "gatherOS smp={} scen={} pages={} tables={} op={} backend={} sync={} ns_median={} ns_p99={} tlb_ipis_per_op={:.2} cal_ipis_per_op={:.2} sync_ipis_per_op={:.2} tsc_median={} tsc_p99={} iters={} pt_freed_kb={} apic={} levels=4",
-        arch::cpus::online_count(),
-        cfg.scen,
-        cfg.pages,
-        if cfg.keep { "keep" } else { "free" },
-        cfg.op,
-        tlb::mmu().backend.kind().name(),
-        sync_mode,
-        arch::timer::cycles_to_ns(median),
-        arch::timer::cycles_to_ns(p99),
-        tlb as f64 / n,
-        cal as f64 / n,
-        sync as f64 / n,
-        median,
-        p99,
-        opts.iters,
-        pt_frames * 4 / opts.iters as u64,
-        crate::smp::summary().mode.name()
-    );
-}
-
-fn configs(op: &'static str, scen: &'static str) -> Vec<Config> {
-    match op {
-        "unmap" | "unmap-nobatch" => alloc::vec![
-            Config {
-                op,
-                scen,
-                pages: 512,
-                keep: false
-            },
-            Config {
-                op,
-                scen,
-                pages: 1,
-                keep: false
-            },
-            Config {
-                op,
-                scen,
-                pages: 510,
-                keep: true
-            },
-        ],
-        "collapse" => alloc::vec![Config {
-            op,
-            scen,
-            pages: 512,
-            keep: false
-        }],
-        _ => alloc::vec![Config {
-            op,
-            scen,
-            pages: 1,
-            keep: false
-        }],
-    }
+    let line = Line {
+        os: Os::GatherOS,
+        smp: arch::cpus::online_count(),
+        config: cfg,
+        backend: backend(tlb::mmu().backend.kind()),
+        sync: sync_mode,
+        ns_median: arch::timer::cycles_to_ns(median),
+        ns_p99: arch::timer::cycles_to_ns(p99),
+        tlb_ipis_per_op: PerOp::of(tlb, opts.iters),
+        cal_ipis_per_op: PerOp::of(cal, opts.iters),
+        sync_ipis_per_op: PerOp::of(sync, opts.iters),
+        tsc_median: median,
+        tsc_p99: p99,
+        iters: opts.iters,
+        pt_freed_kb: pt_frames * 4 / opts.iters as u64,
+        apic: apic(crate::smp::summary().mode),
+        levels: 4,
+        collapsed: None,
+    };
+    log::info!("{line}");
 }
 
 /// Runs the benchmark matrix of this boot and prints one line per configuration.
@@ -294,15 +262,15 @@ pub fn run(opts: &BenchOptions) {
     mem::poison::set_debug_poison(false);
     log::info!("bench: debug-poison=off");
     let native = tlb::mmu().backend.kind() == mm::hw::BackendKind::NativeIpi;
-    let total: usize = opts.ops.iter().map(|o| configs(o, "A").len()).sum::<usize>() * opts.scenarios.len();
+    let total = Config::count(&opts.ops, &opts.scenarios);
     log::info!(
         "bench: configurations={} iters={}",
         total * if native { 2 } else { 1 },
         opts.iters
     );
-    for &op_name in &opts.ops {
+    for &op in &opts.ops {
         for &scen in &opts.scenarios {
-            for cfg in configs(op_name, scen) {
+            for cfg in Config::matrix(op, scen) {
                 measure(cfg, opts, false);
                 if native {
                     measure(cfg, opts, true);

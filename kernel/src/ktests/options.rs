@@ -44,3 +44,19 @@ arch::kernel_test!(
         );
     }
 );
+
+arch::kernel_test!(
+    fn parses_the_benchmark_matrix_and_refuses_unknown_ops() {
+        use bench_spec::{Op, Scenario};
+        let (o, errors) =
+            BootOptions::parse("bench=tlb bench.ops=unshare,collapse bench.scen=C,A bench.iters=0");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(o.bench_tlb.ops, [Op::Unshare, Op::Collapse]);
+        assert_eq!(o.bench_tlb.scenarios, [Scenario::C, Scenario::A]);
+        assert_eq!(o.bench_tlb.iters, 1);
+        let (o, errors) = BootOptions::parse("bench.ops=unmap,share bench.scen=D");
+        assert_eq!(o.bench_tlb.ops, Op::ALL);
+        assert_eq!(o.bench_tlb.scenarios, Scenario::ALL);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+);

@@ -1,0 +1,20 @@
+//! How many iterations a configuration runs.
+
+/// Measured iterations per configuration unless told otherwise.
+pub const DEFAULT_ITERS: usize = 1000;
+
+/// Iterations run first and discarded, for `iters` measured ones: as many, at most 50.
+pub const fn warmup(iters: usize) -> usize {
+    if iters < 50 { iters } else { 50 }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn warmup_is_at_most_fifty() {
+        assert_eq!(
+            [0, 1, 49, 50, 51, 1000].map(super::warmup),
+            [0, 1, 49, 50, 50, 50]
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! The result line: one per configuration, printed by the kernel and `linux-bench`
+//! and read by the host tool. [`Line`]'s `Display` is its only format and
+//! [`Line::parse`] its only reader:
+//!
+//! `<os> smp=<n> scen=<A|B|C> pages=<P> tables=<free|keep> op=<op> backend=<backend>
+//! sync=<skip|ipi> ns_median=.. ns_p99=.. tlb_ipis_per_op=.. cal_ipis_per_op=..
+//! sync_ipis_per_op=.. tsc_median=.. tsc_p99=.. iters=.. pt_freed_kb=.. apic=..
+//! levels=.. [collapsed=<ok>/<tried>]`
+
+use core::fmt::{self, Display};
+use core::str::FromStr;
+
+use crate::{Backend, Config, Sync};
+
+/// The fields of a line after its first word, in order.
+pub const FIELDS: [&str; 18] = [
+    "smp",
+    "scen",
+    "pages",
+    "tables",
+    "op",
+    "backend",
+    "sync",
+    "ns_median",
+    "ns_p99",
+    "tlb_ipis_per_op",
+    "cal_ipis_per_op",
+    "sync_ipis_per_op",
+    "tsc_median",
+    "tsc_p99",
+    "iters",
+    "pt_freed_kb",
+    "apic",
+    "levels",
+];
+
+/// Fields a line may carry after [`FIELDS`], in order.
+pub const OPTIONAL_FIELDS: [&str; 1] = ["collapsed"];
+
+named! {
+    /// The kernel that measured: the line's first word.
+    pub enum Os {
+        /// The gatherOS kernel (`bench=tlb`).
+        GatherOS = "gatherOS",
+        /// A Linux guest running `linux-bench`.
+        Linux = "linux",
+    }
+}
+
+named! {
+    /// The local APIC's mode (`apic=`).
+    pub enum Apic {
+        /// x2APIC (MSR access).
+        X2apic = "x2apic",
+        /// xAPIC (memory-mapped).
+        Xapic = "xapic",
+    }
+}
+
+/// A count per operation (IPIs per op), written with two decimals.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerOp(pub f64);
+
+impl PerOp {
+    /// `total` over `iters` operations.
+    pub fn of(total: u64, iters: usize) -> Self {
+        PerOp(total as f64 / iters as f64)
+    }
+}
+
+impl Display for PerOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.2}", self.0)
+    }
+}
+
+impl FromStr for PerOp {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => Ok(PerOp(v)),
+            _ => Err(()),
+        }
+    }
+}
+
+/// `collapsed=<ok>/<tried>`: calls of the operation that succeeded, and those made
+/// (Linux, where a call can fail transiently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collapsed {
+    /// Calls that succeeded.
+    pub ok: u64,
+    /// Calls made.
+    pub tried: u64,
+}
+
+impl Display for Collapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.ok, self.tried)
+    }
+}
+
+impl FromStr for Collapsed {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (ok, tried) = s.split_once('/').ok_or(())?;
+        let (ok, tried) = (ok.parse().map_err(|_| ())?, tried.parse().map_err(|_| ())?);
+        if ok > tried {
+            return Err(());
+        }
+        Ok(Collapsed { ok, tried })
+    }
+}
+
+/// One configuration's result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line {
+    /// Who measured (the first word).
+    pub os: Os,
+    /// CPUs online.
+    pub smp: usize,
+    /// Operation, scenario, pages and tables.
+    pub config: Config,
+    /// The remote-flush backend.
+    pub backend: Backend,
+    /// Whether the table-free sync was sent.
+    pub sync: Sync,
+    /// Median time of the operation, ns.
+    pub ns_median: u64,
+    /// 99th percentile of the time, ns.
+    pub ns_p99: u64,
+    /// TLB-flush IPIs received per op, summed over CPUs.
+    pub tlb_ipis_per_op: PerOp,
+    /// Function-call interrupts (all cross calls) per op.
+    pub cal_ipis_per_op: PerOp,
+    /// Table-free sync IPIs per op.
+    pub sync_ipis_per_op: PerOp,
+    /// Median time, TSC cycles.
+    pub tsc_median: u64,
+    /// 99th percentile, TSC cycles.
+    pub tsc_p99: u64,
+    /// Measured iterations.
+    pub iters: usize,
+    /// Page-table memory freed per op, KiB.
+    pub pt_freed_kb: u64,
+    /// The APIC mode.
+    pub apic: Apic,
+    /// Page-table levels.
+    pub levels: u32,
+    /// Calls that succeeded and were made, where a line says so.
+    pub collapsed: Option<Collapsed>,
+}
+
+/// Why a text is not a result line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// The first word is not an [`Os`] (it is some other line).
+    NotALine,
+    /// The line ends before this field.
+    Missing(&'static str),
+    /// A word stands where this field should.
+    Expected(&'static str),
+    /// This field's value is not valid.
+    BadValue(&'static str),
+    /// Words follow the last field.
+    Trailing,
+}
+
+impl Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::NotALine => f.write_str("not a benchmark line"),
+            ParseError::Missing(k) => write!(f, "no {k}= field"),
+            ParseError::Expected(k) => write!(f, "expected the {k}= field"),
+            ParseError::BadValue(k) => write!(f, "bad value for {k}="),
+            ParseError::Trailing => f.write_str("words after the last field"),
+        }
+    }
+}
+
+/// The value of `word` if it is `name=<value>`.
+fn value_of<'a>(word: &'a str, name: &'static str) -> Result<&'a str, ParseError> {
+    match word.split_once('=') {
+        Some((k, v)) if k == name => Ok(v),
+        _ => Err(ParseError::Expected(name)),
+    }
+}
+
+/// `value` read as field `name`.
+fn field<T: FromStr>(name: &'static str, value: &str) -> Result<T, ParseError> {
+    value.parse().map_err(|_| ParseError::BadValue(name))
+}
+
+impl Line {
+    /// The values of [`FIELDS`], in order.
+    pub fn values(&self) -> [&dyn Display; 18] {
+        [
+            &self.smp,
+            &self.config.scen,
+            &self.config.pages,
+            &self.config.tables,
+            &self.config.op,
+            &self.backend,
+            &self.sync,
+            &self.ns_median,
+            &self.ns_p99,
+            &self.tlb_ipis_per_op,
+            &self.cal_ipis_per_op,
+            &self.sync_ipis_per_op,
+            &self.tsc_median,
+            &self.tsc_p99,
+            &self.iters,
+            &self.pt_freed_kb,
+            &self.apic,
+            &self.levels,
+        ]
+    }
+
+    /// Calls `f` with every field after the first word, as the line writes it: the
+    /// [`FIELDS`] and then the optional ones present.
+    pub fn for_each_field<E>(
+        &self,
+        mut f: impl FnMut(&'static str, &dyn Display) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for (name, value) in FIELDS.iter().zip(self.values()) {
+            f(name, value)?;
+        }
+        if let Some(c) = &self.collapsed {
+            f(OPTIONAL_FIELDS[0], c)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a line as [`Display`] writes it: the first word an [`Os`], then every one
+    /// of [`FIELDS`] in order, each `name=value` with a valid value, then at most the
+    /// optional `collapsed=`, then nothing.
+    pub fn parse(text: &str) -> Result<Line, ParseError> {
+        let mut words = text.split_ascii_whitespace();
+        let os = words.next().and_then(Os::parse).ok_or(ParseError::NotALine)?;
+        let mut v = [""; 18];
+        for (slot, &name) in v.iter_mut().zip(FIELDS.iter()) {
+            *slot = value_of(words.next().ok_or(ParseError::Missing(name))?, name)?;
+        }
+        let collapsed = match words.next() {
+            Some(w) => Some(field(OPTIONAL_FIELDS[0], value_of(w, OPTIONAL_FIELDS[0])?)?),
+            None => None,
+        };
+        if words.next().is_some() {
+            return Err(ParseError::Trailing);
+        }
+        let [
+            smp,
+            scen,
+            pages,
+            tables,
+            op,
+            backend,
+            sync,
+            ns_median,
+            ns_p99,
+            tlb,
+            cal,
+            sync_ipis,
+            tsc_median,
+            tsc_p99,
+            iters,
+            pt_freed_kb,
+            apic,
+            levels,
+        ] = v;
+        Ok(Line {
+            os,
+            smp: field("smp", smp)?,
+            config: Config {
+                op: field("op", op)?,
+                scen: field("scen", scen)?,
+                pages: field("pages", pages)?,
+                tables: field("tables", tables)?,
+            },
+            backend: field("backend", backend)?,
+            sync: field("sync", sync)?,
+            ns_median: field("ns_median", ns_median)?,
+            ns_p99: field("ns_p99", ns_p99)?,
+            tlb_ipis_per_op: field("tlb_ipis_per_op", tlb)?,
+            cal_ipis_per_op: field("cal_ipis_per_op", cal)?,
+            sync_ipis_per_op: field("sync_ipis_per_op", sync_ipis)?,
+            tsc_median: field("tsc_median", tsc_median)?,
+            tsc_p99: field("tsc_p99", tsc_p99)?,
+            iters: field("iters", iters)?,
+            pt_freed_kb: field("pt_freed_kb", pt_freed_kb)?,
+            apic: field("apic", apic)?,
+            levels: field("levels", levels)?,
+            collapsed,
+        })
+    }
+}
+
+impl Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.os.name())?;
+        self.for_each_field(|name, value| write!(f, " {name}={value}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Op, Scenario, Tables};
+
+    /// A line printed by the kernel (`cargo run -- --smp 4 --args "bench=tlb bench.iters=5"`,
+    /// QEMU TCG).
+    const GATHEROS: &str = "gatherOS smp=4 scen=A pages=1 tables=free op=unshare backend=native sync=ipi ns_median=164594 ns_p99=168406 tlb_ipis_per_op=3.00 cal_ipis_per_op=6.00 sync_ipis_per_op=3.00 tsc_median=426582 tsc_p99=436462 iters=5 pt_freed_kb=0 apic=x2apic levels=4";
+    /// A line printed by `linux-bench` under Linux 6.12 (docs/bench/bench-linux-6.12-7.3.4.csv).
+    const LINUX: &str = "linux smp=4 scen=C pages=512 tables=free op=collapse backend=native sync=ipi ns_median=10575185 ns_p99=42846347 tlb_ipis_per_op=3.00 cal_ipis_per_op=6.63 sync_ipis_per_op=3.63 tsc_median=27436864 tsc_p99=111213310 iters=200 pt_freed_kb=0 apic=x2apic levels=4 collapsed=200/200";
+
+    #[test]
+    fn real_lines_parse_and_print_back_byte_for_byte() {
+        let g = Line::parse(GATHEROS).unwrap();
+        assert_eq!(g.os, Os::GatherOS);
+        assert_eq!(
+            g.config,
+            Config {
+                op: Op::Unshare,
+                scen: Scenario::A,
+                pages: 1,
+                tables: Tables::Free
+            }
+        );
+        assert_eq!(
+            (g.backend, g.sync, g.smp, g.iters),
+            (Backend::Native, Sync::Ipi, 4, 5)
+        );
+        assert_eq!(g.cal_ipis_per_op, PerOp(6.0));
+        assert_eq!(g.collapsed, None);
+        assert_eq!(g.to_string(), GATHEROS);
+        let l = Line::parse(LINUX).unwrap();
+        assert_eq!(l.os, Os::Linux);
+        assert_eq!(l.collapsed, Some(Collapsed { ok: 200, tried: 200 }));
+        assert_eq!(l.to_string(), LINUX);
+    }
+
+    #[test]
+    fn fields_are_the_line_in_order() {
+        let g = Line::parse(GATHEROS).unwrap();
+        let mut names = Vec::new();
+        g.for_each_field(|n, _| {
+            names.push(n);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(names, FIELDS);
+        let l = Line::parse(LINUX).unwrap();
+        let mut last = String::new();
+        l.for_each_field(|n, v| {
+            last = format!("{n}={v}");
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(last, "collapsed=200/200");
+    }
+
+    #[test]
+    fn per_op_counts_have_two_decimals() {
+        assert_eq!(PerOp::of(7, 3).to_string(), "2.33");
+        assert_eq!(PerOp::of(30, 30).to_string(), "1.00");
+        assert_eq!(PerOp::of(0, 30).to_string(), "0.00");
+        assert_eq!(PerOp::of(21, 30).to_string(), "0.70");
+    }
+
+    #[test]
+    fn round_trips_every_configuration() {
+        let base = Line::parse(GATHEROS).unwrap();
+        for &op in Op::ALL {
+            for &scen in Scenario::ALL {
+                for config in Config::matrix(op, scen) {
+                    for &backend in Backend::ALL {
+                        let line = Line {
+                            config,
+                            backend,
+                            tlb_ipis_per_op: PerOp(2.25),
+                            collapsed: Some(Collapsed { ok: 3, tried: 5 }),
+                            ..base
+                        };
+                        let text = line.to_string();
+                        assert_eq!(Line::parse(&text), Ok(line), "{text}");
+                        // A count with more decimals is written with two, and reads
+                        // back as those two.
+                        let more = Line {
+                            tlb_ipis_per_op: PerOp::of(7, 3),
+                            ..line
+                        };
+                        let text = more.to_string();
+                        assert_eq!(Line::parse(&text).unwrap().to_string(), text);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_lines_are_refused() {
+        use ParseError::*;
+        let cases: &[(String, ParseError)] = &[
+            ("gatherOS 0.1.0: booted via bios".into(), Expected("smp")),
+            ("gatherOS: done (ok)".into(), NotALine),
+            ("".into(), NotALine),
+            (GATHEROS.replace("gatherOS ", "other "), NotALine),
+            (GATHEROS.replace(" levels=4", ""), Missing("levels")),
+            (
+                GATHEROS.replace("scen=A pages=1", "pages=1 scen=A"),
+                Expected("scen"),
+            ),
+            (GATHEROS.replace("op=unshare", "op=frobnicate"), BadValue("op")),
+            (GATHEROS.replace("scen=A", "scen=D"), BadValue("scen")),
+            (
+                GATHEROS.replace("ns_median=164594", "ns_median=-1"),
+                BadValue("ns_median"),
+            ),
+            (GATHEROS.replace("=3.00", "=NaN"), BadValue("tlb_ipis_per_op")),
+            (GATHEROS.replace("smp=4", "smp"), Expected("smp")),
+            (format!("{GATHEROS} unknown=1"), Expected("collapsed")),
+            (format!("{GATHEROS} collapsed=3/2"), BadValue("collapsed")),
+            (format!("{GATHEROS} collapsed=3"), BadValue("collapsed")),
+            (format!("{LINUX} levels=4"), Trailing),
+        ];
+        for (text, err) in cases {
+            assert_eq!(Line::parse(text), Err(*err), "{text}");
+        }
+    }
+}
