@@ -7,65 +7,15 @@
 
 extern crate alloc;
 use alloc::vec::Vec;
-use arch::ktest::Suite;
 use log::LevelFilter;
 
-/// What the in-kernel test harness should run (present when `test=on`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestOptions {
-    /// The suites to run (`test.suites=quick,watchdog,soak` or `all`; default: every
-    /// suite but the soak, whose full length takes many minutes).
-    pub suites: Vec<Suite>,
-    /// Substring filters (`test.filter=`); a test runs if it matches any (or none given).
-    pub filters: Vec<&'static str>,
-    /// Filters must match the whole name (`test.exact=on`).
-    pub exact: bool,
-    /// Tests whose name contains any of these are skipped (`test.skip=`).
-    pub skips: Vec<&'static str>,
-    /// Index (in the filtered, sorted list) to start from after a resume (`test.start=`).
-    pub start: usize,
-    /// Results carried over from earlier boots of the same run.
-    pub passed: usize,
-    /// See `passed`.
-    pub failed: usize,
-    /// See `passed`: tests this machine cannot run (their `needs`).
-    pub ignored: usize,
-}
+mod test;
+mod value;
 
-impl Default for TestOptions {
-    fn default() -> Self {
-        Self {
-            suites: alloc::vec![Suite::Quick, Suite::Watchdog],
-            filters: Vec::new(),
-            exact: false,
-            skips: Vec::new(),
-            start: 0,
-            passed: 0,
-            failed: 0,
-            ignored: 0,
-        }
-    }
-}
-
-/// `test.suites=`: a comma-separated list of suite names, or `all`.
-fn parse_suites(key: &'static str, value: &'static str) -> Result<Vec<Suite>, OptionError> {
-    if value == "all" {
-        return Ok(Suite::ALL.to_vec());
-    }
-    let bad = || OptionError::BadValue {
-        key,
-        value,
-        expected: "quick, watchdog, soak (comma-separated) or all",
-    };
-    let mut suites = Vec::new();
-    for name in value.split(',') {
-        let suite = Suite::from_name(name).ok_or_else(bad)?;
-        if !suites.contains(&suite) {
-            suites.push(suite);
-        }
-    }
-    Ok(suites)
-}
+pub use test::TestOptions;
+use test::parse_suites;
+pub use value::OptionError;
+use value::{bounded, parse_bool, parse_usize};
 
 /// Longest `hold=` accepted (a minute).
 pub const MAX_HOLD_MS: u64 = 60_000;
@@ -91,19 +41,6 @@ pub fn boot_options() -> &'static BootOptions {
     BOOT_OPTIONS
         .get()
         .unwrap_or_else(|| DEFAULTS.call_once(BootOptions::default))
-}
-
-/// A number in `[min, max]`, or a refusal naming the range.
-fn bounded(
-    key: &'static str,
-    value: &'static str,
-    (min, max): (u64, u64),
-    expected: &'static str,
-) -> Result<u64, OptionError> {
-    match value.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(OptionError::BadValue { key, value, expected }),
-    }
 }
 
 /// Every key [`BootOptions::parse`] knows (besides `cpuid.<feature>`), for the fuzz test
@@ -185,51 +122,6 @@ impl Default for BootOptions {
             tlb_break: mm::breakage::Breakage::None,
         }
     }
-}
-
-/// A problem with one word of the options; logged, never fatal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OptionError {
-    /// The key is not known.
-    UnknownKey(&'static str),
-    /// The key is known but the value is not valid for it.
-    BadValue {
-        key: &'static str,
-        value: &'static str,
-        expected: &'static str,
-    },
-}
-
-impl core::fmt::Display for OptionError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            OptionError::UnknownKey(k) => write!(f, "options: unknown key '{k}' (ignored)"),
-            OptionError::BadValue { key, value, expected } => write!(
-                f,
-                "options: bad value '{value}' for '{key}' (expected {expected}; using the default)"
-            ),
-        }
-    }
-}
-
-fn parse_bool(key: &'static str, value: &'static str) -> Result<bool, OptionError> {
-    match value {
-        "on" | "yes" | "1" | "true" => Ok(true),
-        "off" | "no" | "0" | "false" => Ok(false),
-        _ => Err(OptionError::BadValue {
-            key,
-            value,
-            expected: "on|off",
-        }),
-    }
-}
-
-fn parse_usize(key: &'static str, value: &'static str) -> Result<usize, OptionError> {
-    value.parse().map_err(|_| OptionError::BadValue {
-        key,
-        value,
-        expected: "a number",
-    })
 }
 
 impl BootOptions {

@@ -1,0 +1,64 @@
+//! The test harness's options (`test=on`, `test.suites=`, `test.filter=`, ...).
+
+extern crate alloc;
+use alloc::vec::Vec;
+use arch::ktest::Suite;
+
+use super::value::OptionError;
+
+/// What the in-kernel test harness should run (present when `test=on`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestOptions {
+    /// The suites to run (`test.suites=quick,watchdog,soak` or `all`; default: every
+    /// suite but the soak, whose full length takes many minutes).
+    pub suites: Vec<Suite>,
+    /// Substring filters (`test.filter=`); a test runs if it matches any (or none given).
+    pub filters: Vec<&'static str>,
+    /// Filters must match the whole name (`test.exact=on`).
+    pub exact: bool,
+    /// Tests whose name contains any of these are skipped (`test.skip=`).
+    pub skips: Vec<&'static str>,
+    /// Index (in the filtered, sorted list) to start from after a resume (`test.start=`).
+    pub start: usize,
+    /// Results carried over from earlier boots of the same run.
+    pub passed: usize,
+    /// See `passed`.
+    pub failed: usize,
+    /// See `passed`: tests this machine cannot run (their `needs`).
+    pub ignored: usize,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            suites: alloc::vec![Suite::Quick, Suite::Watchdog],
+            filters: Vec::new(),
+            exact: false,
+            skips: Vec::new(),
+            start: 0,
+            passed: 0,
+            failed: 0,
+            ignored: 0,
+        }
+    }
+}
+
+/// `test.suites=`: a comma-separated list of suite names, or `all`.
+pub(super) fn parse_suites(key: &'static str, value: &'static str) -> Result<Vec<Suite>, OptionError> {
+    if value == "all" {
+        return Ok(Suite::ALL.to_vec());
+    }
+    let bad = || OptionError::BadValue {
+        key,
+        value,
+        expected: "quick, watchdog, soak (comma-separated) or all",
+    };
+    let mut suites = Vec::new();
+    for name in value.split(',') {
+        let suite = Suite::from_name(name).ok_or_else(bad)?;
+        if !suites.contains(&suite) {
+            suites.push(suite);
+        }
+    }
+    Ok(suites)
+}
