@@ -7,7 +7,11 @@
 extern crate alloc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
-use mm::pgtable::{self, NO_EXECUTE, PRESENT, PhysMem, WRITABLE};
+use mm::addr::VirtAddr;
+use mm::entry::{Entry, EntryFlags};
+use mm::hw::PhysMem;
+use mm::level::Level;
+use mm::pgtable;
 
 use crate::mem::phys::MEM;
 use crate::sched;
@@ -50,16 +54,14 @@ fn collapse_and_unshare() {
     for i in 0..512 {
         crate::workload::map_page(mm, BASE + i * 4096 + 8);
     }
-    {
-        let _g = mm.pt_lock.lock();
-        mm::collapse::collapse(&tlb::gather_ctx(), mm, BASE).expect("demo: collapse");
-    }
+    mm::collapse::collapse(&tlb::gather_ctx(), &mm.lock(), VirtAddr::new(BASE)).expect("demo: collapse");
     crate::user_space::unmap(mm, BASE, BASE + pgtable::HUGE_SIZE);
     let other = user_space::new_address_space();
     let va = (3u64 << 30) | (1 << 21) | (1 << 12);
     crate::workload::map_page(mm, va);
-    mm::share::share_pmd_table(&MEM, mm, other, va).expect("demo: share");
-    mm::share::unshare_pmd_table(&tlb::gather_ctx(), other, va);
+    let va = VirtAddr::new(va);
+    mm::share::share_pmd_table(&MEM, &mm.lock(), &other.lock(), va).expect("demo: share");
+    mm::share::unshare_pmd_table(&tlb::gather_ctx(), &other.lock(), va);
     crate::user_space::destroy(other);
     crate::user_space::destroy(mm);
     tlb::settle();
@@ -91,11 +93,18 @@ fn remap_while_others_sleep() {
     sched::use_mm(Some(mm));
     for round in 0..ROUNDS {
         let va = BASE + (round % PAGES) * 4096;
-        let (_, e) = pgtable::leaf(&MEM, mm.root(), va).expect("demo page mapped");
-        let old = e.load(Ordering::SeqCst) & pgtable::ADDR_MASK;
+        let (_, e) = pgtable::leaf(&MEM, mm.root(), VirtAddr::new(va)).expect("demo page mapped");
         let new = MEM.alloc_frame().expect("demo: out of memory");
-        e.store(new | PRESENT | WRITABLE | NO_EXECUTE, Ordering::SeqCst);
-        tlb::mmu().flush_tlb_mm_range(mm, va, va + 4096, 12, false);
+        let old = {
+            let locked = mm.lock();
+            let old = e.read().addr();
+            e.install(
+                &locked,
+                Entry::page(new, EntryFlags::WRITABLE | EntryFlags::NO_EXECUTE),
+            );
+            old
+        };
+        tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(va), VirtAddr::new(va + 4096), Level::Pte, false);
         // The flush has completed everywhere: the old frame is unreachable now.
         MEM.free_frame(old);
         arch::timer::delay_us(5_000);

@@ -1,14 +1,19 @@
 //! User address spaces: a new root that shares the kernel's upper half, pages mapped into
-//! its lower half under its page-table lock, munmap through an mmu_gather, and teardown. Each new root copies the kernel's top-level entries 256..512
-//! (every kernel mapping exists before the first address space is made; see
-//! [`crate::mem::layout`]).
+//! its lower half under its page-table lock, munmap through an mmu_gather, and teardown.
+//! Each new root copies the kernel's top-level entries 256..512 (every kernel mapping
+//! exists before the first address space is made; see [`crate::mem::layout`]).
 
 extern crate alloc;
 use alloc::boxed::Box;
 use core::sync::atomic::Ordering;
+use mm::addr::{PhysAddr, VirtAddr};
 use mm::addr_space::AddressSpace;
-use mm::gather::{MmuGather, unmap_range};
-use mm::pgtable::{self, ENTRIES, PhysMem};
+use mm::entry::EntryFlags;
+use mm::gather::MmuGather;
+use mm::hw::PhysMem;
+use mm::level::{ENTRIES, Level};
+use mm::pgtable;
+use mm::unmap::unmap_range;
 
 use crate::mem::phys::MEM;
 use crate::tlb::{self, kernel_mm};
@@ -20,8 +25,8 @@ pub fn new_address_space() -> &'static AddressSpace {
         .expect("vm: out of memory for a page-table root");
     let kroot = kernel_mm().root();
     for i in 256..ENTRIES {
-        let v = MEM.entry(kroot, i).load(Ordering::Relaxed);
-        MEM.entry(root, i).store(v, Ordering::Relaxed);
+        let v = MEM.word(kroot, i).load(Ordering::Relaxed);
+        MEM.word(root, i).store(v, Ordering::Relaxed);
     }
     Box::leak(Box::new(AddressSpace::new(root)))
 }
@@ -29,20 +34,19 @@ pub fn new_address_space() -> &'static AddressSpace {
 /// Maps a fresh zeroed 4 KiB page at `va` in `mm`; returns its frame.
 pub fn map_new_page(mm: &AddressSpace, va: u64) -> u64 {
     let frame = MEM.alloc_frame().expect("vm: out of memory");
-    map_frame(mm, va, frame);
-    frame
+    map_frame(mm, va, frame.as_u64());
+    frame.as_u64()
 }
 
-/// Maps frame `frame` (owned by the caller until now) at page `va` of `mm`, writable
-/// and not executable, under `mm`'s page-table lock.
+/// Maps frame `frame` (owned by the caller until now) at the page holding `va` in `mm`,
+/// writable and not executable, under `mm`'s page-table lock.
 pub fn map_frame(mm: &AddressSpace, va: u64, frame: u64) {
-    let _g = mm.pt_lock.lock();
     pgtable::map_4k(
+        &mm.lock(),
         &MEM,
-        mm.root(),
-        va & !0xfff,
-        frame,
-        pgtable::WRITABLE | pgtable::NO_EXECUTE,
+        VirtAddr::new(va).align_down(Level::Pte),
+        PhysAddr::new(frame),
+        EntryFlags::WRITABLE | EntryFlags::NO_EXECUTE,
     )
     .expect("vm: map");
 }
@@ -50,9 +54,9 @@ pub fn map_frame(mm: &AddressSpace, va: u64, frame: u64) {
 /// Unmaps `[start, end)` of `mm` through an mmu_gather (the munmap analogue).
 pub fn unmap(mm: &AddressSpace, start: u64, end: u64) {
     let ctx = tlb::gather_ctx();
-    let _g = mm.pt_lock.lock();
+    let locked = mm.lock();
     let mut g = MmuGather::new(&ctx, mm);
-    unmap_range(&mut g, start, end);
+    unmap_range(&locked, &mut g, VirtAddr::new(start), VirtAddr::new(end));
     g.finish();
 }
 

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use mm::addr_space::AddressSpace;
 
-use mm::pgtable::PhysMem;
+use mm::hw::PhysMem;
 use mm::stats::{TlbEvent, TlbTotals};
 use mm::table_free::SyncMode;
 use mm::walker::Walk;
@@ -91,9 +91,9 @@ pub struct RaceResult {
 /// walker of `va` checks), written before the page is mapped.
 pub fn map_page(mm: &AddressSpace, va: u64) -> u64 {
     let f = MEM.alloc_frame().expect("workload: out of memory");
-    mem::phys::write_phys(f + (va & 0xff8), va);
-    user_space::map_frame(mm, va, f);
-    f
+    mem::phys::write_phys(f.as_u64() + (va & 0xff8), va);
+    user_space::map_frame(mm, va, f.as_u64());
+    f.as_u64()
 }
 
 /// Runs the race and returns its counters.

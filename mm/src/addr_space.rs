@@ -2,14 +2,16 @@
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crate::addr::PhysAddr;
 use crate::cpumask::AtomicCpuMask;
+use crate::pt_lock::{PageTableGuard, PageTableLock};
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
 
 /// One address space (Linux's `mm_struct`, the parts TLB shootdown needs).
 pub struct AddressSpace {
     id: usize,
-    root: u64,
+    root: PhysAddr,
     /// CPUs that have this address space loaded, or lazily keep it loaded
     /// (`mm_cpumask`). A CPU sets its bit before reading `tlb_gen` when it switches in.
     pub cpumask: AtomicCpuMask,
@@ -18,21 +20,20 @@ pub struct AddressSpace {
     pub tlb_gen: AtomicU64,
     /// Gathers in flight on this address space (`tlb_flush_pending`).
     pub flush_pending: AtomicUsize,
-    /// The page-table lock: writers of this address space's tables hold it (walkers do
-    /// not). No IPI handler takes it, so flushes and syncs may wait while holding it.
-    pub pt_lock: spin::Mutex<()>,
+    /// The page-table lock ([`crate::pt_lock`]): taken through [`AddressSpace::lock`].
+    pt_lock: PageTableLock,
 }
 
 impl AddressSpace {
     /// A new address space whose top-level table is at physical `root`.
-    pub fn new(root: u64) -> Self {
+    pub fn new(root: PhysAddr) -> Self {
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             root,
             cpumask: AtomicCpuMask::new(),
             tlb_gen: AtomicU64::new(1),
             flush_pending: AtomicUsize::new(0),
-            pt_lock: spin::Mutex::new(()),
+            pt_lock: PageTableLock::new(),
         }
     }
 
@@ -42,8 +43,13 @@ impl AddressSpace {
     }
 
     /// Physical address of the top-level page table.
-    pub fn root(&self) -> u64 {
+    pub fn root(&self) -> PhysAddr {
         self.root
+    }
+
+    /// Takes the page-table lock; writing this address space's entries needs the guard.
+    pub fn lock(&self) -> PageTableGuard<'_> {
+        self.pt_lock.lock(self)
     }
 
     /// The current flush generation.

@@ -3,32 +3,33 @@
 //! simulated TLB keeps a translation until `flush_page` of that page, `flush_all` or a
 //! root load, as QEMU's software TLB does.
 
+use crate::addr::{PhysAddr, VirtAddr};
 use crate::addr_space::AddressSpace;
 use crate::collapse::collapse;
 use crate::flush::{FLUSH_ALL, FlushInfo, Mmu};
-use crate::hw::LocalTlb;
-use crate::pgtable::PhysMem;
+use crate::hw::{LocalTlb, PhysMem, RunningCpu};
+use crate::level::Level;
 use crate::share::{share_pmd_table, unshare_pmd_table};
-use crate::sim::{Machine, SimBroadcast, SimMem, World, on_cpu};
+use crate::sim::{Machine, SimBroadcast, SimMem, World, on_cpu, va};
 
-const REGION: u64 = 0x4000_0000;
+const REGION: VirtAddr = VirtAddr::new(0x4000_0000);
 
 /// What these tests add to the shared [`World`].
 trait Probe {
-    fn run_and_touch(&self, cpu: usize, mm: &AddressSpace, pages: &[u64]);
-    fn stale(&self, mm: &AddressSpace, pages: &[u64]) -> Vec<(usize, u64)>;
+    fn run_and_touch(&self, cpu: usize, mm: &AddressSpace, pages: &[VirtAddr]);
+    fn stale(&self, mm: &AddressSpace, pages: &[VirtAddr]) -> Vec<(usize, VirtAddr)>;
 }
 
 impl Probe for World {
     /// CPU `cpu` runs `mm` and reads every page of `pages` (its TLB caches them).
-    fn run_and_touch(&self, cpu: usize, mm: &AddressSpace, pages: &[u64]) {
+    fn run_and_touch(&self, cpu: usize, mm: &AddressSpace, pages: &[VirtAddr]) {
         on_cpu(cpu, || {
             self.m.mmu().switch_mm(mm);
             pages.iter().for_each(|&va| self.m.tlb.touch(va));
         });
     }
     /// (cpu, va) of every translation of `pages` in `mm` still cached by CPUs 0..4.
-    fn stale(&self, mm: &AddressSpace, pages: &[u64]) -> Vec<(usize, u64)> {
+    fn stale(&self, mm: &AddressSpace, pages: &[VirtAddr]) -> Vec<(usize, VirtAddr)> {
         (0..4)
             .flat_map(|c| pages.iter().map(move |&va| (c, va)))
             .filter(|&(c, va)| self.m.tlb.cached(c, mm.root(), va))
@@ -39,12 +40,12 @@ impl Probe for World {
 #[test]
 fn collapse_flushes_every_4k_translation_under_the_cleared_entry() {
     let w = World::with_machine(Machine::new(4), true);
-    let pages: Vec<u64> = (0..512).map(|i| REGION + i * 4096).collect();
+    let pages: Vec<VirtAddr> = (0..512).map(|i| REGION + i * 4096).collect();
     let mm = w.mm_with(pages.iter().copied());
     w.run_and_touch(1, &mm, &pages);
     w.run_and_touch(0, &mm, &pages);
     let ctx = w.ctx();
-    on_cpu(0, || collapse(&ctx, &mm, REGION)).expect("collapse");
+    on_cpu(0, || collapse(&ctx, &mm.lock(), REGION)).expect("collapse");
     let stale = w.stale(&mm, &pages);
     assert!(
         stale.is_empty(),
@@ -57,17 +58,17 @@ fn collapse_flushes_every_4k_translation_under_the_cleared_entry() {
 #[test]
 fn unshare_flushes_every_translation_of_the_gigabyte() {
     let w = World::with_machine(Machine::new(4), true);
-    let pages: Vec<u64> = [0u64, 1, 511]
+    let pages: Vec<VirtAddr> = [0u64, 1, 511]
         .iter()
         .flat_map(|&block| [0u64, 7].map(|p| REGION + (block << 21) + (p << 12)))
         .collect();
     let owner = w.mm_with(pages.iter().copied());
     let other = AddressSpace::new(w.mem.alloc_frame().unwrap());
-    share_pmd_table(&w.mem, &owner, &other, REGION).expect("share");
+    share_pmd_table(&w.mem, &owner.lock(), &other.lock(), REGION).expect("share");
     w.run_and_touch(1, &other, &pages);
     w.run_and_touch(2, &other, &pages);
     let ctx = w.ctx();
-    on_cpu(0, || unshare_pmd_table(&ctx, &other, REGION)).expect("was shared");
+    on_cpu(0, || unshare_pmd_table(&ctx, &other.lock(), REGION)).expect("was shared");
     let stale = w.stale(&other, &pages);
     assert!(stale.is_empty(), "unshare left {stale:x?}");
 }
@@ -98,17 +99,26 @@ struct CheckingTlb<'a> {
     leaving: &'a AddressSpace,
 }
 
-impl LocalTlb for CheckingTlb<'_> {
+impl RunningCpu for CheckingTlb<'_> {
     fn this_cpu(&self) -> usize {
         self.inner.this_cpu()
     }
-    fn flush_page(&self, va: u64) {
+    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
+        self.inner.with_irqs_off(f)
+    }
+    fn irqs_enabled(&self) -> bool {
+        self.inner.irqs_enabled()
+    }
+}
+
+impl LocalTlb for CheckingTlb<'_> {
+    fn flush_page(&self, va: VirtAddr) {
         self.inner.flush_page(va)
     }
     fn flush_all(&self) {
         self.inner.flush_all()
     }
-    fn load_root(&self, root: u64) {
+    fn load_root(&self, root: PhysAddr) {
         let cpu = self.this_cpu();
         assert!(
             self.leaving.cpumask.contains(cpu),
@@ -116,12 +126,6 @@ impl LocalTlb for CheckingTlb<'_> {
             self.leaving
         );
         self.inner.load_root(root)
-    }
-    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
-        self.inner.with_irqs_off(f)
-    }
-    fn irqs_enabled(&self) -> bool {
-        self.inner.irqs_enabled()
     }
 }
 
@@ -150,9 +154,9 @@ fn the_flush_handler_refuses_to_run_with_interrupts_on() {
     on_cpu(1, || m.mmu().switch_mm(&mm));
     let info = FlushInfo {
         mm: &mm,
-        start: 0,
+        start: va(0),
         end: FLUSH_ALL,
-        stride_shift: 12,
+        stride: Level::Pte,
         freed_tables: false,
         new_gen: mm.tlb_gen.fetch_add(1, core::sync::atomic::Ordering::SeqCst) + 1,
         initiator: 0,

@@ -12,12 +12,13 @@
 //! handler's single INVLPG at `va` would leave the other 511 translations alive on every
 //! CPU while their frames are freed.
 
-use core::sync::atomic::Ordering;
-
-use crate::addr_space::AddressSpace;
+use crate::addr::VirtAddr;
 use crate::breakage::Breakage;
+use crate::entry::{Entry, EntryFlags, EntrySlot};
 use crate::gather::GatherCtx;
-use crate::pgtable::{self, ADDR_MASK, ENTRIES, HUGE, HUGE_SIZE, NO_EXECUTE, PRESENT, WRITABLE};
+use crate::level::{ENTRIES, Level};
+use crate::pt_lock::PageTableGuard;
+use crate::pt_walk::PathWalk;
 use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::TlbEvent;
 
@@ -32,49 +33,48 @@ pub enum CollapseError {
     OutOfMemory,
 }
 
-/// Collapses the 2 MiB region at `va` of `mm`. The caller holds the page-table lock.
-pub fn collapse(ctx: &GatherCtx, mm: &AddressSpace, va: u64) -> Result<FlushReceipt, CollapseError> {
+/// Collapses the 2 MiB region at `va` of the locked address space.
+pub fn collapse(
+    ctx: &GatherCtx,
+    locked: &PageTableGuard,
+    va: VirtAddr,
+) -> Result<FlushReceipt, CollapseError> {
     let mem = ctx.mem;
-    let va = va & !(HUGE_SIZE - 1);
-    let mut table = mm.root();
-    for level in (3..=4).rev() {
-        let v = mem
-            .entry(table, pgtable::index(va, level))
-            .load(Ordering::Acquire);
-        if v & PRESENT == 0 {
-            return Err(CollapseError::NoPteTable);
-        }
-        table = v & ADDR_MASK;
-    }
-    let pmd = mem.entry(table, pgtable::index(va, 2));
-    let v = pmd.load(Ordering::Acquire);
-    if v & PRESENT == 0 || v & HUGE != 0 {
-        return Err(CollapseError::NoPteTable);
-    }
-    let pte_table = v & ADDR_MASK;
-    if (0..ENTRIES).any(|i| mem.entry(pte_table, i).load(Ordering::Acquire) & PRESENT == 0) {
+    let mm = locked.mm();
+    let va = va.align_down(Level::Pmd);
+    let pmd = PathWalk::new(mem, locked.root(), va)
+        .find(|step| step.level == Level::Pmd)
+        .filter(|step| step.is_table())
+        .ok_or(CollapseError::NoPteTable)?;
+    let pte_table = pmd.entry.addr();
+    if (0..ENTRIES).any(|i| !EntrySlot::of(mem, pte_table, i).read().is_present()) {
         return Err(CollapseError::NotFullyPopulated);
     }
     let huge = mem.alloc_huge().ok_or(CollapseError::OutOfMemory)?;
-    pmd.store(0, Ordering::SeqCst);
+    pmd.slot.clear(locked);
     let unlinked = UnlinkMark::now(mm);
     let stride = if ctx.mmu.breakage == Breakage::Stride {
-        pgtable::HUGE_SHIFT // test-only: the cleared entry's own stride
+        Level::Pmd // test-only: the cleared entry's own stride
     } else {
-        pgtable::PAGE_SHIFT
+        Level::Pte
     };
-    let receipt = ctx.mmu.flush_tlb_mm_range(mm, va, va + HUGE_SIZE, stride, true);
+    let receipt = ctx
+        .mmu
+        .flush_tlb_mm_range(mm, va, va + Level::Pmd.span(), stride, true);
     ctx.freer
         .table_sync_one(ctx.sync, ctx.mmu.stats, Some(&receipt), mm, unlinked);
     let cpu = ctx.sync.this_cpu();
     for i in 0..ENTRIES {
-        let small = mem.entry(pte_table, i).load(Ordering::Acquire) & ADDR_MASK;
-        mem.copy_frame(huge + i as u64 * pgtable::PAGE_SIZE, small);
+        let small = EntrySlot::of(mem, pte_table, i).read().addr();
+        mem.copy_frame(huge + i as u64 * Level::Pte.span(), small);
         mem.free_frame(small);
     }
     mem.free_table(pte_table);
     ctx.mmu.stats.add(cpu, TlbEvent::PagesFreed, ENTRIES as u64);
     ctx.mmu.stats.count(cpu, TlbEvent::TablesFreed);
-    pmd.store(huge | PRESENT | WRITABLE | HUGE | NO_EXECUTE, Ordering::Release);
+    pmd.slot.install(
+        locked,
+        Entry::huge_page(huge, EntryFlags::WRITABLE | EntryFlags::NO_EXECUTE),
+    );
     Ok(receipt)
 }

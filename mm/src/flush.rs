@@ -21,10 +21,12 @@
 //!
 //! The flush returns a [`FlushReceipt`] describing whom it reached.
 
+use crate::addr::VirtAddr;
 use crate::addr_space::AddressSpace;
 use crate::breakage::Breakage;
 use crate::cpumask::CpuMask;
 use crate::hw::{CrossCall, FlushBackend, LocalTlb};
+use crate::level::Level;
 use crate::receipt::FlushReceipt;
 use crate::stats::{TlbEvent, TlbStats};
 use crate::tlb_state::TlbStates;
@@ -32,7 +34,7 @@ use crate::tlb_state::TlbStates;
 /// Ranges longer than this many pages are flushed entirely (`tlb_single_page_flush_ceiling`).
 pub const FLUSH_CEILING: u64 = 33;
 /// `end` value meaning "the whole address space".
-pub const FLUSH_ALL: u64 = u64::MAX;
+pub const FLUSH_ALL: VirtAddr = VirtAddr::new(u64::MAX);
 
 /// Everything the TLB code needs, bundled: the running CPU's TLB, the remote-flush
 /// backend, per-CPU states and counters, and the kernel's own address space.
@@ -59,11 +61,12 @@ pub struct FlushInfo<'a> {
     /// The address space.
     pub mm: &'a AddressSpace,
     /// First address.
-    pub start: u64,
+    pub start: VirtAddr,
     /// End address (exclusive), or [`FLUSH_ALL`].
-    pub end: u64,
-    /// log2 of the flush stride (12 for 4 KiB, 21 for 2 MiB).
-    pub stride_shift: u32,
+    pub end: VirtAddr,
+    /// The flush stride: the level of the translations that may be cached (one INVLPG
+    /// per [`Level::span`] of it).
+    pub stride: Level,
     /// Page tables were freed or unshared: lazy CPUs are included.
     pub freed_tables: bool,
     /// The generation this request establishes.
@@ -77,14 +80,14 @@ impl Mmu<'_> {
     pub fn flush_tlb_mm_range(
         &self,
         mm: &AddressSpace,
-        start: u64,
-        end: u64,
-        stride_shift: u32,
+        start: VirtAddr,
+        end: VirtAddr,
+        stride: Level,
         freed_tables: bool,
     ) -> FlushReceipt {
         let cpu = self.tlb.this_cpu();
-        let (start, end) = if end == FLUSH_ALL || (end - start) >> stride_shift > FLUSH_CEILING {
-            (0, FLUSH_ALL)
+        let (start, end) = if end == FLUSH_ALL || (end - start) >> stride.shift() > FLUSH_CEILING {
+            (VirtAddr::new(0), FLUSH_ALL)
         } else {
             (start, end)
         };
@@ -93,7 +96,7 @@ impl Mmu<'_> {
             mm,
             start,
             end,
-            stride_shift,
+            stride,
             freed_tables,
             new_gen,
             initiator: cpu,
@@ -159,7 +162,7 @@ impl Mmu<'_> {
             let mut va = info.start;
             while va < info.end {
                 self.tlb.flush_page(va);
-                va += 1 << info.stride_shift;
+                va += info.stride.span();
             }
         } else {
             self.tlb.flush_all();

@@ -3,7 +3,8 @@
 use proptest::prelude::*;
 
 use crate::addr_space::AddressSpace;
-use crate::sim::{Machine, on_cpu};
+use crate::level::Level;
+use crate::sim::{Machine, on_cpu, pa, va};
 use crate::stats::TlbEvent;
 
 const PAGE: u64 = 4096;
@@ -11,17 +12,18 @@ const PAGE: u64 = 4096;
 #[test]
 fn remote_cpu_running_the_mm_is_flushed_partially() {
     let m = Machine::new(2);
-    let mm = AddressSpace::new(0x5000);
+    let mm = AddressSpace::new(pa(0x5000));
     for c in 0..2 {
         on_cpu(c, || {
             m.mmu().switch_mm(&mm);
-            m.tlb.touch(0x40_0000);
+            m.tlb.touch(va(0x40_0000));
         });
     }
     let r = on_cpu(0, || {
-        m.mmu().flush_tlb_mm_range(&mm, 0x40_0000, 0x40_1000, 12, false)
+        m.mmu()
+            .flush_tlb_mm_range(&mm, va(0x40_0000), va(0x40_1000), Level::Pte, false)
     });
-    assert!(!m.tlb.cached(1, 0x5000, 0x40_0000) && !m.tlb.cached(0, 0x5000, 0x40_0000));
+    assert!(!m.tlb.cached(1, pa(0x5000), va(0x40_0000)) && !m.tlb.cached(0, pa(0x5000), va(0x40_0000)));
     assert_eq!(r.interrupted().iter().collect::<Vec<_>>(), [1]);
     let t = m.stats.total();
     assert_eq!(
@@ -38,42 +40,60 @@ fn remote_cpu_running_the_mm_is_flushed_partially() {
 #[test]
 fn ranges_over_the_ceiling_flush_everything() {
     let m = Machine::new(2);
-    let mm = AddressSpace::new(0x5000);
+    let mm = AddressSpace::new(pa(0x5000));
     on_cpu(1, || m.mmu().switch_mm(&mm));
     on_cpu(0, || m.mmu().switch_mm(&mm));
-    on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0, 34 * PAGE, 12, false));
+    on_cpu(0, || {
+        m.mmu()
+            .flush_tlb_mm_range(&mm, va(0), va(34 * PAGE), Level::Pte, false)
+    });
     assert_eq!(m.stats.total().get(TlbEvent::RemoteFull), 1);
-    on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0, 33 * PAGE, 12, false));
+    on_cpu(0, || {
+        m.mmu()
+            .flush_tlb_mm_range(&mm, va(0), va(33 * PAGE), Level::Pte, false)
+    });
     assert_eq!(m.stats.total().get(TlbEvent::RemotePartial), 1);
 }
 
 #[test]
 fn lazy_cpu_is_skipped_without_freed_tables_and_catches_up() {
     let m = Machine::new(2);
-    let mm = AddressSpace::new(0x5000);
+    let mm = AddressSpace::new(pa(0x5000));
     on_cpu(1, || {
         m.mmu().switch_mm(&mm);
-        m.tlb.touch(0x1000);
+        m.tlb.touch(va(0x1000));
         m.mmu().enter_lazy_tlb();
     });
-    let r = on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0x1000, 0x2000, 12, false));
+    let r = on_cpu(0, || {
+        m.mmu()
+            .flush_tlb_mm_range(&mm, va(0x1000), va(0x2000), Level::Pte, false)
+    });
     assert!(r.interrupted().is_empty());
     assert_eq!(m.stats.total().get(TlbEvent::LazySkipped), 1);
-    assert!(m.tlb.cached(1, 0x5000, 0x1000), "lazy CPU was not touched");
+    assert!(
+        m.tlb.cached(1, pa(0x5000), va(0x1000)),
+        "lazy CPU was not touched"
+    );
     on_cpu(1, || m.mmu().switch_mm(&mm));
-    assert!(!m.tlb.cached(1, 0x5000, 0x1000), "switching back must catch up");
+    assert!(
+        !m.tlb.cached(1, pa(0x5000), va(0x1000)),
+        "switching back must catch up"
+    );
     assert_eq!(m.stats.total().get(TlbEvent::Catchup), 1);
 }
 
 #[test]
 fn lazy_cpu_is_interrupted_with_freed_tables_and_leaves() {
     let m = Machine::new(2);
-    let mm = AddressSpace::new(0x5000);
+    let mm = AddressSpace::new(pa(0x5000));
     on_cpu(1, || {
         m.mmu().switch_mm(&mm);
         m.mmu().enter_lazy_tlb();
     });
-    let r = on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0x1000, 0x2000, 12, true));
+    let r = on_cpu(0, || {
+        m.mmu()
+            .flush_tlb_mm_range(&mm, va(0x1000), va(0x2000), Level::Pte, true)
+    });
     assert_eq!(r.interrupted().iter().collect::<Vec<_>>(), [1]);
     assert_eq!(m.stats.total().get(TlbEvent::LazyLeft), 1);
     assert!(m.states.cpu(1).has_loaded(&m.kernel));
@@ -84,15 +104,20 @@ fn lazy_cpu_is_interrupted_with_freed_tables_and_leaves() {
 #[test]
 fn receipt_without_tables_or_for_another_mm_proves_nothing() {
     let m = Machine::new(2);
-    let mm = AddressSpace::new(0x5000);
-    let other = AddressSpace::new(0x6000);
+    let mm = AddressSpace::new(pa(0x5000));
+    let other = AddressSpace::new(pa(0x6000));
     on_cpu(1, || m.mmu().switch_mm(&mm));
-    let r = on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0, PAGE, 12, false));
+    let r = on_cpu(0, || {
+        m.mmu()
+            .flush_tlb_mm_range(&mm, va(0), va(PAGE), Level::Pte, false)
+    });
     assert!(
         !r.was_ipi_broadcast_for(&mm),
         "no freed_tables: lazy CPUs may have been skipped"
     );
-    let r = on_cpu(0, || m.mmu().flush_tlb_mm_range(&mm, 0, PAGE, 12, true));
+    let r = on_cpu(0, || {
+        m.mmu().flush_tlb_mm_range(&mm, va(0), va(PAGE), Level::Pte, true)
+    });
     assert!(r.was_ipi_broadcast_for(&mm));
     assert!(!r.was_ipi_broadcast_for(&other));
 }
@@ -100,15 +125,15 @@ fn receipt_without_tables_or_for_another_mm_proves_nothing() {
 #[test]
 fn stale_generation_handler_flushes_fully_and_never_goes_back() {
     let m = Machine::new(2);
-    let mm = AddressSpace::new(0x5000);
+    let mm = AddressSpace::new(pa(0x5000));
     on_cpu(1, || m.mmu().switch_mm(&mm));
     // Two requests were issued, the handler sees the older one after the newer one.
     mm.tlb_gen.fetch_add(2, core::sync::atomic::Ordering::SeqCst);
     let old = crate::flush::FlushInfo {
         mm: &mm,
-        start: 0,
-        end: PAGE,
-        stride_shift: 12,
+        start: va(0),
+        end: va(PAGE),
+        stride: Level::Pte,
         freed_tables: false,
         new_gen: 2,
         initiator: 0,
@@ -150,7 +175,7 @@ proptest! {
     #[test]
     fn no_cpu_runs_behind_a_completed_flush(ops in proptest::collection::vec(op(4), 1..200)) {
         let m = Machine::new(4);
-        let mm = AddressSpace::new(0x5000);
+        let mm = AddressSpace::new(pa(0x5000));
         let mut mapped = [true; 8];
         let mut completed_gen = 0;
         for o in ops {
@@ -158,12 +183,12 @@ proptest! {
                 Op::Run(c, p) => on_cpu(c, || {
                     m.mmu().switch_mm(&mm);
                     mapped[p as usize] = true;
-                    m.tlb.touch(p * PAGE);
+                    m.tlb.touch(va(p * PAGE));
                 }),
                 Op::Lazy(c) => on_cpu(c, || m.mmu().enter_lazy_tlb()),
                 Op::Unmap(c, p, tables) => {
                     mapped[p as usize] = false;
-                    let r = on_cpu(c, || m.mmu().flush_tlb_mm_range(&mm, p * PAGE, (p + 1) * PAGE, 12, tables));
+                    let r = on_cpu(c, || m.mmu().flush_tlb_mm_range(&mm, va(p * PAGE), va((p + 1) * PAGE), Level::Pte, tables));
                     completed_gen = r.generation();
                 }
             }
@@ -172,7 +197,7 @@ proptest! {
                 if st.has_loaded(&mm) && !st.is_lazy() {
                     prop_assert!(st.generation() >= completed_gen, "cpu {} at gen {} < {}", c, st.generation(), completed_gen);
                     for p in 0..8u64 {
-                        prop_assert!(mapped[p as usize] || !m.tlb.cached(c, 0x5000, p * PAGE), "cpu {} has stale page {}", c, p);
+                        prop_assert!(mapped[p as usize] || !m.tlb.cached(c, pa(0x5000), va(p * PAGE)), "cpu {} has stale page {}", c, p);
                     }
                 }
             }

@@ -8,8 +8,10 @@
 //!    gather: `remove_tlb_entry` extends the range to flush and records the level
 //!    (`cleared_ptes` .. `cleared_p4ds`); the page goes into a page batch
 //!    (`remove_page`); a page table that became empty is unlinked from its parent and
-//!    handed to `free_pte_table` / `free_pmd_table` / `free_pud_table`, which also set
-//!    `freed_tables`.
+//!    handed to `free_table` (Linux's `pte_free_tlb` / `pmd_free_tlb` / `pud_free_tlb`),
+//!    which also sets `freed_tables`. The walks that do the clearing (unmap, teardown)
+//!    are in [`crate::unmap`], as Linux keeps `mm/memory.c` apart from
+//!    `mm/mmu_gather.c`.
 //! 2. **Flush** (`flush_mmu_tlbonly`): one `flush_tlb_mm_range` for the whole range, with
 //!    the stride of the smallest level cleared, everything if `fullmm`/`need_flush_all`,
 //!    and `freed_tables || unshared_tables` so that lazy CPUs are interrupted when a table
@@ -28,13 +30,15 @@
 
 use core::sync::atomic::Ordering;
 
+use crate::addr::{PhysAddr, VirtAddr};
 use crate::addr_space::AddressSpace;
 use crate::breakage::Breakage;
 use crate::flush::{FLUSH_ALL, Mmu};
-use crate::pgtable::{self, ADDR_MASK, HUGE, PRESENT, PhysMem};
+use crate::hw::{PhysMem, TableSyncHw};
+use crate::level::Level;
 use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::TlbEvent;
-use crate::table_free::{BATCH_COUNT, TABLE_BATCH, TableFreer, TableSyncHw};
+use crate::table_free::{BATCH_COUNT, TABLE_BATCH, TableFreer};
 
 /// Pages one gather holds before it must flush and free (Linux: ~510 per batch page,
 /// about 10000 in all; gatherOS uses one fixed batch).
@@ -70,16 +74,26 @@ impl Cleared {
         self.ptes || self.pmds || self.puds || self.p4ds
     }
 
-    /// The flush stride: the smallest level cleared.
-    pub fn stride_shift(&self) -> u32 {
+    /// Records that an entry at `level` was cleared.
+    pub fn set(&mut self, level: Level) {
+        match level {
+            Level::Pte => self.ptes = true,
+            Level::Pmd => self.pmds = true,
+            Level::Pud => self.puds = true,
+            Level::Pgd => self.p4ds = true,
+        }
+    }
+
+    /// The flush stride: the smallest level cleared (the root's when none was).
+    pub fn stride(&self) -> Level {
         if self.ptes {
-            12
+            Level::Pte
         } else if self.pmds {
-            21
+            Level::Pmd
         } else if self.puds {
-            30
+            Level::Pud
         } else {
-            39
+            Level::Pgd
         }
     }
 }
@@ -89,9 +103,9 @@ pub struct MmuGather<'a> {
     ctx: &'a GatherCtx<'a>,
     mm: &'a AddressSpace,
     /// Range to flush, `[start, end)`; empty when `start >= end`.
-    pub start: u64,
+    pub start: VirtAddr,
     /// See `start`.
-    pub end: u64,
+    pub end: VirtAddr,
     /// The whole address space is being torn down.
     pub fullmm: bool,
     /// Something requires flushing everything.
@@ -102,9 +116,9 @@ pub struct MmuGather<'a> {
     pub unshared_tables: bool,
     /// Levels cleared since the last flush.
     pub cleared: Cleared,
-    pages: [u64; PAGE_BATCH],
+    pages: [PhysAddr; PAGE_BATCH],
     npages: usize,
-    table_batch: Option<u64>,
+    table_batch: Option<PhysAddr>,
     ntables: usize,
     last_receipt: Option<FlushReceipt>,
 }
@@ -116,14 +130,14 @@ impl<'a> MmuGather<'a> {
         Self {
             ctx,
             mm,
-            start: u64::MAX,
-            end: 0,
+            start: VirtAddr::new(u64::MAX),
+            end: VirtAddr::new(0),
             fullmm: false,
             need_flush_all: false,
             freed_tables: false,
             unshared_tables: false,
             cleared: Cleared::default(),
-            pages: [0; PAGE_BATCH],
+            pages: [PhysAddr::new(0); PAGE_BATCH],
             npages: 0,
             table_batch: None,
             ntables: 0,
@@ -143,32 +157,33 @@ impl<'a> MmuGather<'a> {
         self.mm
     }
 
-    fn extend(&mut self, start: u64, end: u64) {
+    /// What the gather talks to.
+    pub fn ctx(&self) -> &'a GatherCtx<'a> {
+        self.ctx
+    }
+
+    fn extend(&mut self, start: VirtAddr, end: VirtAddr) {
         self.start = self.start.min(start);
         self.end = self.end.max(end);
     }
 
     fn reset_range(&mut self) {
-        self.start = u64::MAX;
-        self.end = 0;
+        self.start = VirtAddr::new(u64::MAX);
+        self.end = VirtAddr::new(0);
         self.freed_tables = false;
         self.unshared_tables = false;
         self.cleared = Cleared::default();
     }
 
-    /// An entry at `level` (1 = PTE .. 4) mapping `[va, va + size)` was cleared.
-    pub fn remove_tlb_entry(&mut self, level: u32, va: u64, size: u64) {
-        self.extend(va, va + size);
-        match level {
-            1 => self.cleared.ptes = true,
-            2 => self.cleared.pmds = true,
-            3 => self.cleared.puds = true,
-            _ => self.cleared.p4ds = true,
-        }
+    /// The entry at `level` that mapped `va` (and the rest of its span) was cleared.
+    pub fn remove_tlb_entry(&mut self, level: Level, va: VirtAddr) {
+        let start = va.align_down(level);
+        self.extend(start, start + level.span());
+        self.cleared.set(level);
     }
 
     /// Queues a data page to be freed after the flush; a full batch flushes first.
-    pub fn remove_page(&mut self, pa: u64) {
+    pub fn remove_page(&mut self, pa: PhysAddr) {
         if self.npages == PAGE_BATCH {
             self.flush_mmu();
         }
@@ -181,32 +196,18 @@ impl<'a> MmuGather<'a> {
         self.npages
     }
 
-    /// `pte_free_tlb`: the PTE table at `table`, which mapped around `va`, was unlinked.
-    pub fn free_pte_table(&mut self, va: u64, table: u64) {
-        self.extend(va, va + pgtable::PAGE_SIZE);
-        self.cleared.pmds = true;
+    /// `pte_free_tlb` / `pmd_free_tlb` / `pud_free_tlb`: the table at `table`, of level
+    /// `level`, which mapped around `va`, was unlinked from the entry above it.
+    pub fn free_table(&mut self, level: Level, va: VirtAddr, table: PhysAddr) {
+        self.extend(va, va + Level::Pte.span());
+        self.cleared
+            .set(level.above().expect("the root is never freed by a gather"));
         self.freed_tables = true;
         self.remove_table(table);
     }
 
-    /// `pmd_free_tlb`: a level-2 table was unlinked.
-    pub fn free_pmd_table(&mut self, va: u64, table: u64) {
-        self.extend(va, va + pgtable::PAGE_SIZE);
-        self.cleared.puds = true;
-        self.freed_tables = true;
-        self.remove_table(table);
-    }
-
-    /// `pud_free_tlb`: a level-3 table was unlinked.
-    pub fn free_pud_table(&mut self, va: u64, table: u64) {
-        self.extend(va, va + pgtable::PAGE_SIZE);
-        self.cleared.p4ds = true;
-        self.freed_tables = true;
-        self.remove_table(table);
-    }
-
-    /// A level-3 entry pointing to a table shared with other address spaces was cleared
-    /// in this one (`huge_pmd_unshare`): the range it covered must be flushed like a
+    /// The level-3 entry for `va`, pointing to a table shared with other address spaces,
+    /// was cleared in this one (`huge_pmd_unshare`): the gigabyte it covered must be flushed like a
     /// freed table, and the sync must follow before the table can be reused.
     ///
     /// The stride is that of the leaves under the cleared entry, not the entry's own
@@ -215,18 +216,19 @@ impl<'a> MmuGather<'a> {
     /// hugetlb unshare, `tlb_flush_pmd_range(addr & PUD_MASK, PUD_SIZE)`, uses the PMD
     /// stride, because its shared tables hold only 2 MiB leaves; over 512 units it is a
     /// full flush too. A 1 GiB stride would be one INVLPG at the start of the gigabyte.
-    pub fn unshare_table(&mut self, va: u64, size: u64) {
-        self.extend(va, va + size);
+    pub fn unshare_table(&mut self, va: VirtAddr) {
+        let start = va.align_down(Level::Pud);
+        self.extend(start, start + Level::Pud.span());
         if self.ctx.mmu.breakage == Breakage::Stride {
-            self.cleared.puds = true; // test-only: the cleared entry's own stride
+            self.cleared.set(Level::Pud); // test-only: the cleared entry's own stride
         } else {
-            self.cleared.ptes = true;
+            self.cleared.set(Level::Pte);
         }
         self.unshared_tables = true;
     }
 
     /// `tlb_remove_table`: into the batch, or — without a batch page — flush, sync, free.
-    fn remove_table(&mut self, table: u64) {
+    fn remove_table(&mut self, table: PhysAddr) {
         if self.table_batch.is_none() {
             self.table_batch = self.ctx.freer.alloc_batch(self.ctx.mem);
             self.ntables = 0;
@@ -254,8 +256,8 @@ impl<'a> MmuGather<'a> {
         };
         self.ctx
             .mem
-            .entry(batch, self.ntables)
-            .store(table, Ordering::Release);
+            .word(batch, self.ntables)
+            .store(table.as_u64(), Ordering::Release);
         self.ntables += 1;
         self.ctx
             .mmu
@@ -274,7 +276,7 @@ impl<'a> MmuGather<'a> {
         };
         self.ctx
             .mem
-            .entry(batch, BATCH_COUNT)
+            .word(batch, BATCH_COUNT)
             .store(self.ntables as u64, Ordering::Release);
         self.ctx.freer.queue_batch(self.ctx.mem, batch);
         self.ntables = 0;
@@ -295,15 +297,15 @@ impl<'a> MmuGather<'a> {
             return None;
         }
         let (start, end) = if self.fullmm || self.need_flush_all {
-            (0, FLUSH_ALL)
+            (VirtAddr::new(0), FLUSH_ALL)
         } else {
             (self.start, self.end)
         };
         let tables = self.freed_tables || self.unshared_tables;
-        let receipt =
-            self.ctx
-                .mmu
-                .flush_tlb_mm_range(self.mm, start, end, self.cleared.stride_shift(), tables);
+        let receipt = self
+            .ctx
+            .mmu
+            .flush_tlb_mm_range(self.mm, start, end, self.cleared.stride(), tables);
         self.reset_range();
         Some(receipt)
     }
@@ -347,136 +349,5 @@ impl<'a> MmuGather<'a> {
             .freer
             .poll(self.ctx.sync, self.ctx.mem, self.ctx.mmu.stats);
         self.last_receipt.take()
-    }
-}
-
-/// Size of the hole at `va`: how far the first absent entry on its path reaches.
-fn hole_at(mem: &dyn PhysMem, root: u64, va: u64) -> u64 {
-    let mut table = root;
-    for level in (1..=4u32).rev() {
-        let v = mem
-            .entry(table, pgtable::index(va, level))
-            .load(Ordering::Acquire);
-        let span = 1u64 << (12 + 9 * (level - 1));
-        if v & PRESENT == 0 {
-            return span - (va & (span - 1));
-        }
-        table = v & ADDR_MASK;
-    }
-    pgtable::PAGE_SIZE
-}
-
-/// Unmaps `[start, end)` of the gather's address space (4 KiB and whole 2 MiB mappings),
-/// queueing pages and freeing page tables that became empty, at every level below the
-/// root. The caller holds the address space's page-table lock.
-pub fn unmap_range(g: &mut MmuGather, start: u64, end: u64) {
-    let mem = g.ctx.mem;
-    let root = g.mm.root();
-    let mut va = start;
-    // A PTE table that had entries cleared and is not yet checked for emptiness: it is
-    // checked once, when the walk leaves its 2 MiB block (Linux: `free_pgtables` after
-    // the zap), not after every page.
-    let mut cleared_in: Option<u64> = None;
-    while va < end {
-        if let Some(t) = cleared_in
-            && t >> 21 != va >> 21
-        {
-            free_empty_tables(g, t);
-            cleared_in = None;
-        }
-        let Some((level, e)) = pgtable::leaf(mem, root, va) else {
-            va = va.saturating_add(hole_at(mem, root, va));
-            continue;
-        };
-        let size = if level == 2 {
-            pgtable::HUGE_SIZE
-        } else {
-            pgtable::PAGE_SIZE
-        };
-        let old = e.swap(0, Ordering::SeqCst);
-        g.remove_tlb_entry(level, va & !(size - 1), size);
-        if level == 2 {
-            // A 2 MiB block goes back right after a flush that covers it.
-            g.flush_mmu();
-            mem.free_huge(old & ADDR_MASK);
-            free_empty_tables(g, va);
-        } else {
-            g.remove_page(old & ADDR_MASK);
-            cleared_in = Some(va);
-        }
-        va = (va & !(size - 1)).saturating_add(size);
-    }
-    if let Some(t) = cleared_in {
-        free_empty_tables(g, t);
-    }
-}
-
-/// `fullmm` teardown: unmaps the whole lower (user) half of `mm` and frees every table
-/// below the root. The root itself stays with the caller.
-pub fn teardown(ctx: &GatherCtx, mm: &AddressSpace) -> Option<FlushReceipt> {
-    let mut g = MmuGather::new_fullmm(ctx, mm);
-    unmap_range(&mut g, 0, 1 << 47);
-    sweep_tables(&mut g, mm.root(), 4, 0);
-    g.finish()
-}
-
-/// Frees every table below `table` (level `level`, covering addresses from `base`) in
-/// the lower half; used after a full unmap, when they hold no mappings any more (such
-/// as tables left empty by an unshare).
-fn sweep_tables(g: &mut MmuGather, table: u64, level: u32, base: u64) {
-    let mem = g.ctx.mem;
-    let top = if level == 4 { 256 } else { pgtable::ENTRIES };
-    for i in 0..top {
-        let e = mem.entry(table, i);
-        let v = e.load(Ordering::Acquire);
-        if v & PRESENT == 0 || (level == 2 && v & HUGE != 0) {
-            continue;
-        }
-        let va = base + ((i as u64) << (12 + 9 * (level - 1)));
-        let child = v & ADDR_MASK;
-        if level > 2 {
-            sweep_tables(g, child, level - 1, va);
-        }
-        if pgtable::table_is_empty(mem, child) {
-            e.store(0, Ordering::SeqCst);
-            match level {
-                2 => g.free_pte_table(va, child),
-                3 => g.free_pmd_table(va, child),
-                _ => g.free_pud_table(va, child),
-            }
-        }
-    }
-}
-
-/// Unlinks and frees the tables on the path to `va` that became empty, bottom up,
-/// never the root.
-fn free_empty_tables(g: &mut MmuGather, va: u64) {
-    let mem = g.ctx.mem;
-    // tables[l] is the table at level l on the path (4 = root); `deepest` the lowest found.
-    let mut tables = [0u64; 5];
-    tables[4] = g.mm.root();
-    let mut deepest = 4;
-    for level in (2..=4usize).rev() {
-        let v = mem
-            .entry(tables[level], pgtable::index(va, level as u32))
-            .load(Ordering::Acquire);
-        if v & PRESENT == 0 || v & HUGE != 0 {
-            break;
-        }
-        tables[level - 1] = v & ADDR_MASK;
-        deepest = level - 1;
-    }
-    for level in deepest..=3 {
-        let table = tables[level];
-        if !pgtable::table_is_empty(mem, table) {
-            return;
-        }
-        mem.entry(tables[level + 1], pgtable::index(va, level as u32 + 1))
-            .store(0, Ordering::SeqCst);
-        match level {
-            1 => g.free_pte_table(va, table),
-            2 => g.free_pmd_table(va, table),
-            _ => g.free_pud_table(va, table),
-        }
     }
 }

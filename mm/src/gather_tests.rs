@@ -4,13 +4,14 @@ use proptest::prelude::*;
 
 use crate::addr_space::AddressSpace;
 use crate::cpumask::CpuMask;
-use crate::gather::{MmuGather, teardown, unmap_range};
-use crate::hw::BackendKind;
-use crate::pgtable::{self, PhysMem, WRITABLE};
+use crate::gather::MmuGather;
+use crate::hw::{BackendKind, PhysMem};
+use crate::level::Level;
 use crate::receipt::UnlinkMark;
-use crate::sim::{World, on_cpu};
+use crate::sim::{World, on_cpu, va};
 use crate::stats::TlbEvent;
 use crate::table_free::{SyncMode, flush_implies_ipi_broadcast};
+use crate::unmap::{teardown, unmap_range};
 
 #[test]
 fn decision_is_native_without_invlpgb_only() {
@@ -38,7 +39,7 @@ fn unmap_frees_pages_and_every_empty_table_after_one_flush() {
     let ctx = w.ctx();
     on_cpu(0, || {
         let mut g = MmuGather::new(&ctx, &mm);
-        unmap_range(&mut g, 0x4000_0000, 0x4000_8000);
+        unmap_range(&mm.lock(), &mut g, va(0x4000_0000), va(0x4000_8000));
         assert_eq!(g.pending_pages(), 8);
         assert!(
             w.mem.freed.lock().unwrap().is_empty(),
@@ -75,7 +76,7 @@ fn tables_wait_for_a_grace_period() {
     let ctx = w.ctx();
     on_cpu(0, || {
         let mut g = MmuGather::new(&ctx, &mm);
-        unmap_range(&mut g, 0x4000_0000, 0x4000_1000);
+        unmap_range(&mm.lock(), &mut g, va(0x4000_0000), va(0x4000_1000));
         g.finish();
     });
     assert_eq!(w.freer.tables_in_flight(), 3);
@@ -108,17 +109,17 @@ fn any_number_of_batches_waits_without_a_sync() {
     let ctx = w.ctx();
     // One page per 2 MiB block: every unmap frees its own PTE table, in its own batch.
     let mm = AddressSpace::new(w.mem.alloc_frame().unwrap());
-    let va_of = |p: u64| 0x4000_0000 + (p << 21);
-    for p in 0..200u64 {
-        let f = w.mem.alloc_frame().unwrap();
-        pgtable::map_4k(&w.mem, mm.root(), va_of(p), f, WRITABLE).unwrap();
+    let va_of = |p: u64| va(0x4000_0000 + (p << 21));
+    {
+        let locked = mm.lock();
+        (0..200u64).for_each(|p| w.map_page(&locked, va_of(p)));
     }
     let frames_before = w.mem.live();
     on_cpu(0, || {
         for p in 0..200u64 {
-            let va = va_of(p);
+            let at = va_of(p);
             let mut g = MmuGather::new(&ctx, &mm);
-            unmap_range(&mut g, va, va + 4096);
+            unmap_range(&mm.lock(), &mut g, at, at + 4096);
             g.finish();
         }
     });
@@ -154,7 +155,7 @@ fn fallback_unmap(kind: BackendKind, key: bool, mode: SyncMode, lazy_cpu_in_mask
     let ctx = w.ctx();
     on_cpu(0, || {
         let mut g = MmuGather::new(&ctx, &mm);
-        unmap_range(&mut g, 0x4000_0000, 0x4000_1000);
+        unmap_range(&mm.lock(), &mut g, va(0x4000_0000), va(0x4000_1000));
         g.finish();
     });
     assert_eq!(
@@ -211,12 +212,16 @@ fn sync_without_a_receipt_or_with_another_mms_receipt_is_sent() {
     on_cpu(0, || {
         let unlinked = UnlinkMark::now(&mm);
         w.freer.table_sync_one(&w.sync, &w.m.stats, None, &mm, unlinked);
-        let r = w.m.mmu().flush_tlb_mm_range(&other, 0, 4096, 12, true);
+        let r =
+            w.m.mmu()
+                .flush_tlb_mm_range(&other, va(0), va(4096), Level::Pte, true);
         w.freer
             .table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
         w.freer
             .table_sync_rcu(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
-        let r = w.m.mmu().flush_tlb_mm_range(&mm, 0, 4096, 12, false);
+        let r =
+            w.m.mmu()
+                .flush_tlb_mm_range(&mm, va(0), va(4096), Level::Pte, false);
         w.freer
             .table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
     });
@@ -231,7 +236,9 @@ fn a_receipt_excuses_only_unlinks_made_before_its_flush() {
     on_cpu(1, || w.m.mmu().switch_mm(&mm));
     on_cpu(0, || {
         let first = UnlinkMark::now(&mm);
-        let r = w.m.mmu().flush_tlb_mm_range(&mm, 0, 4096, 12, true);
+        let r =
+            w.m.mmu()
+                .flush_tlb_mm_range(&mm, va(0), va(4096), Level::Pte, true);
         assert!(r.was_ipi_broadcast_for(&mm));
         // The unlink it was made for: skipped.
         w.freer.table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, first);
@@ -258,7 +265,12 @@ fn a_full_page_batch_flushes_before_queueing_more() {
     let ctx = w.ctx();
     on_cpu(0, || {
         let mut g = MmuGather::new(&ctx, &mm);
-        unmap_range(&mut g, 0x4000_0000, 0x4000_0000 + pages * 4096);
+        unmap_range(
+            &mm.lock(),
+            &mut g,
+            va(0x4000_0000),
+            va(0x4000_0000 + pages * 4096),
+        );
         assert_eq!(
             w.m.stats.total().get(TlbEvent::PagesFreed),
             crate::gather::PAGE_BATCH as u64
@@ -285,7 +297,7 @@ fn nested_gathers_force_a_full_flush_with_freed_tables() {
     on_cpu(0, || {
         let other = MmuGather::new(&ctx, &mm);
         let mut g = MmuGather::new(&ctx, &mm);
-        g.remove_tlb_entry(1, 0x4000_0000, 4096);
+        g.remove_tlb_entry(Level::Pte, va(0x4000_0000));
         let r = g.finish().unwrap();
         assert!(
             r.was_ipi_broadcast_for(&mm),
@@ -301,13 +313,13 @@ fn teardown_returns_every_frame_but_the_root() {
     let w = World::new(BackendKind::NativeIpi, true);
     let before = w.mem.live();
     let mm = w.mm_with_pages(0x4000_0000, 20);
-    for p in 0..5 {
-        let f = w.mem.alloc_frame().unwrap();
-        pgtable::map_4k(&w.mem, mm.root(), 0x7f00_0000_0000 + p * 4096, f, WRITABLE).unwrap();
+    {
+        let locked = mm.lock();
+        (0..5).for_each(|p| w.map_page(&locked, va(0x7f00_0000_0000 + p * 4096)));
     }
     let ctx = w.ctx();
     on_cpu(0, || {
-        teardown(&ctx, &mm);
+        teardown(&ctx, &mm.lock());
         w.freer.drain(&w.sync, &w.mem, &w.m.stats);
     });
     assert_eq!(w.mem.live(), before + 1, "only the root is left");
@@ -347,23 +359,24 @@ fn release_frees_the_root_only_when_no_cpu_has_it_loaded() {
 proptest! {
     /// The range covers every cleared entry and the stride is the smallest level cleared.
     #[test]
-    fn range_and_stride_track_cleared_entries(entries in proptest::collection::vec((1u32..=4, 0u64..1 << 30), 1..40)) {
+    fn range_and_stride_track_cleared_entries(entries in proptest::collection::vec((0usize..4, 0u64..1 << 30), 1..40)) {
         let w = World::new(BackendKind::NativeIpi, true);
         let mm = AddressSpace::new(w.mem.alloc_frame().unwrap());
         let ctx = w.ctx();
         let mut g = MmuGather::new(&ctx, &mm);
         let mut lo = u64::MAX;
         let mut hi = 0;
+        let level_of = |i: usize| Level::TOP_DOWN[i];
         for &(level, page) in &entries {
-            let size = 1u64 << (12 + 9 * (level - 1));
-            let va = (page << 12) & !(size - 1);
-            g.remove_tlb_entry(level, va, size);
-            lo = lo.min(va);
-            hi = hi.max(va + size);
+            let level = level_of(level);
+            let start = va(page << 12).align_down(level);
+            g.remove_tlb_entry(level, va(page << 12));
+            lo = lo.min(start.as_u64());
+            hi = hi.max(start.as_u64() + level.span());
         }
-        let min_level = entries.iter().map(|e| e.0).min().unwrap();
-        prop_assert_eq!((g.start, g.end), (lo, hi));
-        prop_assert_eq!(g.cleared.stride_shift(), 12 + 9 * (min_level - 1));
+        let min_level = entries.iter().map(|e| level_of(e.0)).min().unwrap();
+        prop_assert_eq!((g.start, g.end), (va(lo), va(hi)));
+        prop_assert_eq!(g.cleared.stride(), min_level);
         on_cpu(0, || g.flush_mmu_tlbonly());
         prop_assert!(g.start >= g.end, "range reset after the flush");
         on_cpu(0, || g.finish());

@@ -1,23 +1,40 @@
-//! The hardware mm needs, as small traits: the running CPU's TLB and identity, and a
-//! way to run a function on other CPUs. `arch` implements them for x86_64; mm's tests
-//! implement them for simulated CPUs.
+//! Everything mm needs from the machine, as small traits: this is the only file that
+//! declares them. mm's logic is written against them, so that all of it runs in host
+//! unit tests against simulated CPUs and memory (`sim.rs`).
+//!
+//! Who implements what on x86_64: `arch` implements the CPU-level ones, [`LocalTlb`]
+//! (`arch::tlb`), [`FlushBackend`] (`arch::backend`) and [`CrossCall`] (`arch::ipi`); the
+//! kernel implements the ones that need its frames, timer ticks, scheduler and options,
+//! [`PhysMem`], [`TableSyncHw`] and [`WalkerHw`] (and [`RunningCpu`] under each of its
+//! own). `sim.rs` implements all of them for mm's tests.
 
+use core::panic::Location;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::addr::{PhysAddr, VirtAddr};
 use crate::cpumask::CpuMask;
+use crate::level::ENTRIES;
 
-/// TLB and page-table-root operations on the *running* CPU.
-pub trait LocalTlb: Sync {
+/// The running CPU: which one it is and its interrupt flag. Declared once, and required
+/// by every trait whose code asks.
+pub trait RunningCpu: Sync {
     /// Logical index of the running CPU.
     fn this_cpu(&self) -> usize;
+    /// Runs `f` with interrupts disabled on the running CPU.
+    fn with_irqs_off(&self, f: &mut dyn FnMut());
+    /// Whether interrupts are enabled on the running CPU (handlers assert they are not,
+    /// waits for other CPUs that they are).
+    fn irqs_enabled(&self) -> bool;
+}
+
+/// TLB and page-table-root operations on the *running* CPU.
+pub trait LocalTlb: RunningCpu {
     /// Invalidates the translation of one page (INVLPG).
-    fn flush_page(&self, va: u64);
+    fn flush_page(&self, va: VirtAddr);
     /// Invalidates all non-global translations (CR3 reload).
     fn flush_all(&self);
     /// Loads page-table root `root` (CR3 write; implies `flush_all` without PCID).
-    fn load_root(&self, root: u64);
-    /// Runs `f` with interrupts disabled on the running CPU.
-    fn with_irqs_off(&self, f: &mut dyn FnMut());
-    /// Whether interrupts are enabled on the running CPU (handlers assert they are not).
-    fn irqs_enabled(&self) -> bool;
+    fn load_root(&self, root: PhysAddr);
 }
 
 /// A plain cross call (`smp_call_function_many`), for work that must run on other CPUs
@@ -60,4 +77,77 @@ pub trait FlushBackend: Sync {
     /// Runs `handler` on (or on behalf of) every CPU in `targets`; returns the CPUs that
     /// were interrupted (ran it with an IPI).
     fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask;
+}
+
+/// Physical memory as mm sees it: zeroed frames, freeing, and word access to frames
+/// (page-table entries go through [`crate::entry::EntrySlot`], which is built on
+/// [`PhysMem::word`]).
+pub trait PhysMem: Sync {
+    /// A zeroed 4 KiB frame for a page table (or a data page).
+    fn alloc_frame(&self) -> Option<PhysAddr>;
+    /// Returns a frame. The caller guarantees nothing (TLB, walker) can reach it.
+    fn free_frame(&self, frame: PhysAddr);
+    /// Word `index` (0..512) of the 4 KiB frame at `frame`.
+    fn word(&self, frame: PhysAddr, index: usize) -> &AtomicU64;
+    /// Returns a page-table frame. Implementations may poison it (fill it with
+    /// [`crate::entry::Entry::POISON`]) and hold it back for a while, so that a walker
+    /// still reading it is caught; the default frees it at once.
+    fn free_table(&self, table: PhysAddr) {
+        self.free_frame(table)
+    }
+    /// A 2 MiB-aligned, physically contiguous 2 MiB block (for huge mappings). Its
+    /// contents are unspecified: the caller fills all of it (collapse copies 512 pages).
+    fn alloc_huge(&self) -> Option<PhysAddr> {
+        None
+    }
+    /// Copies the 4 KiB frame `src` to `dst`. The default goes word by word through
+    /// [`PhysMem::word`]; implementations with a direct map do one block copy.
+    fn copy_frame(&self, dst: PhysAddr, src: PhysAddr) {
+        for w in 0..ENTRIES {
+            let word = self.word(src, w).load(Ordering::Relaxed);
+            self.word(dst, w).store(word, Ordering::Relaxed);
+        }
+    }
+    /// Returns a block from [`PhysMem::alloc_huge`].
+    fn free_huge(&self, _block: PhysAddr) {}
+}
+
+/// What the table-freeing code ([`crate::table_free`]) needs from the machine.
+pub trait TableSyncHw: RunningCpu {
+    /// The boot-time decision, frozen in a static key.
+    fn flush_implies_ipi_broadcast(&self) -> bool;
+    /// IPI every other online CPU with an empty function and wait for all.
+    fn sync_ipi_all_others(&self);
+    /// Online CPUs.
+    fn online(&self) -> CpuMask;
+    /// Interrupts-enabled events (timer ticks) taken by `cpu` so far.
+    fn quiescent_count(&self, cpu: usize) -> u64;
+    /// Called while waiting for a grace period (yield or pause).
+    fn relax(&self);
+    /// A timestamp for the watchdog: when a wait for other CPUs begins (host default: 0).
+    fn wait_clock(&self) -> u64 {
+        0
+    }
+    /// The watchdog's check on a wait (at `at`) for other CPUs that began at `since`: past the
+    /// machine's bound it reports `what` and the CPUs `laggards()` names and fails the
+    /// run (the kernel's), or returns true once it has reported (tests). The host
+    /// default never expires.
+    fn wait_expired(
+        &self,
+        _since: u64,
+        _what: &'static str,
+        _at: &'static Location<'static>,
+        _laggards: &dyn Fn() -> CpuMask,
+    ) -> bool {
+        false
+    }
+}
+
+/// What the lock-free walker ([`crate::walker`]) needs from the running CPU.
+pub trait WalkerHw: RunningCpu {
+    /// Called between reading the level-2 entry and the PTE: where a host may deschedule
+    /// this vCPU (the paravirt model sets the CPU's "preempted" flag for a while here).
+    fn preemption_point(&self);
+    /// The page-table root the running CPU has loaded (CR3).
+    fn loaded_root(&self) -> PhysAddr;
 }

@@ -4,20 +4,26 @@
 //! CPUs ([`sim`], test builds only).
 #![cfg_attr(not(test), no_std)]
 
+pub mod addr;
 pub mod addr_space;
 pub mod breakage;
 pub mod collapse;
 pub mod cpumask;
+pub mod entry;
 pub mod flush;
 pub mod gather;
 pub mod hw;
+pub mod level;
 pub mod pgtable;
+pub mod pt_lock;
+pub mod pt_walk;
 pub mod receipt;
 pub mod release;
 pub mod share;
 pub mod stats;
 pub mod table_free;
 pub mod tlb_state;
+pub mod unmap;
 pub mod walker;
 
 #[cfg(test)]
@@ -28,3 +34,5 @@ mod flush_tests;
 mod gather_tests;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod walker_tests;

@@ -21,17 +21,15 @@
 
 use crate::addr_space::AddressSpace;
 use crate::cpumask::CpuMask;
-use crate::gather::{GatherCtx, teardown};
+use crate::gather::GatherCtx;
+use crate::unmap::teardown;
 
 /// Tears `mm` down and frees its root once no CPU has it loaded. Between attempts it
 /// calls `wait` (the caller yields, and returns false to give up); on giving up it
 /// returns the CPUs that still have it loaded, and the root is not freed. The caller
 /// guarantees nothing will load `mm` again.
 pub fn release(ctx: &GatherCtx, mm: &AddressSpace, mut wait: impl FnMut() -> bool) -> Result<(), CpuMask> {
-    {
-        let _g = mm.pt_lock.lock();
-        teardown(ctx, mm);
-    }
+    teardown(ctx, &mm.lock());
     loop {
         let holders = ctx.mmu.shoot_lazy_holders(mm);
         if holders.is_empty() {

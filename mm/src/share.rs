@@ -7,15 +7,15 @@
 //! free the table, and no walker of this address space may still be inside it.
 //! Unmapping inside a shared region is not supported: unshare first.
 
-use core::sync::atomic::Ordering;
-
-use crate::addr_space::AddressSpace;
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::entry::EntrySlot;
 use crate::gather::{GatherCtx, MmuGather};
-use crate::pgtable::{self, ADDR_MASK, PRESENT, PhysMem, USER, WRITABLE};
+use crate::hw::PhysMem;
+use crate::level::Level;
+use crate::pgtable::slot_or_alloc;
+use crate::pt_lock::PageTableGuard;
+use crate::pt_walk::PathWalk;
 use crate::receipt::{FlushReceipt, UnlinkMark};
-
-/// Span of one level-3 entry.
-pub const PUD_SIZE: u64 = 1 << 30;
 
 /// Why sharing failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,50 +28,46 @@ pub enum ShareError {
     OutOfMemory,
 }
 
-fn pud_entry(mem: &dyn PhysMem, root: u64, va: u64, create: bool) -> Option<&core::sync::atomic::AtomicU64> {
-    let e4 = mem.entry(root, pgtable::index(va, 4));
-    let mut v = e4.load(Ordering::Acquire);
-    if v & PRESENT == 0 {
-        if !create {
-            return None;
-        }
-        let t = mem.alloc_frame()?;
-        e4.store(t | PRESENT | WRITABLE | USER, Ordering::Release);
-        v = t | PRESENT;
-    }
-    Some(mem.entry(v & ADDR_MASK, pgtable::index(va, 3)))
+/// The level-3 slot for `va` under `root`, if the root entry above it is present.
+fn pud_slot(mem: &dyn PhysMem, root: PhysAddr, va: VirtAddr) -> Option<EntrySlot<'_>> {
+    PathWalk::new(mem, root, va)
+        .find(|step| step.level == Level::Pud)
+        .map(|step| step.slot)
 }
 
-/// Makes `other` use `owner`'s level-2 table for the 1 GiB region at `va`.
+/// Makes `other` use `owner`'s level-2 table for the 1 GiB region at `va`. Both locks
+/// are held (owner's first): the owner's entry must not change while it is copied.
 pub fn share_pmd_table(
     mem: &dyn PhysMem,
-    owner: &AddressSpace,
-    other: &AddressSpace,
-    va: u64,
-) -> Result<u64, ShareError> {
-    let src = pud_entry(mem, owner.root(), va, false).ok_or(ShareError::NothingToShare)?;
-    let v = src.load(Ordering::Acquire);
-    if v & PRESENT == 0 {
+    owner: &PageTableGuard,
+    other: &PageTableGuard,
+    va: VirtAddr,
+) -> Result<PhysAddr, ShareError> {
+    let src = pud_slot(mem, owner.root(), va).ok_or(ShareError::NothingToShare)?;
+    let v = src.read();
+    if !v.is_present() {
         return Err(ShareError::NothingToShare);
     }
-    let dst = pud_entry(mem, other.root(), va, true).ok_or(ShareError::OutOfMemory)?;
-    if dst.load(Ordering::Acquire) & PRESENT != 0 {
+    let dst = slot_or_alloc(other, mem, va, Level::Pud).map_err(|_| ShareError::OutOfMemory)?;
+    if dst.read().is_present() {
         return Err(ShareError::Occupied);
     }
-    dst.store(v, Ordering::Release);
-    Ok(v & ADDR_MASK)
+    dst.install(other, v);
+    Ok(v.addr())
 }
 
-/// Unshares the level-2 table at `va` from `mm` (`huge_pmd_unshare`): clear, flush as a
-/// freed table, sync. Returns the flush's receipt, or None if nothing was shared there.
-pub fn unshare_pmd_table(ctx: &GatherCtx, mm: &AddressSpace, va: u64) -> Option<FlushReceipt> {
-    let e = pud_entry(ctx.mem, mm.root(), va, false)?;
-    if e.swap(0, Ordering::SeqCst) & PRESENT == 0 {
+/// Unshares the level-2 table at `va` from the locked address space (`huge_pmd_unshare`):
+/// clear, flush as a freed table, sync. Returns the flush's receipt, or None if nothing
+/// was shared there.
+pub fn unshare_pmd_table(ctx: &GatherCtx, locked: &PageTableGuard, va: VirtAddr) -> Option<FlushReceipt> {
+    let mm = locked.mm();
+    let e = pud_slot(ctx.mem, locked.root(), va)?;
+    if !e.clear(locked).is_present() {
         return None;
     }
     let unlinked = UnlinkMark::now(mm);
     let mut g = MmuGather::new(ctx, mm);
-    g.unshare_table(va & !(PUD_SIZE - 1), PUD_SIZE);
+    g.unshare_table(va);
     let receipt = g.flush_mmu_tlbonly();
     ctx.freer
         .table_sync_one(ctx.sync, ctx.mmu.stats, receipt.as_ref(), mm, unlinked);

@@ -5,10 +5,13 @@ use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
+use crate::addr::{PhysAddr, VirtAddr};
 use crate::addr_space::AddressSpace;
 use crate::cpumask::CpuMask;
+use crate::entry::EntryFlags;
 use crate::flush::Mmu;
-use crate::hw::{BackendKind, FlushBackend, LocalTlb};
+use crate::hw::{BackendKind, FlushBackend, LocalTlb, PhysMem, RunningCpu, TableSyncHw};
+use crate::level::Level;
 use crate::stats::TlbStats;
 use crate::tlb_state::TlbStates;
 
@@ -35,51 +38,67 @@ pub fn on_cpu<R>(cpu: usize, f: impl FnOnce() -> R) -> R {
 
 /// A TLB per simulated CPU: cached (root, page) translations.
 pub struct SimTlb {
-    pub entries: Vec<Mutex<BTreeSet<(u64, u64)>>>,
-    pub root: Vec<Mutex<u64>>,
+    pub entries: Vec<Mutex<BTreeSet<(PhysAddr, VirtAddr)>>>,
+    pub root: Vec<Mutex<PhysAddr>>,
 }
 
 impl SimTlb {
     pub fn new(n: usize) -> Self {
         Self {
             entries: (0..n).map(|_| Mutex::new(BTreeSet::new())).collect(),
-            root: (0..n).map(|_| Mutex::new(0)).collect(),
+            root: (0..n).map(|_| Mutex::new(PhysAddr::new(0))).collect(),
         }
     }
 
     /// The running CPU touches `va` through its loaded root: the translation is cached.
-    pub fn touch(&self, va: u64) {
+    pub fn touch(&self, va: VirtAddr) {
         let cpu = self.this_cpu();
         let root = *self.root[cpu].lock().unwrap();
-        self.entries[cpu].lock().unwrap().insert((root, va & !0xfff));
+        self.entries[cpu]
+            .lock()
+            .unwrap()
+            .insert((root, va.align_down(Level::Pte)));
     }
 
-    pub fn cached(&self, cpu: usize, root: u64, va: u64) -> bool {
-        self.entries[cpu].lock().unwrap().contains(&(root, va & !0xfff))
+    pub fn cached(&self, cpu: usize, root: PhysAddr, va: VirtAddr) -> bool {
+        self.entries[cpu]
+            .lock()
+            .unwrap()
+            .contains(&(root, va.align_down(Level::Pte)))
     }
 }
 
+/// Every simulated device runs on the simulated current CPU.
+macro_rules! on_the_simulated_cpu {
+    ($($t:ty),*) => {$(
+        impl RunningCpu for $t {
+            fn this_cpu(&self) -> usize {
+                CURRENT.with(|c| c.get())
+            }
+            fn with_irqs_off(&self, f: &mut dyn FnMut()) {
+                irqs_off(f)
+            }
+            fn irqs_enabled(&self) -> bool {
+                !IRQS_OFF.with(|c| c.get())
+            }
+        }
+    )*};
+}
+
+on_the_simulated_cpu!(SimTlb, SimSync);
+
 impl LocalTlb for SimTlb {
-    fn this_cpu(&self) -> usize {
-        CURRENT.with(|c| c.get())
-    }
-    fn flush_page(&self, va: u64) {
+    fn flush_page(&self, va: VirtAddr) {
         let cpu = self.this_cpu();
         self.entries[cpu]
             .lock()
             .unwrap()
-            .retain(|&(_, v)| v != va & !0xfff);
+            .retain(|&(_, v)| v != va.align_down(Level::Pte));
     }
     fn flush_all(&self) {
         self.entries[self.this_cpu()].lock().unwrap().clear();
     }
-    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
-        irqs_off(f)
-    }
-    fn irqs_enabled(&self) -> bool {
-        !IRQS_OFF.with(|c| c.get())
-    }
-    fn load_root(&self, root: u64) {
+    fn load_root(&self, root: PhysAddr) {
         let cpu = self.this_cpu();
         *self.root[cpu].lock().unwrap() = root;
         self.entries[cpu].lock().unwrap().clear();
@@ -128,7 +147,7 @@ impl Machine {
             tlb: SimTlb::new(n),
             states: TlbStates::new(),
             stats: TlbStats::new(),
-            kernel: AddressSpace::new(0x1000),
+            kernel: AddressSpace::new(PhysAddr::new(0x1000)),
             backend,
         };
         for c in 0..n {
@@ -152,10 +171,10 @@ impl Machine {
 
 /// Simulated physical memory: frames as boxed arrays of atomics, with an event log.
 pub struct SimMem {
-    frames: Mutex<std::collections::HashMap<u64, &'static [std::sync::atomic::AtomicU64; 512]>>,
+    frames: Mutex<std::collections::HashMap<PhysAddr, &'static [std::sync::atomic::AtomicU64; 512]>>,
     next: std::sync::atomic::AtomicU64,
-    pub freed: Mutex<Vec<u64>>,
-    pub freed_tables: Mutex<Vec<u64>>,
+    pub freed: Mutex<Vec<PhysAddr>>,
+    pub freed_tables: Mutex<Vec<PhysAddr>>,
 }
 
 impl SimMem {
@@ -174,9 +193,9 @@ impl SimMem {
     }
 }
 
-impl crate::pgtable::PhysMem for SimMem {
-    fn alloc_frame(&self) -> Option<u64> {
-        let pa = self.next.fetch_add(4096, std::sync::atomic::Ordering::SeqCst);
+impl PhysMem for SimMem {
+    fn alloc_frame(&self) -> Option<PhysAddr> {
+        let pa = PhysAddr::new(self.next.fetch_add(4096, std::sync::atomic::Ordering::SeqCst));
         let f: &'static [std::sync::atomic::AtomicU64; 512] =
             Box::leak(Box::new(std::array::from_fn(|_| {
                 std::sync::atomic::AtomicU64::new(0)
@@ -184,22 +203,22 @@ impl crate::pgtable::PhysMem for SimMem {
         self.frames.lock().unwrap().insert(pa, f);
         Some(pa)
     }
-    fn free_frame(&self, pa: u64) {
+    fn free_frame(&self, pa: PhysAddr) {
         assert!(
             self.frames.lock().unwrap().remove(&pa).is_some(),
             "double free of {pa:#x}"
         );
         self.freed.lock().unwrap().push(pa);
     }
-    fn free_table(&self, pa: u64) {
+    fn free_table(&self, pa: PhysAddr) {
         self.freed_tables.lock().unwrap().push(pa);
         self.free_frame(pa);
     }
-    fn alloc_huge(&self) -> Option<u64> {
+    fn alloc_huge(&self) -> Option<PhysAddr> {
         // 512 frames at consecutive, 2 MiB-aligned addresses.
-        let huge = crate::pgtable::HUGE_SIZE;
+        let huge = Level::Pmd.span();
         let pa = self.next.fetch_add(2 * huge, std::sync::atomic::Ordering::SeqCst);
-        let base = (pa + huge - 1) & !(huge - 1);
+        let base = PhysAddr::new(pa + huge - 1).align_down(Level::Pmd);
         let mut frames = self.frames.lock().unwrap();
         for i in 0..512 {
             let f: &'static [std::sync::atomic::AtomicU64; 512] =
@@ -210,12 +229,12 @@ impl crate::pgtable::PhysMem for SimMem {
         }
         Some(base)
     }
-    fn free_huge(&self, pa: u64) {
+    fn free_huge(&self, pa: PhysAddr) {
         for i in 0..512 {
             self.free_frame(pa + i * 4096);
         }
     }
-    fn entry(&self, table: u64, index: usize) -> &std::sync::atomic::AtomicU64 {
+    fn word(&self, table: PhysAddr, index: usize) -> &std::sync::atomic::AtomicU64 {
         let f = *self
             .frames
             .lock()
@@ -268,18 +287,12 @@ impl SimSync {
     }
 }
 
-impl crate::table_free::TableSyncHw for SimSync {
+impl TableSyncHw for SimSync {
     fn flush_implies_ipi_broadcast(&self) -> bool {
         self.broadcast_key
     }
     fn sync_ipi_all_others(&self) {
         self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-    fn irqs_enabled(&self) -> bool {
-        !IRQS_OFF.with(|c| c.get())
-    }
-    fn this_cpu(&self) -> usize {
-        CURRENT.with(|c| c.get())
     }
     fn online(&self) -> CpuMask {
         CpuMask::first(self.cpus)
@@ -378,18 +391,63 @@ impl World {
     }
 
     /// A new address space mapping a fresh 4 KiB page at each of `pages`.
-    pub fn mm_with(&self, pages: impl IntoIterator<Item = u64>) -> AddressSpace {
-        use crate::pgtable::PhysMem;
+    pub fn mm_with(&self, pages: impl IntoIterator<Item = VirtAddr>) -> AddressSpace {
         let mm = AddressSpace::new(self.mem.alloc_frame().unwrap());
-        for va in pages {
-            let f = self.mem.alloc_frame().unwrap();
-            crate::pgtable::map_4k(&self.mem, mm.root(), va, f, crate::pgtable::WRITABLE).unwrap();
+        {
+            let locked = mm.lock();
+            for va in pages {
+                self.map_page(&locked, va);
+            }
         }
         mm
     }
 
+    /// Maps a fresh 4 KiB page at `va` in the locked address space.
+    pub fn map_page(&self, locked: &crate::pt_lock::PageTableGuard, va: VirtAddr) {
+        let f = self.mem.alloc_frame().unwrap();
+        crate::pgtable::map_4k(locked, &self.mem, va, f, EntryFlags::WRITABLE).unwrap();
+    }
+
     /// A new address space mapping `pages` consecutive pages from `base`.
     pub fn mm_with_pages(&self, base: u64, pages: u64) -> AddressSpace {
-        self.mm_with((0..pages).map(|p| base + p * 4096))
+        self.mm_with((0..pages).map(|p| VirtAddr::new(base + p * 4096)))
+    }
+}
+
+/// Shorthand for a virtual address in tests.
+pub fn va(va: u64) -> VirtAddr {
+    VirtAddr::new(va)
+}
+
+/// Shorthand for a physical address in tests.
+pub fn pa(pa: u64) -> PhysAddr {
+    PhysAddr::new(pa)
+}
+
+/// The lock-free walker's view of a simulated CPU: its loaded root is the one in `tlb`,
+/// and `at_preemption` runs where a host could deschedule the walker.
+pub struct SimWalker<'a> {
+    pub tlb: &'a SimTlb,
+    pub at_preemption: &'a (dyn Fn() + Sync),
+}
+
+impl RunningCpu for SimWalker<'_> {
+    fn this_cpu(&self) -> usize {
+        self.tlb.this_cpu()
+    }
+    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
+        self.tlb.with_irqs_off(f)
+    }
+    fn irqs_enabled(&self) -> bool {
+        self.tlb.irqs_enabled()
+    }
+}
+
+impl crate::hw::WalkerHw for SimWalker<'_> {
+    fn preemption_point(&self) {
+        (self.at_preemption)()
+    }
+    fn loaded_root(&self) -> PhysAddr {
+        *self.tlb.root[self.this_cpu()].lock().unwrap()
     }
 }

@@ -32,10 +32,11 @@
 use core::panic::Location;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
+use crate::addr::PhysAddr;
 use crate::addr_space::AddressSpace;
 use crate::cpumask::{CpuMask, MAX_CPUS};
-use crate::hw::BackendKind;
-use crate::pgtable::{ENTRIES, PhysMem};
+use crate::hw::{BackendKind, PhysMem, TableSyncHw};
+use crate::level::ENTRIES;
 use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::{TlbEvent, TlbStats};
 
@@ -44,41 +45,6 @@ use crate::stats::{TlbEvent, TlbStats};
 /// INVLPGB is not in use.
 pub fn flush_implies_ipi_broadcast(backend: BackendKind, invlpgb_in_use: bool) -> bool {
     backend == BackendKind::NativeIpi && !invlpgb_in_use
-}
-
-/// What the table-freeing code needs from the machine.
-pub trait TableSyncHw: Sync {
-    /// The boot-time decision, frozen in a static key.
-    fn flush_implies_ipi_broadcast(&self) -> bool;
-    /// IPI every other online CPU with an empty function and wait for all.
-    fn sync_ipi_all_others(&self);
-    /// Whether interrupts are enabled on the running CPU.
-    fn irqs_enabled(&self) -> bool;
-    /// The running CPU.
-    fn this_cpu(&self) -> usize;
-    /// Online CPUs.
-    fn online(&self) -> CpuMask;
-    /// Interrupts-enabled events (timer ticks) taken by `cpu` so far.
-    fn quiescent_count(&self, cpu: usize) -> u64;
-    /// Called while waiting for a grace period (yield or pause).
-    fn relax(&self);
-    /// A timestamp for the watchdog: when a wait for other CPUs begins (host default: 0).
-    fn wait_clock(&self) -> u64 {
-        0
-    }
-    /// The watchdog's check on a wait (at `at`) for other CPUs that began at `since`: past the
-    /// machine's bound it reports `what` and the CPUs `laggards()` names and fails the
-    /// run (the kernel's), or returns true once it has reported (tests). The host
-    /// default never expires.
-    fn wait_expired(
-        &self,
-        _since: u64,
-        _what: &'static str,
-        _at: &'static Location<'static>,
-        _laggards: &dyn Fn() -> CpuMask,
-    ) -> bool {
-        false
-    }
 }
 
 /// How the sync behaves (boot option `tlb.table_sync=`).
@@ -165,7 +131,7 @@ impl TableFreer {
     }
 
     /// A fresh batch page, or None (allocation failure, real or injected).
-    pub fn alloc_batch(&self, mem: &dyn PhysMem) -> Option<u64> {
+    pub fn alloc_batch(&self, mem: &dyn PhysMem) -> Option<PhysAddr> {
         if self.batch_fails.load(Ordering::SeqCst) {
             return None;
         }
@@ -298,18 +264,19 @@ impl TableFreer {
     /// Queues a full (or final) batch page of tables (its count already written) to be
     /// freed after the next grace period to start (Linux: `call_rcu`, which cannot fail;
     /// neither can this: the batch page is its own queue node).
-    pub fn queue_batch(&self, mem: &dyn PhysMem, batch: u64) {
-        let count = mem.entry(batch, BATCH_COUNT).load(Ordering::Acquire);
+    pub fn queue_batch(&self, mem: &dyn PhysMem, batch: PhysAddr) {
+        let count = mem.word(batch, BATCH_COUNT).load(Ordering::Acquire);
         let mut st = self.state.lock();
         let need_gp = st.started + 1;
-        mem.entry(batch, BATCH_GP).store(need_gp, Ordering::Relaxed);
-        mem.entry(batch, BATCH_NEXT).store(0, Ordering::Relaxed);
+        mem.word(batch, BATCH_GP).store(need_gp, Ordering::Relaxed);
+        mem.word(batch, BATCH_NEXT).store(0, Ordering::Relaxed);
         if st.tail == 0 {
-            st.head = batch;
+            st.head = batch.as_u64();
         } else {
-            mem.entry(st.tail, BATCH_NEXT).store(batch, Ordering::Relaxed);
+            mem.word(PhysAddr::new(st.tail), BATCH_NEXT)
+                .store(batch.as_u64(), Ordering::Relaxed);
         }
-        st.tail = batch;
+        st.tail = batch.as_u64();
         st.newest_gp = need_gp;
         self.in_flight.fetch_add(count, Ordering::SeqCst);
     }
@@ -344,11 +311,11 @@ impl TableFreer {
         loop {
             let ready = {
                 let mut st = self.state.lock();
-                let head = st.head;
-                if head == 0 || mem.entry(head, BATCH_GP).load(Ordering::Relaxed) > st.completed {
+                let head = PhysAddr::new(st.head);
+                if st.head == 0 || mem.word(head, BATCH_GP).load(Ordering::Relaxed) > st.completed {
                     None
                 } else {
-                    st.head = mem.entry(head, BATCH_NEXT).load(Ordering::Relaxed);
+                    st.head = mem.word(head, BATCH_NEXT).load(Ordering::Relaxed);
                     if st.head == 0 {
                         st.tail = 0;
                     }
@@ -387,10 +354,10 @@ impl Default for TableFreer {
 }
 
 /// Frees every table listed in a batch page, then the page itself.
-fn free_batch(batch: u64, mem: &dyn PhysMem) -> u64 {
-    let count = mem.entry(batch, BATCH_COUNT).load(Ordering::Acquire);
+fn free_batch(batch: PhysAddr, mem: &dyn PhysMem) -> u64 {
+    let count = mem.word(batch, BATCH_COUNT).load(Ordering::Acquire);
     for i in 0..count as usize {
-        mem.free_table(mem.entry(batch, i).load(Ordering::Acquire));
+        mem.free_table(PhysAddr::new(mem.word(batch, i).load(Ordering::Acquire)));
     }
     mem.free_frame(batch);
     count

@@ -8,27 +8,17 @@
 //! reads every entry exactly once into a local; it "takes a reference" on the page (here:
 //! reads the word at the address) and then re-reads the level-2 and level-1 entries,
 //! backing off if either changed. It never waits for anything while interrupts are off.
-//! Every entry read is checked against [`POISON`]: reading one means the walker was
+//! Every entry read is checked against [`Entry::POISON`]: reading one means the walker was
 //! inside a table that had already been freed — the use-after-free the protocol exists
 //! to prevent — and is counted as a poison hit.
 
 use core::sync::atomic::Ordering;
 
-use crate::pgtable::{self, ADDR_MASK, HUGE, HUGE_SIZE, PAGE_SIZE, POISON, PRESENT, PhysMem};
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::hw::{PhysMem, WalkerHw};
+use crate::level::Level;
+use crate::pt_walk::{PathWalk, Step};
 use crate::stats::{TlbEvent, TlbStats};
-
-/// What the walker needs from the running CPU.
-pub trait WalkerHw: Sync {
-    /// Runs `f` with interrupts disabled.
-    fn with_irqs_off(&self, f: &mut dyn FnMut());
-    /// Called between reading the level-2 entry and the PTE: where a host may deschedule
-    /// this vCPU (the paravirt model sets the CPU's "preempted" flag for a while here).
-    fn preemption_point(&self);
-    /// The running CPU.
-    fn this_cpu(&self) -> usize;
-    /// The page-table root the running CPU has loaded (CR3).
-    fn loaded_root(&self) -> u64;
-}
 
 /// Result of one walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +26,7 @@ pub enum Walk {
     /// The page at `pa` holds `value` at the walked address.
     Page {
         /// Physical address of the byte walked to.
-        pa: u64,
+        pa: PhysAddr,
         /// The 8-byte word read there (the "reference").
         value: u64,
     },
@@ -51,7 +41,7 @@ pub enum Walk {
 }
 
 /// Walks `va` in the address space whose root is `root` (the current one).
-pub fn walk(hw: &dyn WalkerHw, mem: &dyn PhysMem, stats: &TlbStats, root: u64, va: u64) -> Walk {
+pub fn walk(hw: &dyn WalkerHw, mem: &dyn PhysMem, stats: &TlbStats, root: PhysAddr, va: VirtAddr) -> Walk {
     let mut result = Walk::NotMapped;
     hw.with_irqs_off(&mut || {
         result = if hw.loaded_root() == root {
@@ -66,56 +56,43 @@ pub fn walk(hw: &dyn WalkerHw, mem: &dyn PhysMem, stats: &TlbStats, root: u64, v
     result
 }
 
-fn walk_irqs_off(hw: &dyn WalkerHw, mem: &dyn PhysMem, root: u64, va: u64) -> Walk {
-    let mut table = root;
-    let mut pmd = 0;
-    let mut pmd_table = 0;
-    for level in (2..=4).rev() {
-        let v = mem
-            .entry(table, pgtable::index(va, level))
-            .load(Ordering::Relaxed);
-        if v == POISON {
+/// "Takes the reference": reads the word at `pa` (8-byte aligned down).
+fn read_word(mem: &dyn PhysMem, pa: PhysAddr) -> u64 {
+    let frame = pa.align_down(Level::Pte);
+    let index = ((pa.as_u64() - frame.as_u64()) / 8) as usize;
+    mem.word(frame, index).load(Ordering::Relaxed)
+}
+
+fn walk_irqs_off(hw: &dyn WalkerHw, mem: &dyn PhysMem, root: PhysAddr, va: VirtAddr) -> Walk {
+    let mut pmd: Option<Step> = None;
+    for step in PathWalk::lockless(mem, root, va) {
+        if step.entry.is_poison() {
             return Walk::Poisoned;
         }
-        if v & PRESENT == 0 {
+        if !step.entry.is_present() {
             return Walk::NotMapped;
         }
-        if level == 2 {
-            pmd = v;
-            pmd_table = table;
-            if v & HUGE != 0 {
-                let pa = (v & ADDR_MASK & !(HUGE_SIZE - 1)) + (va & (HUGE_SIZE - 1) & !7);
-                let value = mem
-                    .entry(pa & !(PAGE_SIZE - 1), ((pa & (PAGE_SIZE - 1)) / 8) as usize)
-                    .load(Ordering::Relaxed);
-                if mem.entry(table, pgtable::index(va, 2)).load(Ordering::Relaxed) != v {
-                    return Walk::BackedOff;
-                }
-                return Walk::Page { pa, value };
+        if step.level == Level::Pmd && step.is_leaf() {
+            let pa = step.entry.addr().align_down(Level::Pmd) + (va.offset_in(Level::Pmd) & !7);
+            let value = read_word(mem, pa);
+            if step.slot.read_once() != step.entry {
+                return Walk::BackedOff;
             }
+            return Walk::Page { pa, value };
         }
-        table = v & ADDR_MASK;
+        if step.level == Level::Pmd {
+            pmd = Some(step);
+            hw.preemption_point();
+        }
+        if step.level == Level::Pte {
+            let pa = step.entry.addr() + (va.offset_in(Level::Pte) & !7);
+            let value = read_word(mem, pa);
+            let pmd = pmd.expect("a PTE step follows a PMD step");
+            if pmd.slot.read_once() != pmd.entry || step.slot.read_once() != step.entry {
+                return Walk::BackedOff;
+            }
+            return Walk::Page { pa, value };
+        }
     }
-    hw.preemption_point();
-    let pte_slot = mem.entry(table, pgtable::index(va, 1));
-    let pte = pte_slot.load(Ordering::Relaxed);
-    if pte == POISON {
-        return Walk::Poisoned;
-    }
-    if pte & PRESENT == 0 {
-        return Walk::NotMapped;
-    }
-    let pa = (pte & ADDR_MASK) + (va & (PAGE_SIZE - 1) & !7);
-    let value = mem
-        .entry(pte & ADDR_MASK, ((va & (PAGE_SIZE - 1)) / 8) as usize)
-        .load(Ordering::Relaxed);
-    if mem
-        .entry(pmd_table, pgtable::index(va, 2))
-        .load(Ordering::Relaxed)
-        != pmd
-        || pte_slot.load(Ordering::Relaxed) != pte
-    {
-        return Walk::BackedOff;
-    }
-    Walk::Page { pa, value }
+    unreachable!("a walk ends at an absent entry or a leaf")
 }

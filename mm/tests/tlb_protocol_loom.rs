@@ -26,17 +26,17 @@
 //! nothing) and saves loom scheduling points.
 //!
 //! The steps mirror the code statement by statement; each carries a `flush.rs:N`,
-//! `release.rs:N` or `gather.rs:N` comment (line numbers of the working tree this was
+//! `release.rs:N`, `unmap.rs:N` or `gather.rs:N` comment (line numbers of the working tree this was
 //! written against):
-//! - `Mmu::flush_tlb_mm_range` (flush.rs:77): bump `tlb_gen`; read the mask; drop lazy
+//! - `Mmu::flush_tlb_mm_range` (flush.rs:80): bump `tlb_gen`; read the mask; drop lazy
 //!   CPUs unless tables were freed; interrupt the targets and wait; flush locally.
-//! - `Mmu::flush_tlb_func` (flush.rs:135), the handler, run with interrupts off.
-//! - `Mmu::switch_mm` (flush.rs:178): the same-mm path (back from lazy) and the other-mm
+//! - `Mmu::flush_tlb_func` (flush.rs:138), the handler, run with interrupts off.
+//! - `Mmu::switch_mm` (flush.rs:181): the same-mm path (back from lazy) and the other-mm
 //!   path in its current order: clear lazy; set the bit in `next`'s mask; read `next`'s
 //!   `tlb_gen`; load CR3; record loaded/generation; then clear the bit in `prev`'s mask.
-//! - `Mmu::shoot_lazy_holders` (flush.rs:219) and `Mmu::enter_lazy_tlb` (flush.rs:246).
-//! - `release` (release.rs:30): `teardown` (the mapping cleared by `e.swap(0, SeqCst)`,
-//!   gather.rs:395, then the fullmm gather's one freed-tables flush, gather.rs:305), then
+//! - `Mmu::shoot_lazy_holders` (flush.rs:222) and `Mmu::enter_lazy_tlb` (flush.rs:249).
+//! - `release` (release.rs:31): `teardown` (the mapping cleared by a SeqCst swap,
+//!   unmap.rs:57, then the fullmm gather's one freed-tables flush, gather.rs:308), then
 //!   "shoot lazy holders; if the mask is not empty, wait" until it is, then free the root.
 //!
 //! An IPI (a flush or a cross call) is modelled as: the sender writes its call slot on
@@ -57,7 +57,7 @@
 //! `std` flag, not a loom atomic: loom runs one thread at a time, so it is exact, and it
 //! adds no scheduling points. (An unpark also hands the waker's view to the parked
 //! thread, which the waiter's next SeqCst read of what changed would acquire anyway.)
-//! The releaser's `wait()` (release.rs:40) does spin: it yields, as the caller's `wait`
+//! The releaser's `wait()` (release.rs:38) does spin: it yields, as the caller's `wait`
 //! does; only one CPU ever spins.
 //!
 //! # Properties (asserted in every explored interleaving)
@@ -447,7 +447,7 @@ impl<'m> Cpu<'m> {
         );
     }
 
-    /// The mapping of `mm` changes: an unmap's `e.swap(0, SeqCst)` (gather.rs:395);
+    /// The mapping of `mm` changes: an unmap's SeqCst swap, `slot.clear` (unmap.rs:57);
     /// returns the new version.
     fn change_pte(&mut self, mm: usize) -> u64 {
         self.mm(mm).pte.fetch_add(1, SeqCst) + 1
@@ -540,23 +540,23 @@ impl<'m> Cpu<'m> {
 
     // ---- the protocol (flush.rs) -------------------------------------------------
 
-    /// `Mmu::flush_tlb_mm_range` (flush.rs:77); returns the generation it established.
+    /// `Mmu::flush_tlb_mm_range` (flush.rs:80); returns the generation it established.
     fn flush_tlb_mm_range(&mut self, mm: usize, full: bool, freed_tables: bool) -> u64 {
         let cfg = self.m.cfg;
         let a = self.mm(mm);
         let ncpu = self.m.ncpu;
-        // flush.rs:86-90: the range is the one page, or FLUSH_ALL (`full`).
+        // flush.rs:89-93: the range is the one page, or FLUSH_ALL (`full`).
         let mut new_gen = 0;
         if !cfg.bump_after_mask_read {
-            // flush.rs:91: `mm.tlb_gen.fetch_add(1, SeqCst) + 1`.
+            // flush.rs:94: `mm.tlb_gen.fetch_add(1, SeqCst) + 1`.
             new_gen = a.tlb_gen.fetch_add(1, SeqCst) + 1;
         }
-        // flush.rs:101-102: `others = mm.cpumask.load(); others.clear(cpu)`.
+        // flush.rs:104-105: `others = mm.cpumask.load(); others.clear(cpu)`.
         let others = a.cpumask.load(cfg.flusher_mask_load) & !bit(self.id);
         let mut targets = 0;
-        // flush.rs:104: `if !others.is_empty()`.
+        // flush.rs:107: `if !others.is_empty()`.
         if others != 0 {
-            // flush.rs:105-112: freed tables reach every CPU in the mask; otherwise lazy
+            // flush.rs:108-115: freed tables reach every CPU in the mask; otherwise lazy
             // CPUs are skipped (`!self.states.cpu(c).is_lazy()`, in CPU order).
             targets = if freed_tables {
                 others
@@ -577,69 +577,69 @@ impl<'m> Cpu<'m> {
             new_gen,
             initiator: self.id,
         };
-        // flush.rs:113-119: `if !targets.is_empty() { backend.flush_others(..) }`, waits.
+        // flush.rs:116-122: `if !targets.is_empty() { backend.flush_others(..) }`, waits.
         if targets != 0 {
             self.call_others(targets, Call::Flush(info));
         }
-        // flush.rs:121-122: `if has_loaded(mm) { with_irqs_off(flush_tlb_func) }`.
+        // flush.rs:124-125: `if has_loaded(mm) { with_irqs_off(flush_tlb_func) }`.
         if self.loaded == mm {
             self.with_irqs_off(|cpu| cpu.flush_tlb_func(&info));
         }
         new_gen
     }
 
-    /// `Mmu::flush_tlb_func` (flush.rs:135), interrupts off.
+    /// `Mmu::flush_tlb_func` (flush.rs:138), interrupts off.
     fn flush_tlb_func(&mut self, info: &FlushInfo) {
-        // flush.rs:137-140: `assert!(!irqs_enabled())`.
+        // flush.rs:140-143: `assert!(!irqs_enabled())`.
         assert!(self.irqs_off, "flush_tlb_func with interrupts on");
-        // flush.rs:143-145: `if !st.has_loaded(info.mm) { return }`.
+        // flush.rs:146-148: `if !st.has_loaded(info.mm) { return }`.
         if self.loaded != info.mm {
             return;
         }
-        // flush.rs:146-150: `if st.is_lazy() { switch_mm(self.kernel); return }`.
+        // flush.rs:149-153: `if st.is_lazy() { switch_mm(self.kernel); return }`.
         if self.lazy {
             self.switch_mm(KERNEL);
             return;
         }
-        // flush.rs:152: `st.generation()`.
+        // flush.rs:155: `st.generation()`.
         let local_gen = self.generation;
-        // flush.rs:153: `info.mm.generation()` (SeqCst).
+        // flush.rs:156: `info.mm.generation()` (SeqCst).
         let mm_gen = self.mm(info.mm).tlb_gen.load(SeqCst);
-        // flush.rs:154-156: an earlier (full) flush covered this one.
+        // flush.rs:157-159: an earlier (full) flush covered this one.
         if local_gen >= mm_gen || info.new_gen <= local_gen {
             return;
         }
-        // flush.rs:157: partial only if exactly one behind and the newest request.
+        // flush.rs:160: partial only if exactly one behind and the newest request.
         let partial = !info.full && info.new_gen == local_gen + 1 && info.new_gen == mm_gen;
-        // flush.rs:158-166: `flush_page` over the range (it holds the modelled page) or
+        // flush.rs:161-169: `flush_page` over the range (it holds the modelled page) or
         // `flush_all`: either way the modelled entry goes.
         self.tlb = None;
-        // flush.rs:167: `st.flushed_to(if partial { new_gen } else { mm_gen })`, a
+        // flush.rs:170: `st.flushed_to(if partial { new_gen } else { mm_gen })`, a
         // `fetch_max` (tlb_state.rs:59).
         self.generation = self.generation.max(if partial { info.new_gen } else { mm_gen });
     }
 
-    /// `Mmu::switch_mm` (flush.rs:178), interrupts off.
+    /// `Mmu::switch_mm` (flush.rs:181), interrupts off.
     fn switch_mm(&mut self, next: usize) {
         assert!(self.irqs_off, "switch_mm with interrupts on");
         let cfg = self.m.cfg;
         let n = self.mm(next);
         let me = bit(self.id);
-        // flush.rs:181: `let prev = st.loaded()`.
+        // flush.rs:184: `let prev = st.loaded()`.
         let prev = self.loaded;
-        // flush.rs:182: the same address space (back from lazy?).
+        // flush.rs:185: the same address space (back from lazy?).
         if prev == next {
-            // flush.rs:183: `if st.is_lazy()`.
+            // flush.rs:186: `if st.is_lazy()`.
             if self.lazy {
-                // flush.rs:184: `st.set_lazy(false)`.
+                // flush.rs:187: `st.set_lazy(false)`.
                 self.set_lazy(false);
-                // flush.rs:185-187: `if !next.cpumask.contains(cpu) { next.cpumask.set(cpu) }`.
+                // flush.rs:188-190: `if !next.cpumask.contains(cpu) { next.cpumask.set(cpu) }`.
                 if n.cpumask.load(SeqCst) & me == 0 {
                     n.cpumask.fetch_or(me, SeqCst);
                 }
-                // flush.rs:189: `let g = next.generation()`.
+                // flush.rs:192: `let g = next.generation()`.
                 let g = n.tlb_gen.load(cfg.switch_gen_load);
-                // flush.rs:190-194: catch up: `flush_all(); st.flushed_to(g)`.
+                // flush.rs:193-197: catch up: `flush_all(); st.flushed_to(g)`.
                 if self.generation < g {
                     self.tlb = None;
                     self.generation = self.generation.max(g);
@@ -647,79 +647,79 @@ impl<'m> Cpu<'m> {
             }
             return;
         }
-        // flush.rs:198: `st.set_lazy(false)`.
+        // flush.rs:201: `st.set_lazy(false)`.
         self.set_lazy(false);
-        // flush.rs:201: `next.cpumask.set(cpu)`.
+        // flush.rs:204: `next.cpumask.set(cpu)`.
         n.cpumask.fetch_or(me, SeqCst);
         if cfg.clear_prev_before_cr3 && prev != NONE {
             // Weakened twin (the old order): leave `prev` before CR3 stops holding it.
             self.mm(prev).cpumask.fetch_and(!me, SeqCst);
         }
-        // flush.rs:202: `let g = next.generation()`.
+        // flush.rs:205: `let g = next.generation()`.
         let g = n.tlb_gen.load(cfg.switch_gen_load);
         // Until the CR3 write the CPU may still walk from the old root.
         self.walk();
-        // flush.rs:203: `self.tlb.load_root(next.root())`.
+        // flush.rs:206: `self.tlb.load_root(next.root())`.
         self.load_root(next);
-        // flush.rs:204: `st.set_loaded(next, g)` (tlb_state.rs:48).
+        // flush.rs:207: `st.set_loaded(next, g)` (tlb_state.rs:48).
         self.generation = g;
         self.loaded = next;
-        // flush.rs:209-213: `(*prev).cpumask.clear(cpu)`, only now.
+        // flush.rs:212-216: `(*prev).cpumask.clear(cpu)`, only now.
         if !cfg.clear_prev_before_cr3 && prev != NONE {
             self.mm(prev).cpumask.fetch_and(!me, SeqCst);
         }
     }
 
-    /// `Mmu::enter_lazy_tlb` (flush.rs:246).
+    /// `Mmu::enter_lazy_tlb` (flush.rs:249).
     fn enter_lazy_tlb(&mut self) {
-        // flush.rs:248-249: not the kernel's, not null: `st.set_lazy(true)`.
+        // flush.rs:251-252: not the kernel's, not null: `st.set_lazy(true)`.
         if self.loaded != KERNEL && self.loaded != NONE {
             self.set_lazy(true);
         }
     }
 
-    /// The cross call of `shoot_lazy_holders` (flush.rs:230-236), interrupts off.
+    /// The cross call of `shoot_lazy_holders` (flush.rs:233-239), interrupts off.
     fn leave_lazy(&mut self, mm: usize) {
-        // flush.rs:231-233: `if st.has_loaded(mm) && st.is_lazy() { switch_mm(kernel) }`.
+        // flush.rs:234-236: `if st.has_loaded(mm) && st.is_lazy() { switch_mm(kernel) }`.
         if self.loaded == mm && self.lazy {
             self.switch_mm(KERNEL);
         }
     }
 
-    /// `Mmu::shoot_lazy_holders` (flush.rs:219); returns the mask it reads last.
+    /// `Mmu::shoot_lazy_holders` (flush.rs:222); returns the mask it reads last.
     fn shoot_lazy_holders(&mut self, mm: usize) -> u64 {
         let a = self.mm(mm);
         let ncpu = self.m.ncpu;
-        // flush.rs:221-226: the other CPUs in the mask whose lazy flag is set.
+        // flush.rs:224-229: the other CPUs in the mask whose lazy flag is set.
         let mask = a.cpumask.load(SeqCst);
         let lazy = cpus_in(mask, ncpu)
             .filter(|&c| c != self.id && self.m.cpus[c].lazy.load(SeqCst))
             .fold(0, |m, c| m | bit(c));
-        // flush.rs:227-237: `calls.call_others(&lazy, ..)`, waits.
+        // flush.rs:230-240: `calls.call_others(&lazy, ..)`, waits.
         if lazy != 0 {
             self.call_others(lazy, Call::LeaveLazy(mm));
         }
-        // flush.rs:238-240: this CPU, if lazy on `mm`, leaves too.
+        // flush.rs:241-243: this CPU, if lazy on `mm`, leaves too.
         if self.loaded == mm && self.lazy {
             self.with_irqs_off(|cpu| cpu.switch_mm(KERNEL));
         }
-        // flush.rs:241: `mm.cpumask.load()`.
+        // flush.rs:244: `mm.cpumask.load()`.
         a.cpumask.load(SeqCst)
     }
 
     // ---- release (release.rs) ----------------------------------------------------
 
-    /// `release` (release.rs:30).
+    /// `release` (release.rs:31).
     fn release(&mut self, mm: usize) {
-        // release.rs:31-34: `teardown` (gather.rs:415): the mapping is cleared
-        // (gather.rs:395), then the fullmm gather flushes everything with freed tables
-        // (gather.rs:305).
+        // release.rs:32: `teardown` (unmap.rs:77): the mapping is cleared
+        // (unmap.rs:57), then the fullmm gather flushes everything with freed tables
+        // (gather.rs:308).
         let version = self.change_pte(mm);
         let generation = self.flush_tlb_mm_range(mm, true, true);
         self.publish(mm, version, generation);
-        // release.rs:35-39: shoot lazy holders until the mask is empty.
+        // release.rs:33-41: shoot lazy holders until the mask is empty.
         while self.shoot_lazy_holders(mm) != 0 {
-            // release.rs:40: `wait()`: the caller yields (interrupts on).
+            // release.rs:38: `wait()`: the caller yields (interrupts on).
             self.irq_point();
             thread::yield_now();
         }
@@ -732,7 +732,7 @@ impl<'m> Cpu<'m> {
                 self.id
             );
         }
-        // release.rs:44: `ctx.mem.free_frame(mm.root())`.
+        // release.rs:42: `ctx.mem.free_frame(mm.root())`.
         self.mm(mm).root_freed.store(true, Relaxed);
     }
 

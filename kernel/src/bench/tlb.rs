@@ -89,7 +89,8 @@ fn setup(cfg: Config, mm: &'static AddressSpace, owner: &'static AddressSpace) {
             map_page(mm, BASE + p * 4096);
         }),
         Op::Unshare => {
-            mm::share::share_pmd_table(&MEM, owner, mm, SHARED_VA).expect("bench: share");
+            let va = mm::addr::VirtAddr::new(SHARED_VA);
+            mm::share::share_pmd_table(&MEM, &owner.lock(), &mm.lock(), va).expect("bench: share");
         }
     }
 }
@@ -99,11 +100,12 @@ fn op(cfg: Config, mm: &'static AddressSpace) {
     match cfg.op {
         Op::Unmap | Op::UnmapNobatch => unmap(mm, BASE, BASE + cfg.pages * 4096),
         Op::Collapse => {
-            let _g = mm.pt_lock.lock();
-            mm::collapse::collapse(&tlb::gather_ctx(), mm, BASE).expect("bench: collapse");
+            let va = mm::addr::VirtAddr::new(BASE);
+            mm::collapse::collapse(&tlb::gather_ctx(), &mm.lock(), va).expect("bench: collapse");
         }
         Op::Unshare => {
-            mm::share::unshare_pmd_table(&tlb::gather_ctx(), mm, SHARED_VA).expect("bench: unshare");
+            let va = mm::addr::VirtAddr::new(SHARED_VA);
+            mm::share::unshare_pmd_table(&tlb::gather_ctx(), &mm.lock(), va).expect("bench: unshare");
         }
     }
 }

@@ -43,6 +43,7 @@ use alloc::vec::Vec;
 use arch::irq as interrupts;
 use arch::probe::ProbeFault;
 use core::sync::atomic::{AtomicU64, Ordering};
+use mm::addr::VirtAddr;
 use mm::addr_space::AddressSpace;
 use mm::cpumask::MAX_CPUS;
 use mm::pgtable::{HUGE_SIZE, PAGE_SIZE};
@@ -270,7 +271,8 @@ fn build(op: Op) -> (&'static AddressSpace, Option<&'static AddressSpace>) {
             (0..op.pages()).for_each(|i| {
                 map_page(owner, op.probe_va(i));
             });
-            mm::share::share_pmd_table(&MEM, owner, mm, BASE).expect("coherence: share");
+            mm::share::share_pmd_table(&MEM, &owner.lock(), &mm.lock(), VirtAddr::new(BASE))
+                .expect("coherence: share");
             return (mm, Some(owner));
         }
         _ => mm,
@@ -298,15 +300,13 @@ fn operate(op: Op, mm: &'static AddressSpace) {
             tlb::FREER.set_batch_allocation_fails(false);
         }
         Op::Collapse => {
-            let _g = mm.pt_lock.lock();
-            mm::collapse::collapse(&ctx, mm, BASE).expect("coherence: collapse");
+            mm::collapse::collapse(&ctx, &mm.lock(), VirtAddr::new(BASE)).expect("coherence: collapse");
         }
         Op::Unshare => {
-            mm::share::unshare_pmd_table(&ctx, mm, BASE).expect("coherence: unshare");
+            mm::share::unshare_pmd_table(&ctx, &mm.lock(), VirtAddr::new(BASE)).expect("coherence: unshare");
         }
         Op::Teardown => {
-            let _g = mm.pt_lock.lock();
-            mm::gather::teardown(&ctx, mm);
+            mm::unmap::teardown(&ctx, &mm.lock());
         }
     }
 }

@@ -1,6 +1,8 @@
 //! In-kernel tests of collapse (khugepaged analogue) and page-table unsharing.
 
+use mm::addr::VirtAddr;
 use mm::collapse::collapse;
+use mm::level::Level;
 use mm::pgtable::{self, HUGE_SIZE};
 use mm::share::{share_pmd_table, unshare_pmd_table};
 use mm::stats::TlbEvent;
@@ -22,17 +24,14 @@ arch::kernel_test!(
         }
         let before = tlb::STATS.total();
         crate::sched::use_mm(Some(mm));
-        let r = {
-            let _g = mm.pt_lock.lock();
-            collapse(&tlb::gather_ctx(), mm, REGION).expect("collapse")
-        };
+        let r = { collapse(&tlb::gather_ctx(), &mm.lock(), VirtAddr::new(REGION)).expect("collapse") };
         assert!(
             r.was_ipi_broadcast_for(mm)
                 || arch::cpus::count() == 1
                 || tlb::mmu().backend.kind() != mm::hw::BackendKind::NativeIpi
         );
-        let (level, _) = pgtable::leaf(&MEM, mm.root(), REGION).unwrap();
-        assert_eq!(level, 2, "now a 2 MiB mapping");
+        let (level, _) = pgtable::leaf(&MEM, mm.root(), VirtAddr::new(REGION)).unwrap();
+        assert_eq!(level, Level::Pmd, "now a 2 MiB mapping");
         for i in [0u64, 1, 255, 511] {
             let va = REGION + i * 4096 + 8;
             match tlb::walk(mm, va) {
@@ -63,7 +62,7 @@ arch::kernel_test!(
         let other = user_space::new_address_space();
         let va = (3u64 << 30) | (1 << 21) | (1 << 12) | 8;
         map_page(owner, va);
-        share_pmd_table(&MEM, owner, other, va).expect("share");
+        share_pmd_table(&MEM, &owner.lock(), &other.lock(), VirtAddr::new(va)).expect("share");
         crate::sched::use_mm(Some(other));
         assert!(
             matches!(tlb::walk(other, va), Walk::Page { value, .. } if value == va),
@@ -76,7 +75,7 @@ arch::kernel_test!(
         }
         crate::sched::use_mm(None);
         let before = tlb::STATS.total();
-        let r = unshare_pmd_table(&tlb::gather_ctx(), other, va).expect("was shared");
+        let r = unshare_pmd_table(&tlb::gather_ctx(), &other.lock(), VirtAddr::new(va)).expect("was shared");
         let d = tlb::STATS.total() - before;
         if lazy_cpu {
             assert!(
@@ -86,9 +85,9 @@ arch::kernel_test!(
             assert!(d.get(TlbEvent::LazyLeft) >= 1);
         }
         assert_eq!(d.get(TlbEvent::SyncSent) + d.get(TlbEvent::SyncSkipped), 1);
-        assert_eq!(pgtable::translate(&MEM, other.root(), va), None);
+        assert_eq!(pgtable::translate(&MEM, other.root(), VirtAddr::new(va)), None);
         assert!(
-            pgtable::translate(&MEM, owner.root(), va).is_some(),
+            pgtable::translate(&MEM, owner.root(), VirtAddr::new(va)).is_some(),
             "owner keeps the table"
         );
         destroy(other);

@@ -7,8 +7,13 @@
 use arch::cpus;
 use arch::stats::IpiReason;
 use core::sync::atomic::{AtomicU64, Ordering};
+use mm::addr::{PhysAddr, VirtAddr};
 use mm::addr_space::AddressSpace;
-use mm::pgtable::{self, NO_EXECUTE, PRESENT, PhysMem, WRITABLE};
+use mm::entry::{Entry, EntryFlags};
+use mm::hw::PhysMem;
+use mm::level::{ENTRIES, Level};
+use mm::pgtable;
+use mm::pt_walk::PathWalk;
 use mm::stats::TlbEvent;
 
 use crate::mem::phys::MEM;
@@ -25,12 +30,19 @@ fn read_x() -> u64 {
 
 /// Points X at `frame` in `mm` (the caller flushes, or deliberately does not).
 fn remap_x(mm: &AddressSpace, frame: u64) {
-    let (_, e) = pgtable::leaf(&MEM, mm.root(), X).expect("X is mapped");
-    e.store(frame | PRESENT | WRITABLE | NO_EXECUTE, Ordering::SeqCst);
+    remap(mm, X, frame);
+}
+
+/// Points the page at `va` in `mm` at `frame` (the caller flushes, or does not).
+fn remap(mm: &AddressSpace, va: u64, frame: u64) {
+    let locked = mm.lock();
+    let (_, e) = pgtable::leaf(&MEM, mm.root(), VirtAddr::new(va)).expect("mapped");
+    let flags = EntryFlags::WRITABLE | EntryFlags::NO_EXECUTE;
+    e.install(&locked, Entry::page(PhysAddr::new(frame), flags));
 }
 
 fn frame_with(value: u64) -> u64 {
-    let f = MEM.alloc_frame().expect("frame");
+    let f = MEM.alloc_frame().expect("frame").as_u64();
     mem::phys::write_phys(f, value);
     f
 }
@@ -77,11 +89,16 @@ fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 
     sched::use_mm(Some(mm));
     wait_for(&STAGE, 1);
     for &va in &vas[..pages] {
-        let (_, e) = pgtable::leaf(&MEM, mm.root(), va).expect("mapped");
-        e.store(frame_with(2) | PRESENT | WRITABLE | NO_EXECUTE, Ordering::SeqCst);
+        remap(mm, va, frame_with(2));
     }
     if let Some(n) = flushed {
-        tlb::mmu().flush_tlb_mm_range(mm, X, X + n * 4096, 12, false);
+        tlb::mmu().flush_tlb_mm_range(
+            mm,
+            VirtAddr::new(X),
+            VirtAddr::new(X + n * 4096),
+            Level::Pte,
+            false,
+        );
     }
     STAGE.store(2, Ordering::SeqCst);
     reader.join(10_000);
@@ -89,7 +106,9 @@ fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 
     // Teardown flushes every CPU that held mm and frees the new frames; only then can the
     // frames the entries pointed at first go back (CPU 1 may still cache them otherwise).
     crate::user_space::destroy(mm);
-    old[..pages].iter().for_each(|&f| MEM.free_frame(f));
+    old[..pages]
+        .iter()
+        .for_each(|&f| MEM.free_frame(PhysAddr::new(f)));
     tlb::settle();
     READS
         .each_ref()
@@ -173,7 +192,7 @@ arch::kernel_test!(
         let ipis = flush_ipis_received(1);
         sched::use_mm(Some(mm));
         remap_x(mm, frame_with(2));
-        let r = tlb::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
+        let r = tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, false);
         assert!(!r.interrupted().contains(1));
         assert_eq!(flush_ipis_received(1), ipis, "lazy cpu 1 was interrupted");
         assert!((tlb::STATS.total() - before).get(TlbEvent::LazySkipped) >= 1);
@@ -184,7 +203,7 @@ arch::kernel_test!(
         assert!((tlb::STATS.total() - before).get(TlbEvent::Catchup) >= 1);
 
         // A flush that frees tables interrupts it, and it leaves the address space.
-        let r = tlb::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, true);
+        let r = tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, true);
         sched::use_mm(None);
         assert!(r.interrupted().contains(1));
         assert_eq!(flush_ipis_received(1), ipis + 1);
@@ -194,7 +213,7 @@ arch::kernel_test!(
         // X now maps the second frame (teardown frees it); the first was remapped away
         // and is unreachable since the flushes above.
         crate::user_space::destroy(mm);
-        MEM.free_frame(f1);
+        MEM.free_frame(PhysAddr::new(f1));
     }
 );
 
@@ -222,7 +241,7 @@ arch::kernel_test!(
         visit_and_go_lazy(mm, || {
             read_x();
         });
-        let r = tlb::mmu().flush_tlb_mm_range(mm, 0, mm::flush::FLUSH_ALL, 12, true);
+        let r = tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(0), mm::flush::FLUSH_ALL, Level::Pte, true);
         assert!(r.interrupted().is_empty(), "the broadcast interrupts nobody");
         assert!(tlb::mmu().states.cpu(1).is_lazy(), "no handler ran on cpu 1");
         crate::user_space::destroy(mm); // panics if cpu 1 never leaves
@@ -255,24 +274,29 @@ arch::kernel_test!(
         // see a walk through a freed table.
         let mm = user_space::new_address_space();
         let frame = user_space::map_new_page(mm, X);
-        let mut table = mm.root();
-        for level in [4, 3, 2] {
-            table = MEM.entry(table, pgtable::index(X, level)).load(Ordering::SeqCst) & pgtable::ADDR_MASK;
-        }
+        let table = PathWalk::new(&MEM, mm.root(), VirtAddr::new(X))
+            .last()
+            .expect("X is mapped")
+            .table;
+        let slots = || (0..ENTRIES).map(|i| mm::entry::EntrySlot::of(&MEM, table, i));
         sched::use_mm(Some(mm));
         assert_eq!(arch::probe::read_u64(X), Ok(0));
-        for i in 0..pgtable::ENTRIES {
-            MEM.entry(table, i).store(pgtable::POISON, Ordering::SeqCst);
+        {
+            let locked = mm.lock();
+            slots().for_each(|slot| slot.install(&locked, Entry::POISON));
         }
-        tlb::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
+        tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, false);
         let got = arch::probe::read_u64(X);
-        for i in 0..pgtable::ENTRIES {
-            MEM.entry(table, i).store(0, Ordering::SeqCst);
+        {
+            let locked = mm.lock();
+            slots().for_each(|slot| {
+                slot.clear(&locked);
+            });
         }
-        tlb::mmu().flush_tlb_mm_range(mm, X, X + 4096, 12, false);
+        tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, false);
         assert_eq!(arch::probe::read_u64(X), Err(arch::probe::ProbeFault::NotMapped));
         sched::use_mm(None);
-        MEM.free_frame(frame);
+        MEM.free_frame(PhysAddr::new(frame));
         crate::user_space::destroy(mm);
         tlb::settle();
         assert_eq!(got, Err(arch::probe::ProbeFault::Reserved));

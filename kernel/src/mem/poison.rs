@@ -3,7 +3,7 @@
 //!
 //! - A freed data frame is filled with [`FREED_DATA_POISON`] (all words but word 0, the
 //!   frame allocator's free-list link).
-//! - A freed page table is filled with `mm::pgtable::POISON` (PRESENT with reserved
+//! - A freed page table is filled with `mm::entry::Entry::POISON` (PRESENT with reserved
 //!   address bits, so a hardware walk through it faults with RSVD) and waits in a
 //!   quarantine ring of [`QUARANTINE`] frames before the allocator may reuse it.
 //!
@@ -42,7 +42,7 @@ pub fn free_table_poisoned(pa: u64) -> bool {
     if !debug_poison() {
         return false;
     }
-    paging::fill_frame(pa, 0, mm::pgtable::POISON, Ordering::SeqCst);
+    paging::fill_frame(pa, 0, mm::entry::Entry::POISON.raw(), Ordering::SeqCst);
     quarantine(pa);
     true
 }

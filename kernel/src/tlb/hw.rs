@@ -17,21 +17,34 @@ pub fn set_relax(f: fn()) {
 /// Sync IPIs, grace-period counters and the static key, for mm's table freeing.
 pub struct SyncHw;
 
-impl mm::table_free::TableSyncHw for SyncHw {
+/// Both run on the CPU that calls them.
+macro_rules! on_the_running_cpu {
+    ($($t:ty),*) => {$(
+        impl mm::hw::RunningCpu for $t {
+            fn this_cpu(&self) -> usize {
+                arch::percpu::cpu_index()
+            }
+
+            fn with_irqs_off(&self, f: &mut dyn FnMut()) {
+                arch::irq::without_interrupts(f)
+            }
+
+            fn irqs_enabled(&self) -> bool {
+                arch::irq::are_enabled()
+            }
+        }
+    )*};
+}
+
+on_the_running_cpu!(SyncHw, WalkerHw);
+
+impl mm::hw::TableSyncHw for SyncHw {
     fn flush_implies_ipi_broadcast(&self) -> bool {
         arch::static_key::tlb_table_flush_implies_ipi_broadcast()
     }
 
     fn sync_ipi_all_others(&self) {
         arch::ipi::call_on_many(&arch::cpus::online(), arch::stats::IpiReason::Sync, &|| {});
-    }
-
-    fn irqs_enabled(&self) -> bool {
-        arch::irq::are_enabled()
-    }
-
-    fn this_cpu(&self) -> usize {
-        arch::percpu::cpu_index()
     }
 
     fn online(&self) -> mm::cpumask::CpuMask {
@@ -71,20 +84,12 @@ pub static SYNC_HW: SyncHw = SyncHw;
 /// The walker's view of this CPU.
 pub struct WalkerHw;
 
-impl mm::walker::WalkerHw for WalkerHw {
-    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
-        arch::irq::without_interrupts(f)
-    }
-
+impl mm::hw::WalkerHw for WalkerHw {
     fn preemption_point(&self) {
         arch::pv_host::preemption_point();
     }
 
-    fn this_cpu(&self) -> usize {
-        arch::percpu::cpu_index()
-    }
-
-    fn loaded_root(&self) -> u64 {
+    fn loaded_root(&self) -> mm::addr::PhysAddr {
         arch::tlb::loaded_root()
     }
 }

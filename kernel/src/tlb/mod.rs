@@ -74,7 +74,13 @@ pub fn gather_ctx() -> mm::gather::GatherCtx<'static> {
 /// Lock-free walk of `va` in the running task's address space `mm` (refused,
 /// `Walk::NotLoaded`, if `mm` is not the one in this CPU's CR3).
 pub fn walk(mm: &AddressSpace, va: u64) -> mm::walker::Walk {
-    mm::walker::walk(&hw::WALKER_HW, &MEM, &STATS, mm.root(), va)
+    mm::walker::walk(
+        &hw::WALKER_HW,
+        &MEM,
+        &STATS,
+        mm.root(),
+        mm::addr::VirtAddr::new(va),
+    )
 }
 
 /// Waits for every deferred table and empties the quarantine: afterwards the frame

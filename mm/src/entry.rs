@@ -1,0 +1,156 @@
+//! Page-table entries ([`Entry`]), their flags, and the slots that hold them.
+//!
+//! # Who reads and writes an entry, how
+//!
+//! An entry is one `AtomicU64` in a table frame, read and written whole:
+//! - writers change entries of an address space only while holding its page-table lock:
+//!   [`EntrySlot::install`] and [`EntrySlot::clear`] take the lock's guard, so a write
+//!   without the lock does not compile. An install is a Release store (the zeroed table
+//!   or filled page it points to is visible first); a clear is a SeqCst swap (it is
+//!   ordered before the flush's generation bump, see [`crate::receipt`]);
+//! - readers that are not the lock-free walker read with Acquire ([`EntrySlot::read`]);
+//! - the lock-free walker takes no lock and reads each entry exactly once
+//!   ([`EntrySlot::read_once`], Linux's `READ_ONCE`), then re-reads to back off
+//!   ([`crate::walker`]).
+
+use core::ops::BitOr;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::addr::PhysAddr;
+use crate::hw::PhysMem;
+use crate::pt_lock::PageTableGuard;
+
+/// Flag bits of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryFlags(u64);
+
+impl EntryFlags {
+    /// No flags.
+    pub const NONE: EntryFlags = EntryFlags(0);
+    /// The entry maps something (or points to a table).
+    pub const PRESENT: EntryFlags = EntryFlags(1 << 0);
+    /// Writable.
+    pub const WRITABLE: EntryFlags = EntryFlags(1 << 1);
+    /// User-accessible.
+    pub const USER: EntryFlags = EntryFlags(1 << 2);
+    /// At [`crate::level::Level::Pmd`]: a 2 MiB page rather than a table.
+    pub const HUGE: EntryFlags = EntryFlags(1 << 7);
+    /// Not executable.
+    pub const NO_EXECUTE: EntryFlags = EntryFlags(1 << 63);
+
+    /// The bits.
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+}
+
+impl BitOr for EntryFlags {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
+/// Physical-address bits of an entry.
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// The value of one page-table entry.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Entry(u64);
+
+impl Entry {
+    /// Nothing mapped.
+    pub const EMPTY: Entry = Entry(0);
+
+    /// What freed page-table frames are filled with. Not a valid entry pattern: the
+    /// software walker compares every entry with it, and a hardware walk that reaches a
+    /// freed table faults with the reserved-bit error code (RSVD) instead of silently
+    /// missing: the pattern is PRESENT with physical-address bits 51:40 set, which are
+    /// reserved on every CPU with MAXPHYADDR <= 40 (QEMU's TCG) and bits 51:48 on those
+    /// up to 48.
+    pub const POISON: Entry = Entry(0xdead_4bad_f00d_0001);
+
+    /// The entry whose bits are `raw`.
+    pub const fn from_raw(raw: u64) -> Self {
+        Self(raw)
+    }
+
+    /// The entry's bits.
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// An entry pointing to the page table at `table` (present, writable, user: the
+    /// leaves decide).
+    pub const fn table(table: PhysAddr) -> Self {
+        let flags = EntryFlags::PRESENT.0 | EntryFlags::WRITABLE.0 | EntryFlags::USER.0;
+        Self((table.as_u64() & ADDR_MASK) | flags)
+    }
+
+    /// A present 4 KiB leaf mapping the frame at `frame`.
+    pub const fn page(frame: PhysAddr, flags: EntryFlags) -> Self {
+        Self((frame.as_u64() & ADDR_MASK) | flags.0 | EntryFlags::PRESENT.0)
+    }
+
+    /// A present 2 MiB leaf (a level-2 entry) mapping the block at `block`.
+    pub const fn huge_page(block: PhysAddr, flags: EntryFlags) -> Self {
+        Self((block.as_u64() & ADDR_MASK) | flags.0 | EntryFlags::HUGE.0 | EntryFlags::PRESENT.0)
+    }
+
+    /// Whether the entry maps something or points to a table.
+    pub const fn is_present(self) -> bool {
+        self.0 & EntryFlags::PRESENT.0 != 0
+    }
+
+    /// Whether the huge bit is set (a 2 MiB page when at level 2).
+    pub const fn is_huge(self) -> bool {
+        self.0 & EntryFlags::HUGE.0 != 0
+    }
+
+    /// Whether this is [`Entry::POISON`]: the entry was read from a freed table.
+    pub const fn is_poison(self) -> bool {
+        self.0 == Entry::POISON.0
+    }
+
+    /// The physical address the entry holds (a table, a frame or a 2 MiB block).
+    pub const fn addr(self) -> PhysAddr {
+        PhysAddr::new(self.0 & ADDR_MASK)
+    }
+}
+
+impl core::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Entry({:#x})", self.0)
+    }
+}
+
+/// Where one entry lives: a slot of a page table.
+#[derive(Clone, Copy)]
+pub struct EntrySlot<'m>(&'m AtomicU64);
+
+impl<'m> EntrySlot<'m> {
+    /// Slot `index` of the table at `table`.
+    pub fn of(mem: &'m dyn PhysMem, table: PhysAddr, index: usize) -> Self {
+        Self(mem.word(table, index))
+    }
+
+    /// Reads the entry (Acquire: what it points to is visible).
+    pub fn read(&self) -> Entry {
+        Entry(self.0.load(Ordering::Acquire))
+    }
+
+    /// Reads the entry once, without ordering: the lock-free walker's `READ_ONCE`.
+    pub fn read_once(&self) -> Entry {
+        Entry(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Writes `entry` (Release), under the page-table lock.
+    pub fn install(&self, _locked: &PageTableGuard, entry: Entry) {
+        self.0.store(entry.0, Ordering::Release);
+    }
+
+    /// Clears the entry (SeqCst), under the page-table lock; returns what it held.
+    pub fn clear(&self, _locked: &PageTableGuard) -> Entry {
+        Entry(self.0.swap(0, Ordering::SeqCst))
+    }
+}

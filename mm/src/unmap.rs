@@ -1,0 +1,135 @@
+//! Unmapping and teardown: the walks that clear entries and unlink empty tables, telling
+//! an [`MmuGather`] about each (Linux's `zap_page_range` and `free_pgtables` in
+//! `mm/memory.c`, kept apart from the gather itself, `mm/mmu_gather.c`).
+//!
+//! Everything here writes entries, so it takes the address space's page-table guard;
+//! the gather must be one on that address space. Nothing is freed here: pages and
+//! tables go to the gather, which frees them after its flush ([`crate::gather`]).
+
+use crate::addr::{PhysAddr, USER_END, VirtAddr};
+use crate::entry::EntrySlot;
+use crate::gather::{GatherCtx, MmuGather};
+use crate::level::{ENTRIES, Level};
+use crate::pgtable;
+use crate::pt_lock::PageTableGuard;
+use crate::pt_walk::{PathWalk, Step};
+use crate::receipt::FlushReceipt;
+
+/// Root entries that map the lower (user) half.
+const USER_ROOT_ENTRIES: usize = Level::ROOT.index(USER_END);
+
+fn assert_same_mm(locked: &PageTableGuard, g: &MmuGather) {
+    assert_eq!(
+        locked.mm().id(),
+        g.mm().id(),
+        "unmap: the gather and the lock are of different address spaces"
+    );
+}
+
+/// Unmaps `[start, end)` of the locked address space (4 KiB and whole 2 MiB mappings),
+/// queueing pages and freeing page tables that became empty, at every level below the
+/// root, through the gather `g` (on the same address space).
+pub fn unmap_range(locked: &PageTableGuard, g: &mut MmuGather, start: VirtAddr, end: VirtAddr) {
+    assert_same_mm(locked, g);
+    let mem = g.ctx().mem;
+    let root = locked.root();
+    let mut va = start;
+    // A PTE table that had entries cleared and is not yet checked for emptiness: it is
+    // checked once, when the walk leaves its 2 MiB block (Linux: `free_pgtables` after
+    // the zap), not after every page.
+    let mut cleared_in: Option<VirtAddr> = None;
+    while va < end {
+        if let Some(t) = cleared_in
+            && t.align_down(Level::Pmd) != va.align_down(Level::Pmd)
+        {
+            free_empty_tables(locked, g, t);
+            cleared_in = None;
+        }
+        // The walk ends at the leaf, or at the first absent entry: the hole it leaves.
+        let last = PathWalk::new(mem, root, va)
+            .last()
+            .expect("a walk reads at least the root entry");
+        if !last.is_leaf() {
+            va = va.saturating_add(last.level.span() - va.offset_in(last.level));
+            continue;
+        }
+        let level = last.level;
+        let old = last.slot.clear(locked);
+        g.remove_tlb_entry(level, va);
+        if level == Level::Pmd {
+            // A 2 MiB block goes back right after a flush that covers it.
+            g.flush_mmu();
+            mem.free_huge(old.addr());
+            free_empty_tables(locked, g, va);
+        } else {
+            g.remove_page(old.addr());
+            cleared_in = Some(va);
+        }
+        va = va.align_down(level).saturating_add(level.span());
+    }
+    if let Some(t) = cleared_in {
+        free_empty_tables(locked, g, t);
+    }
+}
+
+/// `fullmm` teardown: unmaps the whole lower (user) half of the locked address space and
+/// frees every table below the root. The root itself stays with the caller.
+pub fn teardown(ctx: &GatherCtx, locked: &PageTableGuard) -> Option<FlushReceipt> {
+    let mut g = MmuGather::new_fullmm(ctx, locked.mm());
+    unmap_range(locked, &mut g, VirtAddr::new(0), USER_END);
+    sweep_tables(locked, &mut g, locked.root(), Level::ROOT, VirtAddr::new(0));
+    g.finish()
+}
+
+/// Frees every table below `table` (level `level`, covering addresses from `base`) in
+/// the lower half; used after a full unmap, when they hold no mappings any more (such
+/// as tables left empty by an unshare). A tree walk over whole tables, not a path.
+fn sweep_tables(locked: &PageTableGuard, g: &mut MmuGather, table: PhysAddr, level: Level, base: VirtAddr) {
+    let mem = g.ctx().mem;
+    let top = if level == Level::ROOT {
+        USER_ROOT_ENTRIES
+    } else {
+        ENTRIES
+    };
+    let Some(child_level) = level.below() else {
+        return;
+    };
+    for i in 0..top {
+        let slot = EntrySlot::of(mem, table, i);
+        let e = slot.read();
+        if !e.is_present() || (level == Level::Pmd && e.is_huge()) {
+            continue;
+        }
+        let va = base + ((i as u64) << level.shift());
+        let child = e.addr();
+        if child_level != Level::Pte {
+            sweep_tables(locked, g, child, child_level, va);
+        }
+        if pgtable::table_is_empty(mem, child) {
+            slot.clear(locked);
+            g.free_table(child_level, va, child);
+        }
+    }
+}
+
+/// Unlinks and frees the tables on the path to `va` that became empty, bottom up,
+/// never the root.
+fn free_empty_tables(locked: &PageTableGuard, g: &mut MmuGather, va: VirtAddr) {
+    let mem = g.ctx().mem;
+    // path[l] is the step at level l on the path (4 = root); a huge entry or an absent
+    // one ends it.
+    let mut path: [Option<Step>; 5] = [None; 5];
+    for step in PathWalk::new(mem, locked.root(), va) {
+        path[step.level.number()] = Some(step);
+    }
+    for level in [Level::Pte, Level::Pmd, Level::Pud] {
+        let (Some(step), Some(parent)) = (path[level.number()], path[level.number() + 1]) else {
+            continue;
+        };
+        if !pgtable::table_is_empty(mem, step.table) {
+            return;
+        }
+        parent.slot.clear(locked);
+        g.free_table(level, va, step.table);
+    }
+}
