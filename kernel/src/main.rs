@@ -76,6 +76,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         .expect("bootloader did not map physical memory");
     mem::paging::init(phys_offset);
     let usable = mem::frames::init(&boot_info.memory_regions, phys_offset);
+    mem::kernel_space::init();
     mem::heap::init();
     console::screen::init(boot_info.framebuffer.take());
     arch::smp::install_vectors();

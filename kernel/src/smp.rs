@@ -9,16 +9,13 @@ use arch::apic::{self, ApicMode};
 use arch::cpuid::CpuFeatures;
 use arch::cpus;
 use bootloader_api::info::MemoryRegions;
-use x86_64::structures::paging::{Mapper, Page, PageTableFlags as F, PhysFrame, Size4KiB};
-use x86_64::{PhysAddr, VirtAddr};
+use mm::entry::EntryFlags as F;
 
-use crate::mem::frames::{self, GlobalFrames};
-use crate::mem::paging;
+use crate::mem::phys::MEM;
+use crate::mem::{frames, kernel_space, paging};
 
 /// Size of each AP stack.
 pub const AP_STACK_SIZE: u64 = 64 * 1024;
-/// Where the xAPIC register page is mapped (uncached) in xAPIC mode.
-const XAPIC_VIRT: u64 = 0xffff_cf00_0000_0000;
 
 /// How SMP came up, for the boot log and tests.
 #[derive(Debug, Clone, Copy)]
@@ -41,21 +38,11 @@ pub fn summary() -> SmpSummary {
 }
 
 fn map(page: u64, frame: u64, flags: F) {
-    // SAFETY: boot CPU, before APs run: nobody else edits the page tables.
-    let mut mapper = unsafe { paging::active_mapper() };
-    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
-    let frame = PhysFrame::containing_address(PhysAddr::new(frame));
-    // SAFETY: the target addresses are reserved for this purpose and unmapped.
-    unsafe { mapper.map_to(page, frame, flags, &mut GlobalFrames) }
-        .expect("smp: mapping failed")
-        .flush();
+    kernel_space::map_page(&MEM, page, frame, flags).expect("smp: mapping failed");
 }
 
 fn unmap(page: u64) {
-    // SAFETY: as in `map`; the page is ours.
-    let mut mapper = unsafe { paging::active_mapper() };
-    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(page));
-    mapper.unmap(page).expect("smp: unmapping failed").1.flush();
+    kernel_space::unmap_page(&MEM, page).expect("smp: unmapping failed");
 }
 
 /// Maps a stack for AP `i` (1-based) above a guard page; returns its top.
@@ -63,11 +50,7 @@ fn map_stack(i: usize) -> u64 {
     let base = crate::mem::layout::AP_STACKS_START + (i as u64) * (AP_STACK_SIZE + 4096) + 4096;
     for off in (0..AP_STACK_SIZE).step_by(4096) {
         let frame = frames::alloc_zeroed().expect("smp: out of memory for AP stacks");
-        map(
-            base + off,
-            frame.as_u64(),
-            F::PRESENT | F::WRITABLE | F::NO_EXECUTE,
-        );
+        map(base + off, frame.as_u64(), F::WRITABLE | F::NO_EXECUTE);
     }
     base + AP_STACK_SIZE
 }
@@ -136,12 +119,12 @@ pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatur
     };
     if mode == ApicMode::XApic {
         map(
-            XAPIC_VIRT,
+            crate::mem::layout::XAPIC_PAGE,
             apic::XAPIC_PHYS,
-            F::PRESENT | F::WRITABLE | F::NO_CACHE | F::WRITE_THROUGH | F::NO_EXECUTE,
+            F::WRITABLE | F::NO_CACHE | F::WRITE_THROUGH | F::NO_EXECUTE,
         );
     }
-    apic::set_mode(mode, XAPIC_VIRT);
+    apic::set_mode(mode, crate::mem::layout::XAPIC_PAGE);
     let (tsc_hz, lapic_per_ms) = arch::smp::init_boot_cpu(&ids);
     crate::tlb::init_cpu();
     crate::sched::init_cpu(0);
@@ -156,13 +139,12 @@ pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatur
         // The lowest usable page-aligned frame above the real-mode IVT/BDA.
         let tramp = frames::low_frame(map_regions, 0x1000)
             .expect("smp: no free frame below 1 MiB for the trampoline");
-        map(tramp.as_u64(), tramp.as_u64(), F::PRESENT | F::WRITABLE);
+        map(tramp.as_u64(), tramp.as_u64(), F::WRITABLE);
         let stacks: Vec<u64> = (1..ids.len()).map(map_stack).collect();
-        let (cr3, _) = x86_64::registers::control::Cr3::read();
         let report = arch::smp::start_aps(&arch::smp::ApStart {
             trampoline_phys: tramp.as_u64(),
             trampoline_virt: tramp.as_u64() + paging::phys_offset(),
-            cr3: cr3.start_address().as_u64(),
+            cr3: kernel_space::kernel_mm().root().as_u64(),
             stack_tops: &stacks,
             ap_main,
         });

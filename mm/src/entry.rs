@@ -33,6 +33,10 @@ impl EntryFlags {
     pub const WRITABLE: EntryFlags = EntryFlags(1 << 1);
     /// User-accessible.
     pub const USER: EntryFlags = EntryFlags(1 << 2);
+    /// Write-through caching (PWT), for memory-mapped device registers.
+    pub const WRITE_THROUGH: EntryFlags = EntryFlags(1 << 3);
+    /// Caching disabled (PCD), for memory-mapped device registers.
+    pub const NO_CACHE: EntryFlags = EntryFlags(1 << 4);
     /// At [`crate::level::Level::Pmd`]: a 2 MiB page rather than a table.
     pub const HUGE: EntryFlags = EntryFlags(1 << 7);
     /// Not executable.

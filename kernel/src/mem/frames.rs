@@ -10,7 +10,6 @@ use bootloader_api::info::{MemoryRegionKind, MemoryRegions};
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use x86_64::PhysAddr;
-use x86_64::structures::paging::{FrameAllocator, PhysFrame, Size4KiB};
 
 /// Frame size.
 pub const FRAME_SIZE: u64 = 4096;
@@ -223,15 +222,5 @@ pub fn stats() -> FrameStats {
         total,
         free: total - used,
         used,
-    }
-}
-
-/// Adapter for the `x86_64` crate's mapper.
-pub struct GlobalFrames;
-
-// SAFETY: every frame returned is unused and exclusively handed to the caller.
-unsafe impl FrameAllocator<Size4KiB> for GlobalFrames {
-    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        alloc_zeroed().map(PhysFrame::containing_address)
     }
 }

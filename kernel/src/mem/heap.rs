@@ -8,10 +8,11 @@
 //! frames run out; only then does an allocation fail, and the failure is reported with
 //! the size asked, the heap's use and the free frames (`heap: alloc-failed ...`).
 //!
-//! Growing maps pages into the kernel half of the tables loaded in CR3. Every address
-//! space shares the kernel half's lower-level tables (their PML4 entries are copies), and
-//! the heap's PML4 entry exists from [`init`] on, so a page mapped here is visible in
-//! every address space. Mapping a page that was not present needs no TLB flush on x86:
+//! Growing maps pages into the kernel's address space through
+//! [`super::kernel_space::map_page`] (the one kernel mapping path). Every address space
+//! shares the kernel half's lower-level tables (their PML4 entries are copies), and the
+//! heap's PML4 entry exists from [`init`] on, so a page mapped here is visible in every
+//! address space. Mapping a page that was not present needs no TLB flush on x86:
 //! not-present entries are never cached (SDM Vol. 3A, 4.10.2.3). The heap lock, held
 //! with interrupts off, serialises growers; nothing else maps into the heap's range.
 
@@ -20,12 +21,13 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use linked_list_allocator::Heap;
-use x86_64::VirtAddr;
-use x86_64::structures::paging::{Mapper, Page, PageTableFlags, PhysFrame, Size4KiB};
-
-use x86_64::structures::paging::FrameAllocator;
+use mm::addr::PhysAddr;
+use mm::entry::EntryFlags;
+use mm::hw::PhysMem;
 
 use crate::mem::layout::HEAP_START;
+use crate::mem::{kernel_space, phys::MEM};
+
 /// The heap mapped at boot, whatever the machine.
 pub const HEAP_FLOOR: usize = 16 << 20;
 /// Heap bytes set aside per CPU at boot: its descriptor tables and IST stacks, its
@@ -52,39 +54,39 @@ pub fn frames_taken() -> u64 {
     FRAMES_TAKEN.load(Ordering::SeqCst) as u64
 }
 
-/// The frame allocator, counting what it hands to the heap's mapper.
+/// Physical memory for the heap's pages and page tables: the kernel's, counting what it
+/// hands out (the heap keeps it for good).
 struct CountingFrames;
 
-// SAFETY: forwards to the global frame allocator, which hands out unused frames only.
-unsafe impl x86_64::structures::paging::FrameAllocator<Size4KiB> for CountingFrames {
-    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        let f = crate::mem::frames::alloc_zeroed()?;
+impl PhysMem for CountingFrames {
+    fn alloc_frame(&self) -> Option<PhysAddr> {
+        let f = MEM.alloc_frame()?;
         FRAMES_TAKEN.fetch_add(1, Ordering::SeqCst);
-        Some(PhysFrame::containing_address(f))
+        Some(f)
+    }
+
+    fn free_frame(&self, frame: PhysAddr) {
+        FRAMES_TAKEN.fetch_sub(1, Ordering::SeqCst);
+        crate::mem::frames::free(x86_64::PhysAddr::new(frame.as_u64()));
+    }
+
+    fn word(&self, frame: PhysAddr, index: usize) -> &core::sync::atomic::AtomicU64 {
+        MEM.word(frame, index)
     }
 }
 
 /// Maps fresh frames at `[start, start + bytes)` (inside the heap's reserved range, above
 /// its top). Returns the bytes mapped, and why it stopped short if it did.
 fn map_pages(start: u64, bytes: usize) -> (usize, Result<(), &'static str>) {
-    // SAFETY: the heap lock is held, or boot is single-threaded (see the file's comment):
-    // nobody else maps into the heap's range.
-    let mut mapper = unsafe { crate::mem::paging::active_mapper() };
-    let flags = PageTableFlags::PRESENT | PageTableFlags::WRITABLE | PageTableFlags::NO_EXECUTE;
+    let flags = EntryFlags::WRITABLE | EntryFlags::NO_EXECUTE;
     for off in (0..bytes).step_by(4096) {
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(start + off as u64));
-        let Some(frame) = CountingFrames.allocate_frame() else {
+        let Some(frame) = CountingFrames.alloc_frame() else {
             return (off, Err("heap: out of physical frames"));
         };
-        // SAFETY: the page is above the heap's top, inside its reserved range, so
-        // unmapped; the frame is fresh.
-        match unsafe { mapper.map_to(page, frame, flags, &mut CountingFrames) } {
-            Ok(flush) => flush.ignore(), // not present before: nothing cached to flush
-            Err(_) => {
-                FRAMES_TAKEN.fetch_sub(1, Ordering::SeqCst);
-                crate::mem::frames::free(frame.start_address());
-                return (off, Err("heap: mapping failed"));
-            }
+        // The page is above the heap's top, inside its reserved range: unmapped.
+        if kernel_space::map_page(&CountingFrames, start + off as u64, frame.as_u64(), flags).is_err() {
+            CountingFrames.free_frame(frame);
+            return (off, Err("heap: mapping failed"));
         }
     }
     (bytes, Ok(()))

@@ -5,6 +5,7 @@
 pub mod frames;
 pub mod heap;
 pub mod huge_pool;
+pub mod kernel_space;
 pub mod layout;
 pub mod paging;
 pub mod phys;

@@ -1,10 +1,7 @@
 //! Physical memory through the bootloader's mapping of all of it (at `phys_offset`):
-//! words of frames, and a mapper over the page tables loaded in CR3.
+//! words of frames, and their fills.
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use x86_64::VirtAddr;
-use x86_64::registers::control::Cr3;
-use x86_64::structures::paging::{OffsetPageTable, PageTable};
 
 static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
 
@@ -16,20 +13,6 @@ pub fn init(phys_offset: u64) {
 /// Virtual address at which physical memory starts.
 pub fn phys_offset() -> u64 {
     PHYS_OFFSET.load(Ordering::Relaxed)
-}
-
-/// A mapper over the page tables currently loaded in CR3.
-///
-/// # Safety
-/// The caller must not create two mappers that modify the same tables concurrently
-/// (callers serialise through [`crate::heap`]'s init or their own page-table lock).
-pub unsafe fn active_mapper() -> OffsetPageTable<'static> {
-    let (frame, _) = Cr3::read();
-    let offset = VirtAddr::new(phys_offset());
-    let table = (offset + frame.start_address().as_u64()).as_mut_ptr::<PageTable>();
-    // SAFETY: the level-4 table is mapped at `offset` by the bootloader; exclusivity is
-    // the caller's promise.
-    unsafe { OffsetPageTable::new(&mut *table, offset) }
 }
 
 /// Word `index` of frame `pa` (`index < 512`), as an atomic: page-table entries and

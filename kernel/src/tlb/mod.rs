@@ -23,23 +23,17 @@ use crate::mem::{phys::MEM, poison};
 static STATES: TlbStates = TlbStates::new();
 /// TLB counters of every CPU.
 pub static STATS: TlbStats = TlbStats::new();
-static KERNEL_MM: Once<AddressSpace> = Once::new();
 static BACKEND: Once<&'static dyn FlushBackend> = Once::new();
 static TLB: arch::tlb::X86Tlb = arch::tlb::X86Tlb;
 
 /// The table freer (grace periods, sync mode, injected batch failures).
 pub static FREER: mm::table_free::TableFreer = mm::table_free::TableFreer::new();
 
-/// Records the boot page tables as the kernel's address space and the backend.
-/// Boot CPU, before the APs start.
-pub fn init(backend: &'static dyn FlushBackend) {
-    KERNEL_MM.call_once(|| AddressSpace::new(arch::tlb::loaded_root()));
-    BACKEND.call_once(|| backend);
-}
+pub use crate::mem::kernel_space::kernel_mm;
 
-/// The kernel's address space (`init_mm`).
-pub fn kernel_mm() -> &'static AddressSpace {
-    KERNEL_MM.get().expect("tlb not initialised")
+/// Records the flush backend. Boot CPU, before the APs start.
+pub fn init(backend: &'static dyn FlushBackend) {
+    BACKEND.call_once(|| backend);
 }
 
 /// The TLB machinery bound to this machine.
