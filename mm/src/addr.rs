@@ -4,8 +4,6 @@
 use core::fmt;
 use core::ops::{Add, AddAssign, Sub};
 
-use crate::level::Level;
-
 /// A virtual address.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct VirtAddr(u64);
@@ -28,16 +26,6 @@ impl VirtAddr {
         self.0
     }
 
-    /// The start of the `level` entry's span that holds this address.
-    pub const fn align_down(self, level: Level) -> Self {
-        Self(self.0 & !(level.span() - 1))
-    }
-
-    /// The offset of this address in the `level` entry's span that holds it.
-    pub const fn offset_in(self, level: Level) -> u64 {
-        self.0 & (level.span() - 1)
-    }
-
     /// `self + bytes`, or the highest address on overflow.
     pub const fn saturating_add(self, bytes: u64) -> Self {
         Self(self.0.saturating_add(bytes))
@@ -53,11 +41,6 @@ impl PhysAddr {
     /// The address as a number.
     pub const fn as_u64(self) -> u64 {
         self.0
-    }
-
-    /// The start of the `level`-sized block (4 KiB frame, 2 MiB block) that holds it.
-    pub const fn align_down(self, level: Level) -> Self {
-        Self(self.0 & !(level.span() - 1))
     }
 }
 

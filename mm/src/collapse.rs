@@ -13,11 +13,11 @@
 //! CPU while their frames are freed.
 
 use crate::addr::VirtAddr;
+use crate::addr_space::PageTableGuard;
 use crate::breakage::Breakage;
 use crate::entry::{Entry, EntryFlags, EntrySlot};
 use crate::gather::GatherCtx;
 use crate::level::{ENTRIES, Level};
-use crate::pt_lock::PageTableGuard;
 use crate::pt_walk::PathWalk;
 use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::TlbEvent;

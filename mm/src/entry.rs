@@ -17,8 +17,8 @@ use core::ops::BitOr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::addr::PhysAddr;
+use crate::addr_space::PageTableGuard;
 use crate::hw::PhysMem;
-use crate::pt_lock::PageTableGuard;
 
 /// Flag bits of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

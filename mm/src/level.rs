@@ -4,7 +4,7 @@
 //! `L.span()` bytes, and is selected by the nine address bits from `L.shift()` up. This
 //! file is the only place where the shifts (12, 21, 30, 39) are written.
 
-use crate::addr::VirtAddr;
+use crate::addr::{PhysAddr, VirtAddr};
 
 /// Entries per table (nine index bits).
 pub const ENTRIES: usize = 512;
@@ -74,5 +74,26 @@ impl Level {
     /// x86's number for the level (1 = PT .. 4 = PML4).
     pub const fn number(self) -> usize {
         self as usize
+    }
+}
+
+// What a level does to addresses: here rather than in `addr.rs`, so that the address
+// types stay plain numbers and the two files do not import each other.
+impl VirtAddr {
+    /// The start of the `level` entry's span that holds this address.
+    pub const fn align_down(self, level: Level) -> Self {
+        VirtAddr::new(self.as_u64() & !(level.span() - 1))
+    }
+
+    /// The offset of this address in the `level` entry's span that holds it.
+    pub const fn offset_in(self, level: Level) -> u64 {
+        self.as_u64() & (level.span() - 1)
+    }
+}
+
+impl PhysAddr {
+    /// The start of the `level`-sized block (4 KiB frame, 2 MiB block) that holds it.
+    pub const fn align_down(self, level: Level) -> Self {
+        PhysAddr::new(self.as_u64() & !(level.span() - 1))
     }
 }

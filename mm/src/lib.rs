@@ -15,7 +15,6 @@ pub mod gather;
 pub mod hw;
 pub mod level;
 pub mod pgtable;
-pub mod pt_lock;
 pub mod pt_walk;
 pub mod receipt;
 pub mod release;

@@ -6,10 +6,10 @@
 use core::sync::atomic::Ordering;
 
 use crate::addr::{PhysAddr, VirtAddr};
+use crate::addr_space::PageTableGuard;
 use crate::entry::{Entry, EntryFlags, EntrySlot};
 use crate::hw::PhysMem;
 use crate::level::{ENTRIES, Level};
-use crate::pt_lock::PageTableGuard;
 use crate::pt_walk::PathWalk;
 
 /// 4 KiB.

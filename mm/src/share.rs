@@ -8,12 +8,12 @@
 //! Unmapping inside a shared region is not supported: unshare first.
 
 use crate::addr::{PhysAddr, VirtAddr};
+use crate::addr_space::PageTableGuard;
 use crate::entry::EntrySlot;
 use crate::gather::{GatherCtx, MmuGather};
 use crate::hw::PhysMem;
 use crate::level::Level;
 use crate::pgtable::slot_or_alloc;
-use crate::pt_lock::PageTableGuard;
 use crate::pt_walk::PathWalk;
 use crate::receipt::{FlushReceipt, UnlinkMark};
 

@@ -403,7 +403,7 @@ impl World {
     }
 
     /// Maps a fresh 4 KiB page at `va` in the locked address space.
-    pub fn map_page(&self, locked: &crate::pt_lock::PageTableGuard, va: VirtAddr) {
+    pub fn map_page(&self, locked: &crate::addr_space::PageTableGuard, va: VirtAddr) {
         let f = self.mem.alloc_frame().unwrap();
         crate::pgtable::map_4k(locked, &self.mem, va, f, EntryFlags::WRITABLE).unwrap();
     }

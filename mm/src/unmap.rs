@@ -7,11 +7,11 @@
 //! tables go to the gather, which frees them after its flush ([`crate::gather`]).
 
 use crate::addr::{PhysAddr, USER_END, VirtAddr};
+use crate::addr_space::PageTableGuard;
 use crate::entry::EntrySlot;
 use crate::gather::{GatherCtx, MmuGather};
 use crate::level::{ENTRIES, Level};
 use crate::pgtable;
-use crate::pt_lock::PageTableGuard;
 use crate::pt_walk::{PathWalk, Step};
 use crate::receipt::FlushReceipt;
 

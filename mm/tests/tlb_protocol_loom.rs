@@ -104,7 +104,7 @@
 //! flushes both flush the one modelled page; the partial/full choice and the generation
 //! it records are modelled), intermediate page tables and their freeing (`table_free.rs`,
 //! grace periods), speculative walks other than the last one before a CR3 load (a lazy
-//! CPU keeps its oldest entries, which is the worst case for the catch-up), `pt_lock`
+//! CPU keeps its oldest entries, which is the worst case for the catch-up), the page-table lock
 //! (writers of the one PTE are serialised by their RMW), GUP-fast walkers, and any
 //! ordering of the hardware page walker beyond "a walk is a Relaxed load of the PTE"
 //! (the protocol must supply the ordering through `tlb_gen` and the IPIs).
