@@ -17,6 +17,8 @@ pub struct KernelTest {
     pub run: fn(),
     /// The test passes only if it panics.
     pub should_panic: bool,
+    /// With `should_panic`: text the panic message must contain (None: any panic).
+    pub panic_expected: Option<&'static str>,
     /// What the machine must have for the test to mean anything; where it has not, the
     /// harness reports the test as ignored (never as passed).
     pub needs: Needs,
@@ -222,11 +224,12 @@ extern crate alloc;
 pub static KERNEL_TESTS: [KernelTest];
 
 /// Registers an in-kernel test: `kernel_test!(fn name() { ... });`, with
-/// `should_panic` before `fn` if it must panic, and `needs(..)` (see [`needs`]) before
-/// that if it means something only on some machines.
+/// `should_panic` (or `should_panic(expected = "text")`, the message must contain it)
+/// before `fn` if it must panic, and `needs(..)` (see [`needs`]) before that if it means
+/// something only on some machines.
 #[macro_export]
 macro_rules! kernel_test {
-    (@register $name:ident, $should_panic:expr, $needs:expr, $body:block) => {
+    (@register $name:ident, $should_panic:expr, $expected:expr, $needs:expr, $body:block) => {
         const _: () = {
             #[$crate::ktest::linkme::distributed_slice($crate::ktest::KERNEL_TESTS)]
             #[linkme(crate = $crate::ktest::linkme)]
@@ -234,6 +237,7 @@ macro_rules! kernel_test {
                 name: concat!(module_path!(), "::", stringify!($name)),
                 run: $name,
                 should_panic: $should_panic,
+                panic_expected: $expected,
                 needs: {
                     #[allow(unused_imports)]
                     use $crate::ktest::needs::*;
@@ -243,16 +247,22 @@ macro_rules! kernel_test {
         };
         fn $name() $body
     };
+    (needs($needs:expr) should_panic(expected = $expected:literal) fn $name:ident() $body:block) => {
+        $crate::kernel_test!(@register $name, true, Some($expected), $needs, $body);
+    };
     (needs($needs:expr) should_panic fn $name:ident() $body:block) => {
-        $crate::kernel_test!(@register $name, true, $needs, $body);
+        $crate::kernel_test!(@register $name, true, None, $needs, $body);
     };
     (needs($needs:expr) fn $name:ident() $body:block) => {
-        $crate::kernel_test!(@register $name, false, $needs, $body);
+        $crate::kernel_test!(@register $name, false, None, $needs, $body);
+    };
+    (should_panic(expected = $expected:literal) fn $name:ident() $body:block) => {
+        $crate::kernel_test!(@register $name, true, Some($expected), NONE, $body);
     };
     (should_panic fn $name:ident() $body:block) => {
-        $crate::kernel_test!(@register $name, true, NONE, $body);
+        $crate::kernel_test!(@register $name, true, None, NONE, $body);
     };
     (fn $name:ident() $body:block) => {
-        $crate::kernel_test!(@register $name, false, NONE, $body);
+        $crate::kernel_test!(@register $name, false, None, NONE, $body);
     };
 }

@@ -16,21 +16,28 @@ use boot::qemu::{self, QemuConfig, Verdict};
 const BOOTS: usize = 4;
 const SEED: u64 = 0xf00d_5eed_0000_0013;
 
-const KEYS: &[&str] = &[
-    "log",
-    "apic",
-    "hold",
-    "watchdog.ms",
-    "tlb.backend",
-    "tlb.table_sync",
-    "tlb.table_batch",
-    "clearcpuid",
-    "setcpuid",
-    "cpuid.pcid",
-    "frobnicate",
-    "",
-    "soak.tables",
-];
+/// The kernel's list of the keys it knows (`options::KEYS`), read from its source so that
+/// the list is written once.
+const KERNEL_OPTIONS: &str = include_str!("../../kernel/src/options/mod.rs");
+
+/// The keys fuzzed here: the kernel's, less those that choose what runs (`bench*`,
+/// `test*`) and the test-only breakage; plus a feature key, an unknown key and none.
+fn keys() -> Vec<&'static str> {
+    let list = KERNEL_OPTIONS
+        .split_once("pub const KEYS: &[&str] = &[")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .expect("kernel/src/options/mod.rs has no KEYS list")
+        .0;
+    let mut keys: Vec<&str> = list
+        .split(',')
+        .map(|k| k.trim().trim_matches('"'))
+        .filter(|k| !k.is_empty() && !k.starts_with("bench") && !k.starts_with("test") && *k != "tlb.break")
+        .collect();
+    assert!(keys.contains(&"tlb.backend"), "KEYS read wrongly: {keys:?}");
+    keys.extend(["cpuid.pcid", "frobnicate", ""]);
+    keys
+}
+
 const VALUES: &[&str] = &[
     "",
     "on",
@@ -57,10 +64,10 @@ const VALUES: &[&str] = &[
     "=",
 ];
 
-fn words(rng: &mut Rng) -> String {
+fn words(rng: &mut Rng, keys: &[&str]) -> String {
     let mut w = Vec::new();
     for _ in 0..rng.next_u64() % 7 {
-        let (k, v) = (rng.pick(KEYS), rng.pick(VALUES));
+        let (k, v) = (rng.pick(keys), rng.pick(VALUES));
         w.push(if k.is_empty() {
             v.to_string()
         } else {
@@ -75,6 +82,7 @@ fn fuzzed_boot_options_are_refused_or_taken_and_every_boot_ends_ok() {
     boot::install::ensure().expect("QEMU");
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut rng = Rng(SEED);
+    let keys = keys();
     for boot in 0..BOOTS {
         let smp = [1, 2, 3, 4, 8][(rng.next_u64() % 5) as usize];
         let mem = rng.pick(&["128M", "256M", "512M", "1G"]).to_string();
@@ -83,7 +91,7 @@ fn fuzzed_boot_options_are_refused_or_taken_and_every_boot_ends_ok() {
         } else {
             Firmware::Bios
         };
-        let args = words(&mut rng);
+        let args = words(&mut rng, &keys);
         let cfg = QemuConfig {
             firmware,
             smp,

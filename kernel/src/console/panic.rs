@@ -11,11 +11,11 @@ use core::sync::atomic::Ordering;
 
 /// Called from the panic path before the run ends: the test harness installs its
 /// `on_panic` here ([`set_test_hook`]), so that this handler does not import the tests.
-static TEST_HOOK: spin::Once<fn()> = spin::Once::new();
+static TEST_HOOK: spin::Once<fn(&PanicInfo)> = spin::Once::new();
 
 /// Makes the panic handler call `hook` (the test harness records the running test's
 /// outcome and may end the boot there). Once.
-pub fn set_test_hook(hook: fn()) {
+pub fn set_test_hook(hook: fn(&PanicInfo)) {
     TEST_HOOK.call_once(|| hook);
 }
 
@@ -47,7 +47,7 @@ fn panic(info: &PanicInfo) -> ! {
         info.message()
     ));
     if let Some(hook) = TEST_HOOK.get() {
-        hook();
+        hook(info);
     }
     emit(format_args!("gatherOS: done (panic)"));
     exit(ExitCode::Failure)

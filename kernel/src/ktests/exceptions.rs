@@ -10,7 +10,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(should_panic fn page_fault_is_reported_as_failure() {
+arch::kernel_test!(should_panic(expected = "(page fault)") fn page_fault_is_reported_as_failure() {
     // Canonical, above the heap, and never mapped.
     const UNMAPPED: usize = crate::mem::layout::NEVER_MAPPED as usize;
     // SAFETY: deliberately reads an unmapped address; the page fault ends this test.

@@ -136,18 +136,54 @@ fn finish(run: &Run) -> ! {
     crate::exit::exit_held(ExitCode::Failure)
 }
 
+/// The first bytes of a panic message, formatted without allocating (the panic path).
+struct MessageStart {
+    bytes: [u8; 512],
+    len: usize,
+}
+
+impl core::fmt::Write for MessageStart {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Whether the panic's message contains `expected` (within its first 512 bytes).
+fn message_contains(info: &core::panic::PanicInfo, expected: &str) -> bool {
+    use core::fmt::Write;
+    let mut m = MessageStart {
+        bytes: [0; 512],
+        len: 0,
+    };
+    let _ = write!(m, "{}", info.message());
+    m.bytes[..m.len]
+        .windows(expected.len())
+        .any(|w| w == expected.as_bytes())
+}
+
 /// Called by the panic handler: if a test was running, records its outcome and ends this
 /// boot with `Resume`. Returns if no test was running.
-pub fn on_panic() {
+pub fn on_panic(info: &core::panic::PanicInfo) {
     let Some(run) = RUN.get() else { return };
     let i = run.current.swap(NO_TEST, Ordering::SeqCst);
     if i == NO_TEST {
         return;
     }
     let test = run.tests[i];
-    if test.should_panic {
+    let expected_met = test.panic_expected.is_none_or(|e| message_contains(info, e));
+    if test.should_panic && expected_met {
         run.passed.fetch_add(1, Ordering::SeqCst);
         crate::console::panic::emit(format_args!("test {} ... ok", test.name));
+    } else if test.should_panic {
+        run.failed.fetch_add(1, Ordering::SeqCst);
+        crate::console::panic::emit(format_args!("test {} ... FAILED", test.name));
+        crate::console::panic::emit(format_args!(
+            "  reason: the panic message does not contain \"{}\"",
+            test.panic_expected.unwrap_or("")
+        ));
     } else {
         run.failed.fetch_add(1, Ordering::SeqCst);
         crate::console::panic::emit(format_args!("test {} ... FAILED", test.name));
@@ -198,6 +234,6 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(should_panic fn should_panic_tests_pass_when_they_panic() {
+arch::kernel_test!(should_panic(expected = "expected panic") fn should_panic_tests_pass_when_they_panic() {
     panic!("expected panic");
 });

@@ -119,12 +119,12 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(should_panic fn waiting_for_a_call_with_interrupts_off_is_caught() {
+arch::kernel_test!(should_panic(expected = "waits for a cross call with interrupts disabled") fn waiting_for_a_call_with_interrupts_off_is_caught() {
     arch::irq::disable();
     call_on_many(&CpuMask::first(cpus::count()), IpiReason::Call, &|| {});
 });
 
-arch::kernel_test!(should_panic fn a_panic_on_another_cpu_is_reported_with_that_cpu() {
+arch::kernel_test!(should_panic(expected = "deliberate panic on cpu") fn a_panic_on_another_cpu_is_reported_with_that_cpu() {
     // With one CPU this panics here; with more, on the last CPU (the report names it).
     let last = cpus::count() - 1;
     if last == 0 {

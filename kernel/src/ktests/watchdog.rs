@@ -109,7 +109,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(needs(watchdog().and_cpus(2)) should_panic fn watchdog_fails_the_run_on_a_lost_ipi_by_default() {
+arch::kernel_test!(needs(watchdog().and_cpus(2)) should_panic(expected = "watchdog: cpu 0 waited") fn watchdog_fails_the_run_on_a_lost_ipi_by_default() {
     watchdog::set_bound_ms(300);
     lose_next_call_ipi_to(1);
     call_on_cpu(1, IpiReason::Call, &|| {});
