@@ -8,6 +8,7 @@
 
 #[doc(hidden)]
 pub use linkme;
+use mm::hw::BackendKind;
 
 /// One registered in-kernel test.
 pub struct KernelTest {
@@ -30,13 +31,66 @@ pub struct KernelTest {
 pub struct Needs {
     /// Fewest CPUs online.
     pub cpus: usize,
-    /// The flush backend the boot must have chosen (None: any).
-    pub backend: Option<mm::hw::BackendKind>,
+    /// The flush backends under which the test means something (default: every one).
+    pub backends: Backends,
+    /// The test is about the flush backend: besides those limited to some backends,
+    /// tests declared [`needs::per_backend`] run in the configurations of each backend
+    /// (`test.backend_tests=on` selects exactly these).
+    pub per_backend: bool,
     /// The firmware that must have booted the kernel (None: any).
     pub firmware: Option<Firmware>,
     /// Which suite the test belongs to: a boot runs only the suites it selects
     /// (`test.suites=`), so that slow tests are chosen by what they declare.
     pub suite: Suite,
+}
+
+/// A set of flush backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backends(u8);
+
+impl Backends {
+    /// Every backend.
+    pub const ALL: Backends = Backends(0b111);
+
+    /// Just `kind`.
+    pub const fn only(kind: BackendKind) -> Backends {
+        Backends(1 << Self::bit(kind))
+    }
+
+    const fn bit(kind: BackendKind) -> u8 {
+        match kind {
+            BackendKind::NativeIpi => 0,
+            BackendKind::Paravirt => 1,
+            BackendKind::Invlpgb => 2,
+        }
+    }
+
+    /// Whether `kind` is in the set.
+    pub const fn contains(self, kind: BackendKind) -> bool {
+        self.0 & (1 << Self::bit(kind)) != 0
+    }
+
+    /// The backends in both sets.
+    pub const fn and(self, other: Backends) -> Backends {
+        Backends(self.0 & other.0)
+    }
+
+    /// `native`, `native or pv`, ...
+    fn names(self) -> alloc::string::String {
+        let kinds = [
+            BackendKind::NativeIpi,
+            BackendKind::Paravirt,
+            BackendKind::Invlpgb,
+        ];
+        let mut out = alloc::string::String::new();
+        for k in kinds.into_iter().filter(|&k| self.contains(k)) {
+            if !out.is_empty() {
+                out.push_str(" or ");
+            }
+            out.push_str(k.name());
+        }
+        out
+    }
 }
 
 /// The firmware that loaded the kernel.
@@ -94,23 +148,72 @@ pub struct Machine {
     /// CPUs online.
     pub cpus: usize,
     /// The flush backend chosen at boot.
-    pub backend: mm::hw::BackendKind,
+    pub backend: BackendKind,
     /// The firmware that booted the kernel (None: the memory map did not tell).
     pub firmware: Option<Firmware>,
 }
 
 /// The constructors `kernel_test!(needs(..))` takes.
 pub mod needs {
-    use super::{Firmware, Needs, Suite};
+    use super::{Backends, Firmware, Needs, Suite};
     use mm::hw::BackendKind;
 
     /// No requirement.
     pub const NONE: Needs = Needs {
         cpus: 1,
-        backend: None,
+        backends: Backends::ALL,
+        per_backend: false,
         firmware: None,
         suite: Suite::Quick,
     };
+
+    /// At least `n` CPUs.
+    pub const fn cpus(n: usize) -> Needs {
+        Needs { cpus: n, ..NONE }
+    }
+
+    /// The native IPI backend (`tlb.backend=native`, the default without INVLPGB).
+    pub const fn native() -> Needs {
+        Needs {
+            backends: Backends::only(BackendKind::NativeIpi),
+            ..NONE
+        }
+    }
+
+    /// The paravirt backend (`tlb.backend=pv`).
+    pub const fn pv() -> Needs {
+        Needs {
+            backends: Backends::only(BackendKind::Paravirt),
+            ..NONE
+        }
+    }
+
+    /// The INVLPGB backend (`setcpuid=invlpgb`).
+    pub const fn invlpgb() -> Needs {
+        Needs {
+            backends: Backends::only(BackendKind::Invlpgb),
+            ..NONE
+        }
+    }
+
+    /// A backend whose flush runs a handler on the CPUs it reaches (native or pv), so
+    /// that lazy CPUs leave an address space whose tables were freed: the coherence
+    /// oracle's rules. With INVLPGB nobody runs a handler, and lazy CPUs stay.
+    pub const fn handler_flush() -> Needs {
+        Needs {
+            backends: Backends::only(BackendKind::NativeIpi).or(Backends::only(BackendKind::Paravirt)),
+            ..NONE
+        }
+    }
+
+    /// About the flush backend, under every backend: runs in each backend's
+    /// configurations (`test.backend_tests=on`).
+    pub const fn per_backend() -> Needs {
+        Needs {
+            per_backend: true,
+            ..NONE
+        }
+    }
 
     /// Booted by BIOS.
     pub const fn bios() -> Needs {
@@ -136,48 +239,19 @@ pub mod needs {
         }
     }
 
-    /// At least `n` CPUs.
-    pub const fn cpus(n: usize) -> Needs {
-        Needs { cpus: n, ..NONE }
-    }
-
-    /// The native IPI backend (`tlb.backend=native`, the default without INVLPGB).
-    pub const fn native() -> Needs {
-        Needs {
-            backend: Some(BackendKind::NativeIpi),
-            ..NONE
-        }
-    }
-
-    /// The paravirt backend (`tlb.backend=pv`).
-    pub const fn pv() -> Needs {
-        Needs {
-            backend: Some(BackendKind::Paravirt),
-            ..NONE
-        }
-    }
-
-    /// The INVLPGB backend (`setcpuid=invlpgb`).
-    pub const fn invlpgb() -> Needs {
-        Needs {
-            backend: Some(BackendKind::Invlpgb),
-            ..NONE
-        }
-    }
-
     impl Needs {
         /// The same, and at least `n` CPUs.
         pub const fn and_cpus(self, n: usize) -> Needs {
             Needs { cpus: n, ..self }
         }
 
-        /// The same, and the backend of `other` (`soak().and(pv())`).
+        /// Both sets of needs (`soak().and(pv())`): the larger CPU count, the backends
+        /// both allow, either side's firmware and suite (the other's where this one says
+        /// nothing), about the backend if either is.
         pub const fn and(self, other: Needs) -> Needs {
             Needs {
-                backend: match other.backend {
-                    Some(b) => Some(b),
-                    None => self.backend,
-                },
+                backends: self.backends.and(other.backends),
+                per_backend: self.per_backend || other.per_backend,
                 firmware: match other.firmware {
                     Some(f) => Some(f),
                     None => self.firmware,
@@ -187,13 +261,29 @@ pub mod needs {
                 } else {
                     self.cpus
                 },
-                suite: self.suite,
+                suite: match self.suite {
+                    Suite::Quick => other.suite,
+                    s => s,
+                },
             }
         }
     }
 }
 
+impl Backends {
+    /// The backends in either set.
+    pub const fn or(self, other: Backends) -> Backends {
+        Backends(self.0 | other.0)
+    }
+}
+
 impl Needs {
+    /// Whether the test is about the flush backend: limited to some backends, or
+    /// declared [`needs::per_backend`] (what `test.backend_tests=on` selects).
+    pub fn about_the_backend(&self) -> bool {
+        self.per_backend || self.backends != Backends::ALL
+    }
+
     /// Why this machine cannot run the test (None: it can).
     pub fn unmet(&self, m: &Machine) -> Option<alloc::string::String> {
         if m.cpus < self.cpus {
@@ -206,14 +296,14 @@ impl Needs {
                 m.firmware.map_or("unknown firmware", Firmware::name)
             ));
         }
-        match self.backend {
-            Some(b) if b != m.backend => Some(alloc::format!(
+        if !self.backends.contains(m.backend) {
+            return Some(alloc::format!(
                 "needs the {} backend, booted with {}",
-                b.name(),
+                self.backends.names(),
                 m.backend.name()
-            )),
-            _ => None,
+            ));
         }
+        None
     }
 }
 
@@ -265,4 +355,74 @@ macro_rules! kernel_test {
     (fn $name:ident() $body:block) => {
         $crate::kernel_test!(@register $name, false, None, NONE, $body);
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs::*;
+    use super::{Backends, Firmware, Machine, Suite};
+    use mm::hw::BackendKind;
+
+    const BIOS_4_NATIVE: Machine = Machine {
+        cpus: 4,
+        backend: BackendKind::NativeIpi,
+        firmware: Some(Firmware::Bios),
+    };
+
+    #[test]
+    fn a_machine_with_what_a_test_needs_runs_it() {
+        assert_eq!(NONE.unmet(&BIOS_4_NATIVE), None);
+        assert_eq!(cpus(4).unmet(&BIOS_4_NATIVE), None);
+        assert_eq!(native().and(bios()).and_cpus(2).unmet(&BIOS_4_NATIVE), None);
+    }
+
+    #[test]
+    fn each_unmet_need_is_named() {
+        assert_eq!(
+            cpus(8).unmet(&BIOS_4_NATIVE).as_deref(),
+            Some("needs 8 CPUs, has 4")
+        );
+        assert_eq!(
+            pv().unmet(&BIOS_4_NATIVE).as_deref(),
+            Some("needs the pv backend, booted with native")
+        );
+        let invlpgb = Machine {
+            backend: BackendKind::Invlpgb,
+            ..BIOS_4_NATIVE
+        };
+        assert_eq!(
+            handler_flush().unmet(&invlpgb).as_deref(),
+            Some("needs the native or pv backend, booted with invlpgb")
+        );
+        let uefi = Machine {
+            firmware: Some(Firmware::Uefi),
+            ..BIOS_4_NATIVE
+        };
+        assert_eq!(
+            bios().unmet(&uefi).as_deref(),
+            Some("needs bios firmware, booted by uefi")
+        );
+        let unknown = Machine {
+            firmware: None,
+            ..BIOS_4_NATIVE
+        };
+        assert_eq!(
+            bios().unmet(&unknown).as_deref(),
+            Some("needs bios firmware, booted by unknown firmware")
+        );
+    }
+
+    #[test]
+    fn and_keeps_the_suite_and_joins_the_needs() {
+        let n = soak().and(pv()).and_cpus(2);
+        assert_eq!(n.suite, Suite::Soak);
+        assert_eq!(n.backends, Backends::only(BackendKind::Paravirt));
+        assert!(n.about_the_backend() && !cpus(2).about_the_backend());
+        assert!(per_backend().about_the_backend());
+        assert_eq!(n.cpus, 2);
+        assert_eq!(watchdog().and(cpus(2)).cpus, 2);
+        assert_eq!(pv().and(soak()).suite, Suite::Soak, "either order");
+        assert_eq!(Suite::from_name("watchdog"), Some(Suite::Watchdog));
+        assert_eq!(Suite::from_name("slow"), None);
+    }
 }

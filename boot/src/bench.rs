@@ -193,6 +193,14 @@ impl BootLog {
             r.0.insert("kernel".into(), self.kernel.clone());
             self.records.push(r);
             return self.records.last();
+        } else if l.starts_with("gatherOS smp=") || l.starts_with("linux smp=") {
+            // Meant as a result line but not one (a guest's printk inside it, a value
+            // the spec does not know): a failure, not a silently missing record.
+            let why = bench_spec::Line::parse(l)
+                .err()
+                .map_or(String::new(), |e| e.to_string());
+            self.failed
+                .push(format!("unreadable result line ({why}): {}", l.trim()));
         }
         None
     }
@@ -585,6 +593,23 @@ mod tests {
         let linux = Record::parse(&LINE.replace("gatherOS ", "linux ")).unwrap();
         assert_eq!((linux.get("os"), r.get("os")), ("linux", "gatherOS"));
         assert!(Record::parse(&LINE.replace("gatherOS ", "other ")).is_none());
+    }
+
+    #[test]
+    fn an_unreadable_result_line_is_a_failure_not_a_lost_record() {
+        let mut log = BootLog::default();
+        assert!(
+            log.line(&LINE.replace(" levels=4", " [ 12.3] printk levels=4"))
+                .is_none()
+        );
+        assert!(log.line("gatherOS 0.1.0: booted via bios").is_none());
+        assert_eq!(log.failed.len(), 1, "{:?}", log.failed);
+        assert!(
+            log.failed[0].starts_with("unreadable result line ("),
+            "{:?}",
+            log.failed
+        );
+        assert!(log.line(LINE).is_some());
     }
 
     #[test]

@@ -17,10 +17,12 @@ use boot::testrun::{self, Selection};
 /// Tests declare what they need (`kernel_test!(needs(..) ...)`: CPUs, backend,
 /// firmware) and a configuration without it reports them as ignored; they declare their
 /// suite too (`needs(watchdog())`, `needs(soak())`), and a configuration picks suites
-/// with `test.suites=` (default: quick and watchdog). Filters remain for what a
-/// configuration is *about*: the paravirt and INVLPGB boots run the tests of the flush
-/// backend, `-smp 64` leaves out the race and oracle tests (minutes at that size under
-/// TCG), and `-smp 288` runs the cross-call, TLB, heap and watchdog tests.
+/// with `test.suites=` (default: quick and watchdog). The paravirt and INVLPGB boots run
+/// the tests about the flush backend (`test.backend_tests=on`: those limited to some
+/// backends, `needs(pv())`, `needs(handler_flush())`, ..., or declared
+/// `needs(per_backend())`). Name filters remain only for size: `-smp 64` leaves out the
+/// race and oracle tests (minutes at that size under TCG), and `-smp 288` runs the
+/// cross-call, TLB, heap and watchdog tests.
 ///
 /// Both firmwares, odd and even CPU counts up to 64, xAPIC forced, the paravirt flush
 /// backend, INVLPGB as the hardware behaves (emulated: no handler runs on other CPUs),
@@ -50,7 +52,7 @@ const CONFIGS: &[(Firmware, u32, &str)] = &[
     (
         Firmware::Bios,
         2,
-        "setcpuid=invlpgb test.suites=quick test.filter=static_branch test.filter=invlpgb",
+        "setcpuid=invlpgb test.suites=quick test.backend_tests=on",
     ),
     // The soaks, each in a boot of its own (about 40 s each here).
     (Firmware::Bios, 4, "test.suites=soak soak.tables=5000"),
@@ -68,9 +70,8 @@ const CONFIGS: &[(Firmware, u32, &str)] = &[
 
 /// Boot options of most native-backend configurations: the quick suite.
 const QUICK: &str = "test.suites=quick";
-/// Boot options of the paravirt-backend configurations: only the tests about it.
-const PV: &str =
-    "tlb.backend=pv test.suites=quick test.filter=race_pv test.filter=static_branch test.filter=coherence";
+/// Boot options of the paravirt-backend configurations: only the tests about the backend.
+const PV: &str = "tlb.backend=pv test.suites=quick test.backend_tests=on";
 
 struct Options {
     selection: Selection,

@@ -29,39 +29,13 @@ use mm::stats::TlbEvent;
 use mm::table_free::SyncMode;
 
 use crate::mem::phys::MEM;
+use crate::options::BenchOptions;
 use crate::sched;
 use crate::user_space::{destroy, map_new_page as map_page, unmap};
 use crate::{mem, tlb, user_space};
 
 const BASE: u64 = 0x4000_0000;
 const SHARED_VA: u64 = (3 << 30) | (1 << 21) | (1 << 12);
-
-/// What to run (boot options `bench.ops=`, `bench.scen=`, `bench.iters=`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BenchOptions {
-    /// Operations, in the order they run.
-    pub ops: Vec<Op>,
-    /// Scenarios, in the order they run.
-    pub scenarios: Vec<Scenario>,
-    /// Measured iterations (after [`bench_spec::warmup`] of them discarded).
-    pub iters: usize,
-    /// Scenario A's tasks wait for interrupts (`hlt`) in their loop instead of spinning
-    /// (`bench.spin=halt|busy`). Either way each stays the running task of the address
-    /// space on its CPU (not lazy), so every flush must interrupt it; halting keeps
-    /// emulated CPUs from taking the host cores that CPU 0 needs under TCG.
-    pub spin_halts: bool,
-}
-
-impl Default for BenchOptions {
-    fn default() -> Self {
-        Self {
-            ops: Op::ALL.to_vec(),
-            scenarios: Scenario::ALL.to_vec(),
-            iters: bench_spec::DEFAULT_ITERS,
-            spin_halts: true,
-        }
-    }
-}
 
 fn ipi_sums() -> (u64, u64, u64) {
     let t = arch::cpus::ipi_totals();

@@ -95,7 +95,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn static_branch_bytes_match_the_decision() {
+    needs(per_backend()) fn static_branch_bytes_match_the_decision() {
         let sites = arch::static_key::branch_sites();
         assert!(!sites.is_empty(), "no branch site recorded for the key");
         let decided = arch::static_key::key_enabled();

@@ -43,7 +43,8 @@ pub struct Frames {
 /// Taken with interrupts off, always ([`with_frames`]): the heap grows from it inside
 /// the global allocator, with interrupts off and the heap lock held, and the tick
 /// handler allocates; a task holding this lock with interrupts on could be interrupted
-/// by exactly that allocation. Lock order: heap, then frames (never the other way).
+/// by exactly that allocation. Lock order: heap, then the kernel address space's
+/// page-table lock (`kernel_space`), then frames (never the other way).
 pub static FRAMES: Mutex<Option<Frames>> = Mutex::new(None);
 
 /// Runs `f` on the allocator, locked with interrupts off (see [`FRAMES`]).

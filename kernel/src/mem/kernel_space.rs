@@ -14,10 +14,18 @@
 //! - Nothing allocates from the heap while holding the lock (page tables come from the
 //!   frame allocator), so heap growth under the lock cannot recurse.
 //! - Mapping a page that was not present needs no TLB flush (x86 caches no non-present
-//!   translations); unmapping flushes the local TLB only: callers unmap pages that no
-//!   other CPU has used (the AP trampoline, after every AP has left it).
-//! - Every kernel mapping lives in the upper half and its top-level entry exists before
-//!   the first user address space copies entries 256..512 (see [`super::layout`]).
+//!   translations). Unmapping flushes the local TLB only. Its one caller unmaps the AP
+//!   trampoline's identity mapping after every AP has left it: the APs did run and write
+//!   through it, and may still cache it, but the frame lies below 1 MiB, is never handed
+//!   out by the frame allocator, and the address is never mapped again, so a stale
+//!   translation on an AP reaches only that unused frame.
+//! - Kernel mappings live in the upper half, and each one's top-level entry exists
+//!   before the first user address space copies entries 256..512 (see
+//!   [`super::layout`]); the one lower-half mapping is that trampoline page, in the
+//!   kernel's root only, while the APs start.
+//! - Existing intermediate entries are used as they are (mm does not widen their
+//!   flags, as the `x86_64` crate's mapper did): the trampoline's identity mapping goes
+//!   through entries the bootloader made present and writable.
 
 use mm::addr::{PhysAddr, VirtAddr};
 use mm::addr_space::AddressSpace;

@@ -12,10 +12,10 @@
 //! | [`AP_STACKS_START`].. | one stack per AP, each above an unmapped guard page | `smp` |
 //! | [`XAPIC_PAGE`] | the xAPIC registers, uncached (xAPIC mode only) | `smp` |
 //! | [`NEVER_MAPPED`] | never mapped (the page-fault test reads it) | nobody |
+//! | the kernel image | code and data, where the bootloader loads the ELF | the bootloader |
 //!
 //! Every kernel mapping goes through [`super::kernel_space`] (mm's page-table code under
 //! the kernel address space's lock); the bootloader's own mappings predate it.
-//! | the kernel image | code and data, where the bootloader loads the ELF | the bootloader |
 
 /// Start of the bootloader's dynamic mappings (physical memory, boot info, ramdisk).
 pub const BOOTLOADER_DYNAMIC_START: u64 = 0xffff_8000_0000_0000;

@@ -9,9 +9,11 @@ extern crate alloc;
 use alloc::vec::Vec;
 use log::LevelFilter;
 
+mod bench;
 mod test;
 mod value;
 
+pub use bench::BenchOptions;
 pub use test::TestOptions;
 use test::parse_suites;
 pub use value::OptionError;
@@ -63,6 +65,7 @@ pub const KEYS: &[&str] = &[
     "bench.spin",
     "test",
     "test.suites",
+    "test.backend_tests",
     "test.filter",
     "test.skip",
     "test.exact",
@@ -87,7 +90,7 @@ pub struct BootOptions {
     /// `bench=smp|tlb`: run a benchmark after boot.
     pub bench: Option<&'static str>,
     /// `bench.ops=`, `bench.scen=`, `bench.iters=`, `bench.spin=`: what `bench=tlb` runs.
-    pub bench_tlb: crate::bench::tlb::BenchOptions,
+    pub bench_tlb: BenchOptions,
     /// `hold=<ms>`: wait this long before the final exit (e.g. for a screenshot).
     pub hold_ms: u64,
     /// `watchdog.ms=<n>`: the bound on a wait for other CPUs (default 10 s).
@@ -112,7 +115,7 @@ impl Default for BootOptions {
             cpuid_overrides: Vec::new(),
             force_xapic: false,
             bench: None,
-            bench_tlb: crate::bench::tlb::BenchOptions::default(),
+            bench_tlb: BenchOptions::default(),
             hold_ms: 0,
             watchdog_ms: arch::watchdog::DEFAULT_BOUND_MS,
             soak_tables: DEFAULT_SOAK_TABLES,
@@ -271,6 +274,7 @@ impl BootOptions {
                 }
             }
             "test.suites" => self.test_mut().suites = parse_suites(key, value)?,
+            "test.backend_tests" => self.test_mut().backend_tests = parse_bool(key, value)?,
             "test.filter" => self.test_mut().filters.push(value),
             "test.skip" => self.test_mut().skips.push(value),
             "test.exact" => self.test_mut().exact = parse_bool(key, value)?,

@@ -16,6 +16,9 @@ pub struct TestOptions {
     pub filters: Vec<&'static str>,
     /// Filters must match the whole name (`test.exact=on`).
     pub exact: bool,
+    /// Only the tests about the flush backend (`test.backend_tests=on`: those limited to
+    /// some backends or declared `per_backend()`), for the configurations of a backend.
+    pub backend_tests: bool,
     /// Tests whose name contains any of these are skipped (`test.skip=`).
     pub skips: Vec<&'static str>,
     /// Index (in the filtered, sorted list) to start from after a resume (`test.start=`).
@@ -34,6 +37,7 @@ impl Default for TestOptions {
             suites: alloc::vec![Suite::Quick, Suite::Watchdog],
             filters: Vec::new(),
             exact: false,
+            backend_tests: false,
             skips: Vec::new(),
             start: 0,
             passed: 0,
