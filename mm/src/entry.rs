@@ -5,7 +5,10 @@
 //! An entry is one `AtomicU64` in a table frame, read and written whole:
 //! - writers change entries of an address space only while holding its page-table lock:
 //!   [`EntrySlot::install`] and [`EntrySlot::clear`] take the lock's guard, so a write
-//!   without the lock does not compile. An install is a Release store (the zeroed table
+//!   without the lock does not compile. A slot remembers the root it was reached from
+//!   (the walk's, or the one given to [`EntrySlot::of`]), and a write asserts that the
+//!   guard is of that root: a write to one address space's tables under another's lock
+//!   panics. An install is a Release store (the zeroed table
 //!   or filled page it points to is visible first); a clear is a SeqCst swap (it is
 //!   ordered before the flush's generation bump, see [`crate::receipt`]);
 //! - readers that are not the lock-free walker read with Acquire ([`EntrySlot::read`]);
@@ -128,33 +131,61 @@ impl core::fmt::Debug for Entry {
     }
 }
 
-/// Where one entry lives: a slot of a page table.
+/// Where one entry lives: a slot of a page table, and the root of the address space it
+/// was reached from (whose lock a write must hold).
 #[derive(Clone, Copy)]
-pub struct EntrySlot<'m>(&'m AtomicU64);
+pub struct EntrySlot<'m> {
+    word: &'m AtomicU64,
+    root: PhysAddr,
+}
 
 impl<'m> EntrySlot<'m> {
-    /// Slot `index` of the table at `table`.
-    pub fn of(mem: &'m dyn PhysMem, table: PhysAddr, index: usize) -> Self {
-        Self(mem.word(table, index))
+    /// Slot `index` of the table at `table`, a table of the address space whose root is
+    /// `root`.
+    pub fn of(mem: &'m dyn PhysMem, root: PhysAddr, table: PhysAddr, index: usize) -> Self {
+        Self {
+            word: mem.word(table, index),
+            root,
+        }
+    }
+
+    /// The root of the address space the slot was reached from.
+    pub fn root(&self) -> PhysAddr {
+        self.root
+    }
+
+    /// Panics unless `locked` is the lock of the address space the slot belongs to.
+    fn assert_locked(&self, locked: &PageTableGuard) {
+        assert!(
+            locked.root() == self.root,
+            "page-table write under the lock of the address space with root {:#x}, \
+             but the slot was reached from root {:#x}",
+            locked.root(),
+            self.root
+        );
     }
 
     /// Reads the entry (Acquire: what it points to is visible).
     pub fn read(&self) -> Entry {
-        Entry(self.0.load(Ordering::Acquire))
+        Entry(self.word.load(Ordering::Acquire))
     }
 
     /// Reads the entry once, without ordering: the lock-free walker's `READ_ONCE`.
     pub fn read_once(&self) -> Entry {
-        Entry(self.0.load(Ordering::Relaxed))
+        Entry(self.word.load(Ordering::Relaxed))
     }
 
-    /// Writes `entry` (Release), under the page-table lock.
-    pub fn install(&self, _locked: &PageTableGuard, entry: Entry) {
-        self.0.store(entry.0, Ordering::Release);
+    /// Writes `entry` (Release), under the page-table lock of the slot's address space
+    /// (panics if `locked` is another's).
+    pub fn install(&self, locked: &PageTableGuard, entry: Entry) {
+        self.assert_locked(locked);
+        self.word.store(entry.0, Ordering::Release);
     }
 
-    /// Clears the entry (SeqCst), under the page-table lock; returns what it held.
-    pub fn clear(&self, _locked: &PageTableGuard) -> Entry {
-        Entry(self.0.swap(0, Ordering::SeqCst))
+    /// Clears the entry (SeqCst), under the page-table lock of the slot's address space
+    /// (panics if `locked` is another's); returns what it held.
+    pub fn clear(&self, locked: &PageTableGuard) -> Entry {
+        self.assert_locked(locked);
+        Entry(self.word.swap(0, Ordering::SeqCst))
     }
 }

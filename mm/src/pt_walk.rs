@@ -43,6 +43,8 @@ impl Step<'_> {
 /// A walk from a root down along one address (an iterator of [`Step`]s).
 pub struct PathWalk<'m> {
     mem: &'m dyn PhysMem,
+    /// The root the walk started from: every slot it yields carries it.
+    root: PhysAddr,
     va: VirtAddr,
     lockless: bool,
     /// The level and table the next step reads; None when the walk is over.
@@ -56,6 +58,7 @@ impl<'m> PathWalk<'m> {
     pub fn new(mem: &'m dyn PhysMem, root: PhysAddr, va: VirtAddr) -> Self {
         Self {
             mem,
+            root,
             va,
             lockless: false,
             next: Some((Level::ROOT, root)),
@@ -84,7 +87,7 @@ impl<'m> Iterator for PathWalk<'m> {
 
     fn next(&mut self) -> Option<Step<'m>> {
         let (level, table) = self.next.take()?;
-        let slot = EntrySlot::of(self.mem, table, level.index(self.va));
+        let slot = EntrySlot::of(self.mem, self.root, table, level.index(self.va));
         let entry = if self.lockless {
             slot.read_once()
         } else {

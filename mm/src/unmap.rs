@@ -95,7 +95,7 @@ fn sweep_tables(locked: &PageTableGuard, g: &mut MmuGather, table: PhysAddr, lev
         return;
     };
     for i in 0..top {
-        let slot = EntrySlot::of(mem, table, i);
+        let slot = EntrySlot::of(mem, locked.root(), table, i);
         let e = slot.read();
         if !e.is_present() || (level == Level::Pmd && e.is_huge()) {
             continue;
