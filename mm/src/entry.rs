@@ -19,7 +19,7 @@
 use core::ops::BitOr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::addr::PhysAddr;
+use crate::addr::{PhysAddr, USER_END, VirtAddr};
 use crate::addr_space::PageTableGuard;
 use crate::hw::PhysMem;
 
@@ -87,10 +87,18 @@ impl Entry {
         self.0
     }
 
-    /// An entry pointing to the page table at `table` (present, writable, user: the
-    /// leaves decide).
-    pub const fn table(table: PhysAddr) -> Self {
-        let flags = EntryFlags::PRESENT.0 | EntryFlags::WRITABLE.0 | EntryFlags::USER.0;
+    /// An entry pointing to the page table at `table`, on the way to `va`: present and
+    /// writable (the leaves decide), and user-accessible only in the lower half.
+    ///
+    /// The CPU grants user access only where every level has USER set, so a user table
+    /// must have it; a table of the upper half (at or above [`USER_END`], the kernel's)
+    /// must not, as Linux's `_KERNPG_TABLE`: then no kernel leaf, even one wrongly
+    /// marked USER, is reachable from user mode.
+    pub const fn table(table: PhysAddr, va: VirtAddr) -> Self {
+        let mut flags = EntryFlags::PRESENT.0 | EntryFlags::WRITABLE.0;
+        if va.as_u64() < USER_END.as_u64() {
+            flags |= EntryFlags::USER.0;
+        }
         Self((table.as_u64() & ADDR_MASK) | flags)
     }
 

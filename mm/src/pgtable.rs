@@ -27,7 +27,8 @@ pub enum MapError {
 }
 
 /// The slot of `va`'s entry at `level` in the locked address space, creating the tables
-/// above it (zeroed) where absent.
+/// above it (zeroed) where absent: user-accessible in the lower half, kernel-only in the
+/// upper ([`Entry::table`]).
 pub fn slot_or_alloc<'m>(
     locked: &PageTableGuard,
     mem: &'m dyn PhysMem,
@@ -45,7 +46,7 @@ pub fn slot_or_alloc<'m>(
         if !step.entry.is_present() {
             let table = mem.alloc_frame().ok_or(MapError::OutOfMemory)?;
             // Release: the zeroed table is visible before the entry that points to it.
-            step.slot.install(locked, Entry::table(table));
+            step.slot.install(locked, Entry::table(table, va));
             walk.enter(table);
         }
     }
