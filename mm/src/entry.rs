@@ -22,6 +22,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::addr::{PhysAddr, USER_END, VirtAddr};
 use crate::addr_space::PageTableGuard;
 use crate::hw::PhysMem;
+use crate::level::Level;
 
 /// Flag bits of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +41,8 @@ impl EntryFlags {
     pub const WRITE_THROUGH: EntryFlags = EntryFlags(1 << 3);
     /// Caching disabled (PCD), for memory-mapped device registers.
     pub const NO_CACHE: EntryFlags = EntryFlags(1 << 4);
-    /// At [`crate::level::Level::Pmd`]: a 2 MiB page rather than a table.
+    /// The page-size bit (PS): at [`Level::Pmd`] a 2 MiB page rather than a table, at
+    /// [`Level::Pud`] a 1 GiB page; reserved at the root (see [`Entry::is_table_at`]).
     pub const HUGE: EntryFlags = EntryFlags(1 << 7);
     /// Not executable.
     pub const NO_EXECUTE: EntryFlags = EntryFlags(1 << 63);
@@ -117,9 +119,30 @@ impl Entry {
         self.0 & EntryFlags::PRESENT.0 != 0
     }
 
-    /// Whether the huge bit is set (a 2 MiB page when at level 2).
+    /// Whether the page-size bit is set (what it means depends on the level: see
+    /// [`Entry::is_leaf_at`]).
     pub const fn is_huge(self) -> bool {
         self.0 & EntryFlags::HUGE.0 != 0
+    }
+
+    /// Whether the entry, found in a table of `level`, maps a page: a 4 KiB one at
+    /// [`Level::Pte`], or with the page-size bit a 2 MiB one at [`Level::Pmd`] or a
+    /// 1 GiB one at [`Level::Pud`] (gatherOS makes none of those, but may meet them).
+    pub fn is_leaf_at(self, level: Level) -> bool {
+        self.is_present()
+            && match level {
+                Level::Pte => true,
+                Level::Pmd | Level::Pud => self.is_huge(),
+                Level::Pgd => false,
+            }
+    }
+
+    /// Whether the entry, found in a table of `level`, points to a table of the level
+    /// below: present, above [`Level::Pte`], without the page-size bit. The bit at the
+    /// root is reserved (the CPU faults on it): such an entry is neither a table nor a
+    /// leaf, and nothing walks through it.
+    pub fn is_table_at(self, level: Level) -> bool {
+        self.is_present() && level != Level::Pte && !self.is_huge()
     }
 
     /// Whether this is [`Entry::POISON`]: the entry was read from a freed table.
@@ -127,7 +150,8 @@ impl Entry {
         self.0 == Entry::POISON.0
     }
 
-    /// The physical address the entry holds (a table, a frame or a 2 MiB block).
+    /// The physical address the entry holds (a table, a frame or a 2 MiB or 1 GiB block;
+    /// for a block, align it down to its level: bit 12 is its PAT bit).
     pub const fn addr(self) -> PhysAddr {
         PhysAddr::new(self.0 & ADDR_MASK)
     }

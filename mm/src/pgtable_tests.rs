@@ -1,15 +1,19 @@
 //! Host tests of page-table writes: a slot is written only under the lock of the address
 //! space it was reached from; the tables a mapping creates are user-accessible in the
-//! lower half only.
+//! lower half only; a 1 GiB page (the page-size bit at level 3) is a leaf, and the
+//! page-size bit at the root (reserved) makes the entry no table either.
 
-use crate::addr::{USER_END, VirtAddr};
+use crate::addr::{PhysAddr, USER_END, VirtAddr};
 use crate::addr_space::AddressSpace;
 use crate::entry::{Entry, EntryFlags};
+use crate::gather::MmuGather;
 use crate::hw::{BackendKind, PhysMem};
 use crate::level::Level;
-use crate::pgtable;
+use crate::pgtable::{self, MapError};
 use crate::pt_walk::PathWalk;
-use crate::sim::{World, va};
+use crate::share::{ShareError, share_pmd_table, unshare_pmd_table};
+use crate::sim::{World, pa, va};
+use crate::unmap::unmap_range;
 
 const X: u64 = 0x40_0000_1000;
 
@@ -73,4 +77,114 @@ fn new_tables_are_user_accessible_in_the_lower_half_only() {
         assert!(!is_user(entry), "kernel table entry at {level:?}: {entry:?}");
         assert!(entry.raw() & EntryFlags::WRITABLE.bits() != 0);
     }
+}
+
+/// A 1 GiB-aligned address in the lower half, in its own root entry.
+const G: u64 = 0x80_4000_0000;
+
+/// A present, writable entry with the page-size bit, at `block`: a 1 GiB page at level 3,
+/// reserved at the root. Block 0 is never a frame of the simulated memory, so a walk
+/// that took it for a table would panic on the access.
+fn page_size_entry(block: PhysAddr) -> Entry {
+    let flags = EntryFlags::PRESENT | EntryFlags::WRITABLE | EntryFlags::HUGE;
+    Entry::from_raw(block.as_u64() | flags.bits())
+}
+
+/// `mm` (with a page at `X`) and a page-size entry at `level` for the region at `G`.
+fn with_page_size_entry(w: &World, level: Level) -> AddressSpace {
+    let mm = w.mm_with([va(X)]);
+    let locked = mm.lock();
+    let slot = pgtable::slot_or_alloc(&locked, &w.mem, va(G), level).unwrap();
+    slot.install(&locked, page_size_entry(pa(0)));
+    drop(locked);
+    mm
+}
+
+#[test]
+fn mapping_under_a_1g_page_is_refused() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = with_page_size_entry(&w, Level::Pud);
+    let locked = mm.lock();
+    let frame = w.mem.alloc_frame().unwrap();
+    assert_eq!(
+        pgtable::map_4k(&locked, &w.mem, va(G + 0x5000), frame, EntryFlags::WRITABLE),
+        Err(MapError::AlreadyMapped)
+    );
+    let huge = w.mem.alloc_huge().unwrap();
+    assert_eq!(
+        pgtable::map_2m(&locked, &w.mem, va(G + (2 << 20)), huge, EntryFlags::WRITABLE),
+        Err(MapError::AlreadyMapped)
+    );
+    w.mem.free_frame(frame);
+    w.mem.free_huge(huge);
+}
+
+#[test]
+fn a_1g_page_is_the_leaf_lookups_report() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = with_page_size_entry(&w, Level::Pud);
+    let at = va(G + 0x1234_5678);
+    let levels: Vec<Level> = PathWalk::new(&w.mem, mm.root(), at).map(|s| s.level).collect();
+    assert_eq!(
+        levels,
+        [Level::Pgd, Level::Pud],
+        "the walk ends at the 1 GiB leaf"
+    );
+    let (level, slot) = pgtable::leaf(&w.mem, mm.root(), at).unwrap();
+    assert_eq!((level, slot.read()), (Level::Pud, page_size_entry(pa(0))));
+    assert_eq!(pgtable::translate(&w.mem, mm.root(), at), Some(pa(0x1234_5678)));
+}
+
+#[test]
+#[should_panic(expected = "that gatherOS does not unmap")]
+fn unmapping_a_1g_page_panics() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = with_page_size_entry(&w, Level::Pud);
+    let ctx = w.ctx();
+    let mut g = MmuGather::new(&ctx, &mm);
+    unmap_range(&mm.lock(), &mut g, va(G), va(G + (1 << 30)));
+}
+
+#[test]
+fn a_1g_page_is_not_shared_as_a_table_nor_unshared() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let owner = with_page_size_entry(&w, Level::Pud);
+    let other = AddressSpace::new(w.mem.alloc_frame().unwrap());
+    assert_eq!(
+        share_pmd_table(&w.mem, &owner.lock(), &other.lock(), va(G)),
+        Err(ShareError::NothingToShare)
+    );
+    assert!(unshare_pmd_table(&w.ctx(), &owner.lock(), va(G)).is_none());
+    assert_eq!(
+        pgtable::translate(&w.mem, owner.root(), va(G)),
+        Some(pa(0)),
+        "the 1 GiB page is still mapped"
+    );
+}
+
+#[test]
+fn the_page_size_bit_at_the_root_is_neither_a_table_nor_a_leaf() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = with_page_size_entry(&w, Level::Pgd);
+    let at = va(G + 0x5000);
+    let levels: Vec<Level> = PathWalk::new(&w.mem, mm.root(), at).map(|s| s.level).collect();
+    assert_eq!(levels, [Level::Pgd]);
+    assert!(pgtable::leaf(&w.mem, mm.root(), at).is_none());
+    assert_eq!(pgtable::translate(&w.mem, mm.root(), at), None);
+    let frame = w.mem.alloc_frame().unwrap();
+    assert_eq!(
+        pgtable::map_4k(&mm.lock(), &w.mem, at, frame, EntryFlags::WRITABLE),
+        Err(MapError::AlreadyMapped)
+    );
+    w.mem.free_frame(frame);
+}
+
+#[test]
+#[should_panic(expected = "that gatherOS does not unmap")]
+fn unmapping_under_the_page_size_bit_at_the_root_panics() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = with_page_size_entry(&w, Level::Pgd);
+    let ctx = w.ctx();
+    let mut g = MmuGather::new(&ctx, &mm);
+    unmap_range(&mm.lock(), &mut g, va(G), va(G + 0x1000));
 }
