@@ -3,7 +3,7 @@
 //! lower half only; a 1 GiB page (the page-size bit at level 3) is a leaf, and the
 //! page-size bit at the root (reserved) makes the entry no table either.
 
-use crate::addr::{PhysAddr, USER_END, VirtAddr};
+use crate::addr::{USER_END, VirtAddr};
 use crate::addr_space::AddressSpace;
 use crate::entry::{Entry, EntryFlags};
 use crate::gather::MmuGather;
@@ -82,22 +82,24 @@ fn new_tables_are_user_accessible_in_the_lower_half_only() {
 /// A 1 GiB-aligned address in the lower half, in its own root entry.
 const G: u64 = 0x80_4000_0000;
 
-/// A present, writable entry with the page-size bit, at `block`: a 1 GiB page at level 3,
-/// reserved at the root. Block 0 is never a frame of the simulated memory, so a walk
-/// that took it for a table would panic on the access.
-fn page_size_entry(block: PhysAddr) -> Entry {
-    let flags = EntryFlags::PRESENT | EntryFlags::WRITABLE | EntryFlags::HUGE;
-    Entry::from_raw(block.as_u64() | flags.bits())
-}
-
-/// `mm` (with a page at `X`) and a page-size entry at `level` for the region at `G`.
+/// `mm` (with a page at `X`) and a page-size entry at `level` for the region at `G`
+/// ([`World::put_page_size_entry`]).
 fn with_page_size_entry(w: &World, level: Level) -> AddressSpace {
     let mm = w.mm_with([va(X)]);
-    let locked = mm.lock();
-    let slot = pgtable::slot_or_alloc(&locked, &w.mem, va(G), level).unwrap();
-    slot.install(&locked, page_size_entry(pa(0)));
-    drop(locked);
+    w.put_page_size_entry(&mm, va(G), level);
     mm
+}
+
+/// The levels of the walk of `at` in `mm`.
+fn levels(w: &World, mm: &AddressSpace, at: VirtAddr) -> Vec<Level> {
+    PathWalk::new(&w.mem, mm.root(), at).map(|s| s.level).collect()
+}
+
+/// Unmaps `[start, end)` of `mm` through a gather of its own.
+fn unmap(w: &World, mm: &AddressSpace, start: VirtAddr, end: VirtAddr) {
+    let ctx = w.ctx();
+    let mut g = MmuGather::new(&ctx, mm);
+    unmap_range(&mm.lock(), &mut g, start, end);
 }
 
 #[test]
@@ -124,14 +126,14 @@ fn a_1g_page_is_the_leaf_lookups_report() {
     let w = World::new(BackendKind::NativeIpi, true);
     let mm = with_page_size_entry(&w, Level::Pud);
     let at = va(G + 0x1234_5678);
-    let levels: Vec<Level> = PathWalk::new(&w.mem, mm.root(), at).map(|s| s.level).collect();
     assert_eq!(
-        levels,
+        levels(&w, &mm, at),
         [Level::Pgd, Level::Pud],
         "the walk ends at the 1 GiB leaf"
     );
     let (level, slot) = pgtable::leaf(&w.mem, mm.root(), at).unwrap();
-    assert_eq!((level, slot.read()), (Level::Pud, page_size_entry(pa(0))));
+    assert_eq!(level, Level::Pud);
+    assert!(slot.read().is_huge());
     assert_eq!(pgtable::translate(&w.mem, mm.root(), at), Some(pa(0x1234_5678)));
 }
 
@@ -140,9 +142,7 @@ fn a_1g_page_is_the_leaf_lookups_report() {
 fn unmapping_a_1g_page_panics() {
     let w = World::new(BackendKind::NativeIpi, true);
     let mm = with_page_size_entry(&w, Level::Pud);
-    let ctx = w.ctx();
-    let mut g = MmuGather::new(&ctx, &mm);
-    unmap_range(&mm.lock(), &mut g, va(G), va(G + (1 << 30)));
+    unmap(&w, &mm, va(G), va(G + (1 << 30)));
 }
 
 #[test]
@@ -167,8 +167,7 @@ fn the_page_size_bit_at_the_root_is_neither_a_table_nor_a_leaf() {
     let w = World::new(BackendKind::NativeIpi, true);
     let mm = with_page_size_entry(&w, Level::Pgd);
     let at = va(G + 0x5000);
-    let levels: Vec<Level> = PathWalk::new(&w.mem, mm.root(), at).map(|s| s.level).collect();
-    assert_eq!(levels, [Level::Pgd]);
+    assert_eq!(levels(&w, &mm, at), [Level::Pgd]);
     assert!(pgtable::leaf(&w.mem, mm.root(), at).is_none());
     assert_eq!(pgtable::translate(&w.mem, mm.root(), at), None);
     let frame = w.mem.alloc_frame().unwrap();
@@ -184,7 +183,5 @@ fn the_page_size_bit_at_the_root_is_neither_a_table_nor_a_leaf() {
 fn unmapping_under_the_page_size_bit_at_the_root_panics() {
     let w = World::new(BackendKind::NativeIpi, true);
     let mm = with_page_size_entry(&w, Level::Pgd);
-    let ctx = w.ctx();
-    let mut g = MmuGather::new(&ctx, &mm);
-    unmap_range(&mm.lock(), &mut g, va(G), va(G + 0x1000));
+    unmap(&w, &mm, va(G), va(G + 0x1000));
 }

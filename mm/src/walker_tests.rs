@@ -209,12 +209,7 @@ fn the_walker_reads_through_a_1g_page() {
         .word(frame, 1)
         .store(9, core::sync::atomic::Ordering::SeqCst);
     let g = va(0x80_4000_0000);
-    {
-        let locked = mm.lock();
-        let slot = pgtable::slot_or_alloc(&locked, &w.mem, g, Level::Pud).unwrap();
-        let flags = EntryFlags::PRESENT | EntryFlags::WRITABLE | EntryFlags::HUGE;
-        slot.install(&locked, Entry::from_raw(flags.bits()));
-    }
+    w.put_page_size_entry(&mm, g, Level::Pud);
     assert_eq!(
         walk_on_cpu0(&w, &mm, g + frame.as_u64() + 8, &|| {}),
         Walk::Page {
@@ -228,11 +223,6 @@ fn the_walker_reads_through_a_1g_page() {
 fn the_walker_finds_nothing_under_the_page_size_bit_at_the_root() {
     let (w, mm) = walked_world(0);
     let g = va(0x80_4000_0000);
-    {
-        let locked = mm.lock();
-        let slot = pgtable::slot_or_alloc(&locked, &w.mem, g, Level::Pgd).unwrap();
-        let flags = EntryFlags::PRESENT | EntryFlags::WRITABLE | EntryFlags::HUGE;
-        slot.install(&locked, Entry::from_raw(flags.bits()));
-    }
+    w.put_page_size_entry(&mm, g, Level::Pgd);
     assert_eq!(walk_on_cpu0(&w, &mm, g, &|| {}), Walk::NotMapped);
 }
