@@ -47,7 +47,11 @@ pub fn collapse(
         .filter(|step| step.is_table())
         .ok_or(CollapseError::NoPteTable)?;
     let pte_table = pmd.entry.addr();
-    if (0..ENTRIES).any(|i| !EntrySlot::of(mem, pte_table, i).read().is_present()) {
+    if (0..ENTRIES).any(|i| {
+        !EntrySlot::of(mem, locked.root(), pte_table, i)
+            .read()
+            .is_present()
+    }) {
         return Err(CollapseError::NotFullyPopulated);
     }
     let huge = mem.alloc_huge().ok_or(CollapseError::OutOfMemory)?;
@@ -65,7 +69,7 @@ pub fn collapse(
         .table_sync_one(ctx.sync, ctx.mmu.stats, Some(&receipt), mm, unlinked);
     let cpu = ctx.sync.this_cpu();
     for i in 0..ENTRIES {
-        let small = EntrySlot::of(mem, pte_table, i).read().addr();
+        let small = EntrySlot::of(mem, locked.root(), pte_table, i).read().addr();
         mem.copy_frame(huge + i as u64 * Level::Pte.span(), small);
         mem.free_frame(small);
     }

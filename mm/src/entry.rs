@@ -5,7 +5,10 @@
 //! An entry is one `AtomicU64` in a table frame, read and written whole:
 //! - writers change entries of an address space only while holding its page-table lock:
 //!   [`EntrySlot::install`] and [`EntrySlot::clear`] take the lock's guard, so a write
-//!   without the lock does not compile. An install is a Release store (the zeroed table
+//!   without the lock does not compile. A slot remembers the root it was reached from
+//!   (the walk's, or the one given to [`EntrySlot::of`]), and a write asserts that the
+//!   guard is of that root: a write to one address space's tables under another's lock
+//!   panics. An install is a Release store (the zeroed table
 //!   or filled page it points to is visible first); a clear is a SeqCst swap (it is
 //!   ordered before the flush's generation bump, see [`crate::receipt`]);
 //! - readers that are not the lock-free walker read with Acquire ([`EntrySlot::read`]);
@@ -16,9 +19,10 @@
 use core::ops::BitOr;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::addr::PhysAddr;
+use crate::addr::{PhysAddr, USER_END, VirtAddr};
 use crate::addr_space::PageTableGuard;
 use crate::hw::PhysMem;
+use crate::level::Level;
 
 /// Flag bits of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +41,8 @@ impl EntryFlags {
     pub const WRITE_THROUGH: EntryFlags = EntryFlags(1 << 3);
     /// Caching disabled (PCD), for memory-mapped device registers.
     pub const NO_CACHE: EntryFlags = EntryFlags(1 << 4);
-    /// At [`crate::level::Level::Pmd`]: a 2 MiB page rather than a table.
+    /// The page-size bit (PS): at [`Level::Pmd`] a 2 MiB page rather than a table, at
+    /// [`Level::Pud`] a 1 GiB page; reserved at the root (see [`Entry::is_table_at`]).
     pub const HUGE: EntryFlags = EntryFlags(1 << 7);
     /// Not executable.
     pub const NO_EXECUTE: EntryFlags = EntryFlags(1 << 63);
@@ -84,10 +89,18 @@ impl Entry {
         self.0
     }
 
-    /// An entry pointing to the page table at `table` (present, writable, user: the
-    /// leaves decide).
-    pub const fn table(table: PhysAddr) -> Self {
-        let flags = EntryFlags::PRESENT.0 | EntryFlags::WRITABLE.0 | EntryFlags::USER.0;
+    /// An entry pointing to the page table at `table`, on the way to `va`: present and
+    /// writable (the leaves decide), and user-accessible only in the lower half.
+    ///
+    /// The CPU grants user access only where every level has USER set, so a user table
+    /// must have it; a table of the upper half (at or above [`USER_END`], the kernel's)
+    /// must not, as Linux's `_KERNPG_TABLE`: then no kernel leaf, even one wrongly
+    /// marked USER, is reachable from user mode.
+    pub const fn table(table: PhysAddr, va: VirtAddr) -> Self {
+        let mut flags = EntryFlags::PRESENT.0 | EntryFlags::WRITABLE.0;
+        if va.as_u64() < USER_END.as_u64() {
+            flags |= EntryFlags::USER.0;
+        }
         Self((table.as_u64() & ADDR_MASK) | flags)
     }
 
@@ -106,9 +119,30 @@ impl Entry {
         self.0 & EntryFlags::PRESENT.0 != 0
     }
 
-    /// Whether the huge bit is set (a 2 MiB page when at level 2).
+    /// Whether the page-size bit is set (what it means depends on the level: see
+    /// [`Entry::is_leaf_at`]).
     pub const fn is_huge(self) -> bool {
         self.0 & EntryFlags::HUGE.0 != 0
+    }
+
+    /// Whether the entry, found in a table of `level`, maps a page: a 4 KiB one at
+    /// [`Level::Pte`], or with the page-size bit a 2 MiB one at [`Level::Pmd`] or a
+    /// 1 GiB one at [`Level::Pud`] (gatherOS makes none of those, but may meet them).
+    pub fn is_leaf_at(self, level: Level) -> bool {
+        self.is_present()
+            && match level {
+                Level::Pte => true,
+                Level::Pmd | Level::Pud => self.is_huge(),
+                Level::Pgd => false,
+            }
+    }
+
+    /// Whether the entry, found in a table of `level`, points to a table of the level
+    /// below: present, above [`Level::Pte`], without the page-size bit. The bit at the
+    /// root is reserved (the CPU faults on it): such an entry is neither a table nor a
+    /// leaf, and nothing walks through it.
+    pub fn is_table_at(self, level: Level) -> bool {
+        self.is_present() && level != Level::Pte && !self.is_huge()
     }
 
     /// Whether this is [`Entry::POISON`]: the entry was read from a freed table.
@@ -116,7 +150,8 @@ impl Entry {
         self.0 == Entry::POISON.0
     }
 
-    /// The physical address the entry holds (a table, a frame or a 2 MiB block).
+    /// The physical address the entry holds (a table, a frame or a 2 MiB or 1 GiB block;
+    /// for a block, align it down to its level: bit 12 is its PAT bit).
     pub const fn addr(self) -> PhysAddr {
         PhysAddr::new(self.0 & ADDR_MASK)
     }
@@ -128,33 +163,61 @@ impl core::fmt::Debug for Entry {
     }
 }
 
-/// Where one entry lives: a slot of a page table.
+/// Where one entry lives: a slot of a page table, and the root of the address space it
+/// was reached from (whose lock a write must hold).
 #[derive(Clone, Copy)]
-pub struct EntrySlot<'m>(&'m AtomicU64);
+pub struct EntrySlot<'m> {
+    word: &'m AtomicU64,
+    root: PhysAddr,
+}
 
 impl<'m> EntrySlot<'m> {
-    /// Slot `index` of the table at `table`.
-    pub fn of(mem: &'m dyn PhysMem, table: PhysAddr, index: usize) -> Self {
-        Self(mem.word(table, index))
+    /// Slot `index` of the table at `table`, a table of the address space whose root is
+    /// `root`.
+    pub fn of(mem: &'m dyn PhysMem, root: PhysAddr, table: PhysAddr, index: usize) -> Self {
+        Self {
+            word: mem.word(table, index),
+            root,
+        }
+    }
+
+    /// The root of the address space the slot was reached from.
+    pub fn root(&self) -> PhysAddr {
+        self.root
+    }
+
+    /// Panics unless `locked` is the lock of the address space the slot belongs to.
+    fn assert_locked(&self, locked: &PageTableGuard) {
+        assert!(
+            locked.root() == self.root,
+            "page-table write under the lock of the address space with root {:#x}, \
+             but the slot was reached from root {:#x}",
+            locked.root(),
+            self.root
+        );
     }
 
     /// Reads the entry (Acquire: what it points to is visible).
     pub fn read(&self) -> Entry {
-        Entry(self.0.load(Ordering::Acquire))
+        Entry(self.word.load(Ordering::Acquire))
     }
 
     /// Reads the entry once, without ordering: the lock-free walker's `READ_ONCE`.
     pub fn read_once(&self) -> Entry {
-        Entry(self.0.load(Ordering::Relaxed))
+        Entry(self.word.load(Ordering::Relaxed))
     }
 
-    /// Writes `entry` (Release), under the page-table lock.
-    pub fn install(&self, _locked: &PageTableGuard, entry: Entry) {
-        self.0.store(entry.0, Ordering::Release);
+    /// Writes `entry` (Release), under the page-table lock of the slot's address space
+    /// (panics if `locked` is another's).
+    pub fn install(&self, locked: &PageTableGuard, entry: Entry) {
+        self.assert_locked(locked);
+        self.word.store(entry.0, Ordering::Release);
     }
 
-    /// Clears the entry (SeqCst), under the page-table lock; returns what it held.
-    pub fn clear(&self, _locked: &PageTableGuard) -> Entry {
-        Entry(self.0.swap(0, Ordering::SeqCst))
+    /// Clears the entry (SeqCst), under the page-table lock of the slot's address space
+    /// (panics if `locked` is another's); returns what it held.
+    pub fn clear(&self, locked: &PageTableGuard) -> Entry {
+        self.assert_locked(locked);
+        Entry(self.word.swap(0, Ordering::SeqCst))
     }
 }

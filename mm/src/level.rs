@@ -92,7 +92,8 @@ impl VirtAddr {
 }
 
 impl PhysAddr {
-    /// The start of the `level`-sized block (4 KiB frame, 2 MiB block) that holds it.
+    /// The start of the `level`-sized block (4 KiB frame, 2 MiB or 1 GiB block) that holds
+    /// it.
     pub const fn align_down(self, level: Level) -> Self {
         PhysAddr::new(self.as_u64() & !(level.span() - 1))
     }

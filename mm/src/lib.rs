@@ -32,6 +32,8 @@ mod flush_tests;
 #[cfg(test)]
 mod gather_tests;
 #[cfg(test)]
+mod pgtable_tests;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod walker_tests;

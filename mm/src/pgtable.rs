@@ -27,7 +27,8 @@ pub enum MapError {
 }
 
 /// The slot of `va`'s entry at `level` in the locked address space, creating the tables
-/// above it (zeroed) where absent.
+/// above it (zeroed) where absent: user-accessible in the lower half, kernel-only in the
+/// upper ([`Entry::table`]).
 pub fn slot_or_alloc<'m>(
     locked: &PageTableGuard,
     mem: &'m dyn PhysMem,
@@ -39,13 +40,14 @@ pub fn slot_or_alloc<'m>(
         if step.level == level {
             return Ok(step.slot);
         }
-        if step.is_leaf() {
+        if step.entry.is_present() && !step.is_table() {
+            // A huge page covers `va` (or the root entry has the reserved page-size bit).
             return Err(MapError::AlreadyMapped);
         }
         if !step.entry.is_present() {
             let table = mem.alloc_frame().ok_or(MapError::OutOfMemory)?;
             // Release: the zeroed table is visible before the entry that points to it.
-            step.slot.install(locked, Entry::table(table));
+            step.slot.install(locked, Entry::table(table, va));
             walk.enter(table);
         }
     }
@@ -90,7 +92,8 @@ pub fn map_2m(
     map_leaf(locked, mem, va, Level::Pmd, Entry::huge_page(block, flags))
 }
 
-/// Follows `va` down to its leaf entry: (level, slot), or None if a level is not present.
+/// Follows `va` down to its leaf entry: (level, slot), a 1 GiB page included; None if a
+/// level is not present (or the root entry has the reserved page-size bit).
 pub fn leaf(mem: &dyn PhysMem, root: PhysAddr, va: VirtAddr) -> Option<(Level, EntrySlot<'_>)> {
     PathWalk::new(mem, root, va)
         .find(|step| step.is_leaf())

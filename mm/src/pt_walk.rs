@@ -3,8 +3,9 @@
 //! lookups, unmapping, collapse, sharing, and the lock-free walker.
 //!
 //! [`PathWalk`] yields one [`Step`] per level, from the root down, and ends after the
-//! first entry that is not present or is a leaf (a 4 KiB page, or a 2 MiB page at level
-//! 2). It reads the table below only when asked for the next step, so a caller that
+//! first entry that does not point to a table: one not present, a leaf (a 4 KiB page, a
+//! 2 MiB page at level 2 or a 1 GiB page at level 3), or one with the page-size bit at
+//! the root, which is reserved ([`Entry::is_table_at`]). It reads the table below only when asked for the next step, so a caller that
 //! stops at an entry (a poisoned one, say) never follows it. Entries are read with
 //! Acquire, or once and unordered for the lock-free walker ([`PathWalk::lockless`]);
 //! see [`crate::entry`] for who reads how.
@@ -28,21 +29,23 @@ pub struct Step<'m> {
 }
 
 impl Step<'_> {
-    /// Whether the entry maps a page (4 KiB, or 2 MiB at level 2): the walk ends here.
+    /// Whether the entry maps a page (4 KiB, 2 MiB at level 2, 1 GiB at level 3): the walk
+    /// ends here.
     pub fn is_leaf(&self) -> bool {
-        self.entry.is_present()
-            && (self.level == Level::Pte || (self.level == Level::Pmd && self.entry.is_huge()))
+        self.entry.is_leaf_at(self.level)
     }
 
-    /// Whether the entry points to a table of the level below.
+    /// Whether the entry points to a table of the level below (the walk goes on).
     pub fn is_table(&self) -> bool {
-        self.entry.is_present() && !self.is_leaf()
+        self.entry.is_table_at(self.level)
     }
 }
 
 /// A walk from a root down along one address (an iterator of [`Step`]s).
 pub struct PathWalk<'m> {
     mem: &'m dyn PhysMem,
+    /// The root the walk started from: every slot it yields carries it.
+    root: PhysAddr,
     va: VirtAddr,
     lockless: bool,
     /// The level and table the next step reads; None when the walk is over.
@@ -56,6 +59,7 @@ impl<'m> PathWalk<'m> {
     pub fn new(mem: &'m dyn PhysMem, root: PhysAddr, va: VirtAddr) -> Self {
         Self {
             mem,
+            root,
             va,
             lockless: false,
             next: Some((Level::ROOT, root)),
@@ -84,7 +88,7 @@ impl<'m> Iterator for PathWalk<'m> {
 
     fn next(&mut self) -> Option<Step<'m>> {
         let (level, table) = self.next.take()?;
-        let slot = EntrySlot::of(self.mem, table, level.index(self.va));
+        let slot = EntrySlot::of(self.mem, self.root, table, level.index(self.va));
         let entry = if self.lockless {
             slot.read_once()
         } else {

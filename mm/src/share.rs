@@ -13,7 +13,7 @@ use crate::entry::EntrySlot;
 use crate::gather::{GatherCtx, MmuGather};
 use crate::hw::PhysMem;
 use crate::level::Level;
-use crate::pgtable::slot_or_alloc;
+use crate::pgtable::{MapError, slot_or_alloc};
 use crate::pt_walk::PathWalk;
 use crate::receipt::{FlushReceipt, UnlinkMark};
 
@@ -45,10 +45,13 @@ pub fn share_pmd_table(
 ) -> Result<PhysAddr, ShareError> {
     let src = pud_slot(mem, owner.root(), va).ok_or(ShareError::NothingToShare)?;
     let v = src.read();
-    if !v.is_present() {
-        return Err(ShareError::NothingToShare);
+    if !v.is_table_at(Level::Pud) {
+        return Err(ShareError::NothingToShare); // absent, or a 1 GiB page
     }
-    let dst = slot_or_alloc(other, mem, va, Level::Pud).map_err(|_| ShareError::OutOfMemory)?;
+    let dst = slot_or_alloc(other, mem, va, Level::Pud).map_err(|e| match e {
+        MapError::OutOfMemory => ShareError::OutOfMemory,
+        MapError::AlreadyMapped => ShareError::Occupied,
+    })?;
     if dst.read().is_present() {
         return Err(ShareError::Occupied);
     }
@@ -57,14 +60,15 @@ pub fn share_pmd_table(
 }
 
 /// Unshares the level-2 table at `va` from the locked address space (`huge_pmd_unshare`):
-/// clear, flush as a freed table, sync. Returns the flush's receipt, or None if nothing
-/// was shared there.
+/// clear, flush as a freed table, sync. Returns the flush's receipt, or None if no table
+/// was there (a 1 GiB page there is left alone).
 pub fn unshare_pmd_table(ctx: &GatherCtx, locked: &PageTableGuard, va: VirtAddr) -> Option<FlushReceipt> {
     let mm = locked.mm();
     let e = pud_slot(ctx.mem, locked.root(), va)?;
-    if !e.clear(locked).is_present() {
+    if !e.read().is_table_at(Level::Pud) {
         return None;
     }
+    e.clear(locked);
     let unlinked = UnlinkMark::now(mm);
     let mut g = MmuGather::new(ctx, mm);
     g.unshare_table(va);

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::addr_space::AddressSpace;
 use crate::cpumask::CpuMask;
-use crate::entry::EntryFlags;
+use crate::entry::{Entry, EntryFlags};
 use crate::flush::Mmu;
 use crate::hw::{BackendKind, FlushBackend, LocalTlb, PhysMem, RunningCpu, TableSyncHw};
 use crate::level::Level;
@@ -406,6 +406,19 @@ impl World {
     pub fn map_page(&self, locked: &crate::addr_space::PageTableGuard, va: VirtAddr) {
         let f = self.mem.alloc_frame().unwrap();
         crate::pgtable::map_4k(locked, &self.mem, va, f, EntryFlags::WRITABLE).unwrap();
+    }
+
+    /// Puts a present, writable entry with the page-size bit, for the block at physical 0,
+    /// at `level` on `va`'s path in `mm` (creating the tables above); returns it. It is a
+    /// 1 GiB page at level 3, reserved at the root. No frame is ever at 0 here, so a walk
+    /// that took the entry for a table would panic on the access.
+    pub fn put_page_size_entry(&self, mm: &AddressSpace, va: VirtAddr, level: Level) -> Entry {
+        let flags = EntryFlags::PRESENT | EntryFlags::WRITABLE | EntryFlags::HUGE;
+        let entry = Entry::from_raw(flags.bits());
+        let locked = mm.lock();
+        let slot = crate::pgtable::slot_or_alloc(&locked, &self.mem, va, level).unwrap();
+        slot.install(&locked, entry);
+        entry
     }
 
     /// A new address space mapping `pages` consecutive pages from `base`.

@@ -5,6 +5,11 @@
 //! Everything here writes entries, so it takes the address space's page-table guard;
 //! the gather must be one on that address space. Nothing is freed here: pages and
 //! tables go to the gather, which frees them after its flush ([`crate::gather`]).
+//!
+//! A 1 GiB page (a level-3 leaf), or a root entry with the reserved page-size bit, is
+//! something gatherOS never creates and has no way to free: an unmap that meets one
+//! panics, naming it, rather than leave it mapped in a range its caller believes empty
+//! (or walk into the page's frame as if it were a table).
 
 use crate::addr::{PhysAddr, USER_END, VirtAddr};
 use crate::addr_space::PageTableGuard;
@@ -28,7 +33,8 @@ fn assert_same_mm(locked: &PageTableGuard, g: &MmuGather) {
 
 /// Unmaps `[start, end)` of the locked address space (4 KiB and whole 2 MiB mappings),
 /// queueing pages and freeing page tables that became empty, at every level below the
-/// root, through the gather `g` (on the same address space).
+/// root, through the gather `g` (on the same address space). Panics on a 1 GiB page or
+/// a reserved root entry in the range (see the top of this file).
 pub fn unmap_range(locked: &PageTableGuard, g: &mut MmuGather, start: VirtAddr, end: VirtAddr) {
     assert_same_mm(locked, g);
     let mem = g.ctx().mem;
@@ -49,11 +55,17 @@ pub fn unmap_range(locked: &PageTableGuard, g: &mut MmuGather, start: VirtAddr, 
         let last = PathWalk::new(mem, root, va)
             .last()
             .expect("a walk reads at least the root entry");
-        if !last.is_leaf() {
+        if !last.entry.is_present() {
             va = va.saturating_add(last.level.span() - va.offset_in(last.level));
             continue;
         }
         let level = last.level;
+        assert!(
+            last.is_leaf() && level != Level::Pud,
+            "unmap: {va:#x} is under {:?} at {level:?} that gatherOS does not unmap \
+             (a 1 GiB page, or the reserved page-size bit at the root)",
+            last.entry
+        );
         let old = last.slot.clear(locked);
         g.remove_tlb_entry(level, va);
         if level == Level::Pmd {
@@ -95,9 +107,9 @@ fn sweep_tables(locked: &PageTableGuard, g: &mut MmuGather, table: PhysAddr, lev
         return;
     };
     for i in 0..top {
-        let slot = EntrySlot::of(mem, table, i);
+        let slot = EntrySlot::of(mem, locked.root(), table, i);
         let e = slot.read();
-        if !e.is_present() || (level == Level::Pmd && e.is_huge()) {
+        if !e.is_table_at(level) {
             continue;
         }
         let va = base + ((i as u64) << level.shift());

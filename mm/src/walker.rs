@@ -6,11 +6,11 @@
 //! space loaded, not walkers of someone else's tables); interrupts stay off for
 //! the whole walk (that is what the table-free sync and the grace period wait for); it
 //! reads every entry exactly once into a local; it "takes a reference" on the page (here:
-//! reads the word at the address) and then re-reads the level-2 and level-1 entries,
-//! backing off if either changed. It never waits for anything while interrupts are off.
-//! Every entry read is checked against [`Entry::POISON`]: reading one means the walker was
-//! inside a table that had already been freed — the use-after-free the protocol exists
-//! to prevent — and is counted as a poison hit.
+//! reads the word at the address) and then re-reads the level-2 and level-1 entries (or
+//! the huge leaf's), backing off if either changed. It never waits for anything while
+//! interrupts are off. Every entry read is checked against [`Entry::POISON`]: reading
+//! one means the walker was inside a table that had already been freed — the
+//! use-after-free the protocol exists to prevent — and is counted as a poison hit.
 
 use core::sync::atomic::Ordering;
 
@@ -69,11 +69,13 @@ fn walk_irqs_off(hw: &dyn WalkerHw, mem: &dyn PhysMem, root: PhysAddr, va: VirtA
         if step.entry.is_poison() {
             return Walk::Poisoned;
         }
-        if !step.entry.is_present() {
-            return Walk::NotMapped;
+        if !step.is_table() && !step.is_leaf() {
+            return Walk::NotMapped; // absent, or the reserved page-size bit at the root
         }
-        if step.level == Level::Pmd && step.is_leaf() {
-            let pa = step.entry.addr().align_down(Level::Pmd) + (va.offset_in(Level::Pmd) & !7);
+        if step.level != Level::Pte && step.is_leaf() {
+            // A 2 MiB or 1 GiB page.
+            let level = step.level;
+            let pa = step.entry.addr().align_down(level) + (va.offset_in(level) & !7);
             let value = read_word(mem, pa);
             if step.slot.read_once() != step.entry {
                 return Walk::BackedOff;

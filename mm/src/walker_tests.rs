@@ -198,3 +198,31 @@ fn the_walker_counts_a_read_of_a_freed_table_as_a_poison_hit() {
             .store(0, core::sync::atomic::Ordering::SeqCst);
     }
 }
+
+#[test]
+fn the_walker_reads_through_a_1g_page() {
+    // A 1 GiB page at physical 0 (nothing in gatherOS makes one: the bootloader may):
+    // the offset into it is that of a frame of the simulated memory.
+    let (w, mm) = walked_world(0);
+    let frame = w.mem.alloc_frame().unwrap();
+    w.mem
+        .word(frame, 1)
+        .store(9, core::sync::atomic::Ordering::SeqCst);
+    let g = va(0x80_4000_0000);
+    w.put_page_size_entry(&mm, g, Level::Pud);
+    assert_eq!(
+        walk_on_cpu0(&w, &mm, g + frame.as_u64() + 8, &|| {}),
+        Walk::Page {
+            pa: frame + 8,
+            value: 9
+        }
+    );
+}
+
+#[test]
+fn the_walker_finds_nothing_under_the_page_size_bit_at_the_root() {
+    let (w, mm) = walked_world(0);
+    let g = va(0x80_4000_0000);
+    w.put_page_size_entry(&mm, g, Level::Pgd);
+    assert_eq!(walk_on_cpu0(&w, &mm, g, &|| {}), Walk::NotMapped);
+}

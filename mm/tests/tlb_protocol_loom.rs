@@ -34,9 +34,9 @@
 //! - `Mmu::switch_mm` (flush.rs:181): the same-mm path (back from lazy) and the other-mm
 //!   path in its current order: clear lazy; set the bit in `next`'s mask; read `next`'s
 //!   `tlb_gen`; load CR3; record loaded/generation; then clear the bit in `prev`'s mask.
-//! - `Mmu::shoot_lazy_holders` (flush.rs:222) and `Mmu::enter_lazy_tlb` (flush.rs:249).
+//! - `Mmu::shoot_lazy_holders` (flush.rs:222) and `Mmu::enter_lazy_tlb` (flush.rs:252).
 //! - `release` (release.rs:31): `teardown` (the mapping cleared by a SeqCst swap,
-//!   unmap.rs:57, then the fullmm gather's one freed-tables flush, gather.rs:308), then
+//!   unmap.rs:69, then the fullmm gather's one freed-tables flush, gather.rs:308), then
 //!   "shoot lazy holders; if the mask is not empty, wait" until it is, then free the root.
 //!
 //! An IPI (a flush or a cross call) is modelled as: the sender writes its call slot on
@@ -447,7 +447,7 @@ impl<'m> Cpu<'m> {
         );
     }
 
-    /// The mapping of `mm` changes: an unmap's SeqCst swap, `slot.clear` (unmap.rs:57);
+    /// The mapping of `mm` changes: an unmap's SeqCst swap, `slot.clear` (unmap.rs:69);
     /// returns the new version.
     fn change_pte(&mut self, mm: usize) -> u64 {
         self.mm(mm).pte.fetch_add(1, SeqCst) + 1
@@ -670,9 +670,9 @@ impl<'m> Cpu<'m> {
         }
     }
 
-    /// `Mmu::enter_lazy_tlb` (flush.rs:249).
+    /// `Mmu::enter_lazy_tlb` (flush.rs:252).
     fn enter_lazy_tlb(&mut self) {
-        // flush.rs:251-252: not the kernel's, not null: `st.set_lazy(true)`.
+        // flush.rs:254-255: not the kernel's, not null: `st.set_lazy(true)`.
         if self.loaded != KERNEL && self.loaded != NONE {
             self.set_lazy(true);
         }
@@ -699,11 +699,11 @@ impl<'m> Cpu<'m> {
         if lazy != 0 {
             self.call_others(lazy, Call::LeaveLazy(mm));
         }
-        // flush.rs:241-243: this CPU, if lazy on `mm`, leaves too.
+        // flush.rs:241-246: this CPU, if lazy on `mm`, leaves too.
         if self.loaded == mm && self.lazy {
             self.with_irqs_off(|cpu| cpu.switch_mm(KERNEL));
         }
-        // flush.rs:244: `mm.cpumask.load()`.
+        // flush.rs:247: `mm.cpumask.load()`.
         a.cpumask.load(SeqCst)
     }
 
@@ -711,8 +711,8 @@ impl<'m> Cpu<'m> {
 
     /// `release` (release.rs:31).
     fn release(&mut self, mm: usize) {
-        // release.rs:32: `teardown` (unmap.rs:77): the mapping is cleared
-        // (unmap.rs:57), then the fullmm gather flushes everything with freed tables
+        // release.rs:32: `teardown` (unmap.rs:89): the mapping is cleared
+        // (unmap.rs:69), then the fullmm gather flushes everything with freed tables
         // (gather.rs:308).
         let version = self.change_pte(mm);
         let generation = self.flush_tlb_mm_range(mm, true, true);

@@ -287,7 +287,7 @@ arch::kernel_test!(
             .last()
             .expect("X is mapped")
             .table;
-        let slots = || (0..ENTRIES).map(|i| mm::entry::EntrySlot::of(&MEM, table, i));
+        let slots = || (0..ENTRIES).map(|i| mm::entry::EntrySlot::of(&MEM, mm.root(), table, i));
         sched::use_mm(Some(mm));
         assert_eq!(arch::probe::read_u64(X), Ok(0));
         {

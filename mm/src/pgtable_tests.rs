@@ -1,0 +1,187 @@
+//! Host tests of page-table writes: a slot is written only under the lock of the address
+//! space it was reached from; the tables a mapping creates are user-accessible in the
+//! lower half only; a 1 GiB page (the page-size bit at level 3) is a leaf, and the
+//! page-size bit at the root (reserved) makes the entry no table either.
+
+use crate::addr::{USER_END, VirtAddr};
+use crate::addr_space::AddressSpace;
+use crate::entry::{Entry, EntryFlags};
+use crate::gather::MmuGather;
+use crate::hw::{BackendKind, PhysMem};
+use crate::level::Level;
+use crate::pgtable::{self, MapError};
+use crate::pt_walk::PathWalk;
+use crate::share::{ShareError, share_pmd_table, unshare_pmd_table};
+use crate::sim::{World, pa, va};
+use crate::unmap::unmap_range;
+
+const X: u64 = 0x40_0000_1000;
+
+#[test]
+#[should_panic(expected = "but the slot was reached from root")]
+fn a_write_under_another_address_spaces_lock_panics() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let a = w.mm_with([va(X)]);
+    let b = AddressSpace::new(w.mem.alloc_frame().unwrap());
+    let (_, slot) = pgtable::leaf(&w.mem, a.root(), va(X)).unwrap();
+    slot.install(&b.lock(), Entry::EMPTY);
+}
+
+#[test]
+#[should_panic(expected = "but the slot was reached from root")]
+fn a_clear_under_another_address_spaces_lock_panics() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let a = w.mm_with([va(X)]);
+    let b = w.mm_with([va(X)]);
+    let (_, slot) = pgtable::leaf(&w.mem, a.root(), va(X)).unwrap();
+    slot.clear(&b.lock());
+}
+
+#[test]
+fn a_write_under_its_own_address_spaces_lock_is_done() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let a = w.mm_with([va(X)]);
+    let (_, slot) = pgtable::leaf(&w.mem, a.root(), va(X)).unwrap();
+    assert_eq!(slot.root(), a.root());
+    let frame = slot.clear(&a.lock()).addr();
+    assert_eq!(pgtable::translate(&w.mem, a.root(), va(X)), None);
+    w.mem.free_frame(frame);
+}
+
+/// The entries on the way to the leaf at `at` that point to tables.
+fn table_entries(w: &World, mm: &AddressSpace, at: VirtAddr) -> Vec<(Level, Entry)> {
+    PathWalk::new(&w.mem, mm.root(), at)
+        .filter(|step| step.is_table())
+        .map(|step| (step.level, step.entry))
+        .collect()
+}
+
+fn is_user(entry: Entry) -> bool {
+    entry.raw() & EntryFlags::USER.bits() != 0
+}
+
+#[test]
+fn new_tables_are_user_accessible_in_the_lower_half_only() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let kernel_va = va(0xffff_8000_0020_3000);
+    assert!(kernel_va >= USER_END);
+    let mm = w.mm_with([va(X), kernel_va]);
+    let user = table_entries(&w, &mm, va(X));
+    let kernel = table_entries(&w, &mm, kernel_va);
+    assert_eq!(user.len(), 3, "three tables above the user page: {user:?}");
+    assert_eq!(kernel.len(), 3, "three tables above the kernel page: {kernel:?}");
+    for (level, entry) in user {
+        assert!(is_user(entry), "user table entry at {level:?}: {entry:?}");
+    }
+    for (level, entry) in kernel {
+        assert!(!is_user(entry), "kernel table entry at {level:?}: {entry:?}");
+        assert!(entry.raw() & EntryFlags::WRITABLE.bits() != 0);
+    }
+}
+
+/// A 1 GiB-aligned address in the lower half, in its own root entry.
+const G: u64 = 0x80_4000_0000;
+
+/// `mm` (with a page at `X`) and a page-size entry at `level` for the region at `G`
+/// ([`World::put_page_size_entry`]).
+fn with_page_size_entry(w: &World, level: Level) -> AddressSpace {
+    let mm = w.mm_with([va(X)]);
+    w.put_page_size_entry(&mm, va(G), level);
+    mm
+}
+
+/// The levels of the walk of `at` in `mm`.
+fn levels(w: &World, mm: &AddressSpace, at: VirtAddr) -> Vec<Level> {
+    PathWalk::new(&w.mem, mm.root(), at).map(|s| s.level).collect()
+}
+
+/// Unmaps `[start, end)` of `mm` through a gather of its own.
+fn unmap(w: &World, mm: &AddressSpace, start: VirtAddr, end: VirtAddr) {
+    let ctx = w.ctx();
+    let mut g = MmuGather::new(&ctx, mm);
+    unmap_range(&mm.lock(), &mut g, start, end);
+}
+
+#[test]
+fn mapping_under_a_1g_page_is_refused() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = with_page_size_entry(&w, Level::Pud);
+    let locked = mm.lock();
+    let frame = w.mem.alloc_frame().unwrap();
+    assert_eq!(
+        pgtable::map_4k(&locked, &w.mem, va(G + 0x5000), frame, EntryFlags::WRITABLE),
+        Err(MapError::AlreadyMapped)
+    );
+    let huge = w.mem.alloc_huge().unwrap();
+    assert_eq!(
+        pgtable::map_2m(&locked, &w.mem, va(G + (2 << 20)), huge, EntryFlags::WRITABLE),
+        Err(MapError::AlreadyMapped)
+    );
+    w.mem.free_frame(frame);
+    w.mem.free_huge(huge);
+}
+
+#[test]
+fn a_1g_page_is_the_leaf_lookups_report() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = with_page_size_entry(&w, Level::Pud);
+    let at = va(G + 0x1234_5678);
+    assert_eq!(
+        levels(&w, &mm, at),
+        [Level::Pgd, Level::Pud],
+        "the walk ends at the 1 GiB leaf"
+    );
+    let (level, slot) = pgtable::leaf(&w.mem, mm.root(), at).unwrap();
+    assert_eq!(level, Level::Pud);
+    assert!(slot.read().is_huge());
+    assert_eq!(pgtable::translate(&w.mem, mm.root(), at), Some(pa(0x1234_5678)));
+}
+
+#[test]
+#[should_panic(expected = "that gatherOS does not unmap")]
+fn unmapping_a_1g_page_panics() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = with_page_size_entry(&w, Level::Pud);
+    unmap(&w, &mm, va(G), va(G + (1 << 30)));
+}
+
+#[test]
+fn a_1g_page_is_not_shared_as_a_table_nor_unshared() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let owner = with_page_size_entry(&w, Level::Pud);
+    let other = AddressSpace::new(w.mem.alloc_frame().unwrap());
+    assert_eq!(
+        share_pmd_table(&w.mem, &owner.lock(), &other.lock(), va(G)),
+        Err(ShareError::NothingToShare)
+    );
+    assert!(unshare_pmd_table(&w.ctx(), &owner.lock(), va(G)).is_none());
+    assert_eq!(
+        pgtable::translate(&w.mem, owner.root(), va(G)),
+        Some(pa(0)),
+        "the 1 GiB page is still mapped"
+    );
+}
+
+#[test]
+fn the_page_size_bit_at_the_root_is_neither_a_table_nor_a_leaf() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = with_page_size_entry(&w, Level::Pgd);
+    let at = va(G + 0x5000);
+    assert_eq!(levels(&w, &mm, at), [Level::Pgd]);
+    assert!(pgtable::leaf(&w.mem, mm.root(), at).is_none());
+    assert_eq!(pgtable::translate(&w.mem, mm.root(), at), None);
+    let frame = w.mem.alloc_frame().unwrap();
+    assert_eq!(
+        pgtable::map_4k(&mm.lock(), &w.mem, at, frame, EntryFlags::WRITABLE),
+        Err(MapError::AlreadyMapped)
+    );
+    w.mem.free_frame(frame);
+}
+
+#[test]
+#[should_panic(expected = "that gatherOS does not unmap")]
+fn unmapping_under_the_page_size_bit_at_the_root_panics() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = with_page_size_entry(&w, Level::Pgd);
+    unmap(&w, &mm, va(G), va(G + 0x1000));
+}
