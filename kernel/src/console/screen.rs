@@ -97,31 +97,9 @@ impl Console {
     }
 }
 
-/// A line formatted on the stack (no allocation: usable before the heap and in panics).
-struct LineBuf {
-    buf: [u8; 512],
-    len: usize,
-}
-
-impl core::fmt::Write for LineBuf {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
 fn draw(c: &mut Console, args: core::fmt::Arguments) {
-    let mut line = LineBuf {
-        buf: [0; 512],
-        len: 0,
-    };
-    let _ = core::fmt::write(&mut line, args);
-    let text = match core::str::from_utf8(&line.buf[..line.len]) {
-        Ok(t) => t,
-        Err(e) => core::str::from_utf8(&line.buf[..e.valid_up_to()]).unwrap_or(""),
-    };
+    let line = super::line_buf::LineBuf::format(args);
+    let text = line.as_str();
     for l in text.trim_end_matches('\n').split('\n') {
         let rgb = color_of(l);
         l.chars().for_each(|ch| c.write_char(ch, rgb));

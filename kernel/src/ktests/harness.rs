@@ -137,31 +137,12 @@ fn finish(run: &Run) -> ! {
     crate::exit::exit_held(ExitCode::Failure)
 }
 
-/// The first bytes of a panic message, formatted without allocating (the panic path).
-struct MessageStart {
-    bytes: [u8; 512],
-    len: usize,
-}
-
-impl core::fmt::Write for MessageStart {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.bytes.len() - self.len);
-        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
-/// Whether the panic's message contains `expected` (within its first 512 bytes).
+/// Whether the panic's message contains `expected` (within its first 512 bytes; formatted
+/// without allocating, on the panic path).
 fn message_contains(info: &core::panic::PanicInfo, expected: &str) -> bool {
-    use core::fmt::Write;
-    let mut m = MessageStart {
-        bytes: [0; 512],
-        len: 0,
-    };
-    let _ = write!(m, "{}", info.message());
+    let m = crate::console::line_buf::LineBuf::format(format_args!("{}", info.message()));
     expected.is_empty()
-        || m.bytes[..m.len]
+        || m.as_bytes()
             .windows(expected.len())
             .any(|w| w == expected.as_bytes())
 }
