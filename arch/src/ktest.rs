@@ -39,6 +39,12 @@ pub struct Needs {
     pub per_backend: bool,
     /// The firmware that must have booted the kernel (None: any).
     pub firmware: Option<Firmware>,
+    /// Most CPUs at which the test is run: above it, its time under TCG grows past what
+    /// a configuration can afford (a bound on time, not on correctness).
+    pub max_cpus: usize,
+    /// The test is about scale (cross calls, flushes, memory and the watchdog with many
+    /// CPUs): the largest configurations run only these (`test.scale_tests=on`).
+    pub about_scale: bool,
     /// Which suite the test belongs to: a boot runs only the suites it selects
     /// (`test.suites=`), so that slow tests are chosen by what they declare.
     pub suite: Suite,
@@ -164,6 +170,8 @@ pub mod needs {
         backends: Backends::ALL,
         per_backend: false,
         firmware: None,
+        max_cpus: usize::MAX,
+        about_scale: false,
         suite: Suite::Quick,
     };
 
@@ -215,6 +223,19 @@ pub mod needs {
         }
     }
 
+    /// Run with at most `n` CPUs (see [`Needs::max_cpus`]).
+    pub const fn up_to_cpus(n: usize) -> Needs {
+        Needs { max_cpus: n, ..NONE }
+    }
+
+    /// About scale: run in the largest configurations too (see [`Needs::about_scale`]).
+    pub const fn scale() -> Needs {
+        Needs {
+            about_scale: true,
+            ..NONE
+        }
+    }
+
     /// Booted by BIOS.
     pub const fn bios() -> Needs {
         Needs {
@@ -261,6 +282,12 @@ pub mod needs {
                 } else {
                     self.cpus
                 },
+                max_cpus: if other.max_cpus < self.max_cpus {
+                    other.max_cpus
+                } else {
+                    self.max_cpus
+                },
+                about_scale: self.about_scale || other.about_scale,
                 suite: match self.suite {
                     Suite::Quick => other.suite,
                     s => s,
@@ -288,6 +315,13 @@ impl Needs {
     pub fn unmet(&self, m: &Machine) -> Option<alloc::string::String> {
         if m.cpus < self.cpus {
             return Some(alloc::format!("needs {} CPUs, has {}", self.cpus, m.cpus));
+        }
+        if m.cpus > self.max_cpus {
+            return Some(alloc::format!(
+                "run with at most {} CPUs (its time under TCG), has {}",
+                self.max_cpus,
+                m.cpus
+            ));
         }
         if let Some(f) = self.firmware.filter(|&f| Some(f) != m.firmware) {
             return Some(alloc::format!(
@@ -383,6 +417,11 @@ mod tests {
             Some("needs 8 CPUs, has 4")
         );
         assert_eq!(
+            up_to_cpus(2).unmet(&BIOS_4_NATIVE).as_deref(),
+            Some("run with at most 2 CPUs (its time under TCG), has 4")
+        );
+        assert_eq!(up_to_cpus(4).unmet(&BIOS_4_NATIVE), None);
+        assert_eq!(
             pv().unmet(&BIOS_4_NATIVE).as_deref(),
             Some("needs the pv backend, booted with native")
         );
@@ -422,6 +461,8 @@ mod tests {
         assert_eq!(n.cpus, 2);
         assert_eq!(watchdog().and(cpus(2)).cpus, 2);
         assert_eq!(pv().and(soak()).suite, Suite::Soak, "either order");
+        let both = up_to_cpus(16).and(up_to_cpus(8)).and(scale());
+        assert_eq!((both.max_cpus, both.about_scale), (8, true));
         assert_eq!(Suite::from_name("watchdog"), Some(Suite::Watchdog));
         assert_eq!(Suite::from_name("slow"), None);
     }

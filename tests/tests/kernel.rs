@@ -20,9 +20,10 @@ use boot::testrun::{self, Selection};
 /// with `test.suites=` (default: quick and watchdog). The paravirt and INVLPGB boots run
 /// the tests about the flush backend (`test.backend_tests=on`: those limited to some
 /// backends, `needs(pv())`, `needs(handler_flush())`, ..., or declared
-/// `needs(per_backend())`). Name filters remain only for size: `-smp 64` leaves out the
-/// race and oracle tests (minutes at that size under TCG), and `-smp 288` runs the
-/// cross-call, TLB, heap and watchdog tests.
+/// `needs(per_backend())`). No configuration names tests: the race and oracle tests
+/// declare `up_to_cpus(16)` (minutes at 64 CPUs under TCG), so `-smp 64` reports them as
+/// ignored, and `-smp 288` runs the tests about scale (`test.scale_tests=on`: those
+/// declared `scale()`, the cross-call, TLB, heap and watchdog tests).
 ///
 /// Both firmwares, odd and even CPU counts up to 64, xAPIC forced, the paravirt flush
 /// backend, INVLPGB as the hardware behaves (emulated: no handler runs on other CPUs),
@@ -38,11 +39,7 @@ const CONFIGS: &[(Firmware, u32, &str)] = &[
     (Firmware::Bios, 4, "test.suites=quick,watchdog"),
     (Firmware::Bios, 7, QUICK),
     (Firmware::Bios, 8, QUICK),
-    (
-        Firmware::Bios,
-        64,
-        "test.suites=quick test.skip=race test.skip=coherence",
-    ),
+    (Firmware::Bios, 64, QUICK),
     (Firmware::Bios, 4, "apic=xapic test.suites=quick,watchdog"),
     (Firmware::Uefi, 1, QUICK),
     (Firmware::Uefi, 4, QUICK),
@@ -64,7 +61,7 @@ const CONFIGS: &[(Firmware, u32, &str)] = &[
     (
         Firmware::Bios,
         288,
-        "test.suites=quick,watchdog test.filter=ktests::smp:: test.filter=ktests::tlb:: test.filter=heap test.filter=watchdog",
+        "test.suites=quick,watchdog test.scale_tests=on",
     ),
 ];
 

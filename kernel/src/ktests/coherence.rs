@@ -4,13 +4,14 @@
 //! `cargo test` runs them at `-smp 1, 2, 4, 7, 8` with the native backend and at
 //! `-smp 2, 4, 8` with the paravirt one (`needs(handler_flush())`: the oracle requires
 //! lazy CPUs to leave an address space whose tables were freed, which only a flush that
-//! runs a handler makes them do), and boots `tlb.break=` runs that must fail.
+//! runs a handler makes them do; and at most 16 CPUs, for time), and boots `tlb.break=`
+//! runs that must fail.
 
 use crate::ktests::oracle::{Op, Scenario, Tables, check};
 
 macro_rules! coherence_tests {
     ($($name:ident: $op:expr, $scen:ident;)*) => {
-        $(arch::kernel_test!(needs(handler_flush()) fn $name() { check($op, Scenario::$scen) });)*
+        $(arch::kernel_test!(needs(handler_flush().and(up_to_cpus(16))) fn $name() { check($op, Scenario::$scen) });)*
     };
 }
 

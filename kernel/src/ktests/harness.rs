@@ -28,11 +28,12 @@ struct Run {
 
 static RUN: Once<Run> = Once::new();
 
-/// Whether `test` is selected by the options' suites, backend selection, filters and
-/// skips.
+/// Whether `test` is selected by the options' suites, backend and scale selections,
+/// filters and skips.
 pub fn selected(test: &KernelTest, opts: &TestOptions) -> bool {
     opts.suites.contains(&test.needs.suite)
         && (!opts.backend_tests || test.needs.about_the_backend())
+        && (!opts.scale_tests || test.needs.about_scale)
         && selected_by_name(test.name, opts)
 }
 

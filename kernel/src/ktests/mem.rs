@@ -22,7 +22,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn heap_allocates_and_frees() {
+    needs(scale()) fn heap_allocates_and_frees() {
         extern crate alloc;
         use alloc::vec::Vec;
         let (used_before, _) = usage();
@@ -34,7 +34,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn heap_grows_when_a_block_does_not_fit() {
+    needs(scale()) fn heap_grows_when_a_block_does_not_fit() {
         extern crate alloc;
         let before = crate::mem::heap::stats();
         // One block larger than all the heap's free bytes: only growth can satisfy it.

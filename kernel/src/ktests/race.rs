@@ -29,7 +29,7 @@ fn run(name: &str, fallback: bool, force_skip: bool) -> crate::workload::RaceRes
 }
 
 arch::kernel_test!(
-    needs(native()) fn race_native_fallback_no_hits_no_sync_ipis() {
+    needs(native().and(up_to_cpus(16))) fn race_native_fallback_no_hits_no_sync_ipis() {
         assert!(arch::static_key::tlb_table_flush_implies_ipi_broadcast());
         let r = run("native-fallback", true, false);
         assert_eq!(r.delta.get(TlbEvent::PoisonHits), 0);
@@ -48,7 +48,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    needs(native()) fn race_native_batched_no_hits() {
+    needs(native().and(up_to_cpus(16))) fn race_native_batched_no_hits() {
         let r = run("native-batched", false, false);
         assert_eq!(r.delta.get(TlbEvent::PoisonHits), 0);
         assert_eq!(r.bad_reads, 0);
@@ -58,7 +58,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    needs(pv()) fn race_pv_fallback_no_hits_syncs_sent() {
+    needs(pv().and(up_to_cpus(16))) fn race_pv_fallback_no_hits_syncs_sent() {
         assert!(!arch::static_key::tlb_table_flush_implies_ipi_broadcast());
         let r = run("pv-fallback", true, false);
         assert_eq!(r.delta.get(TlbEvent::PoisonHits), 0);
@@ -74,7 +74,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    needs(pv()) fn race_pv_batched_no_hits() {
+    needs(pv().and(up_to_cpus(16))) fn race_pv_batched_no_hits() {
         let r = run("pv-batched", false, false);
         assert_eq!(r.delta.get(TlbEvent::PoisonHits), 0);
         assert_eq!(r.bad_reads, 0);
@@ -82,7 +82,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    needs(pv().and_cpus(2)) fn race_pv_force_skip_is_caught_by_the_detector() {
+    needs(pv().and_cpus(2).and(up_to_cpus(16))) fn race_pv_force_skip_is_caught_by_the_detector() {
         // The sync switched off where it is needed: walkers preempted mid-walk are not
         // interrupted by the pv flush, and the table is freed under them.
         let r = run("pv-force-skip", true, true);

@@ -16,7 +16,7 @@ fn matrix(n: usize) -> &'static [AtomicU64] {
 }
 
 arch::kernel_test!(
-    fn every_reported_cpu_is_online() {
+    needs(scale()) fn every_reported_cpu_is_online() {
         let s = smp::summary();
         assert_eq!(
             s.online, s.total,
@@ -28,7 +28,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn every_cpu_takes_timer_ticks() {
+    needs(scale()) fn every_cpu_takes_timer_ticks() {
         let before: Vec<u64> = (0..cpus::count())
             .map(|c| cpus::get(c).ticks.load(Ordering::Relaxed))
             .collect();
@@ -41,7 +41,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn every_cpu_runs_a_call_from_every_other_cpu() {
+    needs(scale()) fn every_cpu_runs_a_call_from_every_other_cpu() {
         let n = cpus::count();
         let hits = matrix(n);
         let before = arch::cpus::ipi_totals();
@@ -74,7 +74,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn call_on_cpu_and_conditional_calls_reach_exactly_their_targets() {
+    needs(scale()) fn call_on_cpu_and_conditional_calls_reach_exactly_their_targets() {
         let n = cpus::count();
         let hits = matrix(n);
         for cpu in 0..n {
@@ -93,7 +93,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    fn call_storm_all_to_all_loses_nothing_and_does_not_deadlock() {
+    needs(scale()) fn call_storm_all_to_all_loses_nothing_and_does_not_deadlock() {
         let n = cpus::count();
         // Enough rounds to overlap heavily; fewer with many CPUs (TCG on two host cores).
         let rounds = (400 / n as u64).clamp(2, 50);
@@ -119,12 +119,12 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(should_panic(expected = "waits for a cross call with interrupts disabled") fn waiting_for_a_call_with_interrupts_off_is_caught() {
+arch::kernel_test!(needs(scale()) should_panic(expected = "waits for a cross call with interrupts disabled") fn waiting_for_a_call_with_interrupts_off_is_caught() {
     arch::irq::disable();
     call_on_many(&CpuMask::first(cpus::count()), IpiReason::Call, &|| {});
 });
 
-arch::kernel_test!(should_panic(expected = "deliberate panic on cpu") fn a_panic_on_another_cpu_is_reported_with_that_cpu() {
+arch::kernel_test!(needs(scale()) should_panic(expected = "deliberate panic on cpu") fn a_panic_on_another_cpu_is_reported_with_that_cpu() {
     // With one CPU this panics here; with more, on the last CPU (the report names it).
     let last = cpus::count() - 1;
     if last == 0 {
@@ -146,7 +146,7 @@ fn record_interrupt_state() {
 }
 
 arch::kernel_test!(
-    needs(cpus(2)) fn cross_call_handlers_run_with_interrupts_off_even_from_a_waiters_loop() {
+    needs(cpus(2).and(scale())) fn cross_call_handlers_run_with_interrupts_off_even_from_a_waiters_loop() {
         // CPUs 0 and 1 call each other at once, over and over: each spends most of its
         // time waiting for its own call, so the other's requests are served from the
         // wait loop as often as from the IPI handler.
@@ -172,7 +172,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    needs(cpus(2)) fn a_waiter_serves_its_queue_with_interrupts_off() {
+    needs(cpus(2).and(scale())) fn a_waiter_serves_its_queue_with_interrupts_off() {
         // Deterministically through the wait loop: CPU 1 keeps its call IPI pending (task
         // priority 15, interrupts still enabled), so the request CPU 0 queues for it can
         // only run from CPU 1's loop while it waits for its own call to CPU 0, which CPU

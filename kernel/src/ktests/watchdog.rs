@@ -47,7 +47,7 @@ fn spin_with_irqs_off_until_answered(cpu: usize) -> sched::JoinHandle {
 }
 
 arch::kernel_test!(
-    needs(watchdog().and_cpus(2)) fn watchdog_reports_a_lost_call_ipi_and_its_kick_delivers_the_call() {
+    needs(watchdog().and_cpus(2).and(scale())) fn watchdog_reports_a_lost_call_ipi_and_its_kick_delivers_the_call() {
         static RAN_ON: AtomicU64 = AtomicU64::new(u64::MAX);
         let (reports, _) = watchdog::reports();
         let answers = watchdog::answer(1).count;
@@ -68,7 +68,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    needs(watchdog().and_cpus(2)) fn watchdog_reports_a_cpu_spinning_with_interrupts_off_from_where_it_spins() {
+    needs(watchdog().and_cpus(2).and(scale())) fn watchdog_reports_a_cpu_spinning_with_interrupts_off_from_where_it_spins() {
         let (reports, _) = watchdog::reports();
         with_test_watchdog(|| {
             let spinner = spin_with_irqs_off_until_answered(1);
@@ -85,7 +85,7 @@ arch::kernel_test!(
 );
 
 arch::kernel_test!(
-    needs(watchdog().and_cpus(2)) fn watchdog_reports_a_grace_period_held_up_by_a_cpu_with_interrupts_off() {
+    needs(watchdog().and_cpus(2).and(scale())) fn watchdog_reports_a_grace_period_held_up_by_a_cpu_with_interrupts_off() {
         crate::tlb::settle(); // nothing queued from earlier tests
         let mm = crate::user_space::new_address_space();
         let va = crate::workload::slot_va(0) & !0xfff;
@@ -109,7 +109,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(needs(watchdog().and_cpus(2)) should_panic(expected = "watchdog: cpu 0 waited") fn watchdog_fails_the_run_on_a_lost_ipi_by_default() {
+arch::kernel_test!(needs(watchdog().and_cpus(2).and(scale())) should_panic(expected = "watchdog: cpu 0 waited") fn watchdog_fails_the_run_on_a_lost_ipi_by_default() {
     watchdog::set_bound_ms(300);
     lose_next_call_ipi_to(1);
     call_on_cpu(1, IpiReason::Call, &|| {});

@@ -66,6 +66,7 @@ pub const KEYS: &[&str] = &[
     "test",
     "test.suites",
     "test.backend_tests",
+    "test.scale_tests",
     "test.filter",
     "test.skip",
     "test.exact",
@@ -275,6 +276,7 @@ impl BootOptions {
             }
             "test.suites" => self.test_mut().suites = parse_suites(key, value)?,
             "test.backend_tests" => self.test_mut().backend_tests = parse_bool(key, value)?,
+            "test.scale_tests" => self.test_mut().scale_tests = parse_bool(key, value)?,
             "test.filter" => self.test_mut().filters.push(value),
             "test.skip" => self.test_mut().skips.push(value),
             "test.exact" => self.test_mut().exact = parse_bool(key, value)?,

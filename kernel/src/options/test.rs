@@ -19,6 +19,9 @@ pub struct TestOptions {
     /// Only the tests about the flush backend (`test.backend_tests=on`: those limited to
     /// some backends or declared `per_backend()`), for the configurations of a backend.
     pub backend_tests: bool,
+    /// Only the tests about scale (`test.scale_tests=on`: declared `scale()`), for the
+    /// largest configurations.
+    pub scale_tests: bool,
     /// Tests whose name contains any of these are skipped (`test.skip=`).
     pub skips: Vec<&'static str>,
     /// Index (in the filtered, sorted list) to start from after a resume (`test.start=`).
@@ -38,6 +41,7 @@ impl Default for TestOptions {
             filters: Vec::new(),
             exact: false,
             backend_tests: false,
+            scale_tests: false,
             skips: Vec::new(),
             start: 0,
             passed: 0,
