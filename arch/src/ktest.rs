@@ -266,11 +266,26 @@ pub mod needs {
             Needs { cpus: n, ..self }
         }
 
-        /// Both sets of needs (`soak().and(pv())`): the larger CPU count, the backends
-        /// both allow, either side's firmware and suite (the other's where this one says
-        /// nothing), about the backend if either is.
+        /// Both sets of needs (`soak().and(pv())`): the larger CPU count, the smaller
+        /// CPU bound, the backends both allow, the firmware and suite of whichever side
+        /// names one, about the backend or scale if either is. Needs that no machine can
+        /// meet (no backend left, two firmwares, two suites, more CPUs than the bound)
+        /// are refused: tests are statics, so that is a build error, not a test that
+        /// silently runs nowhere.
         pub const fn and(self, other: Needs) -> Needs {
-            Needs {
+            assert!(
+                self.backends.and(other.backends).0 != 0,
+                "needs: no backend is left in both"
+            );
+            assert!(
+                self.firmware.is_none() || other.firmware.is_none(),
+                "needs: two firmware needs"
+            );
+            assert!(
+                matches!(self.suite, Suite::Quick) || matches!(other.suite, Suite::Quick),
+                "needs: two suites"
+            );
+            let needs = Needs {
                 backends: self.backends.and(other.backends),
                 per_backend: self.per_backend || other.per_backend,
                 firmware: match other.firmware {
@@ -292,7 +307,9 @@ pub mod needs {
                     Suite::Quick => other.suite,
                     s => s,
                 },
-            }
+            };
+            assert!(needs.cpus <= needs.max_cpus, "needs: more CPUs than the bound");
+            needs
         }
     }
 }

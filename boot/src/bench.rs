@@ -176,6 +176,9 @@ pub struct BootLog {
     pub records: Vec<Record>,
     /// The `config-failed` reports so far (`op=.. scen=.. ... errno=.. reason=..`).
     pub failed: Vec<String>,
+    /// Result lines this host could not read: failures of the run, but (unlike the
+    /// guest's own `config-failed` reports) no explanation of a failed boot.
+    pub unreadable: Vec<String>,
     kernel: String,
     done: bool,
 }
@@ -199,7 +202,7 @@ impl BootLog {
             let why = bench_spec::Line::parse(l)
                 .err()
                 .map_or(String::new(), |e| e.to_string());
-            self.failed
+            self.unreadable
                 .push(format!("unreadable result line ({why}): {}", l.trim()));
         }
         None
@@ -212,12 +215,15 @@ impl BootLog {
     pub fn finish(self, boot: &str, outcome: Result<qemu::Outcome, String>, report: &mut Report) {
         report.records.extend(self.records);
         let explained = self.done && !self.failed.is_empty();
-        report
-            .failures
-            .extend(self.failed.into_iter().map(|reason| Failure {
-                boot: boot.to_string(),
-                reason,
-            }));
+        report.failures.extend(
+            self.failed
+                .into_iter()
+                .chain(self.unreadable)
+                .map(|reason| Failure {
+                    boot: boot.to_string(),
+                    reason,
+                }),
+        );
         let reason = match outcome {
             Ok(o) if o.verdict == Verdict::Success || explained => return,
             Ok(o) => {
@@ -603,12 +609,13 @@ mod tests {
                 .is_none()
         );
         assert!(log.line("gatherOS 0.1.0: booted via bios").is_none());
-        assert_eq!(log.failed.len(), 1, "{:?}", log.failed);
+        assert_eq!(log.unreadable.len(), 1, "{:?}", log.unreadable);
         assert!(
-            log.failed[0].starts_with("unreadable result line ("),
+            log.unreadable[0].starts_with("unreadable result line ("),
             "{:?}",
-            log.failed
+            log.unreadable
         );
+        assert!(log.failed.is_empty(), "no guest report to explain a failed boot");
         assert!(log.line(LINE).is_some());
     }
 

@@ -11,8 +11,9 @@
 //!   take a [`PageTableGuard`], which only [`AddressSpace::lock`]
 //!   makes. Functions that need the address space take it from the guard, so the lock
 //!   held is the one of the tables written; and every slot carries the root it was
-//!   reached from, so a write under another address space's guard panics
-//!   ([`crate::entry::EntrySlot::install`] asserts the guard's root is the slot's).
+//!   reached from, so a write reached from another address space's root panics
+//!   ([`crate::entry::EntrySlot::install`] asserts the guard's root is the slot's; tables
+//!   reachable from two roots, shared PMD tables and the kernel half, pass under either).
 //! - The lock-free walker ([`crate::walker`]) never takes it: it is excluded from freed
 //!   tables by the grace period and the sync IPI instead.
 //! - No IPI handler takes it, so a holder may flush and sync (wait for other CPUs) with

@@ -7,8 +7,10 @@
 //!   [`EntrySlot::install`] and [`EntrySlot::clear`] take the lock's guard, so a write
 //!   without the lock does not compile. A slot remembers the root it was reached from
 //!   (the walk's, or the one given to [`EntrySlot::of`]), and a write asserts that the
-//!   guard is of that root: a write to one address space's tables under another's lock
-//!   panics. An install is a Release store (the zeroed table
+//!   guard is of that root: a write reached by walking one address space's root under
+//!   another's lock panics. It cannot tell more than the root: a table reachable from
+//!   two roots (a shared PMD table, the kernel half) passes under either lock, and a
+//!   slot made with [`EntrySlot::of`] from the guard's own root checks nothing. An install is a Release store (the zeroed table
 //!   or filled page it points to is visible first); a clear is a SeqCst swap (it is
 //!   ordered before the flush's generation bump, see [`crate::receipt`]);
 //! - readers that are not the lock-free walker read with Acquire ([`EntrySlot::read`]);

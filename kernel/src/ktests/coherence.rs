@@ -1,11 +1,12 @@
 //! The coherence oracle over its matrix (see [`crate::coherence`]): every operation, in
 //! scenarios A (the address space running on the other CPUs) and C (held lazily), each
 //! a test of its own. `cargo run -- test coherence` runs them in one configuration;
-//! `cargo test` runs them at `-smp 1, 2, 4, 7, 8` with the native backend and at
-//! `-smp 2, 4, 8` with the paravirt one (`needs(handler_flush())`: the oracle requires
-//! lazy CPUs to leave an address space whose tables were freed, which only a flush that
-//! runs a handler makes them do; and at most 16 CPUs, for time), and boots `tlb.break=`
-//! runs that must fail.
+//! `cargo test` runs them natively at BIOS `-smp 1, 2, 4, 7, 8`, `-smp 4 apic=xapic` and
+//! UEFI `-smp 1, 4`, and with the paravirt backend at `-smp 2, 4, 8`
+//! (`needs(handler_flush())`: the oracle requires lazy CPUs to leave an address space
+//! whose tables were freed, which only a flush that runs a handler makes them do;
+//! `up_to_cpus(16)`, for time: `-smp 64` reports them as ignored), and boots
+//! `tlb.break=` runs that must fail.
 
 use crate::ktests::oracle::{Op, Scenario, Tables, check};
 

@@ -58,7 +58,8 @@ fn wait_for(flag: &AtomicU64, value: u64) {
     }
 }
 
-/// CPU 1 reads `pages` (1 or 2) pages from X; CPU 0 points them all at new frames and
+/// CPU 1 reads `pages` (1 or 2) pages from X (see [`remap_while_remote_reads_at`] for
+/// another base); CPU 0 points them all at new frames and
 /// flushes the first `flushed` of them (none: no flush); CPU 1 reads them again.
 /// Returns (first read, second read) per page.
 fn remap_while_remote_reads(pages: usize, flushed: Option<u64>) -> [(u64, u64); 2] {
