@@ -133,7 +133,10 @@ pub struct Machine {
     pub tlb: SimTlb,
     pub states: TlbStates,
     pub stats: TlbStats,
-    pub kernel: AddressSpace,
+    /// The kernel's address space, boxed: every CPU has it loaded from the start and its
+    /// state holds its address, which must not change when the machine is moved (into a
+    /// [`World`], or out of [`Machine::new`]).
+    pub kernel: Box<AddressSpace>,
     pub backend: Box<dyn FlushBackend>,
 }
 
@@ -147,7 +150,7 @@ impl Machine {
             tlb: SimTlb::new(n),
             states: TlbStates::new(),
             stats: TlbStats::new(),
-            kernel: AddressSpace::new(PhysAddr::new(0x1000)),
+            kernel: Box::new(AddressSpace::new(PhysAddr::new(0x1000))),
             backend,
         };
         for c in 0..n {
