@@ -5,12 +5,15 @@
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::addr_space::AddressSpace;
+use crate::breakage::Breakage;
 use crate::collapse::collapse;
 use crate::flush::{FLUSH_ALL, FlushInfo, Mmu};
+use crate::gather::MmuGather;
 use crate::hw::{LocalTlb, PhysMem, RunningCpu};
 use crate::level::Level;
 use crate::share::{share_pmd_table, unshare_pmd_table};
 use crate::sim::{Machine, SimBroadcast, SimMem, World, on_cpu, va};
+use crate::unmap::unmap_range;
 
 const REGION: VirtAddr = VirtAddr::new(0x4000_0000);
 
@@ -162,4 +165,42 @@ fn the_flush_handler_refuses_to_run_with_interrupts_on() {
         initiator: 0,
     };
     on_cpu(1, || m.mmu().flush_tlb_func(&info));
+}
+
+/// CPU 1 runs `mm`, reads its page at `REGION` (its walk caches the way there) and turns
+/// lazy; CPU 0 unmaps the page, which empties and frees the PTE, PMD and PUD tables,
+/// with `breakage`; the tables' grace period passes and they are freed. Then CPU 1,
+/// still holding `mm` lazily, walks the region again, as hardware may do speculatively
+/// at any time while the root is in its CR3.
+fn lazy_cpu_walks_after_an_unmap_that_freed_tables(w: &World, breakage: Breakage) {
+    let mm = w.mm_with([REGION]);
+    on_cpu(1, || {
+        w.m.mmu().switch_mm(&mm);
+        w.m.tlb.touch(REGION);
+        w.m.mmu().enter_lazy_tlb();
+    });
+    let mut ctx = w.ctx();
+    ctx.mmu.breakage = breakage;
+    on_cpu(0, || {
+        let mut g = MmuGather::new(&ctx, &mm);
+        unmap_range(&mm.lock(), &mut g, REGION, REGION + 4096);
+        g.finish();
+        w.freer.drain(&w.sync, &w.mem, &w.m.stats);
+    });
+    assert_eq!(w.mem.freed_tables.lock().unwrap().len(), 3, "PTE, PMD and PUD tables freed");
+    on_cpu(1, || w.m.tlb.touch(REGION));
+}
+
+#[test]
+#[should_panic(expected = "freed")]
+fn a_lazy_cpu_skipped_despite_freed_tables_walks_into_them() {
+    let w = World::with_machine(Machine::new(4), true);
+    lazy_cpu_walks_after_an_unmap_that_freed_tables(&w, Breakage::Lazy);
+}
+
+#[test]
+fn a_lazy_cpu_interrupted_for_freed_tables_leaves_and_walks_nothing_freed() {
+    let w = World::with_machine(Machine::new(4), true);
+    lazy_cpu_walks_after_an_unmap_that_freed_tables(&w, Breakage::None);
+    assert!(w.m.states.cpu(1).has_loaded(&w.m.kernel), "cpu 1 left the address space");
 }
