@@ -11,8 +11,9 @@ use crate::flush::{FLUSH_ALL, FlushInfo, Mmu};
 use crate::gather::MmuGather;
 use crate::hw::{LocalTlb, PhysMem, RunningCpu};
 use crate::level::Level;
+use crate::pt_walk::PathWalk;
 use crate::share::{share_pmd_table, unshare_pmd_table};
-use crate::sim::{Machine, SimBroadcast, SimMem, World, on_cpu, va};
+use crate::sim::{Machine, Pointer, SimBroadcast, SimMem, World, on_cpu, va};
 use crate::unmap::unmap_range;
 
 const REGION: VirtAddr = VirtAddr::new(0x4000_0000);
@@ -167,40 +168,87 @@ fn the_flush_handler_refuses_to_run_with_interrupts_on() {
     on_cpu(1, || m.mmu().flush_tlb_func(&info));
 }
 
-/// CPU 1 runs `mm`, reads its page at `REGION` (its walk caches the way there) and turns
-/// lazy; CPU 0 unmaps the page, which empties and frees the PTE, PMD and PUD tables,
-/// with `breakage`; the tables' grace period passes and they are freed. Then CPU 1,
-/// still holding `mm` lazily, walks the region again, as hardware may do speculatively
-/// at any time while the root is in its CR3.
-fn lazy_cpu_walks_after_an_unmap_that_freed_tables(w: &World, breakage: Breakage) {
-    let mm = w.mm_with([REGION]);
+/// CPU 1 runs `mm` (a page at `REGION`), reads the page (its walk caches the way
+/// there) and turns lazy; CPU 0 unmaps the page, which empties the PTE, PMD and PUD
+/// tables, with `breakage`; the tables' grace period passes and they are freed. Returns
+/// the freed tables, top down (PUD, PMD and PTE table).
+fn lazy_cpu_after_an_unmap_that_freed_tables(
+    w: &World,
+    mm: &AddressSpace,
+    breakage: Breakage,
+) -> Vec<PhysAddr> {
+    let tables: Vec<PhysAddr> = PathWalk::new(&w.mem, mm.root(), REGION)
+        .skip(1)
+        .map(|step| step.table)
+        .collect();
     on_cpu(1, || {
-        w.m.mmu().switch_mm(&mm);
+        w.m.mmu().switch_mm(mm);
         w.m.tlb.touch(REGION);
         w.m.mmu().enter_lazy_tlb();
     });
     let mut ctx = w.ctx();
     ctx.mmu.breakage = breakage;
     on_cpu(0, || {
-        let mut g = MmuGather::new(&ctx, &mm);
+        let mut g = MmuGather::new(&ctx, mm);
         unmap_range(&mm.lock(), &mut g, REGION, REGION + 4096);
         g.finish();
         w.freer.drain(&w.sync, &w.mem, &w.m.stats);
     });
-    assert_eq!(w.mem.freed_tables.lock().unwrap().len(), 3, "PTE, PMD and PUD tables freed");
-    on_cpu(1, || w.m.tlb.touch(REGION));
+    let mut freed = w.mem.freed_tables.lock().unwrap().clone();
+    freed.reverse(); // freed bottom up
+    assert_eq!(freed, tables, "PUD, PMD and PTE tables freed");
+    tables
+}
+
+/// The next page of the region: not in any TLB, so an access to it walks.
+const NEIGHBOUR: VirtAddr = VirtAddr::new(REGION.as_u64() + 4096);
+
+#[test]
+#[should_panic(expected = "cpu 1: walk of 0x40001000 from its PDE cache entry for [0x40000000, +0x200000)")]
+fn a_lazy_cpu_skipped_despite_freed_tables_walks_into_them() {
+    let w = World::with_machine(Machine::new(4), true);
+    let mm = w.mm_with([REGION]);
+    lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, Breakage::Lazy);
+    // CPU 1 still holds `mm` lazily: its hardware may walk the region at any time.
+    on_cpu(1, || w.m.tlb.touch(NEIGHBOUR));
 }
 
 #[test]
-#[should_panic(expected = "freed")]
-fn a_lazy_cpu_skipped_despite_freed_tables_walks_into_them() {
+fn a_lazy_cpu_skipped_despite_freed_tables_is_reported_until_it_loads_cr3() {
     let w = World::with_machine(Machine::new(4), true);
-    lazy_cpu_walks_after_an_unmap_that_freed_tables(&w, Breakage::Lazy);
+    let mm = w.mm_with([REGION]);
+    let tables = lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, Breakage::Lazy);
+    let mut found: Vec<(usize, Level, PhysAddr)> =
+        w.m.tlb
+            .pointers_into_freed_tables()
+            .into_iter()
+            .map(|f| match f.via {
+                Pointer::Cache { level, .. } => (f.cpu, level, f.table),
+                Pointer::Cr3 => panic!("CR3 holds a freed table: {f}"),
+            })
+            .collect();
+    let mut want: Vec<(usize, Level, PhysAddr)> = [Level::Pgd, Level::Pud, Level::Pmd]
+        .into_iter()
+        .zip(tables)
+        .map(|(level, table)| (1, level, table))
+        .collect();
+    found.sort();
+    want.sort();
+    assert_eq!(found, want, "cpu 1's PML4, PDPTE and PDE cache entries");
+    // Loading CR3 drops every paging-structure-cache entry (SDM 4.10.4.1).
+    on_cpu(1, || w.m.mmu().switch_mm(&w.m.kernel));
+    w.assert_no_cached_pointer_into_freed_tables();
 }
 
 #[test]
 fn a_lazy_cpu_interrupted_for_freed_tables_leaves_and_walks_nothing_freed() {
     let w = World::with_machine(Machine::new(4), true);
-    lazy_cpu_walks_after_an_unmap_that_freed_tables(&w, Breakage::None);
-    assert!(w.m.states.cpu(1).has_loaded(&w.m.kernel), "cpu 1 left the address space");
+    let mm = w.mm_with([REGION]);
+    lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, Breakage::None);
+    assert!(
+        w.m.states.cpu(1).has_loaded(&w.m.kernel),
+        "cpu 1 left the address space"
+    );
+    on_cpu(1, || w.m.tlb.touch(NEIGHBOUR));
+    w.assert_no_cached_pointer_into_freed_tables();
 }

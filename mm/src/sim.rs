@@ -1,9 +1,54 @@
-//! Simulated CPUs for host tests: a per-CPU software TLB and a backend that runs remote
-//! handlers by switching the simulated "current CPU".
+//! Simulated CPUs for host tests: a per-CPU software TLB with paging-structure caches,
+//! and a backend that runs remote handlers by switching the simulated "current CPU".
+//!
+//! # What the simulated TLB models (Intel SDM vol. 3A, 4.10.2-4.10.4)
+//!
+//! Each CPU has CR3 (its loaded root), a TLB of leaf translations, and the three
+//! paging-structure caches of 4.10.3.1 for four-level paging, without PCIDs (gatherOS uses
+//! none, so everything belongs to PCID 000H):
+//! - the PML4 cache, keyed by linear-address bits 47:39, holding the physical address of
+//!   the page-directory-pointer table that the PML4E points to;
+//! - the PDPTE cache, keyed by bits 47:30, holding the address of the page directory;
+//! - the PDE cache, keyed by bits 47:21, holding the address of the page table.
+//!
+//! An entry is made only from an entry that is present and points to a table (P = 1,
+//! PS = 0, no reserved bits: never from a 2 MiB or 1 GiB leaf or from [`Entry::POISON`]),
+//! and it is kept however the entry in memory changes later (4.10.3.1). A CPU may make
+//! such entries at any time while a root is in its CR3, for addresses it never uses
+//! (4.10.3.1: "even if there are no translations for any linear address that might use
+//! that entry"; 4.10.2.3: speculative accesses). The simulator does it
+//! ([`SimTlb::speculate`]) whenever a CPU loads a root and right after every
+//! invalidation, by walking the whole tree under CR3; tests may call it at any other
+//! time. [`SimTlb::touch`] is one access: a TLB hit, or a walk that starts, as 4.10.3.2
+//! allows, from the longest-matching cached pointer (PDE, then PDPTE, then PML4 cache)
+//! and only otherwise from CR3, filling the caches on its way down and the TLB at the
+//! leaf.
+//!
+//! Invalidation (4.10.4.1, CR4.PCIDE = 0):
+//! - INVLPG ([`LocalTlb::flush_page`]) drops the TLB entries of that page and *all*
+//!   paging-structure-cache entries, whatever linear addresses they are for;
+//! - a CR3 load ([`LocalTlb::load_root`], and the reload [`LocalTlb::flush_all`]) drops
+//!   every TLB entry (gatherOS maps no global user pages) and every paging-structure-cache
+//!   entry.
+//!
+//! Freed frames leave the simulated memory ([`SimMem`]), and their addresses are never
+//! handed out again, so a cached pointer to one stays recognisable. A walk that would
+//! enter a freed table panics, naming the CPU, where the pointer came from (CR3, a cache
+//! entry, or an entry it had just read), the table's address and its level; and
+//! [`World`] checks at the end of every test (when it is dropped) that no CPU's CR3 or
+//! paging-structure cache points into a freed frame ([`World::assert_no_cached_pointer_into_freed_tables`]).
+//! QEMU's TCG has no paging-structure caches, which is why this check lives here.
+//!
+//! Not modelled: accessed/dirty bits, access rights, caching of not-present entries (the
+//! SDM allows none), and the invalidation done by [`SimBroadcast`] (INVLPGB). A machine
+//! without simulated memory ([`Machine`] alone, with made-up roots) caches leaves only, as
+//! given to `touch`, and so does a root outside the simulated memory (the kernel's).
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::addr_space::AddressSpace;
@@ -11,7 +56,7 @@ use crate::cpumask::CpuMask;
 use crate::entry::{Entry, EntryFlags};
 use crate::flush::Mmu;
 use crate::hw::{BackendKind, FlushBackend, LocalTlb, PhysMem, RunningCpu, TableSyncHw};
-use crate::level::Level;
+use crate::level::{ENTRIES, Level};
 use crate::stats::TlbStats;
 use crate::tlb_state::TlbStates;
 
@@ -36,10 +81,111 @@ pub fn on_cpu<R>(cpu: usize, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// A TLB per simulated CPU: cached (root, page) translations.
+/// The cache's key for `va` at `level`: linear-address bits 47 down to the level's shift
+/// (sign-extended, so that upper-half keys read as their addresses).
+fn cache_key(va: VirtAddr, level: Level) -> VirtAddr {
+    let bits = va.as_u64() & ((1 << 48) - 1) & !(level.span() - 1);
+    VirtAddr::new(if bits & (1 << 47) != 0 {
+        bits | !((1 << 48) - 1)
+    } else {
+        bits
+    })
+}
+
+/// The SDM's name for the paging-structure cache that holds entries of `level`.
+fn cache_name(level: Level) -> &'static str {
+    match level {
+        Level::Pgd => "PML4 cache",
+        Level::Pud => "PDPTE cache",
+        Level::Pmd => "PDE cache",
+        Level::Pte => unreachable!("PTEs map pages: they go to the TLB"),
+    }
+}
+
+/// One paging-structure-cache entry's contents (4.10.3.1): the next table's address, and
+/// the root it was read under (for reports only: without PCIDs the hardware tags nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cached {
+    /// Physical address of the table the cached entry points to.
+    pub table: PhysAddr,
+    /// The CR3 under which the entry was cached.
+    pub root: PhysAddr,
+}
+
+/// Where a walk, or a cached pointer, came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pointer {
+    /// The CPU's CR3.
+    Cr3,
+    /// A paging-structure-cache entry for the `level` entries covering `base`.
+    Cache {
+        /// The level of the cached entry (PML4E, PDPTE, PDE).
+        level: Level,
+        /// The first linear address the entry is used for.
+        base: VirtAddr,
+        /// Its contents.
+        cached: Cached,
+    },
+}
+
+impl Pointer {
+    /// The level of the table this pointer leads to.
+    fn table_level(&self) -> Level {
+        match self {
+            Pointer::Cr3 => Level::ROOT,
+            Pointer::Cache { level, .. } => level.below().expect("caches hold upper entries"),
+        }
+    }
+}
+
+impl std::fmt::Display for Pointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pointer::Cr3 => write!(f, "CR3"),
+            Pointer::Cache { level, base, cached } => write!(
+                f,
+                "{} entry for [{base:#x}, +{:#x}) (cached under root {:#x})",
+                cache_name(*level),
+                level.span(),
+                cached.root
+            ),
+        }
+    }
+}
+
+/// A CPU's cached pointer into a freed frame ([`SimTlb::pointers_into_freed_tables`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreedTableRef {
+    /// The CPU.
+    pub cpu: usize,
+    /// CR3 or the cache entry that holds the pointer.
+    pub via: Pointer,
+    /// The freed table it points to.
+    pub table: PhysAddr,
+}
+
+impl std::fmt::Display for FreedTableRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cpu {}: {} points into freed table {:#x} (level {})",
+            self.cpu,
+            self.via,
+            self.table,
+            self.via.table_level().number()
+        )
+    }
+}
+
+/// A TLB per simulated CPU: CR3, cached (root, page) translations, and the
+/// paging-structure caches (see the top of this file).
 pub struct SimTlb {
     pub entries: Vec<Mutex<BTreeSet<(PhysAddr, VirtAddr)>>>,
     pub root: Vec<Mutex<PhysAddr>>,
+    /// Per CPU: paging-structure-cache entries by (level of the cached entry, key).
+    pub psc: Vec<Mutex<BTreeMap<(Level, VirtAddr), Cached>>>,
+    /// The simulated memory the hardware walks read (none: leaves only, as given).
+    bus: OnceLock<Arc<MemBus>>,
 }
 
 impl SimTlb {
@@ -47,17 +193,155 @@ impl SimTlb {
         Self {
             entries: (0..n).map(|_| Mutex::new(BTreeSet::new())).collect(),
             root: (0..n).map(|_| Mutex::new(PhysAddr::new(0))).collect(),
+            psc: (0..n).map(|_| Mutex::new(BTreeMap::new())).collect(),
+            bus: OnceLock::new(),
         }
     }
 
-    /// The running CPU touches `va` through its loaded root: the translation is cached.
+    /// Connects the CPUs' page walks to `mem` (once).
+    pub fn attach(&self, mem: &SimMem) {
+        assert!(
+            self.bus.set(mem.bus.clone()).is_ok(),
+            "the simulated TLB is attached to one memory"
+        );
+    }
+
+    /// The memory under CPU `cpu`'s CR3, if the simulated memory holds (or held) it.
+    fn walkable_root(&self, cpu: usize) -> Option<(&MemBus, PhysAddr)> {
+        let bus = self.bus.get()?;
+        let root = *self.root[cpu].lock().unwrap();
+        (bus.holds(root) || bus.was_freed(root)).then_some((&**bus, root))
+    }
+
+    /// The running CPU accesses `va` through its loaded root (4.10.3.2): a TLB hit, or a
+    /// walk from the longest-matching paging-structure-cache entry (else from CR3) that
+    /// caches the upper entries it reads and the leaf's translation. Panics if the walk
+    /// enters a freed table or reads a poisoned entry. Without simulated memory under
+    /// CR3 the translation is cached as given.
     pub fn touch(&self, va: VirtAddr) {
         let cpu = self.this_cpu();
-        let root = *self.root[cpu].lock().unwrap();
-        self.entries[cpu]
-            .lock()
-            .unwrap()
-            .insert((root, va.align_down(Level::Pte)));
+        let page = va.align_down(Level::Pte);
+        let Some((bus, root)) = self.walkable_root(cpu) else {
+            let root = *self.root[cpu].lock().unwrap();
+            self.entries[cpu].lock().unwrap().insert((root, page));
+            return;
+        };
+        if self.entries[cpu].lock().unwrap().contains(&(root, page)) {
+            return;
+        }
+        let start = {
+            let psc = self.psc[cpu].lock().unwrap();
+            [Level::Pmd, Level::Pud, Level::Pgd]
+                .into_iter()
+                .find_map(|level| {
+                    let base = cache_key(va, level);
+                    psc.get(&(level, base))
+                        .map(|&cached| Pointer::Cache { level, base, cached })
+                })
+        };
+        let (mut level, mut table, via) = match start {
+            Some(p @ Pointer::Cache { cached, .. }) => (p.table_level(), cached.table, p),
+            _ => (Level::ROOT, root, Pointer::Cr3),
+        };
+        let mut from = format!("its {via}");
+        loop {
+            assert!(
+                !bus.was_freed(table),
+                "cpu {cpu}: walk of {va:#x} from {from} enters freed table {table:#x} (level {})",
+                level.number()
+            );
+            let entry = Entry::from_raw(bus.word(table, level.index(va)).load(Ordering::Relaxed));
+            assert!(
+                !entry.is_poison(),
+                "cpu {cpu}: walk of {va:#x} from {from} read a poisoned entry in table {table:#x} (level {})",
+                level.number()
+            );
+            if entry.is_table_at(level) {
+                self.psc[cpu].lock().unwrap().insert(
+                    (level, cache_key(va, level)),
+                    Cached {
+                        table: entry.addr(),
+                        root,
+                    },
+                );
+                from = format!("the level-{} entry it read in table {table:#x}", level.number());
+                table = entry.addr();
+                level = level.below().expect("a table entry is above the PTEs");
+                continue;
+            }
+            if entry.is_leaf_at(level) {
+                self.entries[cpu].lock().unwrap().insert((root, page));
+            }
+            return;
+        }
+    }
+
+    /// The running CPU's hardware fills its paging-structure caches speculatively: every
+    /// present table entry reachable from its CR3, at every level (4.10.3.1). Panics if
+    /// CR3 holds a freed root or a live entry points to a freed table. A root outside the
+    /// simulated memory caches nothing.
+    pub fn speculate(&self) {
+        let cpu = self.this_cpu();
+        let Some((bus, root)) = self.walkable_root(cpu) else {
+            return;
+        };
+        let mut psc = self.psc[cpu].lock().unwrap();
+        let mut todo = vec![(Level::ROOT, root, VirtAddr::new(0), format!("CR3"))];
+        while let Some((level, table, base, from)) = todo.pop() {
+            assert!(
+                !bus.was_freed(table),
+                "cpu {cpu}: speculative walk from {from} enters freed table {table:#x} (level {})",
+                level.number()
+            );
+            for i in 0..ENTRIES {
+                let entry = Entry::from_raw(bus.word(table, i).load(Ordering::Relaxed));
+                if !entry.is_table_at(level) || entry.is_poison() {
+                    continue;
+                }
+                let at = cache_key(base + ((i as u64) << level.shift()), level);
+                psc.insert(
+                    (level, at),
+                    Cached {
+                        table: entry.addr(),
+                        root,
+                    },
+                );
+                if let Some(below) = level.below().filter(|&l| l != Level::Pte) {
+                    let from = format!("the level-{} entry {i} of table {table:#x}", level.number());
+                    todo.push((below, entry.addr(), at, from));
+                }
+            }
+        }
+    }
+
+    /// Every pointer into a freed frame that a CPU holds in CR3 or its paging-structure
+    /// caches (empty without simulated memory).
+    pub fn pointers_into_freed_tables(&self) -> Vec<FreedTableRef> {
+        let Some(bus) = self.bus.get() else {
+            return Vec::new();
+        };
+        let freed: HashSet<PhysAddr> = bus.freed.lock().unwrap().iter().copied().collect();
+        let mut found = Vec::new();
+        for cpu in 0..self.root.len() {
+            let root = *self.root[cpu].lock().unwrap();
+            if freed.contains(&root) {
+                found.push(FreedTableRef {
+                    cpu,
+                    via: Pointer::Cr3,
+                    table: root,
+                });
+            }
+            for (&(level, base), &cached) in self.psc[cpu].lock().unwrap().iter() {
+                if freed.contains(&cached.table) {
+                    found.push(FreedTableRef {
+                        cpu,
+                        via: Pointer::Cache { level, base, cached },
+                        table: cached.table,
+                    });
+                }
+            }
+        }
+        found
     }
 
     pub fn cached(&self, cpu: usize, root: PhysAddr, va: VirtAddr) -> bool {
@@ -88,20 +372,32 @@ macro_rules! on_the_simulated_cpu {
 on_the_simulated_cpu!(SimTlb, SimSync);
 
 impl LocalTlb for SimTlb {
+    /// INVLPG: the page's TLB entries and every paging-structure-cache entry (4.10.4.1);
+    /// then the hardware may walk again at once.
     fn flush_page(&self, va: VirtAddr) {
         let cpu = self.this_cpu();
         self.entries[cpu]
             .lock()
             .unwrap()
             .retain(|&(_, v)| v != va.align_down(Level::Pte));
+        self.psc[cpu].lock().unwrap().clear();
+        self.speculate();
     }
+    /// CR3 reload: every TLB and paging-structure-cache entry (no global user pages, no
+    /// PCID); then the hardware may walk again at once.
     fn flush_all(&self) {
-        self.entries[self.this_cpu()].lock().unwrap().clear();
+        let cpu = self.this_cpu();
+        self.entries[cpu].lock().unwrap().clear();
+        self.psc[cpu].lock().unwrap().clear();
+        self.speculate();
     }
+    /// CR3 load: as the reload, under the new root.
     fn load_root(&self, root: PhysAddr) {
         let cpu = self.this_cpu();
         *self.root[cpu].lock().unwrap() = root;
         self.entries[cpu].lock().unwrap().clear();
+        self.psc[cpu].lock().unwrap().clear();
+        self.speculate();
     }
 }
 
@@ -172,21 +468,60 @@ impl Machine {
     }
 }
 
+/// The frames of the simulated memory and what was freed: shared by [`SimMem`] and the
+/// simulated CPUs' page walks ([`SimTlb::attach`]).
+pub struct MemBus {
+    frames: Mutex<HashMap<PhysAddr, &'static [AtomicU64; 512]>>,
+    /// Every frame freed, in order (addresses are never reused).
+    pub freed: Mutex<Vec<PhysAddr>>,
+    /// The page-table frames among them.
+    pub freed_tables: Mutex<Vec<PhysAddr>>,
+}
+
+impl MemBus {
+    /// Whether `pa` is an allocated frame.
+    fn holds(&self, pa: PhysAddr) -> bool {
+        self.frames.lock().unwrap().contains_key(&pa)
+    }
+
+    /// Whether `pa` is a frame that was allocated and freed.
+    fn was_freed(&self, pa: PhysAddr) -> bool {
+        self.freed.lock().unwrap().contains(&pa)
+    }
+
+    fn word(&self, table: PhysAddr, index: usize) -> &'static AtomicU64 {
+        let f = *self
+            .frames
+            .lock()
+            .unwrap()
+            .get(&table)
+            .unwrap_or_else(|| panic!("access to unallocated frame {table:#x}"));
+        &f[index]
+    }
+}
+
 /// Simulated physical memory: frames as boxed arrays of atomics, with an event log.
 pub struct SimMem {
-    frames: Mutex<std::collections::HashMap<PhysAddr, &'static [std::sync::atomic::AtomicU64; 512]>>,
-    next: std::sync::atomic::AtomicU64,
-    pub freed: Mutex<Vec<PhysAddr>>,
-    pub freed_tables: Mutex<Vec<PhysAddr>>,
+    bus: Arc<MemBus>,
+    next: AtomicU64,
+}
+
+impl Deref for SimMem {
+    type Target = MemBus;
+    fn deref(&self) -> &MemBus {
+        &self.bus
+    }
 }
 
 impl SimMem {
     pub fn new() -> Self {
         Self {
-            frames: Mutex::new(Default::default()),
-            next: std::sync::atomic::AtomicU64::new(0x10_0000),
-            freed: Mutex::new(Vec::new()),
-            freed_tables: Mutex::new(Vec::new()),
+            bus: Arc::new(MemBus {
+                frames: Mutex::new(Default::default()),
+                freed: Mutex::new(Vec::new()),
+                freed_tables: Mutex::new(Vec::new()),
+            }),
+            next: AtomicU64::new(0x10_0000),
         }
     }
 
@@ -198,11 +533,8 @@ impl SimMem {
 
 impl PhysMem for SimMem {
     fn alloc_frame(&self) -> Option<PhysAddr> {
-        let pa = PhysAddr::new(self.next.fetch_add(4096, std::sync::atomic::Ordering::SeqCst));
-        let f: &'static [std::sync::atomic::AtomicU64; 512] =
-            Box::leak(Box::new(std::array::from_fn(|_| {
-                std::sync::atomic::AtomicU64::new(0)
-            })));
+        let pa = PhysAddr::new(self.next.fetch_add(4096, Ordering::SeqCst));
+        let f: &'static [AtomicU64; 512] = Box::leak(Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
         self.frames.lock().unwrap().insert(pa, f);
         Some(pa)
     }
@@ -220,14 +552,12 @@ impl PhysMem for SimMem {
     fn alloc_huge(&self) -> Option<PhysAddr> {
         // 512 frames at consecutive, 2 MiB-aligned addresses.
         let huge = Level::Pmd.span();
-        let pa = self.next.fetch_add(2 * huge, std::sync::atomic::Ordering::SeqCst);
+        let pa = self.next.fetch_add(2 * huge, Ordering::SeqCst);
         let base = PhysAddr::new(pa + huge - 1).align_down(Level::Pmd);
         let mut frames = self.frames.lock().unwrap();
         for i in 0..512 {
-            let f: &'static [std::sync::atomic::AtomicU64; 512] =
-                Box::leak(Box::new(std::array::from_fn(|_| {
-                    std::sync::atomic::AtomicU64::new(0)
-                })));
+            let f: &'static [AtomicU64; 512] =
+                Box::leak(Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
             frames.insert(base + i * 4096, f);
         }
         Some(base)
@@ -237,14 +567,8 @@ impl PhysMem for SimMem {
             self.free_frame(pa + i * 4096);
         }
     }
-    fn word(&self, table: PhysAddr, index: usize) -> &std::sync::atomic::AtomicU64 {
-        let f = *self
-            .frames
-            .lock()
-            .unwrap()
-            .get(&table)
-            .unwrap_or_else(|| panic!("access to unallocated frame {table:#x}"));
-        &f[index]
+    fn word(&self, table: PhysAddr, index: usize) -> &AtomicU64 {
+        self.bus.word(table, index)
     }
 }
 
@@ -376,12 +700,31 @@ impl World {
 
     /// Around a machine of four CPUs built by the caller.
     pub fn with_machine(m: Machine, key: bool) -> Self {
+        let mem = SimMem::new();
+        m.tlb.attach(&mem);
         Self {
             m,
-            mem: SimMem::new(),
+            mem,
             sync: SimSync::new(4, key),
             freer: crate::table_free::TableFreer::new(),
         }
+    }
+
+    /// Panics, listing them, if any CPU's CR3 or paging-structure cache points into a
+    /// freed frame: a table that CPU's hardware may still walk into at any moment.
+    #[track_caller]
+    pub fn assert_no_cached_pointer_into_freed_tables(&self) {
+        let found = self.m.tlb.pointers_into_freed_tables();
+        assert!(
+            found.is_empty(),
+            "{} cached pointer(s) into freed tables:\n{}",
+            found.len(),
+            found
+                .iter()
+                .map(|f| format!("  {f}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
 
     pub fn ctx(&self) -> crate::gather::GatherCtx<'_> {
@@ -427,6 +770,21 @@ impl World {
     /// A new address space mapping `pages` consecutive pages from `base`.
     pub fn mm_with_pages(&self, base: u64, pages: u64) -> AddressSpace {
         self.mm_with((0..pages).map(|p| VirtAddr::new(base + p * 4096)))
+    }
+}
+
+impl Drop for World {
+    /// The end of every test of an operation: the freer's queued tables get their grace
+    /// period and are freed, as they would be, and then no CPU may still point into a
+    /// freed table ([`World::assert_no_cached_pointer_into_freed_tables`]). Skipped when
+    /// the test is already panicking.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        self.sync.tick_all();
+        on_cpu(0, || self.freer.drain(&self.sync, &self.mem, &self.m.stats));
+        self.assert_no_cached_pointer_into_freed_tables();
     }
 }
 
