@@ -35,6 +35,7 @@ fn decision_is_native_without_invlpgb_only() {
 fn unmap_frees_pages_and_every_empty_table_after_one_flush() {
     let w = World::new(BackendKind::NativeIpi, true);
     let mm = w.mm_with_pages(0x4000_0000, 8);
+    w.hold_lazily(2, &mm);
     let before = w.mem.live();
     let ctx = w.ctx();
     on_cpu(0, || {
@@ -73,6 +74,7 @@ fn unmap_frees_pages_and_every_empty_table_after_one_flush() {
 fn tables_wait_for_a_grace_period() {
     let w = World::new(BackendKind::NativeIpi, true);
     let mm = w.mm_with_pages(0x4000_0000, 1);
+    w.hold_lazily(2, &mm);
     let ctx = w.ctx();
     on_cpu(0, || {
         let mut g = MmuGather::new(&ctx, &mm);
@@ -317,6 +319,7 @@ fn teardown_returns_every_frame_but_the_root() {
         let locked = mm.lock();
         (0..5).for_each(|p| w.map_page(&locked, va(0x7f00_0000_0000 + p * 4096)));
     }
+    w.hold_lazily(3, &mm);
     let ctx = w.ctx();
     on_cpu(0, || {
         teardown(&ctx, &mm.lock());

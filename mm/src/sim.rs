@@ -767,6 +767,15 @@ impl World {
         entry
     }
 
+    /// CPU `cpu` runs `mm` (its hardware fills its caches from the root) and then holds it
+    /// lazily: a CPU that a flush freeing tables must reach.
+    pub fn hold_lazily(&self, cpu: usize, mm: &AddressSpace) {
+        on_cpu(cpu, || {
+            self.m.mmu().switch_mm(mm);
+            self.m.mmu().enter_lazy_tlb();
+        });
+    }
+
     /// A new address space mapping `pages` consecutive pages from `base`.
     pub fn mm_with_pages(&self, base: u64, pages: u64) -> AddressSpace {
         self.mm_with((0..pages).map(|p| VirtAddr::new(base + p * 4096)))
