@@ -1,7 +1,10 @@
-//! Host tests of what each simulated CPU's TLB can still reach after collapse, unshare
-//! and release, and of the orderings `switch_mm` and the flush handler rely on. The
+//! Host tests of what each simulated CPU's TLB can still reach after collapse, unshare,
+//! unmap and release, and of the orderings `switch_mm` and the flush handler rely on. The
 //! simulated TLB keeps a translation until `flush_page` of that page, `flush_all` or a
-//! root load, as QEMU's software TLB does.
+//! root load, as QEMU's software TLB does; unlike QEMU's it also has paging-structure
+//! caches, filled at any time from the loaded root (see `sim.rs`), so that a CPU left
+//! pointing into a freed table is caught (here by a walk or the report; in every test
+//! by the check when its [`World`] is dropped). The last tests check the model itself.
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::addr_space::AddressSpace;
@@ -251,4 +254,64 @@ fn a_lazy_cpu_interrupted_for_freed_tables_leaves_and_walks_nothing_freed() {
     );
     on_cpu(1, || w.m.tlb.touch(NEIGHBOUR));
     w.assert_no_cached_pointer_into_freed_tables();
+}
+
+/// A second region, in another root entry: its tables share none with `REGION`'s.
+const FAR: VirtAddr = VirtAddr::new(0x80_4000_0000);
+
+#[test]
+fn a_loaded_root_fills_the_caches_for_addresses_never_used() {
+    let w = World::with_machine(Machine::new(4), true);
+    let mm = w.mm_with([REGION, FAR]);
+    on_cpu(1, || w.m.mmu().switch_mm(&mm));
+    let cached: Vec<(Level, VirtAddr)> = w.m.tlb.psc[1].lock().unwrap().keys().copied().collect();
+    assert_eq!(
+        cached,
+        [
+            (Level::Pmd, REGION),
+            (Level::Pmd, FAR),
+            (Level::Pud, REGION),
+            (Level::Pud, FAR),
+            (Level::Pgd, va(0)),
+            (Level::Pgd, FAR.align_down(Level::Pgd)),
+        ],
+        "PDE, PDPTE and PML4 cache entries for both regions, neither touched"
+    );
+    assert!(!w.m.tlb.cached(1, mm.root(), REGION), "no leaf without an access");
+}
+
+#[test]
+fn invlpg_drops_every_paging_structure_cache_entry_but_only_its_pages_translation() {
+    let w = World::with_machine(Machine::new(4), true);
+    let mm = w.mm_with([REGION, FAR]);
+    on_cpu(1, || {
+        w.m.mmu().switch_mm(&mm);
+        w.m.tlb.touch(REGION);
+        w.m.tlb.touch(FAR);
+    });
+    // Unlink and free FAR's page table with no flush at all (what no mm code does).
+    let pde = PathWalk::new(&w.mem, mm.root(), FAR)
+        .find(|step| step.level == Level::Pmd)
+        .unwrap();
+    let page_table = pde.slot.clear(&mm.lock()).addr();
+    w.mem.free_table(page_table);
+    let found = w.m.tlb.pointers_into_freed_tables();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].cpu, found[0].table), (1, page_table));
+    assert!(
+        found[0]
+            .to_string()
+            .contains("PDE cache entry for [0x8040000000, +0x200000)"),
+        "{}",
+        found[0]
+    );
+    // INVLPG of an unrelated page drops every paging-structure-cache entry (SDM
+    // 4.10.4.1), but of the TLB only that page's translation.
+    on_cpu(1, || w.m.tlb.flush_page(REGION));
+    w.assert_no_cached_pointer_into_freed_tables();
+    assert!(!w.m.tlb.cached(1, mm.root(), REGION));
+    assert!(
+        w.m.tlb.cached(1, mm.root(), FAR),
+        "the other page's translation stays"
+    );
 }

@@ -286,7 +286,7 @@ impl SimTlb {
             return;
         };
         let mut psc = self.psc[cpu].lock().unwrap();
-        let mut todo = vec![(Level::ROOT, root, VirtAddr::new(0), format!("CR3"))];
+        let mut todo = vec![(Level::ROOT, root, VirtAddr::new(0), "CR3".to_string())];
         while let Some((level, table, base, from)) = todo.pop() {
             assert!(
                 !bus.was_freed(table),
