@@ -16,10 +16,10 @@
 //! and it is kept however the entry in memory changes later (4.10.3.1). A CPU may make
 //! such entries at any time while a root is in its CR3, for addresses it never uses
 //! (4.10.3.1: "even if there are no translations for any linear address that might use
-//! that entry"; 4.10.2.3: speculative accesses). The simulator does it
-//! ([`SimTlb::speculate`]) whenever a CPU loads a root and right after every
-//! invalidation, by walking the whole tree under CR3; tests may call it at any other
-//! time. [`SimTlb::touch`] is one access: a TLB hit, or a walk that starts, as 4.10.3.2
+//! that entry"; 4.10.2.3 says as much of the TLBs, for prefetches and speculative
+//! execution). The simulator does it ([`SimTlb::speculate`]) whenever a CPU loads a root
+//! and right after every invalidation, by walking the whole tree under CR3, the most a
+//! CPU could cache; tests may call it at any other time. [`SimTlb::touch`] is one access: a TLB hit, or a walk that starts, as 4.10.3.2
 //! allows, from the longest-matching cached pointer (PDE, then PDPTE, then PML4 cache)
 //! and only otherwise from CR3, filling the caches on its way down and the TLB at the
 //! leaf.
@@ -32,7 +32,8 @@
 //!   entry.
 //!
 //! Freed frames leave the simulated memory ([`SimMem`]), and their addresses are never
-//! handed out again, so a cached pointer to one stays recognisable. A walk that would
+//! handed out again, so a cached pointer to one stays recognisable (the kernel poisons
+//! freed tables instead, [`Entry::POISON`]; here any read of a freed frame panics). A walk that would
 //! enter a freed table panics, naming the CPU, where the pointer came from (CR3, a cache
 //! entry, or an entry it had just read), the table's address and its level; and
 //! [`World`] checks at the end of every test (when it is dropped) that no CPU's CR3 or
@@ -43,6 +44,10 @@
 //! SDM allows none), and the invalidation done by [`SimBroadcast`] (INVLPGB). A machine
 //! without simulated memory ([`Machine`] alone, with made-up roots) caches leaves only, as
 //! given to `touch`, and so does a root outside the simulated memory (the kernel's).
+//!
+//! The hardware walks here are the simulated MMU's own, not mm's [`crate::pt_walk`]: a
+//! CPU starts mid-tree from a cached pointer, and a model must not share code with what
+//! it checks.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -180,7 +185,9 @@ impl std::fmt::Display for FreedTableRef {
 /// A TLB per simulated CPU: CR3, cached (root, page) translations, and the
 /// paging-structure caches (see the top of this file).
 pub struct SimTlb {
+    /// Per CPU: cached leaf translations, as (root, 4 KiB page).
     pub entries: Vec<Mutex<BTreeSet<(PhysAddr, VirtAddr)>>>,
+    /// Per CPU: CR3.
     pub root: Vec<Mutex<PhysAddr>>,
     /// Per CPU: paging-structure-cache entries by (level of the cached entry, key).
     pub psc: Vec<Mutex<BTreeMap<(Level, VirtAddr), Cached>>>,
@@ -189,6 +196,7 @@ pub struct SimTlb {
 }
 
 impl SimTlb {
+    /// `n` CPUs with nothing loaded or cached, attached to no memory.
     pub fn new(n: usize) -> Self {
         Self {
             entries: (0..n).map(|_| Mutex::new(BTreeSet::new())).collect(),
@@ -344,6 +352,7 @@ impl SimTlb {
         found
     }
 
+    /// Whether CPU `cpu`'s TLB holds the translation of `va`'s page under `root`.
     pub fn cached(&self, cpu: usize, root: PhysAddr, va: VirtAddr) -> bool {
         self.entries[cpu]
             .lock()
