@@ -244,6 +244,15 @@ fn a_lazy_cpu_skipped_despite_freed_tables_is_reported_until_it_loads_cr3() {
 }
 
 #[test]
+#[should_panic(expected = "cpu 1: PDE cache entry for [0x40000000, +0x200000)")]
+fn a_world_dropped_with_a_cpu_pointing_into_freed_tables_reports_it() {
+    // No check called: the world's end does it.
+    let w = World::with_machine(Machine::new(4), true);
+    let mm = w.mm_with([REGION]);
+    lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, Breakage::Lazy);
+}
+
+#[test]
 fn a_lazy_cpu_interrupted_for_freed_tables_leaves_and_walks_nothing_freed() {
     let w = World::with_machine(Machine::new(4), true);
     let mm = w.mm_with([REGION]);
