@@ -6,7 +6,7 @@
 //! [`set_interrupt_handler`] before [`load`] runs on each CPU.
 //!
 //! A page fault or double fault while the CPU is releasing an address space adds
-//! `fault during teardown: cpu=.. mm=.. root=.. step=..` ([`crate::teardown_record`]).
+//! `fault during teardown: step=.. cpu=.. mm=.. root=..` ([`crate::teardown_record`]).
 //!
 //! What a handler can reach when CR3 holds a user root: the IDT, the GDT and TSS, the
 //! IST stacks and the handlers' code are kernel memory (statics, the kernel image),
@@ -95,12 +95,12 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, error: Page
         return; // a probe's read faulted: it reports the fault instead
     }
     panic!(
-        "exception: vector=14 (page fault) error={:#x} ({:?}) rip={:#x} cr2={:#x}{}",
+        "exception: vector=14 (page fault){} error={:#x} ({:?}) rip={:#x} cr2={:#x}",
+        crate::teardown_record::FaultSuffix,
         error.bits(),
         error,
         frame.instruction_pointer.as_u64(),
-        cr2(),
-        crate::teardown_record::note()
+        cr2()
     );
 }
 
@@ -124,13 +124,13 @@ extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, error: u64) -
         };
     }
     panic!(
-        "exception: vector=8 (double fault) error={:#x} rip={:#x} cr2={:#x} rsp={:#x} cr3={:#x}{}",
+        "exception: vector=8 (double fault){} error={:#x} rip={:#x} cr2={:#x} rsp={:#x} cr3={:#x}",
+        crate::teardown_record::FaultSuffix,
         error,
         frame.instruction_pointer.as_u64(),
         cr2,
         frame.stack_pointer.as_u64(),
-        cr3,
-        crate::teardown_record::note()
+        cr3
     );
 }
 

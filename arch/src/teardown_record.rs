@@ -1,6 +1,7 @@
 //! Which step of releasing an address space each CPU is in: mm's [`TeardownSteps`]
 //! record, one per CPU, printed by the page-fault and double-fault handlers
-//! ([`crate::idt`]) as `fault during teardown: cpu=.. mm=.. root=.. step=..`.
+//! ([`crate::idt`]) as `fault during teardown: step=.. cpu=.. mm=.. root=..` (and by
+//! the kernel's panic handler for any panic in a step).
 //!
 //! Written only by the CPU it belongs to (between the steps of `release`), read by that
 //! CPU's fault handlers, which interrupt the writer. The scheduler suspends the record
@@ -86,9 +87,8 @@ pub fn resume(s: Suspended) {
     r.step.store(s.0, Ordering::SeqCst);
 }
 
-/// The running CPU's record as a fault report adds it: `; fault during teardown: cpu=..
-/// mm=.. root=.. step=..`, or nothing if the CPU is in no step. Reads atomics only, so
-/// it may run in any handler.
+/// The running CPU's record: `step=.. cpu=.. mm=.. root=..` (see [`Note::in_teardown`]).
+/// Reads atomics only, so it may run in any handler.
 pub fn note() -> Note {
     let cpu = crate::percpu::cpu_index();
     let r = &RECORDS[cpu];
@@ -118,16 +118,27 @@ impl Note {
 
 impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.step {
-            Some(step) => write!(
-                f,
-                "; fault during teardown: cpu={} mm={} root={:#x} step={}",
-                self.cpu,
-                self.mm_id,
-                self.root,
-                step.name()
-            ),
-            None => Ok(()),
+        write!(
+            f,
+            "step={} cpu={} mm={} root={:#x}",
+            self.step.map_or("none", TeardownStep::name),
+            self.cpu,
+            self.mm_id,
+            self.root
+        )
+    }
+}
+
+/// What a fault handler appends to its report: `; fault during teardown: step=..
+/// cpu=.. mm=.. root=..` if the running CPU is in a step of a release, else nothing.
+pub struct FaultSuffix;
+
+impl fmt::Display for FaultSuffix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let note = note();
+        if note.in_teardown() {
+            write!(f, "; fault during teardown: {note}")?;
         }
+        Ok(())
     }
 }

@@ -402,7 +402,9 @@ fn map_huge(mm: &AddressSpace, size: Huge) {
     let va = VirtAddr::new(op.start());
     match size {
         Huge::M2 => {
-            let block = MEM.alloc_huge().expect("coherence: a 2 MiB block from the huge pool");
+            let block = MEM
+                .alloc_huge()
+                .expect("coherence: a 2 MiB block from the huge pool");
             for i in probed_pages(op) {
                 mem::phys::write_phys(block.as_u64() + i * PAGE_SIZE + WORD, op.probe_va(i));
             }
@@ -416,12 +418,16 @@ fn map_huge(mm: &AddressSpace, size: Huge) {
             assert!(page1gb, "coherence: this CPU has no 1 GiB pages (CPUID pdpe1gb)");
             for (i, f) in GIANT_FRAMES.iter().enumerate() {
                 let frame = MEM.alloc_frame().expect("coherence: a frame to probe").as_u64();
-                assert!(frame + PAGE_SIZE <= GIANT_SIZE, "coherence: frame {frame:#x} above 1 GiB");
+                assert!(
+                    frame + PAGE_SIZE <= GIANT_SIZE,
+                    "coherence: frame {frame:#x} above 1 GiB"
+                );
                 f.store(frame, Ordering::SeqCst);
                 mem::phys::write_phys(frame + WORD, op.probe_va(i as u64));
             }
             let range = mm::addr::PhysAddr::new(0);
-            mm::pgtable::map_1g(&mm.lock(), &MEM, va, range, EntryFlags::NO_EXECUTE).expect("coherence: map_1g");
+            mm::pgtable::map_1g(&mm.lock(), &MEM, va, range, EntryFlags::NO_EXECUTE)
+                .expect("coherence: map_1g");
         }
     }
 }
@@ -475,7 +481,11 @@ fn release(mm: &'static AddressSpace) {
         sched::yield_now();
         arch::cpu::rdtsc() < end
     });
-    assert_eq!(released, Ok(()), "coherence: cpus still hold a released address space");
+    assert_eq!(
+        released,
+        Ok(()),
+        "coherence: cpus still hold a released address space"
+    );
 }
 
 /// How many times the release waited for CPUs that still had the address space.
@@ -488,9 +498,8 @@ static ROOT_FREED_EARLY: AtomicU64 = AtomicU64::new(0);
 /// (`mem::poison::FREED_DATA_POISON`) or reused at once.
 fn root_intact(root: mm::addr::PhysAddr) -> bool {
     let kroot = tlb::kernel_mm().root();
-    (256..mm::level::ENTRIES).all(|i| {
-        MEM.word(root, i).load(Ordering::SeqCst) == MEM.word(kroot, i).load(Ordering::SeqCst)
-    })
+    (256..mm::level::ENTRIES)
+        .all(|i| MEM.word(root, i).load(Ordering::SeqCst) == MEM.word(kroot, i).load(Ordering::SeqCst))
 }
 
 /// The totals of one run.
@@ -551,8 +560,7 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
                     probe(op, collapsed);
                     // A release lets this task go on only while it waits for it: the
                     // root this CPU runs on must still be whole.
-                    if op == Op::Release
-                        && !(arch::tlb::loaded_root() == mm.root() && root_intact(mm.root()))
+                    if op == Op::Release && !(arch::tlb::loaded_root() == mm.root() && root_intact(mm.root()))
                     {
                         ROOT_FREED_EARLY.fetch_add(1, Ordering::SeqCst);
                     }
@@ -638,7 +646,8 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
     let release = if op == Op::Release {
         alloc::format!(
             " release_waits={} root_freed_early={}",
-            out.release_waits, out.root_freed_early
+            out.release_waits,
+            out.root_freed_early
         )
     } else {
         alloc::string::String::new()
