@@ -205,11 +205,7 @@ fn unmapping_a_1g_page_frees_its_pud_table_and_nothing_of_its_range() {
         "only the PUD table"
     );
     assert_eq!(w.mem.live(), live - 1);
-    assert_eq!(
-        pgtable::translate(&w.mem, mm.root(), va(X)).is_some(),
-        true,
-        "X stays"
-    );
+    assert!(pgtable::translate(&w.mem, mm.root(), va(X)).is_some(), "X stays");
 }
 
 #[test]
