@@ -1,7 +1,7 @@
 //! Releasing an address space for good (Linux's `exit_mmap`, then the last `mmdrop`).
 //!
 //! Who may free what, when:
-//! - Everything below the root goes through a `fullmm` gather ([`teardown`]): pages after
+//! - Everything below the root goes through a `fullmm` gather ([`crate::unmap::teardown`]): pages after
 //!   its flush, tables after the flush and a grace period (or the sync), like any unmap.
 //!   That flush is made as for freed tables, so CPUs that hold the address space lazily
 //!   are interrupted too, and leave it.
