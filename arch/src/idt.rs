@@ -4,6 +4,22 @@
 //! the kernel's panic handler adds the CPU and ends the run. Breakpoints are logged and
 //! resumed. Interrupt vectors (IPIs, timer) are installed by their owners with
 //! [`set_interrupt_handler`] before [`load`] runs on each CPU.
+//!
+//! A page fault or double fault while the CPU is releasing an address space adds
+//! `fault during teardown: step=.. cpu=.. mm=.. root=..` ([`crate::teardown_record`]).
+//!
+//! What a handler can reach when CR3 holds a user root: the IDT, the GDT and TSS, the
+//! IST stacks and the handlers' code are kernel memory (statics, the kernel image),
+//! mapped in the upper half, whose top-level entries every user root copies from the
+//! kernel's, pointing to the same lower-level tables, which are never freed. A
+//! teardown unlinks and frees tables of the lower half only, and the root itself only
+//! once no CPU has it in CR3 (`mm::release`), so a fault in any step of a teardown is
+//! delivered and its handler runs. What no handler can survive is the bug that rule
+//! prevents: a root freed (and poisoned) while in some CPU's CR3 makes every access of
+//! that CPU fault, the delivery of the fault included, and it ends in a triple fault
+//! unless the translations it needs are still in its TLB. The double-fault handler
+//! loads the kernel's root first ([`set_fault_root`]), a root that is never freed, so
+//! that its report does not depend on the user root any further.
 
 use spin::Mutex;
 use x86_64::registers::control::Cr2;
@@ -15,6 +31,16 @@ use crate::gdt::{DOUBLE_FAULT_IST, MACHINE_CHECK_IST, NMI_IST};
 /// through the running CPU's identity. Built on the boot CPU, then frozen by [`load`].
 static IDT: Mutex<InterruptDescriptorTable> = Mutex::new(InterruptDescriptorTable::new());
 static FROZEN: spin::Once<InterruptDescriptorTable> = spin::Once::new();
+
+/// The kernel's page-table root (never freed), which the double-fault handler loads
+/// before it reports; 0 until the kernel names it.
+static FAULT_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Names the page-table root the double-fault handler switches to: the kernel's, which
+/// maps everything a report touches and is never freed. Once, at boot.
+pub fn set_fault_root(root: u64) {
+    FAULT_ROOT.store(root, core::sync::atomic::Ordering::SeqCst);
+}
 
 /// Hook called on NMI; the kernel installs one that stops the CPU during a panic.
 static NMI_HOOK: spin::Once<fn()> = spin::Once::new();
@@ -69,7 +95,8 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, error: Page
         return; // a probe's read faulted: it reports the fault instead
     }
     panic!(
-        "exception: vector=14 (page fault) error={:#x} ({:?}) rip={:#x} cr2={:#x}",
+        "exception: vector=14 (page fault){} error={:#x} ({:?}) rip={:#x} cr2={:#x}",
+        crate::teardown_record::FaultSuffix,
         error.bits(),
         error,
         frame.instruction_pointer.as_u64(),
@@ -77,13 +104,33 @@ extern "x86-interrupt" fn page_fault(mut frame: InterruptStackFrame, error: Page
     );
 }
 
+/// Runs on its own IST stack (a fault while pushing onto a bad kernel stack still gets
+/// here), then moves to the kernel's page tables (see the top of this file).
 extern "x86-interrupt" fn double_fault(frame: InterruptStackFrame, error: u64) -> ! {
+    let cr2 = cr2();
+    let cr3 = x86_64::registers::control::Cr3::read_raw()
+        .0
+        .start_address()
+        .as_u64();
+    let kernel_root = FAULT_ROOT.load(core::sync::atomic::Ordering::SeqCst);
+    if kernel_root != 0 && kernel_root != cr3 {
+        let root =
+            x86_64::structures::paging::PhysFrame::containing_address(x86_64::PhysAddr::new(kernel_root));
+        // SAFETY: the kernel's root maps the upper half exactly as every user root does
+        // (they copy its top-level entries), so this code, its IST stack and everything
+        // the report touches stay mapped; the CPU never returns to the faulting context.
+        unsafe {
+            x86_64::registers::control::Cr3::write(root, x86_64::registers::control::Cr3Flags::empty())
+        };
+    }
     panic!(
-        "exception: vector=8 (double fault) error={:#x} rip={:#x} cr2={:#x} rsp={:#x}",
+        "exception: vector=8 (double fault){} error={:#x} rip={:#x} cr2={:#x} rsp={:#x} cr3={:#x}",
+        crate::teardown_record::FaultSuffix,
         error,
         frame.instruction_pointer.as_u64(),
-        cr2(),
-        frame.stack_pointer.as_u64()
+        cr2,
+        frame.stack_pointer.as_u64(),
+        cr3
     );
 }
 

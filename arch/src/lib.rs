@@ -27,6 +27,7 @@ pub mod serial;
 pub mod smp;
 pub mod static_key;
 pub mod stats;
+pub mod teardown_record;
 pub mod timer;
 pub mod tlb;
 pub mod trampoline;

@@ -82,6 +82,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     arch::smp::install_vectors();
     Box::leak(Box::new(CpuTables::new())).load();
     arch::idt::load();
+    // The double-fault handler reports from the kernel's tables, which are never freed.
+    arch::idt::set_fault_root(mem::kernel_space::kernel_mm().root().as_u64());
 
     let (opts, errors) = options::BootOptions::parse(option_text(boot_info));
     let opts = options::keep(opts);

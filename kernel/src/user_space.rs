@@ -60,12 +60,14 @@ pub fn unmap(mm: &AddressSpace, start: u64, end: u64) {
     g.finish();
 }
 
-/// Tears `mm` down completely and frees its root ([`mm::release::release`]), yielding
-/// until no CPU has it loaded; after the watchdog's bound, reports and panics naming
-/// the CPUs that still do.
+/// Tears `mm` down completely and frees its root ([`mm::release::release_with_steps`]),
+/// yielding until no CPU has it loaded; after the watchdog's bound, reports and panics
+/// naming the CPUs that still do. Each step is recorded for this CPU's fault handlers
+/// ([`arch::teardown_record`]): a fault in one says which CPU, address space and step.
 pub fn destroy(mm: &'static AddressSpace) {
     let mut wait = arch::watchdog::Wait::start("teardown-holders");
-    let released = mm::release::release(&tlb::gather_ctx(), mm, || {
+    let steps = &arch::teardown_record::TEARDOWN_RECORD;
+    let released = mm::release::release_with_steps(&tlb::gather_ctx(), mm, steps, || {
         crate::sched::yield_now();
         !wait.expired()
     });

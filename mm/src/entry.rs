@@ -111,7 +111,8 @@ impl Entry {
         Self((frame.as_u64() & ADDR_MASK) | flags.0 | EntryFlags::PRESENT.0)
     }
 
-    /// A present 2 MiB leaf (a level-2 entry) mapping the block at `block`.
+    /// A present 2 MiB leaf (a level-2 entry) mapping the block at `block`; the same bits
+    /// at level 3 are a 1 GiB leaf ([`crate::pgtable::map_1g`]).
     pub const fn huge_page(block: PhysAddr, flags: EntryFlags) -> Self {
         Self((block.as_u64() & ADDR_MASK) | flags.0 | EntryFlags::HUGE.0 | EntryFlags::PRESENT.0)
     }
@@ -129,7 +130,7 @@ impl Entry {
 
     /// Whether the entry, found in a table of `level`, maps a page: a 4 KiB one at
     /// [`Level::Pte`], or with the page-size bit a 2 MiB one at [`Level::Pmd`] or a
-    /// 1 GiB one at [`Level::Pud`] (gatherOS makes none of those, but may meet them).
+    /// 1 GiB one at [`Level::Pud`] (made only by [`crate::pgtable::map_1g`]).
     pub fn is_leaf_at(self, level: Level) -> bool {
         self.is_present()
             && match level {

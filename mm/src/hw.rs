@@ -6,7 +6,8 @@
 //! (`arch::tlb`), [`FlushBackend`] (`arch::backend`) and [`CrossCall`] (`arch::ipi`); the
 //! kernel implements the ones that need its frames, timer ticks, scheduler and options,
 //! [`PhysMem`], [`TableSyncHw`] and [`WalkerHw`] (and [`RunningCpu`] under each of its
-//! own). `sim.rs` implements all of them for mm's tests.
+//! own). `arch` keeps the per-CPU [`TeardownSteps`] record its fault handlers print.
+//! `sim.rs` implements the others for mm's tests.
 
 use core::panic::Location;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::cpumask::CpuMask;
 use crate::level::ENTRIES;
+use crate::teardown_step::TeardownStep;
 
 /// The running CPU: which one it is and its interrupt flag. Declared once, and required
 /// by every trait whose code asks.
@@ -150,4 +152,14 @@ pub trait WalkerHw: RunningCpu {
     fn preemption_point(&self);
     /// The page-table root the running CPU has loaded (CR3).
     fn loaded_root(&self) -> PhysAddr;
+}
+
+/// Where the running CPU records which step of an address space's release it is in
+/// ([`crate::teardown_step`]), so that a fault there can say so. Called only on the CPU
+/// doing the release, between its steps.
+pub trait TeardownSteps: Sync {
+    /// The running CPU starts `step` of releasing the address space `mm_id` (root `root`).
+    fn enter(&self, mm_id: usize, root: PhysAddr, step: TeardownStep);
+    /// The running CPU is not (or no longer) in a step: done, or about to wait.
+    fn leave(&self);
 }

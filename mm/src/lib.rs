@@ -21,6 +21,7 @@ pub mod release;
 pub mod share;
 pub mod stats;
 pub mod table_free;
+pub mod teardown_step;
 pub mod tlb_state;
 pub mod unmap;
 pub mod walker;

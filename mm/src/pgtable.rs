@@ -16,6 +16,8 @@ use crate::pt_walk::PathWalk;
 pub const PAGE_SIZE: u64 = Level::Pte.span();
 /// 2 MiB.
 pub const HUGE_SIZE: u64 = Level::Pmd.span();
+/// 1 GiB.
+pub const GIANT_SIZE: u64 = Level::Pud.span();
 
 /// Why a mapping could not be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +92,27 @@ pub fn map_2m(
     flags: EntryFlags,
 ) -> Result<(), MapError> {
     map_leaf(locked, mem, va, Level::Pmd, Entry::huge_page(block, flags))
+}
+
+/// Maps the 1 GiB page at `va` (aligned) to the physical range starting at `range`
+/// (aligned), with a level-3 leaf (the page-size bit, as for 2 MiB at level 2).
+///
+/// The range is not mm's: it is memory the caller owns and keeps, such as a device's
+/// or firmware's range, or RAM it lends read-only (Linux's PFN maps). An unmap clears
+/// the entry and frees nothing of it ([`crate::unmap::unmap_range`]); the caller may
+/// reuse the range once that unmap's gather has finished (its flush is done).
+pub fn map_1g(
+    locked: &PageTableGuard,
+    mem: &dyn PhysMem,
+    va: VirtAddr,
+    range: PhysAddr,
+    flags: EntryFlags,
+) -> Result<(), MapError> {
+    assert!(
+        va.offset_in(Level::Pud) == 0 && range.align_down(Level::Pud) == range,
+        "map_1g: {va:#x} -> {range:#x} is not 1 GiB-aligned"
+    );
+    map_leaf(locked, mem, va, Level::Pud, Entry::huge_page(range, flags))
 }
 
 /// Follows `va` down to its leaf entry: (level, slot), a 1 GiB page included; None if a

@@ -12,7 +12,7 @@ use crate::level::Level;
 use crate::pgtable::{self, MapError};
 use crate::pt_walk::PathWalk;
 use crate::share::{ShareError, share_pmd_table, unshare_pmd_table};
-use crate::sim::{World, pa, va};
+use crate::sim::{World, on_cpu, pa, va};
 use crate::unmap::unmap_range;
 
 const X: u64 = 0x40_0000_1000;
@@ -137,12 +137,75 @@ fn a_1g_page_is_the_leaf_lookups_report() {
     assert_eq!(pgtable::translate(&w.mem, mm.root(), at), Some(pa(0x1234_5678)));
 }
 
+/// A physical range no frame of the simulated memory is in (its frames start at 1 MiB
+/// and grow by far less than 1 GiB in a test): a caller's range that mm must not free.
+const RANGE: u64 = 0x40_0000_0000;
+
 #[test]
-#[should_panic(expected = "that gatherOS does not unmap")]
-fn unmapping_a_1g_page_panics() {
+fn map_1g_maps_the_callers_range_with_a_level_3_leaf() {
     let w = World::new(BackendKind::NativeIpi, true);
-    let mm = with_page_size_entry(&w, Level::Pud);
-    unmap(&w, &mm, va(G), va(G + (1 << 30)));
+    let mm = w.mm_with([va(X)]);
+    let flags = EntryFlags::NO_EXECUTE;
+    pgtable::map_1g(&mm.lock(), &w.mem, va(G), pa(RANGE), flags).unwrap();
+    assert_eq!(levels(&w, &mm, va(G + 0x1234_5678)), [Level::Pgd, Level::Pud]);
+    assert_eq!(
+        pgtable::translate(&w.mem, mm.root(), va(G + 0x1234_5678)),
+        Some(pa(RANGE + 0x1234_5678))
+    );
+    let (_, slot) = pgtable::leaf(&w.mem, mm.root(), va(G)).unwrap();
+    assert_eq!(slot.read(), Entry::huge_page(pa(RANGE), flags));
+    // Where a table already is (the one holding X), or the leaf already is: refused.
+    let x_gig = VirtAddr::new(X).align_down(Level::Pud);
+    assert_eq!(
+        pgtable::map_1g(&mm.lock(), &w.mem, x_gig, pa(RANGE), flags),
+        Err(MapError::AlreadyMapped)
+    );
+    assert_eq!(
+        pgtable::map_1g(&mm.lock(), &w.mem, va(G), pa(RANGE), flags),
+        Err(MapError::AlreadyMapped)
+    );
+}
+
+#[test]
+#[should_panic(expected = "is not 1 GiB-aligned")]
+fn map_1g_refuses_an_unaligned_range() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with([va(X)]);
+    let _ = pgtable::map_1g(&mm.lock(), &w.mem, va(G), pa(RANGE + (2 << 20)), EntryFlags::NONE);
+}
+
+#[test]
+fn unmapping_a_1g_page_frees_its_pud_table_and_nothing_of_its_range() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with([va(X)]);
+    pgtable::map_1g(&mm.lock(), &w.mem, va(G), pa(RANGE), EntryFlags::NONE).unwrap();
+    let pud_table = PathWalk::new(&w.mem, mm.root(), va(G)).last().unwrap().table;
+    let live = w.mem.live();
+    let ctx = w.ctx();
+    let g = on_cpu(0, || {
+        let mut g = MmuGather::new(&ctx, &mm);
+        unmap_range(&mm.lock(), &mut g, va(G), va(G + (1 << 30)));
+        let seen = (g.cleared, g.freed_tables, g.pending_pages());
+        g.finish();
+        w.freer.drain(&w.sync, &w.mem, &w.m.stats);
+        seen
+    });
+    let (cleared, freed_tables, pages) = g;
+    assert!(
+        cleared.puds && cleared.p4ds && !cleared.pmds && !cleared.ptes,
+        "{cleared:?}"
+    );
+    assert_eq!(cleared.stride(), Level::Pud, "one flush per gigabyte");
+    assert!(freed_tables, "the PUD table went: lazy CPUs must be told");
+    assert_eq!(pages, 0, "nothing of the range is queued to be freed");
+    assert_eq!(pgtable::translate(&w.mem, mm.root(), va(G)), None);
+    assert_eq!(
+        *w.mem.freed_tables.lock().unwrap(),
+        [pud_table],
+        "only the PUD table"
+    );
+    assert_eq!(w.mem.live(), live - 1);
+    assert!(pgtable::translate(&w.mem, mm.root(), va(X)).is_some(), "X stays");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Releasing an address space for good (Linux's `exit_mmap`, then the last `mmdrop`).
 //!
 //! Who may free what, when:
-//! - Everything below the root goes through a `fullmm` gather ([`teardown`]): pages after
+//! - Everything below the root goes through a `fullmm` gather ([`crate::unmap::teardown`]): pages after
 //!   its flush, tables after the flush and a grace period (or the sync), like any unmap.
 //!   That flush is made as for freed tables, so CPUs that hold the address space lazily
 //!   are interrupted too, and leave it.
@@ -22,23 +22,41 @@
 use crate::addr_space::AddressSpace;
 use crate::cpumask::CpuMask;
 use crate::gather::GatherCtx;
-use crate::unmap::teardown;
+use crate::hw::TeardownSteps;
+use crate::teardown_step::{NoSteps, TeardownStep};
+use crate::unmap::teardown_with_steps;
 
 /// Tears `mm` down and frees its root once no CPU has it loaded. Between attempts it
 /// calls `wait` (the caller yields, and returns false to give up); on giving up it
 /// returns the CPUs that still have it loaded, and the root is not freed. The caller
 /// guarantees nothing will load `mm` again.
-pub fn release(ctx: &GatherCtx, mm: &AddressSpace, mut wait: impl FnMut() -> bool) -> Result<(), CpuMask> {
-    teardown(ctx, &mm.lock());
+pub fn release(ctx: &GatherCtx, mm: &AddressSpace, wait: impl FnMut() -> bool) -> Result<(), CpuMask> {
+    release_with_steps(ctx, mm, &NoSteps, wait)
+}
+
+/// [`release`], telling `steps` each step before it is taken. It leaves the record
+/// before each `wait` (the caller may run other work on this CPU meanwhile, whose
+/// faults are not the release's) and when it returns.
+pub fn release_with_steps(
+    ctx: &GatherCtx,
+    mm: &AddressSpace,
+    steps: &dyn TeardownSteps,
+    mut wait: impl FnMut() -> bool,
+) -> Result<(), CpuMask> {
+    teardown_with_steps(ctx, &mm.lock(), steps);
     loop {
+        steps.enter(mm.id(), mm.root(), TeardownStep::ShootLazy);
         let holders = ctx.mmu.shoot_lazy_holders(mm);
         if holders.is_empty() {
             break;
         }
+        steps.leave();
         if !wait() {
             return Err(holders);
         }
     }
+    steps.enter(mm.id(), mm.root(), TeardownStep::FreeRoot);
     ctx.mem.free_frame(mm.root());
+    steps.leave();
     Ok(())
 }

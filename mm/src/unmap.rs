@@ -6,19 +6,25 @@
 //! the gather must be one on that address space. Nothing is freed here: pages and
 //! tables go to the gather, which frees them after its flush ([`crate::gather`]).
 //!
-//! A 1 GiB page (a level-3 leaf), or a root entry with the reserved page-size bit, is
-//! something gatherOS never creates and has no way to free: an unmap that meets one
-//! panics, naming it, rather than leave it mapped in a range its caller believes empty
-//! (or walk into the page's frame as if it were a table).
+//! A 1 GiB page (a level-3 leaf, [`pgtable::map_1g`]) maps a range mm did not allocate:
+//! an unmap clears it, flushes it like any leaf (stride 1 GiB) and frees nothing of it.
+//! A root entry with the reserved page-size bit is something gatherOS never creates: an
+//! unmap that meets one panics, naming it, rather than leave it mapped in a range its
+//! caller believes empty (or walk into it as if it were a table).
+//!
+//! [`teardown_with_steps`] tells a [`TeardownSteps`] which of its steps the running CPU
+//! is in, so that a fault there can say so ([`crate::teardown_step`]).
 
 use crate::addr::{PhysAddr, USER_END, VirtAddr};
 use crate::addr_space::PageTableGuard;
 use crate::entry::EntrySlot;
 use crate::gather::{GatherCtx, MmuGather};
+use crate::hw::TeardownSteps;
 use crate::level::{ENTRIES, Level};
 use crate::pgtable;
 use crate::pt_walk::{PathWalk, Step};
 use crate::receipt::FlushReceipt;
+use crate::teardown_step::{NoSteps, TeardownStep};
 
 /// Root entries that map the lower (user) half.
 const USER_ROOT_ENTRIES: usize = Level::ROOT.index(USER_END);
@@ -31,10 +37,11 @@ fn assert_same_mm(locked: &PageTableGuard, g: &MmuGather) {
     );
 }
 
-/// Unmaps `[start, end)` of the locked address space (4 KiB and whole 2 MiB mappings),
-/// queueing pages and freeing page tables that became empty, at every level below the
-/// root, through the gather `g` (on the same address space). Panics on a 1 GiB page or
-/// a reserved root entry in the range (see the top of this file).
+/// Unmaps `[start, end)` of the locked address space (4 KiB, and whole 2 MiB and 1 GiB
+/// mappings), queueing pages and freeing page tables that became empty, at every level
+/// below the root, through the gather `g` (on the same address space). A 1 GiB page's
+/// range is not freed (it is not mm's, see [`pgtable::map_1g`]). Panics on a reserved
+/// root entry in the range (see the top of this file).
 pub fn unmap_range(locked: &PageTableGuard, g: &mut MmuGather, start: VirtAddr, end: VirtAddr) {
     assert_same_mm(locked, g);
     let mem = g.ctx().mem;
@@ -61,21 +68,26 @@ pub fn unmap_range(locked: &PageTableGuard, g: &mut MmuGather, start: VirtAddr, 
         }
         let level = last.level;
         assert!(
-            last.is_leaf() && level != Level::Pud,
+            last.is_leaf(),
             "unmap: {va:#x} is under {:?} at {level:?} that gatherOS does not unmap \
-             (a 1 GiB page, or the reserved page-size bit at the root)",
+             (the reserved page-size bit at the root)",
             last.entry
         );
         let old = last.slot.clear(locked);
         g.remove_tlb_entry(level, va);
-        if level == Level::Pmd {
-            // A 2 MiB block goes back right after a flush that covers it.
-            g.flush_mmu();
-            mem.free_huge(old.addr());
-            free_empty_tables(locked, g, va);
-        } else {
-            g.remove_page(old.addr());
-            cleared_in = Some(va);
+        match level {
+            Level::Pmd => {
+                // A 2 MiB block goes back right after a flush that covers it.
+                g.flush_mmu();
+                mem.free_huge(old.addr());
+                free_empty_tables(locked, g, va);
+            }
+            // The caller's range: nothing to free; the gather's flush covers the entry.
+            Level::Pud => free_empty_tables(locked, g, va),
+            _ => {
+                g.remove_page(old.addr());
+                cleared_in = Some(va);
+            }
         }
         va = va.align_down(level).saturating_add(level.span());
     }
@@ -87,9 +99,23 @@ pub fn unmap_range(locked: &PageTableGuard, g: &mut MmuGather, start: VirtAddr, 
 /// `fullmm` teardown: unmaps the whole lower (user) half of the locked address space and
 /// frees every table below the root. The root itself stays with the caller.
 pub fn teardown(ctx: &GatherCtx, locked: &PageTableGuard) -> Option<FlushReceipt> {
-    let mut g = MmuGather::new_fullmm(ctx, locked.mm());
+    teardown_with_steps(ctx, locked, &NoSteps)
+}
+
+/// [`teardown`], telling `steps` each step before it is taken (it leaves the last one,
+/// the flush, recorded: the caller goes on or calls [`TeardownSteps::leave`]).
+pub fn teardown_with_steps(
+    ctx: &GatherCtx,
+    locked: &PageTableGuard,
+    steps: &dyn TeardownSteps,
+) -> Option<FlushReceipt> {
+    let mm = locked.mm();
+    let mut g = MmuGather::new_fullmm(ctx, mm);
+    steps.enter(mm.id(), mm.root(), TeardownStep::Unmap);
     unmap_range(locked, &mut g, VirtAddr::new(0), USER_END);
+    steps.enter(mm.id(), mm.root(), TeardownStep::SweepTables);
     sweep_tables(locked, &mut g, locked.root(), Level::ROOT, VirtAddr::new(0));
+    steps.enter(mm.id(), mm.root(), TeardownStep::Flush);
     g.finish()
 }
 

@@ -46,6 +46,11 @@ fn panic(info: &PanicInfo) -> ! {
         "panic: cpu={cpu} apic={apic} at {file}:{line}:{col}: {}",
         info.message()
     ));
+    let teardown = arch::teardown_record::note();
+    if teardown.in_teardown() {
+        // Which release this CPU was in the middle of (a fault's report says it too).
+        emit(format_args!("panic: during teardown: {teardown}"));
+    }
     if let Some(hook) = TEST_HOOK.get() {
         hook(info);
     }

@@ -7,13 +7,28 @@
 //! whose tables were freed, which only a flush that runs a handler makes them do;
 //! `up_to_cpus(16)`, for time: `-smp 64` reports them as ignored), and boots
 //! `tlb.break=` runs that must fail.
+//!
+//! The release tests are about every backend (`needs(per_backend())`): lazy holders
+//! leave a released address space by the release's own cross call whatever the flush
+//! does, so they run in the native, pv and INVLPGB configurations.
 
-use crate::ktests::oracle::{Op, Scenario, Tables, check};
+use crate::ktests::oracle::{Huge, Op, Scenario, Tables, check};
 
 macro_rules! coherence_tests {
     ($($name:ident: $op:expr, $scen:ident;)*) => {
         $(arch::kernel_test!(needs(handler_flush().and(up_to_cpus(16))) fn $name() { check($op, Scenario::$scen) });)*
     };
+}
+
+arch::kernel_test!(needs(per_backend().and(up_to_cpus(16))) fn release_a() {
+    check(Op::Release, Scenario::A)
+});
+arch::kernel_test!(needs(per_backend().and(up_to_cpus(16))) fn release_c() {
+    check(Op::Release, Scenario::C)
+});
+
+const fn huge(size: Huge, tables: Tables) -> Op {
+    Op::UnmapHuge { size, tables }
 }
 
 const fn unmap(pages: u64, tables: Tables) -> Op {
@@ -59,4 +74,15 @@ coherence_tests! {
     unshare_c: Op::Unshare, C;
     teardown_a: Op::Teardown, A;
     teardown_c: Op::Teardown, C;
+    // Huge leaves: no PTE table, only upper tables (or none) go.
+    unmap_2m_free_a: huge(Huge::M2, Tables::Free), A;
+    unmap_2m_free_c: huge(Huge::M2, Tables::Free), C;
+    unmap_2m_free_pmd_a: huge(Huge::M2, Tables::FreeOne), A;
+    unmap_2m_free_pmd_c: huge(Huge::M2, Tables::FreeOne), C;
+    unmap_2m_keep_a: huge(Huge::M2, Tables::Keep), A;
+    unmap_2m_keep_c: huge(Huge::M2, Tables::Keep), C;
+    unmap_1g_free_a: huge(Huge::G1, Tables::Free), A;
+    unmap_1g_free_c: huge(Huge::G1, Tables::Free), C;
+    unmap_1g_keep_a: huge(Huge::G1, Tables::Keep), A;
+    unmap_1g_keep_c: huge(Huge::G1, Tables::Keep), C;
 }

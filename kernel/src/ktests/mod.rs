@@ -17,5 +17,6 @@ mod race;
 mod share;
 mod smp;
 mod soak;
+mod teardown_fault;
 mod tlb;
 mod watchdog;

@@ -1,9 +1,20 @@
 //! The TLB coherence oracle: what each CPU's own TLB can still reach after an operation.
 //!
-//! The promise checked: when an unmap, collapse, unshare or teardown returns, no CPU can
-//! reach the old translation through its TLB, and a CPU that held the address space
-//! lazily has left it (its CR3 no longer holds the root) if tables were freed or
-//! unshared.
+//! The promise checked: when an unmap, collapse, unshare, teardown or release returns, no
+//! CPU can reach the old translation through its TLB, and a CPU that held the address
+//! space lazily has left it (its CR3 no longer holds the root) if tables were freed or
+//! unshared. The unmaps cover every kind of unlink: 4 KiB pages that take their PTE
+//! tables (and the PMD and PUD tables above) with them or not, and huge leaves, which
+//! free only upper tables: a 2 MiB leaf with its PMD and PUD tables, with its PMD table
+//! only, or with none, and a 1 GiB leaf with its PUD table or without.
+//!
+//! A release ([`Op::Release`], `mm::release`) is checked while the other CPUs still run
+//! the address space (scenario A: it must wait until they switch away, and the root must
+//! not be freed while in their CR3: each of them checks, before it leaves, that the
+//! root it runs on is intact) or hold it lazily (scenario C: they must be made to leave,
+//! by the teardown's flush or by the release's own cross call, which is the only thing
+//! that moves them under INVLPGB). Afterwards every CPU is asked, in a cross call, for
+//! its CR3 (`left_behind=` counts those that still hold the root) and probes the region.
 //!
 //! A walk through a freed table is seen as well: freed tables are filled with
 //! `pgtable::POISON`, whose reserved bits make the hardware walk fault with RSVD, which
@@ -46,7 +57,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::VirtAddr;
 use mm::addr_space::AddressSpace;
 use mm::cpumask::MAX_CPUS;
-use mm::pgtable::{HUGE_SIZE, PAGE_SIZE};
+use mm::entry::EntryFlags;
+use mm::hw::PhysMem;
+use mm::pgtable::{GIANT_SIZE, HUGE_SIZE, PAGE_SIZE};
 
 use crate::mem::phys::MEM;
 use crate::sched;
@@ -63,10 +76,35 @@ const WORD: u64 = 8;
 /// Whether the unmapped range takes its page tables with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tables {
-    /// Nothing else is mapped near the range: its PTE, PMD and PUD tables are freed.
+    /// Nothing else is mapped near the range: every table above it up to the PUD table
+    /// is freed (PTE, PMD and PUD tables for 4 KiB pages; PMD and PUD tables for a
+    /// 2 MiB leaf; the PUD table for a 1 GiB leaf).
     Free,
-    /// A page on each side of the range stays mapped in the same PTE tables.
+    /// Only the table holding the huge leaf is freed: a page in the next gigabyte keeps
+    /// the PUD table (a 2 MiB leaf: its PMD table goes, and no PTE table).
+    FreeOne,
+    /// Something stays mapped in the tables holding the range (a page on each side of
+    /// 4 KiB pages, a neighbour in a huge leaf's own table): no table is freed.
     Keep,
+}
+
+impl Tables {
+    fn name(self) -> &'static str {
+        match self {
+            Tables::Free => "free",
+            Tables::FreeOne => "free1",
+            Tables::Keep => "keep",
+        }
+    }
+}
+
+/// The size of a huge leaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Huge {
+    /// A 2 MiB leaf (level 2), on a block of the kernel's huge pool.
+    M2,
+    /// A 1 GiB leaf (level 3), read-only over physical 0..1 GiB (see [`GIANT_FRAMES`]).
+    G1,
 }
 
 /// The operation under test.
@@ -82,12 +120,23 @@ pub enum Op {
         /// Table batches can be allocated.
         batch: bool,
     },
+    /// `munmap` of one huge leaf: no PTE table is freed, only the tables above it as
+    /// `tables` says.
+    UnmapHuge {
+        /// The leaf's size.
+        size: Huge,
+        /// Which tables go too.
+        tables: Tables,
+    },
     /// A fully populated PTE table becomes one 2 MiB mapping.
     Collapse,
     /// The address space stops sharing another one's level-2 table.
     Unshare,
     /// The `fullmm` teardown of the whole address space.
     Teardown,
+    /// `mm::release`: teardown, lazy holders made to leave, the root freed once no CPU
+    /// has it loaded (waiting for the CPUs that run it).
+    Release,
 }
 
 impl Op {
@@ -96,11 +145,17 @@ impl Op {
             Op::Unmap { pages, tables, batch } => alloc::format!(
                 "unmap{}-{pages}-{}",
                 if batch { "" } else { "-nobatch" },
-                if tables == Tables::Free { "free" } else { "keep" }
+                tables.name()
+            ),
+            Op::UnmapHuge { size, tables } => alloc::format!(
+                "unmap-{}-{}",
+                if size == Huge::M2 { "2m" } else { "1g" },
+                tables.name()
             ),
             Op::Collapse => "collapse".into(),
             Op::Unshare => "unshare".into(),
             Op::Teardown => "teardown".into(),
+            Op::Release => "release".into(),
         }
     }
 
@@ -108,8 +163,9 @@ impl Op {
     fn pages(self) -> u64 {
         match self {
             Op::Unmap { pages, .. } => pages,
-            Op::Collapse => 512,
-            Op::Unshare | Op::Teardown => 40,
+            Op::UnmapHuge { size: Huge::M2, .. } | Op::Collapse => 512,
+            Op::UnmapHuge { size: Huge::G1, .. } => PROBED,
+            Op::Unshare | Op::Teardown | Op::Release => 40,
         }
     }
 
@@ -120,15 +176,22 @@ impl Op {
             Op::Unmap {
                 tables: Tables::Keep, ..
             } => BASE + 256 * PAGE_SIZE,
+            Op::UnmapHuge { size: Huge::G1, .. } => GIANT_BASE,
             _ => BASE,
         }
     }
 
     /// The probed address of page `i`: its value there is the address itself.
     fn probe_va(self, i: u64) -> u64 {
-        // Unshare and teardown spread their pages over 2 MiB blocks of the gigabyte.
+        // Unshare, teardown and release spread their pages over 2 MiB blocks of the
+        // gigabyte; a 1 GiB leaf is probed where the frames the test owns are.
         let page = match self {
-            Op::Unshare | Op::Teardown => self.start() + (i / 8) * HUGE_SIZE + (i % 8) * PAGE_SIZE,
+            Op::Unshare | Op::Teardown | Op::Release => {
+                self.start() + (i / 8) * HUGE_SIZE + (i % 8) * PAGE_SIZE
+            }
+            Op::UnmapHuge { size: Huge::G1, .. } => {
+                self.start() + GIANT_FRAMES[i as usize].load(Ordering::SeqCst)
+            }
             _ => self.start() + i * PAGE_SIZE,
         };
         page + WORD
@@ -140,10 +203,29 @@ impl Op {
             Op::Unmap {
                 tables: Tables::Keep,
                 ..
+            } | Op::UnmapHuge {
+                tables: Tables::Keep,
+                ..
             }
         )
     }
 }
+
+/// Where a 1 GiB leaf is mapped: index 1 at the root and in the PUD table.
+const GIANT_BASE: u64 = (1 << 39) | (1 << 30);
+
+/// The frames a 1 GiB leaf's probes read, one per probed page.
+///
+/// The leaf maps physical 0..1 GiB (QEMU's guests have 512 MiB: the low part is RAM,
+/// the rest unbacked), read-only and not executable. That is sound because the kernel
+/// already maps all of that range, the same way (write-back), in its physical-memory
+/// mapping, so the leaf adds an alias of the same type and no new way to write; the
+/// probes read only frames this test took from the frame allocator and filled (each
+/// with its address through the leaf), so no read depends on memory another part of
+/// the kernel owns, or on what unbacked addresses return; and the frames go back only
+/// after the address space is destroyed, when no TLB can reach them through the leaf.
+/// An unmap of the leaf frees nothing of the range ([`mm::pgtable::map_1g`]).
+static GIANT_FRAMES: [AtomicU64; PROBED as usize] = [const { AtomicU64::new(0) }; PROBED as usize];
 
 /// Who holds the address space besides CPU 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,9 +359,29 @@ fn build(op: Op) -> (&'static AddressSpace, Option<&'static AddressSpace>) {
         }
         _ => mm,
     };
-    (0..op.pages()).for_each(|i| {
-        map_page(target, op.probe_va(i));
-    });
+    match op {
+        Op::UnmapHuge { size, tables } => {
+            map_huge(target, size);
+            let start = op.start();
+            match (size, tables) {
+                (_, Tables::Free) => {}
+                // Neighbours in the leaf's own table.
+                (Huge::M2, Tables::Keep) => {
+                    map_page(target, start - PAGE_SIZE + WORD);
+                    map_page(target, start + HUGE_SIZE + WORD);
+                }
+                // A page in the next gigabyte: the PUD table stays (for a 1 GiB leaf,
+                // that is its own table: nothing is freed).
+                (Huge::M2, Tables::FreeOne) | (Huge::G1, Tables::Keep) => {
+                    map_page(target, (start & !(GIANT_SIZE - 1)) + GIANT_SIZE + WORD);
+                }
+                (Huge::G1, Tables::FreeOne) => panic!("coherence: a 1 GiB leaf has one table above it"),
+            }
+        }
+        _ => (0..op.pages()).for_each(|i| {
+            map_page(target, op.probe_va(i));
+        }),
+    }
     if let Op::Unmap {
         tables: Tables::Keep, ..
     } = op
@@ -288,6 +390,56 @@ fn build(op: Op) -> (&'static AddressSpace, Option<&'static AddressSpace>) {
         map_page(target, op.probe_va(op.pages()));
     }
     (target, None)
+}
+
+/// Maps the huge leaf of an [`Op::UnmapHuge`] at the region's start, each probed page
+/// holding its own address at [`WORD`].
+fn map_huge(mm: &AddressSpace, size: Huge) {
+    let op = Op::UnmapHuge {
+        size,
+        tables: Tables::Free,
+    };
+    let va = VirtAddr::new(op.start());
+    match size {
+        Huge::M2 => {
+            let block = MEM
+                .alloc_huge()
+                .expect("coherence: a 2 MiB block from the huge pool");
+            for i in probed_pages(op) {
+                mem::phys::write_phys(block.as_u64() + i * PAGE_SIZE + WORD, op.probe_va(i));
+            }
+            let flags = EntryFlags::WRITABLE | EntryFlags::NO_EXECUTE;
+            mm::pgtable::map_2m(&mm.lock(), &MEM, va, block, flags).expect("coherence: map_2m");
+        }
+        Huge::G1 => {
+            // CPUID.8000_0001:EDX[26]: without 1 GiB pages the page-size bit at level 3
+            // is reserved, and every probe would fault.
+            let page1gb = core::arch::x86_64::__cpuid(0x8000_0001).edx & (1 << 26) != 0;
+            assert!(page1gb, "coherence: this CPU has no 1 GiB pages (CPUID pdpe1gb)");
+            for (i, f) in GIANT_FRAMES.iter().enumerate() {
+                let frame = MEM.alloc_frame().expect("coherence: a frame to probe").as_u64();
+                assert!(
+                    frame + PAGE_SIZE <= GIANT_SIZE,
+                    "coherence: frame {frame:#x} above 1 GiB"
+                );
+                f.store(frame, Ordering::SeqCst);
+                mem::phys::write_phys(frame + WORD, op.probe_va(i as u64));
+            }
+            let range = mm::addr::PhysAddr::new(0);
+            mm::pgtable::map_1g(&mm.lock(), &MEM, va, range, EntryFlags::NO_EXECUTE)
+                .expect("coherence: map_1g");
+        }
+    }
+}
+
+/// Returns the frames a 1 GiB leaf's probes read (once nothing maps them).
+fn free_giant_frames() {
+    for f in &GIANT_FRAMES {
+        let frame = f.swap(0, Ordering::SeqCst);
+        if frame != 0 {
+            MEM.free_frame(mm::addr::PhysAddr::new(frame));
+        }
+    }
 }
 
 fn operate(op: Op, mm: &'static AddressSpace) {
@@ -299,6 +451,12 @@ fn operate(op: Op, mm: &'static AddressSpace) {
             unmap(mm, start, start + pages * PAGE_SIZE);
             tlb::FREER.set_batch_allocation_fails(false);
         }
+        Op::UnmapHuge { size, .. } => {
+            let start = op.start();
+            let span = if size == Huge::M2 { HUGE_SIZE } else { GIANT_SIZE };
+            unmap(mm, start, start + span);
+        }
+        Op::Release => release(mm),
         Op::Collapse => {
             mm::collapse::collapse(&ctx, &mm.lock(), VirtAddr::new(BASE)).expect("coherence: collapse");
         }
@@ -311,6 +469,39 @@ fn operate(op: Op, mm: &'static AddressSpace) {
     }
 }
 
+/// Releases `mm` (`mm::release`, each step recorded for the fault handlers, as
+/// `user_space::destroy` does), letting the CPUs that still run it go on to probe and
+/// leave only once the release waits for them (scenario A), so that it must wait.
+fn release(mm: &'static AddressSpace) {
+    let end = arch::cpu::rdtsc() + 10 * arch::timer::tsc_hz();
+    let steps = &arch::teardown_record::TEARDOWN_RECORD;
+    let released = mm::release::release_with_steps(&tlb::gather_ctx(), mm, steps, || {
+        RELEASE_WAITS.fetch_add(1, Ordering::SeqCst);
+        STAGE.store(1, Ordering::SeqCst);
+        sched::yield_now();
+        arch::cpu::rdtsc() < end
+    });
+    assert_eq!(
+        released,
+        Ok(()),
+        "coherence: cpus still hold a released address space"
+    );
+}
+
+/// How many times the release waited for CPUs that still had the address space.
+static RELEASE_WAITS: AtomicU64 = AtomicU64::new(0);
+/// Tasks that found the root they still run on freed (poisoned) by the release.
+static ROOT_FREED_EARLY: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the root frame `root` still holds the kernel's upper half. A root freed while
+/// in some CPU's CR3 (what the release must never do) is poisoned
+/// (`mem::poison::FREED_DATA_POISON`) or reused at once.
+fn root_intact(root: mm::addr::PhysAddr) -> bool {
+    let kroot = tlb::kernel_mm().root();
+    (256..mm::level::ENTRIES)
+        .all(|i| MEM.word(root, i).load(Ordering::SeqCst) == MEM.word(kroot, i).load(Ordering::SeqCst))
+}
+
 /// The totals of one run.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {
@@ -318,8 +509,13 @@ pub struct Outcome {
     pub probes: u64,
     /// Reads that reached what they must not (or missed what they must).
     pub stale: u64,
-    /// Lazy CPUs that still had the root in CR3 after a tables operation.
+    /// Lazy CPUs that still had the root in CR3 after a tables operation (after a
+    /// release: any CPU).
     pub left_behind: u64,
+    /// Release only: CPUs that found the root they still ran on freed.
+    pub root_freed_early: u64,
+    /// Release only: how many times it waited for CPUs that still had the address space.
+    pub release_waits: u64,
 }
 
 /// Runs the oracle for `op` in `scen` and prints its line.
@@ -334,6 +530,8 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
     });
     STAGE.store(0, Ordering::SeqCst);
     PRIMED.store(0, Ordering::SeqCst);
+    RELEASE_WAITS.store(0, Ordering::SeqCst);
+    ROOT_FREED_EARLY.store(0, Ordering::SeqCst);
     let (mm, owner) = build(op);
     let collapsed = if op == Op::Collapse {
         Expect::Value
@@ -360,6 +558,12 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
                         arch::pv_host::leave_preempted();
                     }
                     probe(op, collapsed);
+                    // A release lets this task go on only while it waits for it: the
+                    // root this CPU runs on must still be whole.
+                    if op == Op::Release && !(arch::tlb::loaded_root() == mm.root() && root_intact(mm.root()))
+                    {
+                        ROOT_FREED_EARLY.fetch_add(1, Ordering::SeqCst);
+                    }
                 })
             })
             .collect(),
@@ -376,6 +580,10 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
     sched::use_mm(Some(mm));
     prime(op);
     wait_until("primed cpus", || PRIMED.load(Ordering::SeqCst) == cpus as u64 - 1);
+    if op == Op::Release {
+        // The releaser holds the address space only lazily, as after an exit.
+        sched::use_mm(None);
+    }
 
     let deferred = arch::backend::pv::DEFERRED_FLUSHES.load(Ordering::SeqCst);
     operate(op, mm);
@@ -384,7 +592,7 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
     probe(op, collapsed);
     STAGE.store(1, Ordering::SeqCst);
     tasks.into_iter().for_each(|t| t.join(10_000));
-    if scen == Scenario::C {
+    if scen == Scenario::C || op == Op::Release {
         for c in 1..cpus {
             if op.frees_tables() {
                 // As it is: the cross call runs on whatever root the CPU holds now.
@@ -409,6 +617,8 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
         probes: 0,
         stale: 0,
         left_behind: 0,
+        root_freed_early: ROOT_FREED_EARLY.load(Ordering::SeqCst),
+        release_waits: RELEASE_WAITS.load(Ordering::SeqCst),
     };
     let name = op.name();
     for (c, r) in RESULTS.iter().enumerate().take(cpus) {
@@ -433,18 +643,30 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
             );
         }
     }
+    let release = if op == Op::Release {
+        alloc::format!(
+            " release_waits={} root_freed_early={}",
+            out.release_waits,
+            out.root_freed_early
+        )
+    } else {
+        alloc::string::String::new()
+    };
     log::info!(
-        "coherence: op={name} scen={scen:?} backend={} cpus={cpus} probes={} stale={} left_behind={} deferred={deferred}",
+        "coherence: op={name} scen={scen:?} backend={} cpus={cpus} probes={} stale={} left_behind={} deferred={deferred}{release}",
         tlb::mmu().backend.kind().name(),
         out.probes,
         out.stale,
         out.left_behind
     );
 
-    destroy(mm);
+    if op != Op::Release {
+        destroy(mm);
+    }
     if let Some(owner) = owner {
         destroy(owner);
     }
+    free_giant_frames();
     tlb::settle();
     assert_eq!(crate::mem::frames::stats().used, used, "coherence: frames leaked");
     out
@@ -454,10 +676,17 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
 pub fn check(op: Op, scen: Scenario) {
     let out = run(op, scen);
     assert!(
-        out.stale == 0 && out.left_behind == 0,
-        "coherence: {} stale reads, {} lazy cpus left behind ({:?}, {scen:?})",
+        out.stale == 0 && out.left_behind == 0 && out.root_freed_early == 0,
+        "coherence: {} stale reads, {} lazy cpus left behind, {} cpus on a freed root ({:?}, {scen:?})",
         out.stale,
         out.left_behind,
+        out.root_freed_early,
         op
     );
+    if op == Op::Release && scen == Scenario::A && arch::cpus::count() > 1 {
+        assert!(
+            out.release_waits > 0,
+            "coherence: the release never waited for the cpus running the address space"
+        );
+    }
 }

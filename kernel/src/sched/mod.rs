@@ -125,10 +125,13 @@ pub fn schedule() {
         Some(mm) => mmu.switch_mm(mm),
         None => mmu.enter_lazy_tlb(),
     }
+    // The release step this task may be in is its own, not the next task's.
+    let teardown_step = arch::teardown_record::suspend();
     // SAFETY: interrupts are off; `prev_rsp` belongs to a task kept alive by the run
     // queue (ready, sleeping or zombie); `next_rsp` was saved by a switch or prepared
     // by `Task::spawn`.
     unsafe { arch::context::switch_stack(prev_rsp, next_rsp) };
+    arch::teardown_record::resume(teardown_step);
     after_switch();
     if was_enabled {
         interrupts::enable();
