@@ -2,21 +2,39 @@
 //! `CONFIG_CSD_LOCK_WAIT_DEBUG` (`csd_lock_wait_toolong`): a waiter that has waited
 //! longer than the bound reports what it waits for and which CPUs have not answered,
 //! asks each of them by NMI what it is doing (an NMI gets through with interrupts off),
-//! sends a cross-call waiter's targets their IPI again, and then fails the run.
+//! sends a cross-call waiter's targets their IPI again, and goes on waiting; it fails
+//! the run only if a CPU still has not answered at [`FATAL_FACTOR`] times the bound.
 //!
-//! Protocol:
+//! Protocol (two bounds: `watchdog.ms`, the report bound B, and F = [`FATAL_FACTOR`] x B):
 //! - A wait calls [`Wait::start`] once and [`Wait::check`] on every round; `check` reads
-//!   the TSC and, before the bound, costs nothing more. The laggards are computed only
-//!   when the bound has passed (the caller's closure).
-//! - Report: the waiter prints `watchdog: cpu=.. waited_ms=.. for=.. at=.. laggards=..`,
-//!   sets each laggard's `wanted` flag (SeqCst) and sends it an NMI. The laggard's NMI
-//!   hook sees the flag (SeqCst swap), prints
-//!   `watchdog: cpu=.. rip=.. if=.. cr3=.. ticks=.. queued_calls=..` for the context the
-//!   NMI interrupted and bumps `answered`. The waiter waits up to 500 ms for the answers.
-//!   Printing breaks the serial lock (the laggard may hold it; the run is ending anyway).
-//! - Then the waiter panics (the default), or, with [`set_fatal`]`(false)` (tests only),
-//!   returns and keeps waiting: the tests heal the fault they injected and check that the
-//!   report happened. Each wait reports once.
+//!   the TSC and, before B, costs nothing more. The laggards are computed only past a
+//!   bound (the caller's closure).
+//! - At B, laggards named: the waiter prints
+//!   `watchdog: cpu=.. waited_ms=.. for=.. at=.. laggards=.. fatal_ms=..`, sets each
+//!   laggard's `wanted` flag and sends it an NMI. The laggard's NMI hook takes the flag,
+//!   prints `watchdog: cpu=.. rip=.. if=.. cr3=.. ticks=.. queued_calls=..` for the
+//!   context the NMI interrupted and bumps `answered`. The waiter waits up to 500 ms for
+//!   the answers, runs the kick on each laggard (a cross call resends its IPI) and goes
+//!   on waiting. Printing breaks the serial lock (the laggard may hold it).
+//! - At B (or F), no laggard: every CPU had answered by the time the waiter looked; the
+//!   waiter itself was late to see it (under TCG on a busy host a vCPU thread can be off
+//!   its host core for seconds). That is a late answer, not a lost one: one line
+//!   `watchdog: late answer cpu=.. for=.. at=.. (all answered; seen after N ms)`
+//!   and the wait goes on (it ends at its next round).
+//! - At F, laggards named: the same report again (where are they now), then the waiter
+//!   panics (the default), or, with [`set_fatal`]`(false)` (tests only), returns and
+//!   keeps waiting: the tests heal the fault they injected and check that the report
+//!   happened. Each wait reports at most once per bound.
+//!
+//! Why F = 3 x B: a CPU that is merely slow (a starved vCPU: QEMU TCG runs up to 288 of
+//! them on two host cores, one of them busy with something else) answers soon after the
+//! report's NMI and kick; a CPU that has not answered two whole bounds after being asked
+//! by NMI and sent its IPI again is stuck, not slow. With the default B of 10 s, F is 30 s.
+//!
+//! Orderings (x86-TSO; the Rust orderings are what the compiler must keep): the bound,
+//! the fatal switch and the counters are independent words that publish nothing else
+//! (Relaxed). The request/answer handshake between a waiter and a laggard's NMI handler
+//! is stated at each operation below.
 
 use core::panic::Location;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,19 +43,31 @@ use mm::cpumask::CpuMask;
 use crate::cpus;
 use crate::percpu::{self, with_lapic};
 
-/// Default bound on a wait for other CPUs (`watchdog.ms=`).
+/// Default bound on a wait for other CPUs before it is reported (`watchdog.ms=`).
 pub const DEFAULT_BOUND_MS: u64 = 10_000;
 
+/// A wait fails the run when a CPU has still not answered at this many times the bound
+/// (see the module's protocol for why 3).
+pub const FATAL_FACTOR: u64 = 3;
+
+// Relaxed: a setting read on its own; no data is published with it.
 static BOUND_MS: AtomicU64 = AtomicU64::new(DEFAULT_BOUND_MS);
+// Relaxed: as BOUND_MS (tests set it on the CPU that then waits).
 static FATAL: AtomicBool = AtomicBool::new(true);
-/// Reports made (waits that passed the bound).
+/// Reports made (waits that passed a bound with laggards). Relaxed: a count, read by
+/// tests after the wait it counts has returned on the reading CPU or been joined.
 static REPORTS: AtomicU64 = AtomicU64::new(0);
+/// Late answers seen (waits that passed a bound with no laggard). Relaxed: as REPORTS.
+static LATE: AtomicU64 = AtomicU64::new(0);
 /// Reports under way (their NMIs may still arrive after the request they answer was
 /// served by an earlier NMI: those are the watchdog's too, not "unexpected").
 static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
 
 /// Whether a watchdog report is under way (the NMI handler's second question).
 pub fn report_in_flight() -> bool {
+    // A plain load suffices on x86-TSO: the increment is a locked RMW followed by the
+    // fence in `send_report_nmi` before any NMI is sent, so a CPU taking one of the
+    // report's NMIs sees it. SeqCst keeps the compiler from moving it either.
     IN_FLIGHT.load(Ordering::SeqCst) > 0
 }
 /// The laggards of the latest report (for tests).
@@ -57,31 +87,46 @@ pub struct Answer {
 /// CPU `cpu`'s answers so far.
 pub fn answer(cpu: usize) -> Answer {
     let w = &cpus::get(cpu).watchdog;
+    // Acquire on the count pairs with the Release increment in `answer_nmi`: a reader
+    // that sees the new count sees the rip and flag stored before it (read after it).
+    let count = w.answered.load(Ordering::Acquire);
     Answer {
-        count: w.answered.load(Ordering::SeqCst),
-        rip: w.last_rip.load(Ordering::SeqCst),
-        interrupts_enabled: w.last_if.load(Ordering::SeqCst),
+        count,
+        // Relaxed: ordered after the Acquire load above.
+        rip: w.last_rip.load(Ordering::Relaxed),
+        interrupts_enabled: w.last_if.load(Ordering::Relaxed),
     }
 }
 
 /// Sets the bound (boot option `watchdog.ms=`; tests shorten it).
 pub fn set_bound_ms(ms: u64) {
-    BOUND_MS.store(ms.max(1), Ordering::SeqCst);
+    BOUND_MS.store(ms.max(1), Ordering::Relaxed);
 }
 
-/// The bound in milliseconds.
+/// The report bound in milliseconds.
 pub fn bound_ms() -> u64 {
-    BOUND_MS.load(Ordering::SeqCst)
+    BOUND_MS.load(Ordering::Relaxed)
 }
 
-/// Whether a report fails the run (the default) or lets the wait go on (tests).
+/// The fatal bound in milliseconds ([`FATAL_FACTOR`] times [`bound_ms`]).
+pub fn fatal_bound_ms() -> u64 {
+    bound_ms().saturating_mul(FATAL_FACTOR)
+}
+
+/// Whether a report past the fatal bound fails the run (the default) or lets the wait
+/// go on (tests).
 pub fn set_fatal(fatal: bool) {
-    FATAL.store(fatal, Ordering::SeqCst);
+    FATAL.store(fatal, Ordering::Relaxed);
 }
 
-/// Reports made so far, and the laggards of the latest.
+/// Reports made so far (waits past a bound with laggards), and the laggards of the latest.
 pub fn reports() -> (u64, CpuMask) {
-    (REPORTS.load(Ordering::SeqCst), *LAST_LAGGARDS.lock())
+    (REPORTS.load(Ordering::Relaxed), *LAST_LAGGARDS.lock())
+}
+
+/// Late answers seen so far (waits past a bound whose CPUs had all answered).
+pub fn late_answers() -> u64 {
+    LATE.load(Ordering::Relaxed)
 }
 
 /// The TSC cycles in `ms` milliseconds (at least a 1 MHz clock before calibration).
@@ -89,10 +134,61 @@ fn cycles(ms: u64) -> u64 {
     ms.saturating_mul(crate::timer::tsc_hz().max(1_000_000) / 1000)
 }
 
-/// Whether a wait that began at TSC `since` has passed the bound.
+/// Whether a wait that began at TSC `since` has passed `ms` milliseconds.
 /// Before the TSC is calibrated there is no bound.
+fn past(since: u64, ms: u64) -> bool {
+    crate::timer::tsc_hz() != 0 && crate::cpu::rdtsc().wrapping_sub(since) > cycles(ms)
+}
+
+/// Whether a wait that began at TSC `since` has passed the report bound.
 pub fn past_bound(since: u64) -> bool {
-    crate::timer::tsc_hz() != 0 && crate::cpu::rdtsc().wrapping_sub(since) > cycles(bound_ms())
+    past(since, bound_ms())
+}
+
+/// How far a wait has got with the watchdog: which bounds it has been checked past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+enum Stage {
+    /// Before the report bound, or not yet checked past it.
+    Quiet = 0,
+    /// Checked past the report bound (reported, or a late answer noted).
+    Reported = 1,
+    /// Checked past the fatal bound (failed the run, or returned in tests).
+    Done = 2,
+}
+
+impl Stage {
+    fn from_u8(v: u8) -> Stage {
+        match v {
+            0 => Stage::Quiet,
+            1 => Stage::Reported,
+            _ => Stage::Done,
+        }
+    }
+}
+
+/// One step of a wait's watchdog: at the stage the wait has reached, past which bound it
+/// now is, report or note a late answer. Returns the new stage.
+fn step(
+    stage: Stage,
+    what: &str,
+    at: &Location,
+    start: u64,
+    laggards: impl FnOnce() -> CpuMask,
+    kick: &dyn Fn(usize),
+) -> Stage {
+    let next = match stage {
+        Stage::Quiet if past(start, bound_ms()) => Stage::Reported,
+        Stage::Reported if past(start, fatal_bound_ms()) => Stage::Done,
+        _ => return stage,
+    };
+    let lag = laggards();
+    if lag.is_empty() {
+        late_answer(what, at, start);
+    } else {
+        report(what, at, start, &lag, kick, next == Stage::Done);
+    }
+    next
 }
 
 /// One wait for other CPUs, bounded.
@@ -100,7 +196,7 @@ pub struct Wait {
     what: &'static str,
     at: &'static Location<'static>,
     start: u64,
-    reported: bool,
+    stage: Stage,
 }
 
 impl Wait {
@@ -111,35 +207,43 @@ impl Wait {
             what,
             at: Location::caller(),
             start: crate::cpu::rdtsc(),
-            reported: false,
+            stage: Stage::Quiet,
         }
     }
 
-    /// Whether the wait has passed the bound.
+    /// Whether the wait has passed the fatal bound (a caller that gives up then reports
+    /// with [`Wait::report`], which fails the run).
     pub fn expired(&self) -> bool {
-        past_bound(self.start)
+        past(self.start, fatal_bound_ms())
     }
 
-    /// One round of the wait. Past the bound: reports `laggards()` and fails the run
-    /// (returns, once, if the watchdog is not fatal); `kick` is run on each laggard
-    /// after its NMI (a cross call sends its IPI again).
+    /// One round of the wait. Past the report bound: reports `laggards()` (NMIs, then
+    /// `kick` on each: a cross call sends its IPI again) and goes on; past the fatal
+    /// bound, with laggards still: fails the run (returns, once, if the watchdog is not
+    /// fatal). No laggard past a bound is a late answer: one line, and the wait goes on.
     pub fn check(&mut self, laggards: impl FnOnce() -> CpuMask, kick: impl Fn(usize)) {
-        if self.reported || !self.expired() {
-            return;
-        }
-        self.report(&laggards(), &kick);
+        self.stage = step(self.stage, self.what, self.at, self.start, laggards, &kick);
     }
 
-    /// Reports the wait now with these laggards (see [`Wait::check`]).
+    /// Reports the wait now with these laggards as its final verdict (fails the run
+    /// unless the watchdog is not fatal; no laggard: a late answer).
     pub fn report(&mut self, laggards: &CpuMask, kick: &dyn Fn(usize)) {
-        self.reported = true;
-        report(self.what, self.at, self.start, laggards, kick);
+        self.stage = Stage::Done;
+        if laggards.is_empty() {
+            late_answer(self.what, self.at, self.start);
+        } else {
+            report(self.what, self.at, self.start, laggards, kick, true);
+        }
     }
 }
 
 /// The watchdog check of a wait that began at TSC `since` and is checked without a
-/// [`Wait`] (mm's waits, through their hardware trait): past the bound, reports once
-/// and returns true.
+/// [`Wait`] (mm's waits, through their hardware trait), on every round: at the report
+/// bound, reports (or notes a late answer) and returns false; at the fatal bound, fails
+/// the run, or (not fatal: tests) returns true, after which the caller stops checking.
+/// The stage is kept in this CPU's record, keyed by `since`; a second such wait begun on
+/// this CPU meanwhile (a yield in the first's relax) takes the record over, and the
+/// first then reports its bound again: a repeated line, never a missed verdict.
 pub fn check_since(
     since: u64,
     what: &'static str,
@@ -149,25 +253,64 @@ pub fn check_since(
     if !past_bound(since) {
         return false;
     }
-    report(what, at, since, &laggards(), &|_| {});
-    true
+    let w = &percpu::current().expect("a wait before per-CPU data").watchdog;
+    // Relaxed: the record is this CPU's own, read and written only by the code running
+    // on it, with interrupts not touching it (no wait is checked in an interrupt).
+    let stage = if w.wait_since.load(Ordering::Relaxed) == since {
+        Stage::from_u8(w.wait_stage.load(Ordering::Relaxed))
+    } else {
+        Stage::Quiet
+    };
+    let next = step(stage, what, at, since, laggards, &|_| {});
+    w.wait_since.store(since, Ordering::Relaxed);
+    w.wait_stage.store(next as u8, Ordering::Relaxed);
+    next == Stage::Done
 }
 
-fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(usize)) {
+/// A wait past a bound whose CPUs had all answered: one line, no verdict.
+fn late_answer(what: &str, at: &Location, start: u64) {
+    let me = percpu::cpu_index();
+    let waited_ms = crate::cpu::rdtsc().wrapping_sub(start) / cycles(1);
+    LATE.fetch_add(1, Ordering::Relaxed);
+    crate::serial::write_fmt_panicking(format_args!(
+        "watchdog: late answer cpu={me} for={what} at={at} (all answered; seen after {waited_ms} ms)\n"
+    ));
+}
+
+/// Makes this CPU's earlier stores (the `wanted` request) visible before the NMI that
+/// follows is sent: in x2APIC mode the ICR is written with WRMSR, which the SDM (vol. 3,
+/// "x2APIC register access") lets complete before earlier stores are globally visible,
+/// and the NMI handler must find the request. MFENCE then LFENCE, as Linux's
+/// `weak_wrmsr_fence` (the LFENCE keeps the WRMSR from starting before the MFENCE ends).
+fn fence_before_nmi() {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    // SAFETY: LFENCE only orders this CPU's instruction stream.
+    unsafe { core::arch::x86_64::_mm_lfence() };
+}
+
+fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(usize), last: bool) {
     let me = percpu::cpu_index();
     let waited_ms = crate::cpu::rdtsc().wrapping_sub(start) / cycles(1);
     let hz = crate::timer::tsc_hz().max(1_000_000);
     let mut list = cpu_list(lag);
     crate::serial::write_fmt_panicking(format_args!(
-        "watchdog: cpu={me} waited_ms={waited_ms} for={what} at={at} laggards={}\n",
-        list.as_str()
+        "watchdog: cpu={me} waited_ms={waited_ms} for={what} at={at} laggards={} fatal_ms={}\n",
+        list.as_str(),
+        fatal_bound_ms()
     ));
-    REPORTS.fetch_add(1, Ordering::SeqCst);
+    REPORTS.fetch_add(1, Ordering::Relaxed);
+    // Before any NMI of this report is sent (the fence below orders it): a laggard
+    // taking one must see a report in flight. SeqCst: also kept after the NMIs by the
+    // compiler, until the answers are in (the decrement below).
     IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     *LAST_LAGGARDS.lock() = *lag;
     let counts: alloc::vec::Vec<u64> = lag.iter().map(|c| answer(c).count).collect();
     for c in lag.iter().filter(|&c| c != me) {
-        cpus::get(c).watchdog.wanted.fetch_add(1, Ordering::SeqCst);
+        // The request the laggard's NMI handler takes (`swap` in `answer_nmi`). Release
+        // would do for the handshake; the fence after it is what makes it visible
+        // before the WRMSR that sends the NMI.
+        cpus::get(c).watchdog.wanted.fetch_add(1, Ordering::Release);
+        fence_before_nmi();
         with_lapic(|l| l.send_nmi(cpus::get(c).apic_id));
     }
     let end = crate::cpu::rdtsc() + hz / 2;
@@ -193,8 +336,9 @@ fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(us
         ));
     }
     lag.iter().for_each(kick);
+    // SeqCst: not moved by the compiler before the answers were read and the kicks sent.
     IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-    if FATAL.load(Ordering::SeqCst) {
+    if last && FATAL.load(Ordering::Relaxed) {
         list = cpu_list(lag);
         panic!(
             "watchdog: cpu {me} waited {waited_ms} ms for {what} at {at}; no answer from cpus {}",
@@ -223,7 +367,9 @@ fn cpu_list(mask: &CpuMask) -> alloc::string::String {
 /// runs its halt hook (a panic's stop NMI may be merged with ours).
 pub(crate) fn answer_nmi(rip: u64, rflags: u64) -> bool {
     let Some(me) = percpu::current() else { return false };
-    if me.watchdog.wanted.swap(0, Ordering::SeqCst) == 0 {
+    // Acquire pairs with the waiter's Release increment (nothing else is published with
+    // the request today; Acquire keeps it so if the request ever carries data).
+    if me.watchdog.wanted.swap(0, Ordering::Acquire) == 0 {
         return false;
     }
     let irqs = rflags & (1 << 9) != 0;
@@ -236,8 +382,11 @@ pub(crate) fn answer_nmi(rip: u64, rflags: u64) -> bool {
         me.ticks.load(Ordering::Relaxed),
         me.calls.len_now().map_or(-1, |n| n as i64),
     ));
-    me.watchdog.last_rip.store(rip, Ordering::SeqCst);
-    me.watchdog.last_if.store(irqs, Ordering::SeqCst);
-    me.watchdog.answered.fetch_add(1, Ordering::SeqCst);
+    // Relaxed: published by the Release increment of `answered` after them.
+    me.watchdog.last_rip.store(rip, Ordering::Relaxed);
+    me.watchdog.last_if.store(irqs, Ordering::Relaxed);
+    // Release: a waiter (or test) that sees the new count (Acquire in `answer`) sees the
+    // rip and flag above.
+    me.watchdog.answered.fetch_add(1, Ordering::Release);
     true
 }

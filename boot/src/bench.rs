@@ -159,12 +159,36 @@ pub struct Report {
     pub records: Vec<Record>,
     /// Boots and configurations that failed.
     pub failures: Vec<Failure>,
+    /// How each boot ended, and its last lines ([`qemu::describe`]), in boot order.
+    pub boots: Vec<(String, String)>,
 }
 
 impl Report {
     /// Whether nothing failed (the `bench` command's exit status is 0 only then).
     pub fn ok(&self) -> bool {
         self.failures.is_empty()
+    }
+
+    /// Everything a failing check should show: the configurations measured, the
+    /// failures, and each boot's ending and last lines.
+    pub fn describe(&self) -> String {
+        let measured: Vec<String> = self
+            .records
+            .iter()
+            .map(|r| {
+                ["os", "smp", "op", "scen", "pages", "tables", "sync"]
+                    .iter()
+                    .map(|k| r.get(k))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let mut out = format!("{} records: [{}]\n", measured.len(), measured.join("; "));
+        out += &format!("{} failures:\n{}", self.failures.len(), failures(self));
+        for (boot, how) in &self.boots {
+            out += &format!("boot {boot}: {how}");
+        }
+        out
     }
 }
 
@@ -213,6 +237,11 @@ impl BootLog {
     /// itself is listed as failed unless it succeeded, or ran to the end with failed
     /// configurations that explain its verdict.
     pub fn finish(self, boot: &str, outcome: Result<qemu::Outcome, String>, report: &mut Report) {
+        let how = match &outcome {
+            Ok(o) => o.describe(),
+            Err(e) => format!("{e}\n"),
+        };
+        report.boots.push((boot.to_string(), how));
         report.records.extend(self.records);
         let explained = self.done && !self.failed.is_empty();
         report.failures.extend(

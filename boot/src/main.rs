@@ -129,6 +129,7 @@ impl RunArgs {
             accel,
             cpu: qemu::usable_cpu(accel, self.cpu.clone()),
             timeout: Duration::from_secs(self.timeout),
+            silence: None,
             gdb: self.gdb,
             usb: self.usb,
             monitor: None,
