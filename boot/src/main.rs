@@ -134,6 +134,7 @@ impl RunArgs {
             usb: self.usb,
             monitor: None,
             direct: None,
+            console_log: None,
         }
     }
 }

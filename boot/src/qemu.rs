@@ -56,6 +56,9 @@ pub struct QemuConfig {
     /// Boot a Linux kernel directly (`-kernel`, `-initrd`, `-append`) instead of a disk
     /// image: the benchmark's Linux guest.
     pub direct: Option<DirectBoot>,
+    /// A second serial port written to this file (the Linux guest's kernel console, kept
+    /// apart from its program's lines on the first). None: one serial port.
+    pub console_log: Option<PathBuf>,
 }
 
 /// A kernel booted by QEMU itself, with its initramfs and command line.
@@ -83,6 +86,7 @@ impl Default for QemuConfig {
             usb: false,
             monitor: None,
             direct: None,
+            console_log: None,
         }
     }
 }
@@ -294,6 +298,10 @@ pub fn args(cfg: &QemuConfig, image: &Path) -> Result<Vec<String>, String> {
     push(&cfg.mem);
     for s in ["-display", "none", "-serial", "stdio", "-no-reboot"] {
         push(s);
+    }
+    if let Some(log) = &cfg.console_log {
+        push("-serial");
+        push(&format!("file:{}", log.display()));
     }
     push("-monitor");
     match &cfg.monitor {

@@ -146,6 +146,7 @@ fn a_real_linux_boot_with_one_failing_configuration_keeps_the_others() {
     };
     let report = run(&plan).expect("the Linux guest (kernel, program, initramfs)");
     let got = report.describe();
+    println!("{got}");
     let ops: Vec<&str> = report.records.iter().map(|r| r.get("op")).collect();
     assert_eq!(
         ops,
