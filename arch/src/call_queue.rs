@@ -97,6 +97,12 @@ impl CallQueue {
             q.head = (head + 1) % QUEUE_SLOTS;
             q.len -= 1;
             let r = q.slots[head].take();
+            // Relaxed: stored under the queue lock, whose release publishes it together
+            // with the pop to whoever takes the lock next (`holds`), so the watchdog finds
+            // a request queued or running, never neither. Its lock-free read of this word
+            // can only be stale for a request popped or finished a moment ago (x86-TSO
+            // makes a store visible to all at once, in order); a CPU stuck in a request
+            // for a whole bound published it long before.
             running.store(r.map_or(0, |p| p.0 as usize), Ordering::Relaxed);
             r
         })

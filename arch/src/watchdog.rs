@@ -3,33 +3,39 @@
 //! longer than the bound reports what it waits for and which CPUs have not answered,
 //! asks each of them by NMI what it is doing (an NMI gets through with interrupts off),
 //! sends a cross-call waiter's targets their IPI again, and goes on waiting; it fails
-//! the run only if a CPU still has not answered at [`FATAL_FACTOR`] times the bound.
+//! the run only when a CPU it waits for has made no progress at all over two bounds.
 //!
-//! Protocol (two bounds: `watchdog.ms`, the report bound B, and F = [`FATAL_FACTOR`] x B):
+//! Protocol (B = `watchdog.ms`; check points at B, 3B, 5B, ...: [`FATAL_FACTOR`] x B is
+//! the first at which the run can fail):
 //! - A wait calls [`Wait::start`] once and [`Wait::check`] on every round; `check` reads
-//!   the TSC and, before B, costs nothing more. The laggards are computed only past a
-//!   bound (the caller's closure).
-//! - At B, laggards named: the waiter prints
-//!   `watchdog: cpu=.. waited_ms=.. for=.. at=.. laggards=.. fatal_ms=..`, sets each
+//!   the TSC and, before the next check point, costs nothing more. The laggards are
+//!   computed only at a check point (the caller's closure).
+//! - At a check point with laggards: the waiter prints
+//!   `watchdog: cpu=.. waited_ms=.. for=.. at=.. laggards=.. stuck=..`, sets each
 //!   laggard's `wanted` flag and sends it an NMI. The laggard's NMI hook takes the flag,
 //!   prints `watchdog: cpu=.. rip=.. if=.. cr3=.. ticks=.. queued_calls=..` for the
 //!   context the NMI interrupted and bumps `answered`. The waiter waits up to 500 ms for
 //!   the answers, runs the kick on each laggard (a cross call resends its IPI) and goes
 //!   on waiting. Printing breaks the serial lock (the laggard may hold it).
-//! - At B (or F), no laggard: every CPU had answered by the time the waiter looked; the
-//!   waiter itself was late to see it (under TCG on a busy host a vCPU thread can be off
-//!   its host core for seconds). That is a late answer, not a lost one: one line
-//!   `watchdog: late answer cpu=.. for=.. at=.. (all answered; seen after N ms)`
-//!   and the wait goes on (it ends at its next round).
-//! - At F, laggards named: the same report again (where are they now), then the waiter
+//! - Progress: the waiter keeps a fingerprint of its laggards and of each one's progress
+//!   count (timer ticks taken plus cross calls served: neither moves on a CPU stuck with
+//!   interrupts off, or spinning without serving its queue). At a later check point, the
+//!   same laggards with the same counts are stuck: the waiter reports them again and
 //!   panics (the default), or, with [`set_fatal`]`(false)` (tests only), returns and
-//!   keeps waiting: the tests heal the fault they injected and check that the report
-//!   happened. Each wait reports at most once per bound.
+//!   keeps waiting. Laggards that moved are slow, not stuck: reported again, and the
+//!   wait goes on to the next check point.
+//! - A check point with no laggard: every CPU had answered by the time the waiter
+//!   looked; the waiter itself was late to see it (under TCG on a busy host a vCPU thread
+//!   can be off its host core for seconds). That is a late answer, not a lost one: one
+//!   line `watchdog: late answer cpu=.. for=.. at=.. (all answered; seen after N ms)`
+//!   and the wait goes on (it ends at its next round).
 //!
-//! Why F = 3 x B: a CPU that is merely slow (a starved vCPU: QEMU TCG runs up to 288 of
-//! them on two host cores, one of them busy with something else) answers soon after the
-//! report's NMI and kick; a CPU that has not answered two whole bounds after being asked
-//! by NMI and sent its IPI again is stuck, not slow. With the default B of 10 s, F is 30 s.
+//! Why progress and not a fixed larger bound: at `-smp 288` under TCG on a two-core
+//! host kept busy by other work, the all-to-all call storm had CPUs behind for more than
+//! 30 s (3 x B) while still serving calls (their queues moving between NMI answers): a
+//! fixed bound turns host load into a verdict. A CPU whose ticks and served calls have
+//! not moved for two whole bounds (20 s by default), after an NMI and its IPI again, is
+//! stuck, not slow.
 //!
 //! Orderings (x86-TSO; the Rust orderings are what the compiler must keep): the bound,
 //! the fatal switch and the counters are independent words that publish nothing else
@@ -46,8 +52,8 @@ use crate::percpu::{self, with_lapic};
 /// Default bound on a wait for other CPUs before it is reported (`watchdog.ms=`).
 pub const DEFAULT_BOUND_MS: u64 = 10_000;
 
-/// A wait fails the run when a CPU has still not answered at this many times the bound
-/// (see the module's protocol for why 3).
+/// The earliest a wait can fail the run, in bounds: its second check point (the first
+/// is at one bound; then every two). See the module's protocol.
 pub const FATAL_FACTOR: u64 = 3;
 
 // Relaxed: a setting read on its own; no data is published with it.
@@ -108,7 +114,7 @@ pub fn bound_ms() -> u64 {
     BOUND_MS.load(Ordering::Relaxed)
 }
 
-/// The fatal bound in milliseconds ([`FATAL_FACTOR`] times [`bound_ms`]).
+/// The earliest a wait can fail the run, in milliseconds ([`FATAL_FACTOR`] bounds).
 pub fn fatal_bound_ms() -> u64 {
     bound_ms().saturating_mul(FATAL_FACTOR)
 }
@@ -145,50 +151,67 @@ pub fn past_bound(since: u64) -> bool {
     past(since, bound_ms())
 }
 
-/// How far a wait has got with the watchdog: which bounds it has been checked past.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-enum Stage {
-    /// Before the report bound, or not yet checked past it.
-    Quiet = 0,
-    /// Checked past the report bound (reported, or a late answer noted).
-    Reported = 1,
-    /// Checked past the fatal bound (failed the run, or returned in tests).
-    Done = 2,
+/// How far a wait has got with the watchdog: check points passed, and the fingerprint
+/// of its laggards' progress at the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Progress {
+    /// Check points passed (the next is at `(1 + 2 * checks)` bounds).
+    checks: u64,
+    /// [`fingerprint`] of the laggards at the last check point (0: none yet).
+    seen: u64,
+    /// A verdict was given (non-fatal watchdog): no more checks.
+    done: bool,
 }
 
-impl Stage {
-    fn from_u8(v: u8) -> Stage {
-        match v {
-            0 => Stage::Quiet,
-            1 => Stage::Reported,
-            _ => Stage::Done,
+/// What CPU `c` has done that a stuck CPU cannot: timer ticks taken (interrupts on)
+/// plus cross calls served. Relaxed: counters; a stale read can only make a moving CPU
+/// look stuck for one check point if it moved in the last moment, which a CPU stuck for
+/// two bounds never does.
+fn progress_count(c: usize) -> u64 {
+    let cpu = cpus::get(c);
+    let served: u64 = cpu.ipis.received.iter().map(|n| n.load(Ordering::Relaxed)).sum();
+    cpu.ticks.load(Ordering::Relaxed).wrapping_add(served)
+}
+
+/// A fingerprint of `lag` and each one's [`progress_count`] (FNV-1a over the pairs):
+/// equal at two check points means the same CPUs, none of which moved.
+fn fingerprint(lag: &CpuMask) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for c in lag.iter() {
+        for word in [c as u64, progress_count(c)] {
+            h = (h ^ word).wrapping_mul(0x0100_0000_01b3);
         }
     }
+    h | 1 // never 0, the "none yet" value
 }
 
-/// One step of a wait's watchdog: at the stage the wait has reached, past which bound it
-/// now is, report or note a late answer. Returns the new stage.
+/// One step of a wait's watchdog: at a check point, report or note a late answer, and
+/// fail the run if its laggards made no progress since the last one. Returns the new
+/// state.
 fn step(
-    stage: Stage,
+    mut p: Progress,
     what: &str,
     at: &Location,
     start: u64,
     laggards: impl FnOnce() -> CpuMask,
     kick: &dyn Fn(usize),
-) -> Stage {
-    let next = match stage {
-        Stage::Quiet if past(start, bound_ms()) => Stage::Reported,
-        Stage::Reported if past(start, fatal_bound_ms()) => Stage::Done,
-        _ => return stage,
-    };
+) -> Progress {
+    if p.done || !past(start, bound_ms().saturating_mul(1 + 2 * p.checks)) {
+        return p;
+    }
+    p.checks += 1;
     let lag = laggards();
     if lag.is_empty() {
         late_answer(what, at, start);
-    } else {
-        report(what, at, start, &lag, kick, next == Stage::Done);
+        p.seen = 0;
+        return p;
     }
-    next
+    let now = fingerprint(&lag);
+    let stuck = p.seen == now;
+    p.seen = now;
+    report(what, at, start, &lag, kick, stuck);
+    p.done = stuck; // only reached when the watchdog is not fatal
+    p
 }
 
 /// One wait for other CPUs, bounded.
@@ -196,7 +219,7 @@ pub struct Wait {
     what: &'static str,
     at: &'static Location<'static>,
     start: u64,
-    stage: Stage,
+    progress: Progress,
 }
 
 impl Wait {
@@ -207,28 +230,29 @@ impl Wait {
             what,
             at: Location::caller(),
             start: crate::cpu::rdtsc(),
-            stage: Stage::Quiet,
+            progress: Progress::default(),
         }
     }
 
-    /// Whether the wait has passed the fatal bound (a caller that gives up then reports
-    /// with [`Wait::report`], which fails the run).
+    /// Whether the wait has passed [`FATAL_FACTOR`] bounds (a caller that gives up then
+    /// reports with [`Wait::report`], which fails the run).
     pub fn expired(&self) -> bool {
         past(self.start, fatal_bound_ms())
     }
 
-    /// One round of the wait. Past the report bound: reports `laggards()` (NMIs, then
-    /// `kick` on each: a cross call sends its IPI again) and goes on; past the fatal
-    /// bound, with laggards still: fails the run (returns, once, if the watchdog is not
-    /// fatal). No laggard past a bound is a late answer: one line, and the wait goes on.
+    /// One round of the wait. At each check point (see the module's protocol): reports
+    /// `laggards()` (NMIs, then `kick` on each: a cross call sends its IPI again) and goes
+    /// on, or fails the run when they made no progress since the last one (returns, once,
+    /// if the watchdog is not fatal). No laggard is a late answer: one line, and the wait
+    /// goes on.
     pub fn check(&mut self, laggards: impl FnOnce() -> CpuMask, kick: impl Fn(usize)) {
-        self.stage = step(self.stage, self.what, self.at, self.start, laggards, &kick);
+        self.progress = step(self.progress, self.what, self.at, self.start, laggards, &kick);
     }
 
     /// Reports the wait now with these laggards as its final verdict (fails the run
     /// unless the watchdog is not fatal; no laggard: a late answer).
     pub fn report(&mut self, laggards: &CpuMask, kick: &dyn Fn(usize)) {
-        self.stage = Stage::Done;
+        self.progress.done = true;
         if laggards.is_empty() {
             late_answer(self.what, self.at, self.start);
         } else {
@@ -238,12 +262,13 @@ impl Wait {
 }
 
 /// The watchdog check of a wait that began at TSC `since` and is checked without a
-/// [`Wait`] (mm's waits, through their hardware trait), on every round: at the report
-/// bound, reports (or notes a late answer) and returns false; at the fatal bound, fails
-/// the run, or (not fatal: tests) returns true, after which the caller stops checking.
-/// The stage is kept in this CPU's record, keyed by `since`; a second such wait begun on
-/// this CPU meanwhile (a yield in the first's relax) takes the record over, and the
-/// first then reports its bound again: a repeated line, never a missed verdict.
+/// [`Wait`] (mm's waits, through their hardware trait), on every round: at each check
+/// point, reports (or notes a late answer) and returns false; when the laggards made no
+/// progress, fails the run, or (not fatal: tests) returns true, after which the caller
+/// stops checking. The state is kept in this CPU's record, keyed by `since`; a second
+/// such wait begun on this CPU meanwhile (a yield in the first's relax) takes the record
+/// over, and the first then starts its check points again: repeated lines and a later
+/// verdict, never a missed one.
 pub fn check_since(
     since: u64,
     what: &'static str,
@@ -255,16 +280,21 @@ pub fn check_since(
     }
     let w = &percpu::current().expect("a wait before per-CPU data").watchdog;
     // Relaxed: the record is this CPU's own, read and written only by the code running
-    // on it, with interrupts not touching it (no wait is checked in an interrupt).
-    let stage = if w.wait_since.load(Ordering::Relaxed) == since {
-        Stage::from_u8(w.wait_stage.load(Ordering::Relaxed))
-    } else {
-        Stage::Quiet
-    };
-    let next = step(stage, what, at, since, laggards, &|_| {});
+    // on it, and no wait is checked in an interrupt handler.
+    let mut p = Progress::default();
+    if w.wait_since.load(Ordering::Relaxed) == since {
+        let checks = w.wait_checks.load(Ordering::Relaxed);
+        p = Progress {
+            checks: checks >> 1,
+            seen: w.wait_seen.load(Ordering::Relaxed),
+            done: checks & 1 != 0,
+        };
+    }
+    let next = step(p, what, at, since, laggards, &|_| {});
     w.wait_since.store(since, Ordering::Relaxed);
-    w.wait_stage.store(next as u8, Ordering::Relaxed);
-    next == Stage::Done
+    w.wait_checks.store(next.checks << 1 | u64::from(next.done), Ordering::Relaxed);
+    w.wait_seen.store(next.seen, Ordering::Relaxed);
+    next.done
 }
 
 /// A wait past a bound whose CPUs had all answered: one line, no verdict.
@@ -288,15 +318,17 @@ fn fence_before_nmi() {
     unsafe { core::arch::x86_64::_mm_lfence() };
 }
 
-fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(usize), last: bool) {
+/// Reports laggards (and their NMI answers), kicks them, and, if `stuck` (no progress
+/// since the last check point) and the watchdog is fatal, fails the run.
+fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(usize), stuck: bool) {
     let me = percpu::cpu_index();
     let waited_ms = crate::cpu::rdtsc().wrapping_sub(start) / cycles(1);
     let hz = crate::timer::tsc_hz().max(1_000_000);
     let mut list = cpu_list(lag);
     crate::serial::write_fmt_panicking(format_args!(
-        "watchdog: cpu={me} waited_ms={waited_ms} for={what} at={at} laggards={} fatal_ms={}\n",
+        "watchdog: cpu={me} waited_ms={waited_ms} for={what} at={at} laggards={} stuck={}\n",
         list.as_str(),
-        fatal_bound_ms()
+        if stuck { "yes" } else { "not-yet" }
     ));
     REPORTS.fetch_add(1, Ordering::Relaxed);
     // Before any NMI of this report is sent (the fence below orders it): a laggard
@@ -338,11 +370,12 @@ fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(us
     lag.iter().for_each(kick);
     // SeqCst: not moved by the compiler before the answers were read and the kicks sent.
     IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-    if last && FATAL.load(Ordering::Relaxed) {
+    if stuck && FATAL.load(Ordering::Relaxed) {
         list = cpu_list(lag);
         panic!(
-            "watchdog: cpu {me} waited {waited_ms} ms for {what} at {at}; no answer from cpus {}",
-            list.as_str()
+            "watchdog: cpu {me} waited {waited_ms} ms for {what} at {at}; no answer from cpus {} (no tick taken, no call served in {} ms)",
+            list.as_str(),
+            2 * bound_ms()
         );
     }
 }

@@ -3,7 +3,7 @@
 //! that the per-CPU record holds it without importing the watchdog, which reads the
 //! per-CPU records. The orderings are stated where the watchdog uses each word.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64};
+use core::sync::atomic::{AtomicBool, AtomicU64};
 
 /// A CPU's side of the watchdog: the request to report, and its last answer.
 pub struct WatchdogCpu {
@@ -14,9 +14,11 @@ pub struct WatchdogCpu {
     pub(crate) last_rip: AtomicU64,
     pub(crate) last_if: AtomicBool,
     /// The start (TSC) of the latest wait this CPU checked through
-    /// [`crate::watchdog::check_since`], and the stage it reached (this CPU's only).
+    /// [`crate::watchdog::check_since`], its check points passed (times two, plus one
+    /// once it has its verdict) and its laggards' fingerprint (this CPU's only).
     pub(crate) wait_since: AtomicU64,
-    pub(crate) wait_stage: AtomicU8,
+    pub(crate) wait_checks: AtomicU64,
+    pub(crate) wait_seen: AtomicU64,
 }
 
 impl WatchdogCpu {
@@ -28,7 +30,8 @@ impl WatchdogCpu {
             last_rip: AtomicU64::new(0),
             last_if: AtomicBool::new(false),
             wait_since: AtomicU64::new(u64::MAX),
-            wait_stage: AtomicU8::new(0),
+            wait_checks: AtomicU64::new(0),
+            wait_seen: AtomicU64::new(0),
         }
     }
 }

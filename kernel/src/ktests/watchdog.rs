@@ -5,9 +5,9 @@
 //!
 //! The non-fatal tests shorten the bound and let the wait go on after the report; each
 //! heals its own fault (the kick resends the lost IPI; the spinner stops when it sees
-//! its NMI answered). The fatal test shows the default: a CPU that never answers fails
-//! the run at the fatal bound. The late-answer tests show what the default lets pass: a
-//! laggard that answers after the report but before the fatal bound, and a wait that
+//! its NMI answered). The fatal test shows the default: a CPU that never answers (no
+//! tick, no call served) fails the run at the next check point. The late-answer tests
+//! show what the default lets pass: a laggard that answers after the report, and a wait that
 //! looks past a bound only after every CPU had answered (its own vCPU was late: no
 //! laggard, one line, no verdict).
 
@@ -123,9 +123,12 @@ fn spin_until_ms_after(since: u64, ms: u64) {
 }
 
 arch::kernel_test!(
-    needs(watchdog().and_cpus(2).and(scale())) fn watchdog_lets_a_laggard_that_answers_before_the_fatal_bound_pass() {
+    needs(watchdog().and_cpus(2).and(scale())) fn watchdog_lets_a_laggard_that_answers_after_the_report_pass() {
         // The default, fatal watchdog: cpu 1 misses its IPI, is reported at the bound
-        // and kicked; it answers then, long before the fatal bound, and the run goes on.
+        // and kicked; it answers then, long before the next check point, and the run
+        // goes on.
+        // SeqCst (Release/Acquire would do): set on cpu 1, read here after the call's
+        // completion, which already orders it.
         static RAN: AtomicBool = AtomicBool::new(false);
         let bound = watchdog::bound_ms();
         watchdog::set_bound_ms(500);
@@ -142,8 +145,9 @@ arch::kernel_test!(
 arch::kernel_test!(
     needs(watchdog().and_cpus(2).and(scale())) fn watchdog_calls_a_wait_past_its_bounds_with_no_laggard_a_late_answer() {
         // The default, fatal watchdog. A cross call that cpu 1 answers at once, checked
-        // by a waiter that looks only after the report bound, then after the fatal one:
-        // no laggard either time, so two late-answer lines, no report, no failure.
+        // by a waiter that looks only after the first check point (one bound), then
+        // after the second (three): no laggard either time, so late-answer lines, no
+        // report, no failure.
         let bound = watchdog::bound_ms();
         watchdog::set_bound_ms(300);
         let (reports, _) = watchdog::reports();
@@ -155,25 +159,28 @@ arch::kernel_test!(
         spin_until_ms_after(since, 400);
         wait.check(none, |_| {});
         assert_eq!(watchdog::late_answers(), late + 1, "past the report bound");
-        // mm's waits (`check_since`): the same at each bound; true once past the fatal one.
+        // mm's waits (`check_since`): the same at each check point, and never a verdict.
         let at = core::panic::Location::caller();
         assert!(!watchdog::check_since(since, "late-answer-test", at, none));
         assert_eq!(watchdog::late_answers(), late + 2);
         assert!(!watchdog::check_since(since, "late-answer-test", at, none), "no repeat");
+        // The second check point, where a stuck laggard would fail the run (3 bounds).
         spin_until_ms_after(since, 1000);
         wait.check(none, |_| {});
-        assert!(watchdog::check_since(since, "late-answer-test", at, none));
+        assert!(!watchdog::check_since(since, "late-answer-test", at, none));
         watchdog::set_bound_ms(bound);
-        assert_eq!(watchdog::late_answers(), late + 4, "past the fatal bound");
+        assert_eq!(watchdog::late_answers(), late + 4, "at the second check point");
         assert_eq!(watchdog::reports().0, reports, "no report: nothing was lost");
     }
 );
 
 arch::kernel_test!(needs(watchdog().and_cpus(2).and(scale())) should_panic(expected = "watchdog: cpu 0 waited") fn watchdog_fails_the_run_when_a_cpu_never_answers() {
     // The default, fatal watchdog: cpu 1 spins with interrupts off for good. It is
-    // reported (and answers the NMI) at the bound, and still holds the call at the fatal
-    // bound (3 x 300 ms): the run fails there, naming it.
+    // reported (and answers the NMI) at the bound, and at the next check point (3 x 300
+    // ms) still holds the call, having taken no tick and served no call: the run fails
+    // there, naming it.
     watchdog::set_bound_ms(300);
+    // SeqCst (Release/Acquire would do): cpu 1 says it is spinning with interrupts off.
     static SPINNING: AtomicBool = AtomicBool::new(false);
     let _stuck = sched::spawn("stuck", 1, None, || {
         arch::irq::disable();
