@@ -119,8 +119,8 @@ pub fn fatal_bound_ms() -> u64 {
     bound_ms().saturating_mul(FATAL_FACTOR)
 }
 
-/// Whether a report past the fatal bound fails the run (the default) or lets the wait
-/// go on (tests).
+/// Whether a stuck verdict (laggards that made no progress between two check points)
+/// fails the run (the default) or lets the wait go on (tests).
 pub fn set_fatal(fatal: bool) {
     FATAL.store(fatal, Ordering::Relaxed);
 }
