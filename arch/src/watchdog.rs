@@ -292,7 +292,8 @@ pub fn check_since(
     }
     let next = step(p, what, at, since, laggards, &|_| {});
     w.wait_since.store(since, Ordering::Relaxed);
-    w.wait_checks.store(next.checks << 1 | u64::from(next.done), Ordering::Relaxed);
+    w.wait_checks
+        .store(next.checks << 1 | u64::from(next.done), Ordering::Relaxed);
     w.wait_seen.store(next.seen, Ordering::Relaxed);
     next.done
 }

@@ -323,10 +323,11 @@ pub fn initramfs(program: &Path, out: &Path) -> Result<(), String> {
 /// `--linux-args`).
 ///
 /// `no_timer_check`: at boot Linux counts timer ticks over a 40 ms busy wait and, when
-/// too few came, reroutes the timer through ever older paths and finally panics ("IO-APIC
-/// + timer doesn't work!"). Under TCG the ticks come from QEMU's main thread, which a
-/// busy host starves: the check failed under load here (`..MP-BIOS bug: 8254 timer not
-/// connected to IO-APIC` on the console), a verdict about the host, not the guest.
+/// too few came, reroutes the timer through ever older paths and finally panics
+/// ("IO-APIC and timer doesn't work"). Under TCG the ticks come from QEMU's main
+/// thread, which a busy host starves: the check failed under load here (`..MP-BIOS bug:
+/// 8254 timer not connected to IO-APIC` on the console), a verdict about the host, not
+/// the guest.
 pub fn cmdline(iters: usize, ops: &str, scenarios: &str) -> String {
     format!(
         "console={CONSOLE_PORT} quiet no5lvl mitigations=off no_timer_check panic=-1 lb.iters={iters} lb.ops={ops} lb.scen={scenarios}"

@@ -362,7 +362,12 @@ fn run_command(mut cmd: Command, cfg: &QemuConfig, mut on_line: impl FnMut(&str)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("could not start {:?}: {e} (run `cargo run -- setup`)", cmd.get_program()))?;
+        .map_err(|e| {
+            format!(
+                "could not start {:?}: {e} (run `cargo run -- setup`)",
+                cmd.get_program()
+            )
+        })?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = mpsc::channel();
@@ -465,7 +470,10 @@ mod tests {
         let d = describe("Failure", &lines);
         assert!(d.starts_with("ended: Failure; 102 lines of output\n"), "{d}");
         assert!(d.contains("what failed:\n  | panic: cpu=1"), "{d}");
-        assert!(d.contains("(76 earlier lines not shown)") && d.contains("  | line 76\n"), "{d}");
+        assert!(
+            d.contains("(76 earlier lines not shown)") && d.contains("  | line 76\n"),
+            "{d}"
+        );
         assert!(!d.contains("  | line 75\n"), "{d}");
         assert_eq!(d.lines().count(), 5 + TAIL_LINES, "{d}");
         assert_eq!(tail(&[]), "  (no output)\n");
@@ -483,7 +491,10 @@ mod tests {
         };
         let t = Instant::now();
         let err = run_command(cmd, &cfg, |_| {}).unwrap_err();
-        assert!(t.elapsed() < Duration::from_secs(15), "killed at the silence bound");
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "killed at the silence bound"
+        );
         assert!(err.starts_with("QEMU printed nothing for 2 s"), "{err}");
         assert!(
             err.contains("last printed: \"two\"") && err.contains("  | one\n  | two\n"),

@@ -25,7 +25,11 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
     // unmap: 3 page/table variants; unshare: 1; three scenarios; skip and forced.
     assert_eq!(records.len(), (3 + 1) * 3 * 2, "the run:\n{got}");
     for r in &records {
-        assert_eq!(r.0.len(), FIELDS.len() + 3, "the fields, os, kernel, collapsed: {r:?}");
+        assert_eq!(
+            r.0.len(),
+            FIELDS.len() + 3,
+            "the fields, os, kernel, collapsed: {r:?}"
+        );
         assert_eq!(r.get("os"), "gatherOS");
         assert_eq!(r.get("smp"), "2");
         assert!(r.get("ns_median").parse::<u64>().is_ok());

@@ -149,8 +149,7 @@ fn a_real_linux_boot_with_one_failing_configuration_keeps_the_others() {
     println!("{got}");
     let ops: Vec<&str> = report.records.iter().map(|r| r.get("op")).collect();
     assert_eq!(
-        ops,
-        ["unmap"; 3],
+        ops, ["unmap"; 3],
         "the three unmap configurations are kept; the run:\n{got}"
     );
     assert_eq!(report.failures.len(), 1, "one failure; the run:\n{got}");

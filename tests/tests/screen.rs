@@ -59,7 +59,10 @@ fn screenshot(firmware: Firmware) -> PathBuf {
         Err(e) => e,
     };
     if rx.recv_timeout(Duration::from_secs(900)).is_err() {
-        panic!("{firmware}: the kernel did not print `gatherOS: done (ok)`:\n{}", what(runner));
+        panic!(
+            "{firmware}: the kernel did not print `gatherOS: done (ok)`:\n{}",
+            what(runner)
+        );
     }
     // The serial line comes first; give the console a moment to finish drawing it.
     std::thread::sleep(Duration::from_millis(1000));
@@ -79,7 +82,10 @@ fn screenshot(firmware: Firmware) -> PathBuf {
         std::thread::sleep(Duration::from_millis(500));
     }
     writeln!(mon, "quit").unwrap();
-    let outcome = runner.join().unwrap().unwrap_or_else(|e| panic!("{firmware}: {e}"));
+    let outcome = runner
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{firmware}: {e}"));
     // Ended by `quit` (status 0, no verdict of its own): the kernel's was printed.
     assert!(
         matches!(outcome.verdict, Verdict::NoVerdict(Some(0), _) | Verdict::Success),
