@@ -72,7 +72,7 @@ static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
 /// Whether a watchdog report is under way (the NMI handler's second question).
 pub fn report_in_flight() -> bool {
     // A plain load suffices on x86-TSO: the increment is a locked RMW followed by the
-    // fence in `send_report_nmi` before any NMI is sent, so a CPU taking one of the
+    // fence in `fence_before_nmi` before any NMI is sent, so a CPU taking one of the
     // report's NMIs sees it. SeqCst keeps the compiler from moving it either.
     IN_FLIGHT.load(Ordering::SeqCst) > 0
 }
