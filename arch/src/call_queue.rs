@@ -28,6 +28,10 @@ unsafe impl Send for RequestPtr {}
 /// Slots in a CPU's call queue: one waiting call per CPU fits with room to spare.
 const QUEUE_SLOTS: usize = 1024;
 
+/// Tries at a queue's lock before a push gives up for now (see [`CallQueue::try_push`]):
+/// microseconds when the holder runs, far less than a tick.
+const PUSH_TRIES: usize = 1000;
+
 /// A CPU's queue of pending call requests: a fixed ring, so that pushing never
 /// allocates (an allocation under the queue lock could wait for a heap lock held by
 /// code that this very queue's IPI interrupted).
@@ -50,10 +54,22 @@ impl CallQueue {
     }
 
     /// Pushes a request; Some(true) if the queue was empty (the target needs an IPI),
-    /// None if the ring is full.
+    /// None if the ring is full or its lock stayed taken for [`PUSH_TRIES`] tries. The
+    /// caller treats both alike: it serves its own queue, with interrupts on between
+    /// tries, and pushes again. A pusher never spins on the lock with interrupts off for
+    /// long: at `-smp 288` under TCG on a busy host, with all CPUs pushing to all (the
+    /// call storm), one did for over 20 s (the lock is unfair and its holders' vCPUs are
+    /// descheduled), serving none of the 220 calls queued to it and taking no tick,
+    /// which held up every CPU that waited for it.
     pub(crate) fn try_push(&self, r: RequestPtr) -> Option<bool> {
         crate::irq::without_interrupts(|| {
-            let mut q = self.0.lock();
+            let mut q = (0..PUSH_TRIES).find_map(|_| {
+                let q = self.0.try_lock();
+                if q.is_none() {
+                    core::hint::spin_loop();
+                }
+                q
+            })?;
             if q.len == QUEUE_SLOTS {
                 return None;
             }
@@ -97,6 +113,12 @@ impl CallQueue {
             q.head = (head + 1) % QUEUE_SLOTS;
             q.len -= 1;
             let r = q.slots[head].take();
+            // Relaxed: stored under the queue lock, whose release publishes it together
+            // with the pop to whoever takes the lock next (`holds`), so the watchdog finds
+            // a request queued or running, never neither. Its lock-free read of this word
+            // can only be stale for a request popped or finished a moment ago (x86-TSO
+            // makes a store visible to all at once, in order); a CPU stuck in a request
+            // for a whole bound published it long before.
             running.store(r.map_or(0, |p| p.0 as usize), Ordering::Relaxed);
             r
         })

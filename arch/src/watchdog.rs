@@ -2,21 +2,45 @@
 //! `CONFIG_CSD_LOCK_WAIT_DEBUG` (`csd_lock_wait_toolong`): a waiter that has waited
 //! longer than the bound reports what it waits for and which CPUs have not answered,
 //! asks each of them by NMI what it is doing (an NMI gets through with interrupts off),
-//! sends a cross-call waiter's targets their IPI again, and then fails the run.
+//! sends a cross-call waiter's targets their IPI again, and goes on waiting; it fails
+//! the run only when a CPU it waits for has made no progress at all over two bounds.
 //!
-//! Protocol:
+//! Protocol (B = `watchdog.ms`; check points at B, 3B, 5B, ...: [`FATAL_FACTOR`] x B is
+//! the first at which the run can fail):
 //! - A wait calls [`Wait::start`] once and [`Wait::check`] on every round; `check` reads
-//!   the TSC and, before the bound, costs nothing more. The laggards are computed only
-//!   when the bound has passed (the caller's closure).
-//! - Report: the waiter prints `watchdog: cpu=.. waited_ms=.. for=.. at=.. laggards=..`,
-//!   sets each laggard's `wanted` flag (SeqCst) and sends it an NMI. The laggard's NMI
-//!   hook sees the flag (SeqCst swap), prints
-//!   `watchdog: cpu=.. rip=.. if=.. cr3=.. ticks=.. queued_calls=..` for the context the
-//!   NMI interrupted and bumps `answered`. The waiter waits up to 500 ms for the answers.
-//!   Printing breaks the serial lock (the laggard may hold it; the run is ending anyway).
-//! - Then the waiter panics (the default), or, with [`set_fatal`]`(false)` (tests only),
-//!   returns and keeps waiting: the tests heal the fault they injected and check that the
-//!   report happened. Each wait reports once.
+//!   the TSC and, before the next check point, costs nothing more. The laggards are
+//!   computed only at a check point (the caller's closure).
+//! - At a check point with laggards: the waiter prints
+//!   `watchdog: cpu=.. waited_ms=.. for=.. at=.. laggards=.. stuck=..`, sets each
+//!   laggard's `wanted` flag and sends it an NMI. The laggard's NMI hook takes the flag,
+//!   prints `watchdog: cpu=.. rip=.. if=.. cr3=.. ticks=.. queued_calls=..` for the
+//!   context the NMI interrupted and bumps `answered`. The waiter waits up to 500 ms for
+//!   the answers, runs the kick on each laggard (a cross call resends its IPI) and goes
+//!   on waiting. Printing breaks the serial lock (the laggard may hold it).
+//! - Progress: the waiter keeps a fingerprint of its laggards and of each one's progress
+//!   count (timer ticks taken plus cross calls served: neither moves on a CPU stuck with
+//!   interrupts off, or spinning without serving its queue). At a later check point, the
+//!   same laggards with the same counts are stuck: the waiter reports them again and
+//!   panics (the default), or, with [`set_fatal`]`(false)` (tests only), returns and
+//!   keeps waiting. Laggards that moved are slow, not stuck: reported again, and the
+//!   wait goes on to the next check point.
+//! - A check point with no laggard: every CPU had answered by the time the waiter
+//!   looked; the waiter itself was late to see it (under TCG on a busy host a vCPU thread
+//!   can be off its host core for seconds). That is a late answer, not a lost one: one
+//!   line `watchdog: late answer cpu=.. for=.. at=.. (all answered; seen after N ms)`
+//!   and the wait goes on (it ends at its next round).
+//!
+//! Why progress and not a fixed larger bound: at `-smp 288` under TCG on a two-core
+//! host kept busy by other work, the all-to-all call storm had CPUs behind for more than
+//! 30 s (3 x B) while still serving calls (their queues moving between NMI answers): a
+//! fixed bound turns host load into a verdict. A CPU whose ticks and served calls have
+//! not moved for two whole bounds (20 s by default), after an NMI and its IPI again, is
+//! stuck, not slow.
+//!
+//! Orderings (x86-TSO; the Rust orderings are what the compiler must keep): the bound,
+//! the fatal switch and the counters are independent words that publish nothing else
+//! (Relaxed). The request/answer handshake between a waiter and a laggard's NMI handler
+//! is stated at each operation below.
 
 use core::panic::Location;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,19 +49,31 @@ use mm::cpumask::CpuMask;
 use crate::cpus;
 use crate::percpu::{self, with_lapic};
 
-/// Default bound on a wait for other CPUs (`watchdog.ms=`).
+/// Default bound on a wait for other CPUs before it is reported (`watchdog.ms=`).
 pub const DEFAULT_BOUND_MS: u64 = 10_000;
 
+/// The earliest a wait can fail the run, in bounds: its second check point (the first
+/// is at one bound; then every two). See the module's protocol.
+pub const FATAL_FACTOR: u64 = 3;
+
+// Relaxed: a setting read on its own; no data is published with it.
 static BOUND_MS: AtomicU64 = AtomicU64::new(DEFAULT_BOUND_MS);
+// Relaxed: as BOUND_MS (tests set it on the CPU that then waits).
 static FATAL: AtomicBool = AtomicBool::new(true);
-/// Reports made (waits that passed the bound).
+/// Reports made (waits that passed a bound with laggards). Relaxed: a count, read by
+/// tests after the wait it counts has returned on the reading CPU or been joined.
 static REPORTS: AtomicU64 = AtomicU64::new(0);
+/// Late answers seen (waits that passed a bound with no laggard). Relaxed: as REPORTS.
+static LATE: AtomicU64 = AtomicU64::new(0);
 /// Reports under way (their NMIs may still arrive after the request they answer was
 /// served by an earlier NMI: those are the watchdog's too, not "unexpected").
 static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
 
 /// Whether a watchdog report is under way (the NMI handler's second question).
 pub fn report_in_flight() -> bool {
+    // A plain load suffices on x86-TSO: the increment is a locked RMW followed by the
+    // fence in `fence_before_nmi` before any NMI is sent, so a CPU taking one of the
+    // report's NMIs sees it. SeqCst keeps the compiler from moving it either.
     IN_FLIGHT.load(Ordering::SeqCst) > 0
 }
 /// The laggards of the latest report (for tests).
@@ -57,31 +93,46 @@ pub struct Answer {
 /// CPU `cpu`'s answers so far.
 pub fn answer(cpu: usize) -> Answer {
     let w = &cpus::get(cpu).watchdog;
+    // Acquire on the count pairs with the Release increment in `answer_nmi`: a reader
+    // that sees the new count sees the rip and flag stored before it (read after it).
+    let count = w.answered.load(Ordering::Acquire);
     Answer {
-        count: w.answered.load(Ordering::SeqCst),
-        rip: w.last_rip.load(Ordering::SeqCst),
-        interrupts_enabled: w.last_if.load(Ordering::SeqCst),
+        count,
+        // Relaxed: ordered after the Acquire load above.
+        rip: w.last_rip.load(Ordering::Relaxed),
+        interrupts_enabled: w.last_if.load(Ordering::Relaxed),
     }
 }
 
 /// Sets the bound (boot option `watchdog.ms=`; tests shorten it).
 pub fn set_bound_ms(ms: u64) {
-    BOUND_MS.store(ms.max(1), Ordering::SeqCst);
+    BOUND_MS.store(ms.max(1), Ordering::Relaxed);
 }
 
-/// The bound in milliseconds.
+/// The report bound in milliseconds.
 pub fn bound_ms() -> u64 {
-    BOUND_MS.load(Ordering::SeqCst)
+    BOUND_MS.load(Ordering::Relaxed)
 }
 
-/// Whether a report fails the run (the default) or lets the wait go on (tests).
+/// The earliest a wait can fail the run, in milliseconds ([`FATAL_FACTOR`] bounds).
+pub fn fatal_bound_ms() -> u64 {
+    bound_ms().saturating_mul(FATAL_FACTOR)
+}
+
+/// Whether a stuck verdict (laggards that made no progress between two check points)
+/// fails the run (the default) or lets the wait go on (tests).
 pub fn set_fatal(fatal: bool) {
-    FATAL.store(fatal, Ordering::SeqCst);
+    FATAL.store(fatal, Ordering::Relaxed);
 }
 
-/// Reports made so far, and the laggards of the latest.
+/// Reports made so far (waits past a bound with laggards), and the laggards of the latest.
 pub fn reports() -> (u64, CpuMask) {
-    (REPORTS.load(Ordering::SeqCst), *LAST_LAGGARDS.lock())
+    (REPORTS.load(Ordering::Relaxed), *LAST_LAGGARDS.lock())
+}
+
+/// Late answers seen so far (waits past a bound whose CPUs had all answered).
+pub fn late_answers() -> u64 {
+    LATE.load(Ordering::Relaxed)
 }
 
 /// The TSC cycles in `ms` milliseconds (at least a 1 MHz clock before calibration).
@@ -89,10 +140,78 @@ fn cycles(ms: u64) -> u64 {
     ms.saturating_mul(crate::timer::tsc_hz().max(1_000_000) / 1000)
 }
 
-/// Whether a wait that began at TSC `since` has passed the bound.
+/// Whether a wait that began at TSC `since` has passed `ms` milliseconds.
 /// Before the TSC is calibrated there is no bound.
+fn past(since: u64, ms: u64) -> bool {
+    crate::timer::tsc_hz() != 0 && crate::cpu::rdtsc().wrapping_sub(since) > cycles(ms)
+}
+
+/// Whether a wait that began at TSC `since` has passed the report bound.
 pub fn past_bound(since: u64) -> bool {
-    crate::timer::tsc_hz() != 0 && crate::cpu::rdtsc().wrapping_sub(since) > cycles(bound_ms())
+    past(since, bound_ms())
+}
+
+/// How far a wait has got with the watchdog: check points passed, and the fingerprint
+/// of its laggards' progress at the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Progress {
+    /// Check points passed (the next is at `(1 + 2 * checks)` bounds).
+    checks: u64,
+    /// [`fingerprint`] of the laggards at the last check point (0: none yet).
+    seen: u64,
+    /// A verdict was given (non-fatal watchdog): no more checks.
+    done: bool,
+}
+
+/// What CPU `c` has done that a stuck CPU cannot: timer ticks taken (interrupts on)
+/// plus cross calls served. Relaxed: counters; a stale read can only make a moving CPU
+/// look stuck for one check point if it moved in the last moment, which a CPU stuck for
+/// two bounds never does.
+fn progress_count(c: usize) -> u64 {
+    let cpu = cpus::get(c);
+    let served: u64 = cpu.ipis.received.iter().map(|n| n.load(Ordering::Relaxed)).sum();
+    cpu.ticks.load(Ordering::Relaxed).wrapping_add(served)
+}
+
+/// A fingerprint of `lag` and each one's [`progress_count`] (FNV-1a over the pairs):
+/// equal at two check points means the same CPUs, none of which moved.
+fn fingerprint(lag: &CpuMask) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for c in lag.iter() {
+        for word in [c as u64, progress_count(c)] {
+            h = (h ^ word).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h | 1 // never 0, the "none yet" value
+}
+
+/// One step of a wait's watchdog: at a check point, report or note a late answer, and
+/// fail the run if its laggards made no progress since the last one. Returns the new
+/// state.
+fn step(
+    mut p: Progress,
+    what: &str,
+    at: &Location,
+    start: u64,
+    laggards: impl FnOnce() -> CpuMask,
+    kick: &dyn Fn(usize),
+) -> Progress {
+    if p.done || !past(start, bound_ms().saturating_mul(1 + 2 * p.checks)) {
+        return p;
+    }
+    p.checks += 1;
+    let lag = laggards();
+    if lag.is_empty() {
+        late_answer(what, at, start);
+        p.seen = 0;
+        return p;
+    }
+    let now = fingerprint(&lag);
+    let stuck = p.seen == now;
+    p.seen = now;
+    report(what, at, start, &lag, kick, stuck);
+    p.done = stuck; // only reached when the watchdog is not fatal
+    p
 }
 
 /// One wait for other CPUs, bounded.
@@ -100,7 +219,7 @@ pub struct Wait {
     what: &'static str,
     at: &'static Location<'static>,
     start: u64,
-    reported: bool,
+    progress: Progress,
 }
 
 impl Wait {
@@ -111,35 +230,45 @@ impl Wait {
             what,
             at: Location::caller(),
             start: crate::cpu::rdtsc(),
-            reported: false,
+            progress: Progress::default(),
         }
     }
 
-    /// Whether the wait has passed the bound.
+    /// Whether the wait has passed [`FATAL_FACTOR`] bounds (a caller that gives up then
+    /// reports with [`Wait::report`], which fails the run).
     pub fn expired(&self) -> bool {
-        past_bound(self.start)
+        past(self.start, fatal_bound_ms())
     }
 
-    /// One round of the wait. Past the bound: reports `laggards()` and fails the run
-    /// (returns, once, if the watchdog is not fatal); `kick` is run on each laggard
-    /// after its NMI (a cross call sends its IPI again).
+    /// One round of the wait. At each check point (see the module's protocol): reports
+    /// `laggards()` (NMIs, then `kick` on each: a cross call sends its IPI again) and goes
+    /// on, or fails the run when they made no progress since the last one (returns, once,
+    /// if the watchdog is not fatal). No laggard is a late answer: one line, and the wait
+    /// goes on.
     pub fn check(&mut self, laggards: impl FnOnce() -> CpuMask, kick: impl Fn(usize)) {
-        if self.reported || !self.expired() {
-            return;
-        }
-        self.report(&laggards(), &kick);
+        self.progress = step(self.progress, self.what, self.at, self.start, laggards, &kick);
     }
 
-    /// Reports the wait now with these laggards (see [`Wait::check`]).
+    /// Reports the wait now with these laggards as its final verdict (fails the run
+    /// unless the watchdog is not fatal; no laggard: a late answer).
     pub fn report(&mut self, laggards: &CpuMask, kick: &dyn Fn(usize)) {
-        self.reported = true;
-        report(self.what, self.at, self.start, laggards, kick);
+        self.progress.done = true;
+        if laggards.is_empty() {
+            late_answer(self.what, self.at, self.start);
+        } else {
+            report(self.what, self.at, self.start, laggards, kick, true);
+        }
     }
 }
 
 /// The watchdog check of a wait that began at TSC `since` and is checked without a
-/// [`Wait`] (mm's waits, through their hardware trait): past the bound, reports once
-/// and returns true.
+/// [`Wait`] (mm's waits, through their hardware trait), on every round: at each check
+/// point, reports (or notes a late answer) and returns false; when the laggards made no
+/// progress, fails the run, or (not fatal: tests) returns true, after which the caller
+/// stops checking. The state is kept in this CPU's record, keyed by `since`; a second
+/// such wait begun on this CPU meanwhile (a yield in the first's relax) takes the record
+/// over, and the first then starts its check points again: repeated lines and a later
+/// verdict, never a missed one.
 pub fn check_since(
     since: u64,
     what: &'static str,
@@ -149,25 +278,72 @@ pub fn check_since(
     if !past_bound(since) {
         return false;
     }
-    report(what, at, since, &laggards(), &|_| {});
-    true
+    let w = &percpu::current().expect("a wait before per-CPU data").watchdog;
+    // Relaxed: the record is this CPU's own, read and written only by the code running
+    // on it, and no wait is checked in an interrupt handler.
+    let mut p = Progress::default();
+    if w.wait_since.load(Ordering::Relaxed) == since {
+        let checks = w.wait_checks.load(Ordering::Relaxed);
+        p = Progress {
+            checks: checks >> 1,
+            seen: w.wait_seen.load(Ordering::Relaxed),
+            done: checks & 1 != 0,
+        };
+    }
+    let next = step(p, what, at, since, laggards, &|_| {});
+    w.wait_since.store(since, Ordering::Relaxed);
+    w.wait_checks
+        .store(next.checks << 1 | u64::from(next.done), Ordering::Relaxed);
+    w.wait_seen.store(next.seen, Ordering::Relaxed);
+    next.done
 }
 
-fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(usize)) {
+/// A wait past a bound whose CPUs had all answered: one line, no verdict.
+fn late_answer(what: &str, at: &Location, start: u64) {
+    let me = percpu::cpu_index();
+    let waited_ms = crate::cpu::rdtsc().wrapping_sub(start) / cycles(1);
+    LATE.fetch_add(1, Ordering::Relaxed);
+    crate::serial::write_fmt_panicking(format_args!(
+        "watchdog: late answer cpu={me} for={what} at={at} (all answered; seen after {waited_ms} ms)\n"
+    ));
+}
+
+/// Makes this CPU's earlier stores (the `wanted` request) visible before the NMI that
+/// follows is sent: in x2APIC mode the ICR is written with WRMSR, which the SDM (vol. 3,
+/// "x2APIC register access") lets complete before earlier stores are globally visible,
+/// and the NMI handler must find the request. MFENCE then LFENCE, as Linux's
+/// `weak_wrmsr_fence` (the LFENCE keeps the WRMSR from starting before the MFENCE ends).
+fn fence_before_nmi() {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    // SAFETY: LFENCE only orders this CPU's instruction stream.
+    unsafe { core::arch::x86_64::_mm_lfence() };
+}
+
+/// Reports laggards (and their NMI answers), kicks them, and, if `stuck` (no progress
+/// since the last check point) and the watchdog is fatal, fails the run.
+fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(usize), stuck: bool) {
     let me = percpu::cpu_index();
     let waited_ms = crate::cpu::rdtsc().wrapping_sub(start) / cycles(1);
     let hz = crate::timer::tsc_hz().max(1_000_000);
     let mut list = cpu_list(lag);
     crate::serial::write_fmt_panicking(format_args!(
-        "watchdog: cpu={me} waited_ms={waited_ms} for={what} at={at} laggards={}\n",
-        list.as_str()
+        "watchdog: cpu={me} waited_ms={waited_ms} for={what} at={at} laggards={} stuck={}\n",
+        list.as_str(),
+        if stuck { "yes" } else { "not-yet" }
     ));
-    REPORTS.fetch_add(1, Ordering::SeqCst);
+    REPORTS.fetch_add(1, Ordering::Relaxed);
+    // Before any NMI of this report is sent (the fence below orders it): a laggard
+    // taking one must see a report in flight. SeqCst: also kept after the NMIs by the
+    // compiler, until the answers are in (the decrement below).
     IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
     *LAST_LAGGARDS.lock() = *lag;
     let counts: alloc::vec::Vec<u64> = lag.iter().map(|c| answer(c).count).collect();
     for c in lag.iter().filter(|&c| c != me) {
-        cpus::get(c).watchdog.wanted.fetch_add(1, Ordering::SeqCst);
+        // The request the laggard's NMI handler takes (`swap` in `answer_nmi`). Release
+        // would do for the handshake; the fence after it is what makes it visible
+        // before the WRMSR that sends the NMI.
+        cpus::get(c).watchdog.wanted.fetch_add(1, Ordering::Release);
+        fence_before_nmi();
         with_lapic(|l| l.send_nmi(cpus::get(c).apic_id));
     }
     let end = crate::cpu::rdtsc() + hz / 2;
@@ -193,12 +369,14 @@ fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(us
         ));
     }
     lag.iter().for_each(kick);
+    // SeqCst: not moved by the compiler before the answers were read and the kicks sent.
     IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-    if FATAL.load(Ordering::SeqCst) {
+    if stuck && FATAL.load(Ordering::Relaxed) {
         list = cpu_list(lag);
         panic!(
-            "watchdog: cpu {me} waited {waited_ms} ms for {what} at {at}; no answer from cpus {}",
-            list.as_str()
+            "watchdog: cpu {me} waited {waited_ms} ms for {what} at {at}; no answer from cpus {} (no tick taken, no call served in {} ms)",
+            list.as_str(),
+            2 * bound_ms()
         );
     }
 }
@@ -223,7 +401,9 @@ fn cpu_list(mask: &CpuMask) -> alloc::string::String {
 /// runs its halt hook (a panic's stop NMI may be merged with ours).
 pub(crate) fn answer_nmi(rip: u64, rflags: u64) -> bool {
     let Some(me) = percpu::current() else { return false };
-    if me.watchdog.wanted.swap(0, Ordering::SeqCst) == 0 {
+    // Acquire pairs with the waiter's Release increment (nothing else is published with
+    // the request today; Acquire keeps it so if the request ever carries data).
+    if me.watchdog.wanted.swap(0, Ordering::Acquire) == 0 {
         return false;
     }
     let irqs = rflags & (1 << 9) != 0;
@@ -236,8 +416,11 @@ pub(crate) fn answer_nmi(rip: u64, rflags: u64) -> bool {
         me.ticks.load(Ordering::Relaxed),
         me.calls.len_now().map_or(-1, |n| n as i64),
     ));
-    me.watchdog.last_rip.store(rip, Ordering::SeqCst);
-    me.watchdog.last_if.store(irqs, Ordering::SeqCst);
-    me.watchdog.answered.fetch_add(1, Ordering::SeqCst);
+    // Relaxed: published by the Release increment of `answered` after them.
+    me.watchdog.last_rip.store(rip, Ordering::Relaxed);
+    me.watchdog.last_if.store(irqs, Ordering::Relaxed);
+    // Release: a waiter (or test) that sees the new count (Acquire in `answer`) sees the
+    // rip and flag above.
+    me.watchdog.answered.fetch_add(1, Ordering::Release);
     true
 }

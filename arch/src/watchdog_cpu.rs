@@ -1,6 +1,7 @@
-//! A CPU's side of the watchdog ([`crate::watchdog`]): what a waiter asked of it and
-//! its last NMI answer. Kept apart so that the per-CPU record holds it without importing
-//! the watchdog, which reads the per-CPU records.
+//! A CPU's side of the watchdog ([`crate::watchdog`]): what a waiter asked of it, its
+//! last NMI answer, and how far this CPU's own current mm wait has got. Kept apart so
+//! that the per-CPU record holds it without importing the watchdog, which reads the
+//! per-CPU records. The orderings are stated where the watchdog uses each word.
 
 use core::sync::atomic::{AtomicBool, AtomicU64};
 
@@ -12,6 +13,12 @@ pub struct WatchdogCpu {
     pub(crate) answered: AtomicU64,
     pub(crate) last_rip: AtomicU64,
     pub(crate) last_if: AtomicBool,
+    /// The start (TSC) of the latest wait this CPU checked through
+    /// [`crate::watchdog::check_since`], its check points passed (times two, plus one
+    /// once it has its verdict) and its laggards' fingerprint (this CPU's only).
+    pub(crate) wait_since: AtomicU64,
+    pub(crate) wait_checks: AtomicU64,
+    pub(crate) wait_seen: AtomicU64,
 }
 
 impl WatchdogCpu {
@@ -22,6 +29,9 @@ impl WatchdogCpu {
             answered: AtomicU64::new(0),
             last_rip: AtomicU64::new(0),
             last_if: AtomicBool::new(false),
+            wait_since: AtomicU64::new(u64::MAX),
+            wait_checks: AtomicU64::new(0),
+            wait_seen: AtomicU64::new(0),
         }
     }
 }

@@ -159,12 +159,36 @@ pub struct Report {
     pub records: Vec<Record>,
     /// Boots and configurations that failed.
     pub failures: Vec<Failure>,
+    /// How each boot ended, and its last lines ([`qemu::describe`]), in boot order.
+    pub boots: Vec<(String, String)>,
 }
 
 impl Report {
     /// Whether nothing failed (the `bench` command's exit status is 0 only then).
     pub fn ok(&self) -> bool {
         self.failures.is_empty()
+    }
+
+    /// Everything a failing check should show: the configurations measured, the
+    /// failures, and each boot's ending and last lines.
+    pub fn describe(&self) -> String {
+        let measured: Vec<String> = self
+            .records
+            .iter()
+            .map(|r| {
+                ["os", "smp", "op", "scen", "pages", "tables", "sync"]
+                    .iter()
+                    .map(|k| r.get(k))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let mut out = format!("{} records: [{}]\n", measured.len(), measured.join("; "));
+        out += &format!("{} failures:\n{}", self.failures.len(), failures(self));
+        for (boot, how) in &self.boots {
+            out += &format!("boot {boot}: {how}");
+        }
+        out
     }
 }
 
@@ -179,6 +203,9 @@ pub struct BootLog {
     /// Result lines this host could not read: failures of the run, but (unlike the
     /// guest's own `config-failed` reports) no explanation of a failed boot.
     pub unreadable: Vec<String>,
+    /// The guest kernel's console, where it is kept apart from the result lines (the
+    /// Linux guest's second serial port), for the description of a failed boot.
+    pub console: Vec<String>,
     kernel: String,
     done: bool,
 }
@@ -213,6 +240,22 @@ impl BootLog {
     /// itself is listed as failed unless it succeeded, or ran to the end with failed
     /// configurations that explain its verdict.
     pub fn finish(self, boot: &str, outcome: Result<qemu::Outcome, String>, report: &mut Report) {
+        let mut how = match &outcome {
+            Ok(o) => o.describe(),
+            Err(e) => format!("{e}\n"),
+        };
+        if !self.console.is_empty() {
+            how += &format!("its kernel console:\n{}", qemu::tail(&self.console));
+        }
+        report.boots.push((boot.to_string(), how));
+        let console_last = self
+            .console
+            .iter()
+            .rev()
+            .find(|l| l.contains("panic") || l.contains("error") || l.contains("BUG"))
+            .or(self.console.iter().rev().find(|l| !l.trim().is_empty()))
+            .map(|l| format!("; kernel console: {}", l.trim()))
+            .unwrap_or_default();
         report.records.extend(self.records);
         let explained = self.done && !self.failed.is_empty();
         report.failures.extend(
@@ -235,9 +278,9 @@ impl BootLog {
                     .or(o.lines.last())
                     .cloned()
                     .unwrap_or_default();
-                format!("boot failed ({:?}); last line: {last}", o.verdict)
+                format!("boot failed ({:?}); last line: {last}{console_last}", o.verdict)
             }
-            Err(e) => e,
+            Err(e) => format!("{}{console_last}", e.lines().next().unwrap_or("")),
         };
         report.failures.push(Failure {
             boot: boot.to_string(),
@@ -293,11 +336,12 @@ pub fn run(plan: &BenchPlan) -> Result<Report, String> {
                 image,
             });
         }
-        for (name, d) in &linux {
+        for (i, (name, d)) in linux.iter().enumerate() {
             boots.push(Boot {
                 label: format!("linux smp={smp} {name}"),
                 cfg: QemuConfig {
                     direct: Some(d.clone()),
+                    console_log: Some(dir.path().join(format!("linux-{smp}-{i}-console.log"))),
                     ..base.clone()
                 },
                 image: d.initrd.clone(),
@@ -343,6 +387,14 @@ pub fn run(plan: &BenchPlan) -> Result<Report, String> {
                 ));
             }
         });
+        if let Some(path) = &b.cfg.console_log {
+            // The guest kernel's console (a file QEMU wrote; lossy: it is for people).
+            let text = std::fs::read(path).unwrap_or_default();
+            log.console = String::from_utf8_lossy(&text)
+                .lines()
+                .map(|l| l.trim_end_matches('\r').to_string())
+                .collect();
+        }
         log.finish(&b.label, outcome, &mut report);
         bar.inc(1);
     }

@@ -129,10 +129,12 @@ impl RunArgs {
             accel,
             cpu: qemu::usable_cpu(accel, self.cpu.clone()),
             timeout: Duration::from_secs(self.timeout),
+            silence: None,
             gdb: self.gdb,
             usb: self.usb,
             monitor: None,
             direct: None,
+            console_log: None,
         }
     }
 }

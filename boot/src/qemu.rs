@@ -44,6 +44,9 @@ pub struct QemuConfig {
     pub cpu: Option<String>,
     /// Kill QEMU and fail after this long.
     pub timeout: Duration,
+    /// Kill QEMU and fail when it has printed no line for this long (progress-based: a
+    /// slow boot on a busy host still prints; a hung one stops). None: only `timeout`.
+    pub silence: Option<Duration>,
     /// Wait for a debugger on tcp::1234 before starting (`-s -S`).
     pub gdb: bool,
     /// Attach the image as a USB stick (`qemu-xhci` + `usb-storage`) instead of a disk.
@@ -53,6 +56,9 @@ pub struct QemuConfig {
     /// Boot a Linux kernel directly (`-kernel`, `-initrd`, `-append`) instead of a disk
     /// image: the benchmark's Linux guest.
     pub direct: Option<DirectBoot>,
+    /// A second serial port written to this file (the Linux guest's kernel console, kept
+    /// apart from its program's lines on the first). None: one serial port.
+    pub console_log: Option<PathBuf>,
 }
 
 /// A kernel booted by QEMU itself, with its initramfs and command line.
@@ -75,10 +81,12 @@ impl Default for QemuConfig {
             accel: Accel::Tcg,
             cpu: None,
             timeout: Duration::from_secs(120),
+            silence: None,
             gdb: false,
             usb: false,
             monitor: None,
             direct: None,
+            console_log: None,
         }
     }
 }
@@ -115,6 +123,60 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// Every line the kernel printed on serial.
     pub lines: Vec<String>,
+}
+
+impl Outcome {
+    /// What this boot produced, for a failure message: see [`describe`].
+    pub fn describe(&self) -> String {
+        describe(&format!("{:?}", self.verdict), &self.lines)
+    }
+}
+
+/// Lines of a boot's output that a failure message quotes at most (its last ones).
+pub const TAIL_LINES: usize = 25;
+
+/// The last [`TAIL_LINES`] non-empty lines of `lines`, one per line, indented.
+pub fn tail(lines: &[String]) -> String {
+    let kept: Vec<&String> = lines.iter().filter(|l| !l.trim().is_empty()).collect();
+    let skipped = kept.len().saturating_sub(TAIL_LINES);
+    let mut out = if skipped > 0 {
+        format!("  ({skipped} earlier lines not shown)\n")
+    } else {
+        String::new()
+    };
+    for l in &kept[skipped..] {
+        out += &format!("  | {l}\n");
+    }
+    if kept.is_empty() {
+        out += "  (no output)\n";
+    }
+    out
+}
+
+/// What a boot produced, for a failure message: how it ended (`ended`: the verdict or
+/// the runner's error), the lines that say something failed (panics, failed tests,
+/// watchdog reports, the guest's failed configurations; at most [`TAIL_LINES`]), and
+/// the last [`TAIL_LINES`] lines.
+pub fn describe(ended: &str, lines: &[String]) -> String {
+    let notable = |l: &&String| {
+        l.starts_with("panic:")
+            || l.starts_with("  reason:")
+            || l.ends_with("... FAILED")
+            || l.starts_with("watchdog:")
+            || l.contains("config-failed")
+            || l.contains("Kernel panic")
+            || l.contains("error")
+    };
+    let failures: Vec<&String> = lines.iter().filter(notable).take(TAIL_LINES).collect();
+    let mut out = format!("ended: {ended}; {} lines of output\n", lines.len());
+    if !failures.is_empty() {
+        out += "what failed:\n";
+        for l in failures {
+            out += &format!("  | {l}\n");
+        }
+    }
+    out += "last lines:\n";
+    out + &tail(lines)
 }
 
 /// The least memory the runner boots with (the bootloader, the kernel's heap floor and a
@@ -237,6 +299,10 @@ pub fn args(cfg: &QemuConfig, image: &Path) -> Result<Vec<String>, String> {
     for s in ["-display", "none", "-serial", "stdio", "-no-reboot"] {
         push(s);
     }
+    if let Some(log) = &cfg.console_log {
+        push("-serial");
+        push(&format!("file:{}", log.display()));
+    }
     push("-monitor");
     match &cfg.monitor {
         Some(sock) => push(&format!("unix:{},server,nowait", sock.display())),
@@ -280,17 +346,28 @@ pub fn args(cfg: &QemuConfig, image: &Path) -> Result<Vec<String>, String> {
 }
 
 /// Boots `image` in QEMU, passes every serial line to `on_line`, and returns the verdict.
-/// A run that exceeds the timeout is killed and reported as an error naming the kernel's
-/// last line.
-pub fn run(cfg: &QemuConfig, image: &Path, mut on_line: impl FnMut(&str)) -> Result<Outcome, String> {
-    let args = args(cfg, image)?;
-    let mut child = Command::new(QEMU)
-        .args(&args)
+/// A run that exceeds the timeout, or prints nothing for `silence`, is killed and
+/// reported as an error quoting the kernel's last lines.
+pub fn run(cfg: &QemuConfig, image: &Path, on_line: impl FnMut(&str)) -> Result<Outcome, String> {
+    let mut cmd = Command::new(QEMU);
+    cmd.args(args(cfg, image)?);
+    run_command(cmd, cfg, on_line)
+}
+
+/// Runs `cmd` as [`run`] runs QEMU (its stdout read as serial lines, bounded by
+/// `cfg.timeout` and `cfg.silence`).
+fn run_command(mut cmd: Command, cfg: &QemuConfig, mut on_line: impl FnMut(&str)) -> Result<Outcome, String> {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("could not start {QEMU}: {e} (run `cargo run -- setup`)"))?;
+        .map_err(|e| {
+            format!(
+                "could not start {:?}: {e} (run `cargo run -- setup`)",
+                cmd.get_program()
+            )
+        })?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = mpsc::channel();
@@ -308,12 +385,16 @@ pub fn run(cfg: &QemuConfig, image: &Path, mut on_line: impl FnMut(&str)) -> Res
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let deadline = Instant::now() + cfg.timeout;
+    let start = Instant::now();
+    let deadline = start + cfg.timeout;
+    let mut last_line_at = start;
     let mut lines: Vec<String> = Vec::new();
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        let now = Instant::now();
+        let silent_until = cfg.silence.map_or(deadline, |s| (last_line_at + s).min(deadline));
+        match rx.recv_timeout(silent_until.saturating_duration_since(now)) {
             Ok(line) => {
+                last_line_at = Instant::now();
                 on_line(&line);
                 lines.push(line);
             }
@@ -321,11 +402,20 @@ pub fn run(cfg: &QemuConfig, image: &Path, mut on_line: impl FnMut(&str)) -> Res
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let _ = child.wait();
+                let why = if Instant::now() >= deadline {
+                    format!("QEMU timed out after {} s", cfg.timeout.as_secs())
+                } else {
+                    format!(
+                        "QEMU printed nothing for {} s (after {} s)",
+                        last_line_at.elapsed().as_secs(),
+                        start.elapsed().as_secs()
+                    )
+                };
                 let last = lines.iter().rev().find(|l| !l.trim().is_empty());
                 return Err(format!(
-                    "QEMU timed out after {} s; the kernel last printed: {}",
-                    cfg.timeout.as_secs(),
-                    last.map_or("nothing".to_string(), |l| format!("{l:?}"))
+                    "{why}; the kernel last printed: {}\n{}",
+                    last.map_or("nothing".to_string(), |l| format!("{l:?}")),
+                    describe("killed", &lines)
                 ));
             }
         }
@@ -369,6 +459,47 @@ mod tests {
             Verdict::from_status(Some(0), String::new()),
             Verdict::NoVerdict(..)
         ));
+    }
+
+    #[test]
+    fn a_description_quotes_the_failures_and_a_bounded_tail() {
+        let lines: Vec<String> = (0..100)
+            .map(|i| format!("line {i}"))
+            .chain(["panic: cpu=1 at x.rs:1:1: boom".to_string(), String::new()])
+            .collect();
+        let d = describe("Failure", &lines);
+        assert!(d.starts_with("ended: Failure; 102 lines of output\n"), "{d}");
+        assert!(d.contains("what failed:\n  | panic: cpu=1"), "{d}");
+        assert!(
+            d.contains("(76 earlier lines not shown)") && d.contains("  | line 76\n"),
+            "{d}"
+        );
+        assert!(!d.contains("  | line 75\n"), "{d}");
+        assert_eq!(d.lines().count(), 5 + TAIL_LINES, "{d}");
+        assert_eq!(tail(&[]), "  (no output)\n");
+    }
+
+    #[test]
+    fn a_silent_qemu_is_killed_and_its_last_lines_quoted() {
+        // A shell stands in for QEMU: two lines, then nothing.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo one; echo two; exec sleep 30"]);
+        let cfg = QemuConfig {
+            silence: Some(Duration::from_secs(2)),
+            timeout: Duration::from_secs(20),
+            ..QemuConfig::default()
+        };
+        let t = Instant::now();
+        let err = run_command(cmd, &cfg, |_| {}).unwrap_err();
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "killed at the silence bound"
+        );
+        assert!(err.starts_with("QEMU printed nothing for 2 s"), "{err}");
+        assert!(
+            err.contains("last printed: \"two\"") && err.contains("  | one\n  | two\n"),
+            "{err}"
+        );
     }
 
     #[test]

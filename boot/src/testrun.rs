@@ -167,11 +167,16 @@ pub fn run(
                     .iter()
                     .rev()
                     .find(|l| l.starts_with("harness: resume "))
-                    .ok_or("kernel asked to resume but printed no `harness: resume` line")?;
+                    .ok_or_else(|| {
+                        format!(
+                            "kernel asked to resume but printed no `harness: resume` line\n{}",
+                            outcome.describe()
+                        )
+                    })?;
                 let (Some(s), Some(p), Some(f)) =
                     (field(line, "start"), field(line, "passed"), field(line, "failed"))
                 else {
-                    return Err(format!("malformed resume line: {line}"));
+                    return Err(format!("malformed resume line: {line}\n{}", outcome.describe()));
                 };
                 let i = field(line, "ignored").unwrap_or(0);
                 resume = format!("test.start={s} test.passed={p} test.failed={f} test.ignored={i}");
@@ -181,8 +186,9 @@ pub fn run(
                 let Some((p, f, i)) = summary else {
                     let last = outcome.lines.last().map_or("nothing", |s| s.as_str());
                     return Err(format!(
-                        "kernel ended ({:?}) without a test summary; it last printed: {last:?}",
-                        outcome.verdict
+                        "kernel ended ({:?}) without a test summary; it last printed: {last:?}\n{}",
+                        outcome.verdict,
+                        outcome.describe()
                     ));
                 };
                 report.passed = p;
@@ -191,16 +197,17 @@ pub fn run(
                 report.failures.extend(clock_errors);
                 return Ok(report);
             }
-            Verdict::NoVerdict(status, stderr) => {
+            Verdict::NoVerdict(status, ref stderr) => {
                 let last = outcome.lines.iter().rev().find(|l| !l.trim().is_empty());
                 return Err(format!(
-                    "QEMU ended without a verdict (status {status:?}; a triple fault ends it with 0){}; the kernel last printed: {:?}",
+                    "QEMU ended without a verdict (status {status:?}; a triple fault ends it with 0){}; the kernel last printed: {:?}\n{}",
                     if stderr.is_empty() {
                         String::new()
                     } else {
                         format!("; QEMU said: {stderr}")
                     },
-                    last.map_or("nothing", |s| s.as_str())
+                    last.map_or("nothing", |s| s.as_str()),
+                    outcome.describe()
                 ));
             }
         }

@@ -11,6 +11,13 @@
 //! `linux smp=<n> scen=.. ... levels=.. [collapsed=<ok>/<tried>]`. Option words it
 //! cannot read are listed as `linux-bench: ignored <word>`.
 //!
+//! As `/init` it prints on the first serial port (`/dev/ttyS0`, the host's stdout) and
+//! the kernel's console is the second (`console=ttyS1`, a file on the host): no kernel
+//! message (an RCU-stall or soft-lockup report, a timer warning on a slow host) can
+//! land inside a result line, and none is taken for one. At the end it hands its
+//! verdict to QEMU and waits there to be stopped (it never returns: `/init` exiting
+//! would panic the kernel).
+//!
 //! A transient errno of the operation (EAGAIN, EBUSY, EINTR: `madvise(MADV_COLLAPSE)`
 //! returns EAGAIN now and then on newer kernels) is data: the call is tried again, up to
 //! [`TRIES`] times per iteration, and `collapsed=<ok>/<tried>` counts the calls that
@@ -383,6 +390,9 @@ fn symbols(kallsyms: &str, names: &[String]) -> String {
 
 fn main() {
     if std::process::id() == 1 {
+        // Before anything is printed: every line of this program goes to its own serial
+        // port, away from the kernel's console (see `sys::results_to_own_port`).
+        sys::results_to_own_port();
         sys::mount("proc", "/proc");
         sys::mount("sysfs", "/sys");
     }

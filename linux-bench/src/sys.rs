@@ -166,10 +166,40 @@ pub fn mount(fstype: &str, target: &str) {
     }
 }
 
+/// The first serial port: the host reads this program's lines there, and only them
+/// (the kernel's console is the second port, `console=ttyS1`).
+const RESULTS_PORT: &str = "/dev/ttyS0";
+
+/// As the guest's /init: makes stdout and stderr the results port ([`RESULTS_PORT`]),
+/// so that kernel messages, which go to the console on the other port, cannot split a
+/// result line (the kernel writes its console synchronously, in the middle of whatever
+/// the port's transmit buffer holds). Keeps the console if the port cannot be opened.
+pub fn results_to_own_port() {
+    let path = CString::new(RESULTS_PORT).expect("no NUL");
+    // SAFETY: a valid C string; the descriptor is checked.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_NOCTTY) };
+    if fd < 0 {
+        eprintln!(
+            "linux-bench: could not open {RESULTS_PORT} ({}); results on the console",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    // SAFETY: dup2 onto our own standard descriptors; nothing was printed yet.
+    unsafe {
+        libc::dup2(fd, 1);
+        libc::dup2(fd, 2);
+        libc::close(fd);
+    }
+}
+
 /// As the guest's /init: hands the verdict to QEMU's `isa-debug-exit` device (port
-/// 0xf4, the port gatherOS uses, so the host reads both the same way), once the console
-/// has sent everything printed (else the last lines can be lost: seen with Linux 6.12);
-/// otherwise does nothing.
+/// 0xf4, the port gatherOS uses, so the host reads both the same way), once the port
+/// has sent everything printed, and waits to be stopped. QEMU (since 9.x) only requests
+/// its shutdown on that write and lets the guest run on until its main loop acts, which
+/// takes a while on a busy host: returning from here made `/init` exit, and the
+/// kernel's "Attempted to kill init" panic reboot raced the verdict (seen under load).
+/// Outside /init, does nothing.
 pub fn exit_qemu(ok: bool) {
     if std::process::id() != 1 {
         return;
@@ -184,9 +214,17 @@ pub fn exit_qemu(ok: bool) {
     }
     // SAFETY: as root in the guest; access to one I/O port.
     if unsafe { libc::ioperm(0xf4, 4, 1) } != 0 {
-        return;
+        println!(
+            "linux-bench: error: ioperm(0xf4): {} (cannot hand the verdict to QEMU)",
+            std::io::Error::last_os_error()
+        );
+    } else {
+        let code: u32 = if ok { 0x10 } else { 0x11 };
+        // SAFETY: ioperm granted the port; writing it asks QEMU to end.
+        unsafe { core::arch::asm!("out dx, eax", in("dx") 0xf4u16, in("eax") code) };
     }
-    let code: u32 = if ok { 0x10 } else { 0x11 };
-    // SAFETY: ioperm granted the port; writing it ends QEMU.
-    unsafe { core::arch::asm!("out dx, eax", in("dx") 0xf4u16, in("eax") code) };
+    loop {
+        // SAFETY: waits for a signal; QEMU stops the machine meanwhile.
+        unsafe { libc::pause() };
+    }
 }

@@ -145,13 +145,18 @@ fn a_real_linux_boot_with_one_failing_configuration_keeps_the_others() {
         timeout_secs: 300,
     };
     let report = run(&plan).expect("the Linux guest (kernel, program, initramfs)");
+    let got = report.describe();
+    println!("{got}");
     let ops: Vec<&str> = report.records.iter().map(|r| r.get("op")).collect();
-    assert_eq!(ops, ["unmap"; 3], "the three unmap configurations are kept");
-    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    assert_eq!(
+        ops, ["unmap"; 3],
+        "the three unmap configurations are kept; the run:\n{got}"
+    );
+    assert_eq!(report.failures.len(), 1, "one failure; the run:\n{got}");
     let reason = &report.failures[0].reason;
     assert!(
         reason.starts_with("op=collapse scen=B pages=512 tables=free errno=11 "),
-        "{reason}"
+        "the failure is the collapse's; the run:\n{got}"
     );
     assert!(!report.ok());
 }

@@ -5,11 +5,15 @@
 //!
 //! The non-fatal tests shorten the bound and let the wait go on after the report; each
 //! heals its own fault (the kick resends the lost IPI; the spinner stops when it sees
-//! its NMI answered). The fatal test shows the default: the report fails the run.
+//! its NMI answered). The fatal test shows the default: a CPU that never answers (no
+//! tick, no call served) fails the run at the next check point. The late-answer tests
+//! show what the default lets pass: a laggard that answers after the report, and a wait that
+//! looks past a bound only after every CPU had answered (its own vCPU was late: no
+//! laggard, one line, no verdict).
 
 use arch::ipi::{call_on_cpu, lose_next_call_ipi_to};
 use arch::stats::IpiReason;
-use arch::watchdog;
+use arch::watchdog::{self, Wait};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use mm::cpumask::CpuMask;
 
@@ -109,8 +113,84 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(needs(watchdog().and_cpus(2).and(scale())) should_panic(expected = "watchdog: cpu 0 waited") fn watchdog_fails_the_run_on_a_lost_ipi_by_default() {
+/// Spins until `ms` milliseconds have passed since TSC `since` (the waiting CPU made
+/// late on purpose: as a vCPU whose host thread was off its core).
+fn spin_until_ms_after(since: u64, ms: u64) {
+    let cycles = ms * (arch::timer::tsc_hz() / 1000);
+    while arch::cpu::rdtsc().wrapping_sub(since) <= cycles {
+        core::hint::spin_loop();
+    }
+}
+
+arch::kernel_test!(
+    needs(watchdog().and_cpus(2).and(scale())) fn watchdog_lets_a_laggard_that_answers_after_the_report_pass() {
+        // The default, fatal watchdog: cpu 1 misses its IPI, is reported at the bound
+        // and kicked; it answers then, long before the next check point, and the run
+        // goes on.
+        // SeqCst (Release/Acquire would do): set on cpu 1, read here after the call's
+        // completion, which already orders it.
+        static RAN: AtomicBool = AtomicBool::new(false);
+        let bound = watchdog::bound_ms();
+        watchdog::set_bound_ms(500);
+        let (reports, _) = watchdog::reports();
+        lose_next_call_ipi_to(1);
+        call_on_cpu(1, IpiReason::Call, &|| RAN.store(true, Ordering::SeqCst));
+        watchdog::set_bound_ms(bound);
+        let (after, laggards) = watchdog::reports();
+        assert_eq!((after, laggards), (reports + 1, CpuMask::from_iter([1])), "reported once, cpu 1");
+        assert!(RAN.load(Ordering::SeqCst), "the resent IPI ran the call");
+    }
+);
+
+arch::kernel_test!(
+    needs(watchdog().and_cpus(2).and(scale())) fn watchdog_calls_a_wait_past_its_bounds_with_no_laggard_a_late_answer() {
+        // The default, fatal watchdog. A cross call that cpu 1 answers at once, checked
+        // by a waiter that looks only after the first check point (one bound), then
+        // after the second (three): no laggard either time, so late-answer lines, no
+        // report, no failure.
+        let bound = watchdog::bound_ms();
+        watchdog::set_bound_ms(300);
+        let (reports, _) = watchdog::reports();
+        let late = watchdog::late_answers();
+        let mut wait = Wait::start("late-answer-test");
+        call_on_cpu(1, IpiReason::Call, &|| {});
+        let none = CpuMask::new; // the call is done: no target holds it
+        let since = arch::cpu::rdtsc();
+        spin_until_ms_after(since, 400);
+        wait.check(none, |_| {});
+        assert_eq!(watchdog::late_answers(), late + 1, "past the report bound");
+        // mm's waits (`check_since`): the same at each check point, and never a verdict.
+        let at = core::panic::Location::caller();
+        assert!(!watchdog::check_since(since, "late-answer-test", at, none));
+        assert_eq!(watchdog::late_answers(), late + 2);
+        assert!(!watchdog::check_since(since, "late-answer-test", at, none), "no repeat");
+        // The second check point, where a stuck laggard would fail the run (3 bounds).
+        spin_until_ms_after(since, 1000);
+        wait.check(none, |_| {});
+        assert!(!watchdog::check_since(since, "late-answer-test", at, none));
+        watchdog::set_bound_ms(bound);
+        assert_eq!(watchdog::late_answers(), late + 4, "at the second check point");
+        assert_eq!(watchdog::reports().0, reports, "no report: nothing was lost");
+    }
+);
+
+arch::kernel_test!(needs(watchdog().and_cpus(2).and(scale())) should_panic(expected = "watchdog: cpu 0 waited") fn watchdog_fails_the_run_when_a_cpu_never_answers() {
+    // The default, fatal watchdog: cpu 1 spins with interrupts off for good. It is
+    // reported (and answers the NMI) at the bound, and at the next check point (3 x 300
+    // ms) still holds the call, having taken no tick and served no call: the run fails
+    // there, naming it.
     watchdog::set_bound_ms(300);
-    lose_next_call_ipi_to(1);
+    // SeqCst (Release/Acquire would do): cpu 1 says it is spinning with interrupts off.
+    static SPINNING: AtomicBool = AtomicBool::new(false);
+    let _stuck = sched::spawn("stuck", 1, None, || {
+        arch::irq::disable();
+        SPINNING.store(true, Ordering::SeqCst);
+        loop {
+            core::hint::spin_loop();
+        }
+    });
+    while !SPINNING.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
+    }
     call_on_cpu(1, IpiReason::Call, &|| {});
 });
