@@ -145,7 +145,17 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     sched::use_mm(Some(mm));
     let start = arch::cpu::rdtsc();
     let mut first_hit = None;
-    'rounds: for _ in 0..cfg.rounds {
+    // A long race (the soaks) says how far it is every tenth of its rounds: the host
+    // bounds a boot by its silence, and a slow host must not make a healthy soak look hung.
+    let progress_every = if cfg.rounds >= 100 {
+        cfg.rounds / 10
+    } else {
+        u64::MAX
+    };
+    'rounds: for round in 0..cfg.rounds {
+        if round > 0 && round % progress_every == 0 {
+            log::info!("race: progress rounds={round}/{}", cfg.rounds);
+        }
         for s in 0..SLOTS {
             map_page(mm, slot_va(s));
         }
