@@ -112,14 +112,16 @@ const PAGE: VirtAddr = VirtAddr::new(0x40_0000);
 /// Frames of the simulated memory.
 const FRAMES: usize = 12;
 
-/// Every interleaving.
+/// Every interleaving (F1, F1 with freed tables, F2, R1).
 const EXHAUSTIVE: Option<usize> = None;
-/// Preemption bound of the 2-CPU models.
-const PB2: Option<usize> = Some(3);
-/// Preemption bound of the 3-CPU models.
-const PB3: Option<usize> = Some(2);
-/// Preemption bound of the 3-CPU model with two flushers.
-const PB5: Option<usize> = Some(1);
+/// Preemption bound of F4, two flushers on 2 CPUs (exhaustive, it takes 770 000
+/// executions, 40 s in a release build).
+const PB_F4: Option<usize> = Some(3);
+/// Preemption bound of the 3-CPU models with a flusher (F3, F5; at bound 3 F3 takes
+/// 86 000 executions).
+const PB3_FLUSH: Option<usize> = Some(2);
+/// Preemption bound of the 3-CPU release models (R2, R3).
+const PB3_RELEASE: Option<usize> = Some(3);
 
 loom::thread_local! {
     /// The CPU this loom thread is (the kernel's per-CPU register).
@@ -552,12 +554,16 @@ const fn lazy(mm: usize) -> Start {
 type Script = fn(&Machine);
 
 /// Runs one model: CPU `i` starts as `start[i]` (set up by mm's `switch_mm` and
-/// `enter_lazy_tlb`, TLB warm), runs `scripts[i]`, then idles.
-fn run(preemption_bound: Option<usize>, start: &'static [Start], scripts: &'static [Script]) {
+/// `enter_lazy_tlb`, TLB warm), runs `scripts[i]`, then idles. Returns the number of
+/// executions explored.
+fn run(preemption_bound: Option<usize>, start: &'static [Start], scripts: &'static [Script]) -> usize {
     assert_eq!(start.len(), scripts.len());
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = preemption_bound;
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = executions.clone();
     builder.check(move || {
+        counter.fetch_add(1, SeqCst);
         let m = Arc::new(Machine::new(start.len()));
         for (c, s) in start.iter().enumerate() {
             THIS_CPU.with(|t| t.set(c));
@@ -603,6 +609,7 @@ fn run(preemption_bound: Option<usize>, start: &'static [Start], scripts: &'stat
             }
         }
     });
+    executions.load(SeqCst)
 }
 
 // ---- scripts -----------------------------------------------------------------------
@@ -704,47 +711,56 @@ const R3: &[Script] = &[idle, releaser, leave_for_mm2];
 
 #[test]
 fn f1_back_from_lazy_vs_flush() {
-    run(EXHAUSTIVE, F1_START, F1);
+    let n = run(EXHAUSTIVE, F1_START, F1);
+    println!("f1_back_from_lazy_vs_flush: {n} executions");
 }
 
 #[test]
 fn f1_back_from_lazy_vs_freed_tables_flush() {
-    run(PB2, F1_START, F1_FREED);
+    let n = run(EXHAUSTIVE, F1_START, F1_FREED);
+    println!("f1_back_from_lazy_vs_freed_tables_flush: {n} executions");
 }
 
 #[test]
 fn f2_switch_in_vs_flush() {
-    run(PB2, F2_START, F2);
+    let n = run(EXHAUSTIVE, F2_START, F2);
+    println!("f2_switch_in_vs_flush: {n} executions");
 }
 
 #[test]
 fn f3_user_lazy_and_flusher() {
-    run(PB3, F3_START, F3);
+    let n = run(PB3_FLUSH, F3_START, F3);
+    println!("f3_user_lazy_and_flusher: {n} executions");
 }
 
 #[test]
 fn f4_two_flushers() {
-    run(PB2, F4_START, F4);
+    let n = run(PB_F4, F4_START, F4);
+    println!("f4_two_flushers: {n} executions");
 }
 
 #[test]
 fn f5_two_flushers_and_switch_in() {
-    run(PB5, F5_START, F5);
+    let n = run(PB3_FLUSH, F5_START, F5);
+    println!("f5_two_flushers_and_switch_in: {n} executions");
 }
 
 #[test]
 fn r1_release_while_cpu_switches_away() {
-    run(EXHAUSTIVE, R1_START, R1);
+    let n = run(EXHAUSTIVE, R1_START, R1);
+    println!("r1_release_while_cpu_switches_away: {n} executions");
 }
 
 #[test]
 fn r2_release_with_lazy_holders() {
-    run(PB3, R2_START, R2);
+    let n = run(PB3_RELEASE, R2_START, R2);
+    println!("r2_release_with_lazy_holders: {n} executions");
 }
 
 #[test]
 fn r3_release_from_other_cpu() {
-    run(PB3, R3_START, R3);
+    let n = run(PB3_RELEASE, R3_START, R3);
+    println!("r3_release_from_other_cpu: {n} executions");
 }
 
 // ---- weakened twins of mm's code (must fail) ---------------------------------------
@@ -763,7 +779,7 @@ fn twin(
     let got = std::panic::catch_unwind(|| run(bound, start, scripts));
     mm::weaken(None);
     match got {
-        Ok(()) => panic!("{site:?} weakened to {weaker:?}: the check still passes"),
+        Ok(n) => panic!("{site:?} weakened to {weaker:?}: the check still passes ({n} executions)"),
         Err(e) => {
             let msg = e
                 .downcast_ref::<String>()
@@ -778,7 +794,105 @@ fn twin(
     }
 }
 
+// One per ordering site of mm's protocol whose one-step-weaker ordering is wrong. The
+// others say at the operation why the weaker one is also correct (and
+// `survey_weakened_sites` below shows the check passing with each of them weakened).
+
+/// `flush.rs` `flush_tlb_mm_range`: the generation bump, SeqCst -> AcqRel.
 #[test]
 fn twin_gen_bump_acqrel() {
     twin(Site::GenBump, AcqRel, EXHAUSTIVE, F1_START, F1, "property (a)");
+}
+
+/// `addr_space.rs` `generation` (switch_mm's read), SeqCst -> Acquire.
+#[test]
+fn twin_gen_read_acquire() {
+    twin(Site::GenRead, Acquire, EXHAUSTIVE, F1_START, F1, "property (a)");
+}
+
+/// `cpumask.rs` `set` (switch_mm joining `next`), SeqCst -> AcqRel.
+#[test]
+fn twin_mask_set_acqrel() {
+    twin(Site::MaskSet, AcqRel, EXHAUSTIVE, F2_START, F2, "property (a)");
+}
+
+/// `cpumask.rs` `load` (the flusher's mask read), SeqCst -> Acquire.
+#[test]
+fn twin_mask_load_acquire() {
+    twin(Site::MaskLoad, Acquire, EXHAUSTIVE, F2_START, F2, "property (a)");
+}
+
+/// `tlb_state.rs` `is_lazy` (the flusher's lazy-flag read), SeqCst -> Acquire.
+#[test]
+fn twin_lazy_read_acquire() {
+    twin(Site::LazyRead, Acquire, EXHAUSTIVE, F1_START, F1, "property (a)");
+}
+
+/// `tlb_state.rs` `set_lazy` (switch_mm leaving lazy mode), SeqCst -> Release.
+#[test]
+fn twin_lazy_store_release() {
+    twin(Site::LazyStore, Release, EXHAUSTIVE, F1_START, F1, "property (a)");
+}
+
+/// The sites whose one-step-weaker ordering is also correct (each says why at the
+/// operation), each weakened in every model: all must still pass. Not part of the
+/// regular run (about a minute per site); run it with
+/// `RUSTFLAGS="--cfg loom" cargo test --release -p mm --test tlb_protocol_loom --
+/// --ignored survey --nocapture` (in `target/loom`).
+#[test]
+#[ignore]
+fn survey_weakened_sites() {
+    use Site::*;
+    let sites: &[(Site, Ordering)] = &[
+        (MaskClear, AcqRel),
+        (MaskContains, Acquire),
+        (HasLoaded, Acquire),
+        (Loaded, Acquire),
+        (LocalGenRead, Acquire),
+        (LocalGenStore, Release),
+        (LoadedStore, Release),
+        (LocalGenMax, AcqRel),
+        (ModeStore, Release),
+        (ModeLoad, Acquire),
+        (BatchFailsStore, Release),
+        (BatchFailsLoad, Acquire),
+        (InFlightLoad, Acquire),
+        (InFlightAdd, AcqRel),
+        (InFlightSub, AcqRel),
+    ];
+    type Model = (&'static str, Option<usize>, &'static [Start], &'static [Script]);
+    let models: &[Model] = &[
+        ("F1", EXHAUSTIVE, F1_START, F1),
+        ("F1-freed", EXHAUSTIVE, F1_START, F1_FREED),
+        ("F2", EXHAUSTIVE, F2_START, F2),
+        ("F3", PB3_FLUSH, F3_START, F3),
+        ("F4", PB_F4, F4_START, F4),
+        ("F5", PB3_FLUSH, F5_START, F5),
+        ("R1", EXHAUSTIVE, R1_START, R1),
+        ("R2", PB3_RELEASE, R2_START, R2),
+        ("R3", PB3_RELEASE, R3_START, R3),
+    ];
+    let mut failures = Vec::new();
+    for &(site, weaker) in sites {
+        for &(name, bound, start, scripts) in models {
+            // A thread per model: the weakened site is per thread, and a failed model
+            // leaves nothing behind.
+            let got = std::thread::spawn(move || {
+                mm::weaken(Some((site, weaker)));
+                std::panic::catch_unwind(|| run(bound, start, scripts)).map_err(|e| {
+                    e.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default()
+                })
+            })
+            .join()
+            .expect("the model thread");
+            match got {
+                Ok(n) => println!("{site:?} -> {weaker:?}, {name}: passes ({n} executions)"),
+                Err(msg) => failures.push(format!("{site:?} -> {weaker:?}, {name}: {msg}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "weakened sites that fail: {failures:#?}");
 }
