@@ -81,6 +81,9 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
 
+type LoomU64 = loom::sync::atomic::AtomicU64;
+type LoomBool = loom::sync::atomic::AtomicBool;
+
 use mm::Site;
 use mm::addr::{PhysAddr, VirtAddr};
 use mm::addr_space::AddressSpace;
@@ -135,14 +138,16 @@ type Handler = &'static (dyn Fn() + Sync);
 /// interrupt mailbox.
 struct Cpu {
     irqs_off: AtomicBool,
-    /// CR3.
+    /// CR3, as the CPU itself uses it.
     cr3: AtomicU64,
+    /// CR3 again, for the releaser's check (see "Ghost state" at the top).
+    cr3_seen: LoomU64,
     /// The TLB: the cached version of [`PAGE`] under the root in CR3 (0: none).
     tlb: AtomicU64,
     /// Interrupt points taken (interrupts on): the grace-period counter.
     quiescent: AtomicU64,
     /// IPI bits, one per sender (a loom atomic: delivering an IPI is model state).
-    pending: loom::sync::atomic::AtomicU64,
+    pending: LoomU64,
     /// The handler each sender posted.
     mailbox: Mutex<[Option<Handler>; NCPU_MAX]>,
 }
@@ -150,11 +155,11 @@ struct Cpu {
 /// Ghost state of one address space.
 struct Ghost {
     /// Version of the modelled page's mapping (a loom atomic: walks read it Relaxed).
-    page: loom::sync::atomic::AtomicU64,
+    page: LoomU64,
     /// Newest version / generation whose flush has returned.
-    done_version: AtomicU64,
-    done_gen: AtomicU64,
-    root_freed: AtomicBool,
+    done_version: LoomU64,
+    done_gen: LoomU64,
+    root_freed: LoomBool,
     /// The root frame as the page walker reads it (see property (b)).
     root_cell: RootCell,
 }
@@ -190,8 +195,8 @@ fn frame_index(pa: PhysAddr) -> usize {
     (pa.as_u64() >> 12) as usize - 1
 }
 
-fn loom_u64(v: u64) -> loom::sync::atomic::AtomicU64 {
-    let a = loom::sync::atomic::AtomicU64::new(v);
+fn loom_u64(v: u64) -> LoomU64 {
+    let a = LoomU64::new(v);
     a.store(v, SeqCst); // see "loom writes an atomic's initial value" at the top
     a
 }
@@ -218,9 +223,9 @@ impl Machine {
             mms,
             ghost: core::array::from_fn(|_| Ghost {
                 page: loom_u64(1),
-                done_version: AtomicU64::new(1),
-                done_gen: AtomicU64::new(1),
-                root_freed: AtomicBool::new(false),
+                done_version: LoomU64::new(1),
+                done_gen: LoomU64::new(1),
+                root_freed: LoomBool::new(false),
                 root_cell: RootCell(UnsafeCell::new(0)),
             }),
             states: TlbStates::new(),
@@ -230,6 +235,7 @@ impl Machine {
                 .map(|_| Cpu {
                     irqs_off: AtomicBool::new(false),
                     cr3: AtomicU64::new(0),
+                    cr3_seen: LoomU64::new(0),
                     tlb: AtomicU64::new(0),
                     quiescent: AtomicU64::new(0),
                     pending: loom_u64(0),
@@ -281,7 +287,7 @@ impl Machine {
         };
         let g = &self.ghost[mm];
         assert!(
-            !g.root_freed.load(SeqCst),
+            !g.root_freed.load(Relaxed),
             "property (b): cpu {cpu} walks from the root of mm {mm}, which was freed"
         );
         g.root_cell.0.with(|_| ());
@@ -300,7 +306,7 @@ impl Machine {
         );
         self.walk();
         let cached = self.me().tlb.load(SeqCst);
-        let done = self.ghost[mm].done_version.load(SeqCst);
+        let done = self.ghost[mm].done_version.load(Relaxed);
         assert!(
             cached >= done,
             "property (a): cpu {cpu} uses version {cached} of mm {mm}'s page after the flush \
@@ -398,8 +404,8 @@ impl Machine {
             Level::Pte,
             freed_tables,
         );
-        self.ghost[mm].done_version.fetch_max(version, SeqCst);
-        self.ghost[mm].done_gen.fetch_max(receipt.generation(), SeqCst);
+        self.ghost[mm].done_version.fetch_max(version, Relaxed);
+        self.ghost[mm].done_gen.fetch_max(receipt.generation(), Relaxed);
         self.irq_point();
         self.use_page(mm);
     }
@@ -459,6 +465,7 @@ impl LocalTlb for Machine {
         // Until the CR3 write the CPU may still walk from the old root.
         self.walk();
         self.me().cr3.store(root.as_u64(), SeqCst);
+        self.me().cr3_seen.store(root.as_u64(), Relaxed);
         self.me().tlb.store(0, SeqCst);
     }
 }
@@ -494,13 +501,13 @@ impl PhysMem for Machine {
             let releaser = self.this_cpu();
             for (c, cpu) in self.cpus.iter().enumerate() {
                 assert!(
-                    cpu.cr3.load(SeqCst) != frame.as_u64(),
+                    cpu.cr3_seen.load(Relaxed) != frame.as_u64(),
                     "property (b): cpu {releaser} frees the root of mm {mm} while cpu {c} has \
                      it in CR3"
                 );
             }
             self.ghost[mm].root_cell.0.with_mut(|_| ());
-            self.ghost[mm].root_freed.store(true, SeqCst);
+            self.ghost[mm].root_freed.store(true, Relaxed);
         }
         let mut used = self.frame_used.lock().unwrap();
         assert!(used[frame_index(frame)], "double free of {frame:?}");
