@@ -32,7 +32,6 @@
 use core::panic::Location;
 use core::sync::atomic::Ordering::{Acquire, Relaxed};
 
-
 use crate::addr::PhysAddr;
 use crate::addr_space::AddressSpace;
 use crate::cpumask::{CpuMask, MAX_CPUS};

@@ -42,9 +42,18 @@
 //!   reads the root frame through a `loom::cell::UnsafeCell` which the free writes, so
 //!   loom reports a free that does not happen after a walk ("Causality violation").
 //!
-//! Ghost state that only the checks read (CR3, the TLBs, the published versions, the
-//! freed roots) is in core atomics, not loom's: loom runs one thread at a time, so they
-//! are exact, and they add no scheduling points.
+//! Ghost state (what only the model and its checks use) is of two kinds. What a CPU
+//! alone reads (its TLB, its own CR3, its interrupt flag) is in core atomics: loom runs
+//! one thread at a time, so they are exact, and they add no scheduling points. What one
+//! CPU's check reads of another's (CR3 for the releaser's check, the freed roots for the
+//! walks, the completed flushes for property (a)) is in loom atomics, written and read
+//! Relaxed: loom explores only the orders of operations it can see depend on each other,
+//! so a check that reads core state another thread wrote would be left out of the orders
+//! that matter (it was: with CR3 in a core atomic, clearing `prev`'s bit before the CR3
+//! load passed); Relaxed because then the check adds no synchronisation, and loom tries
+//! every value such a load may return, the newest included. The grace-period counter
+//! (interrupt points taken) stays a core atomic: it only lets the table freer progress,
+//! nothing checks it.
 //!
 //! # Modelling tricks (inherited from the hand-written model this replaces)
 //!
@@ -60,11 +69,28 @@
 //! - Preemption bounds (`Builder::preemption_bound`): every interleaving with at most
 //!   that many preemptions (a switch where a thread blocks, yields or ends is free).
 //!
+//! # Models and bounds
+//!
+//! F1 (back from lazy vs a flush, and vs a freed-tables flush), F2 (switch in vs a flush)
+//! and R1 (switching away vs the releaser) are exhaustive: every interleaving (7 400,
+//! 6 800, 18 300 and 3 900 executions). F4 (two flushers on 2 CPUs) is bounded at 3
+//! preemptions (2 500; exhaustive it is 770 000), F3 and F5 (3 CPUs with a flusher) at 2
+//! (8 500, 50 000), R2 and R3 (3 CPUs, release) at 3 (77 000, 51 000). One more preemption
+//! multiplies a model's cost by about 3 to 15. The whole file, twins included, takes
+//! about 25 s of CPU in a release build.
+//!
 //! # Weakened twins
 //!
 //! A twin runs a model with one ordering site of mm's code one step weaker
-//! ([`mm::weaken`]; see `mm/src/sync.rs`) and must fail. Sites whose weaker ordering is
-//! also correct say why at the operation instead.
+//! ([`mm::weaken`]; see `mm/src/sync.rs`) and must fail: the generation bump (AcqRel),
+//! the generation read (Acquire), the mask's `set` (AcqRel) and `load` (Acquire), the
+//! lazy flag's load (Acquire) and store (Release); each fails property (a). The other
+//! sites say at the operation why their weaker ordering is also correct, and
+//! `survey_weakened_sites` (ignored: minutes) runs every model with each of them
+//! weakened. Moving `switch_mm`'s clear of `prev`'s bit before the CR3 load (the order
+//! before the fix) fails R1, R2 and R3 with property (b) ("cpu 1 frees the root of mm 1
+//! while cpu 0 has it in CR3"); that is a change of code, not of an ordering, so it is
+//! shown by reverting, not by a twin.
 //!
 //! # Running it
 //!
@@ -117,11 +143,11 @@ const FRAMES: usize = 12;
 
 /// Every interleaving (F1, F1 with freed tables, F2, R1).
 const EXHAUSTIVE: Option<usize> = None;
-/// Preemption bound of F4, two flushers on 2 CPUs (exhaustive, it takes 770 000
-/// executions, 40 s in a release build).
+/// Preemption bound of F4, two flushers on 2 CPUs (exhaustive, it takes over 770 000
+/// executions, more than 40 s in a release build).
 const PB_F4: Option<usize> = Some(3);
 /// Preemption bound of the 3-CPU models with a flusher (F3, F5; at bound 3 F3 takes
-/// 86 000 executions).
+/// over 86 000 executions).
 const PB3_FLUSH: Option<usize> = Some(2);
 /// Preemption bound of the 3-CPU release models (R2, R3).
 const PB3_RELEASE: Option<usize> = Some(3);
@@ -317,7 +343,10 @@ impl Machine {
     /// An interrupt point: runs every pending handler (interrupts off), acks it.
     fn irq_point(&self) {
         let me = self.this_cpu();
-        assert!(self.irqs_enabled(), "interrupt point on cpu {me} with interrupts off");
+        assert!(
+            self.irqs_enabled(),
+            "interrupt point on cpu {me} with interrupts off"
+        );
         self.me().quiescent.fetch_add(1, SeqCst);
         let bits = self.me().pending.load(SeqCst);
         for sender in (0..self.ncpu).filter(|s| bits & 1 << s != 0) {
@@ -379,10 +408,10 @@ impl Machine {
         }
         self.wait_until(|| self.finished.load(SeqCst) == self.ncpu);
         let st = self.states.cpu(self.this_cpu());
-        if let Some(mm) = self.running_user_mm() {
-            if !st.is_lazy() {
-                self.use_page(mm);
-            }
+        if let Some(mm) = self.running_user_mm()
+            && !st.is_lazy()
+        {
+            self.use_page(mm);
         }
     }
 

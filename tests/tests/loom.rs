@@ -33,11 +33,7 @@ fn loom_checks_the_tlb_protocol_and_its_weakened_twins_fail() {
         .lines()
         .filter(|l| l.starts_with("test ") && !l.ends_with(" ignored"))
         .collect();
-    let failed: Vec<&str> = results
-        .iter()
-        .copied()
-        .filter(|l| !l.ends_with(" ok"))
-        .collect();
+    let failed: Vec<&str> = results.iter().copied().filter(|l| !l.ends_with(" ok")).collect();
     let passed = results.len() - failed.len();
     assert!(
         out.status.success() && failed.is_empty(),
