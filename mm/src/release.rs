@@ -39,6 +39,10 @@ pub fn release(ctx: &GatherCtx, mm: &AddressSpace, mut wait: impl FnMut() -> boo
             return Err(holders);
         }
     }
+    // No atomic here; the free is ordered by two elsewhere: the empty mask was read by
+    // `shoot_lazy_holders` (`AtomicCpuMask::load`, which is at least Acquire) and each CPU
+    // cleared its bit after its CR3 load (`AtomicCpuMask::clear`, at least Release), so
+    // every walk from this root happens before the free.
     ctx.mem.free_frame(mm.root());
     Ok(())
 }

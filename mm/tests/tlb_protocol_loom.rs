@@ -92,6 +92,15 @@
 //! while cpu 0 has it in CR3"); that is a change of code, not of an ordering, so it is
 //! shown by reverting, not by a twin.
 //!
+//! # Not modelled
+//!
+//! Backends other than native IPIs (paravirt, INVLPGB), PCID (gatherOS has none),
+//! more than one page (partial and full flushes both cover it; which one the handler
+//! picks, and the generation it records, is mm's), paging-structure caches and
+//! speculative walks other than the last one before a CR3 load, lock-free walkers, and
+//! contention on the two spin locks (the page-table lock and the freer's state): only
+//! the releaser takes them, as a spinning waiter would never let loom's search end.
+//!
 //! # Running it
 //!
 //! `tests/tests/loom.rs` (part of `cargo test`) runs `RUSTFLAGS="--cfg loom" cargo test
