@@ -74,17 +74,19 @@
 //! F1 (back from lazy vs a flush, and vs a freed-tables flush), F2 (switch in vs a flush)
 //! and R1 (switching away vs the releaser) are exhaustive: every interleaving (7 400,
 //! 6 800, 18 300 and 3 900 executions). F4 (two flushers on 2 CPUs) is bounded at 3
-//! preemptions (2 500; exhaustive it is 770 000), F3 and F5 (3 CPUs with a flusher) at 2
+//! preemptions (2 500; exhaustive, over 770 000), F3 and F5 (3 CPUs with a flusher) at 2
 //! (8 500, 50 000), R2 and R3 (3 CPUs, release) at 3 (77 000, 51 000). One more preemption
 //! multiplies a model's cost by about 3 to 15. The whole file, twins included, takes
-//! about 25 s of CPU in a release build.
+//! about 30 s of CPU (user and system) in a release build.
 //!
 //! # Weakened twins
 //!
 //! A twin runs a model with one ordering site of mm's code one step weaker
 //! ([`mm::weaken`]; see `mm/src/sync.rs`) and must fail: the generation bump (AcqRel),
 //! the generation read (Acquire), the mask's `set` (AcqRel) and `load` (Acquire), the
-//! lazy flag's load (Acquire) and store (Release); each fails property (a). The other
+//! lazy flag's load (Acquire) and store (Release); each fails property (a). Two more go
+//! two steps down to show what `release` needs: the mask's `clear` Relaxed (its AcqRel is
+//! fine) and its `load` Relaxed each fail property (b). The other
 //! sites say at the operation why their weaker ordering is also correct, and
 //! `survey_weakened_sites` (ignored: minutes) runs every model with each of them
 //! weakened. Moving `switch_mm`'s clear of `prev`'s bit before the CR3 load (the order
@@ -877,6 +879,22 @@ fn twin_lazy_read_acquire() {
 #[test]
 fn twin_lazy_store_release() {
     twin(Site::LazyStore, Release, EXHAUSTIVE, F1_START, F1, "property (a)");
+}
+
+// Two steps down, where one step is fine or is already a twin: what the release needs.
+
+/// `cpumask.rs` `clear` (switch_mm leaving `prev`), SeqCst -> Relaxed: AcqRel is correct
+/// (the comment there), but the Release in it is needed.
+#[test]
+fn twin_mask_clear_relaxed() {
+    twin(Site::MaskClear, Relaxed, EXHAUSTIVE, R1_START, R1, "property (b)");
+}
+
+/// `cpumask.rs` `load` (the releaser's empty-mask read), SeqCst -> Relaxed: the Acquire
+/// that pairs with `clear`'s Release is needed.
+#[test]
+fn twin_mask_load_relaxed_frees_loaded_root() {
+    twin(Site::MaskLoad, Relaxed, PB3_RELEASE, R3_START, R3, "property (b)");
 }
 
 /// The sites whose one-step-weaker ordering is also correct (each says why at the
