@@ -21,12 +21,14 @@
 //! - Two locks at once (sharing a table between two address spaces) are taken owner
 //!   first, then the other one.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
 use crate::addr::PhysAddr;
 use crate::cpumask::AtomicCpuMask;
+use crate::sync::Ordering::SeqCst;
+use crate::sync::{AtomicU64, AtomicUsize, Site, ord};
 
-static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+/// The id allocator: a core atomic even under loom (a `static`, and it orders nothing:
+/// ids need only be unique, which any ordering of an RMW gives).
+static NEXT_ID: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(1);
 
 /// One address space (Linux's `mm_struct`, the parts TLB shootdown needs).
 pub struct AddressSpace {
@@ -48,7 +50,7 @@ impl AddressSpace {
     /// A new address space whose top-level table is at physical `root`.
     pub fn new(root: PhysAddr) -> Self {
         Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: NEXT_ID.fetch_add(1, core::sync::atomic::Ordering::Relaxed),
             root,
             cpumask: AtomicCpuMask::new(),
             tlb_gen: AtomicU64::new(1),
@@ -74,7 +76,10 @@ impl AddressSpace {
 
     /// The current flush generation.
     pub fn generation(&self) -> u64 {
-        self.tlb_gen.load(Ordering::SeqCst)
+        // SeqCst: the reader's half of flush.rs rule 1: a CPU switching in (or back from
+        // lazy) sets its mask bit (clears its lazy flag), then reads this; the flusher
+        // bumps it, then reads mask and flags. With Acquire both may read old values.
+        self.tlb_gen.load(ord(SeqCst, Site::GenRead))
     }
 }
 

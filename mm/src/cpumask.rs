@@ -4,11 +4,17 @@
 //! concurrently, like Linux's `mm_cpumask`: CPUs set and clear their own bit while
 //! flushers read it.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::Ordering::SeqCst;
+use crate::sync::{AtomicU64, Site, atomic_array, const_unless_loom, ord};
 
 /// Most CPUs gatherOS supports.
+#[cfg(not(loom))]
 pub const MAX_CPUS: usize = 512;
-const WORDS: usize = MAX_CPUS / 64;
+/// Most CPUs gatherOS supports; under loom 4 (the models run 2 or 3 CPUs, and every
+/// per-CPU atomic is a loom object created again in each explored execution).
+#[cfg(loom)]
+pub const MAX_CPUS: usize = 4;
+const WORDS: usize = MAX_CPUS.div_ceil(64);
 
 /// A set of logical CPU indices.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -104,32 +110,50 @@ pub struct AtomicCpuMask {
 }
 
 impl AtomicCpuMask {
-    /// The empty set.
-    pub const fn new() -> Self {
-        Self {
-            bits: [const { AtomicU64::new(0) }; WORDS],
+    const_unless_loom! {
+        /// The empty set.
+        pub fn new() -> Self {
+            Self {
+                bits: atomic_array!(AtomicU64::new(0); WORDS),
+            }
         }
     }
 
-    /// Adds `cpu` (full barrier: a flusher that reads the mask afterwards sees it).
+    /// Adds `cpu`.
     pub fn set(&self, cpu: usize) {
-        self.bits[cpu / 64].fetch_or(1 << (cpu % 64), Ordering::SeqCst);
+        // SeqCst: a CPU switching in sets its bit, then reads the generation; a flusher
+        // bumps the generation, then reads the mask (flush.rs, rule 1). That is store
+        // buffering: with only AcqRel here, both may read the old values, the flusher
+        // skips this CPU and the CPU misses the bump.
+        self.bits[cpu / 64].fetch_or(1 << (cpu % 64), ord(SeqCst, Site::MaskSet));
     }
 
     /// Removes `cpu`.
     pub fn clear(&self, cpu: usize) {
-        self.bits[cpu / 64].fetch_and(!(1 << (cpu % 64)), Ordering::SeqCst);
+        // Needs Release: the CPU's walks from the root it just left (before its CR3
+        // load, program order) must happen before whatever a releaser does once it reads
+        // the mask empty (Acquire, in `load`): free the root. AcqRel would also be
+        // correct: nothing reads after a clear that must see another CPU's store (a
+        // flusher that still sees the bit interrupts a CPU that left, whose handler
+        // finds `has_loaded` false). SeqCst is kept for uniformity with `set`.
+        self.bits[cpu / 64].fetch_and(!(1 << (cpu % 64)), ord(SeqCst, Site::MaskClear));
     }
 
     /// Whether `cpu` is in the set.
     pub fn contains(&self, cpu: usize) -> bool {
-        self.bits[cpu / 64].load(Ordering::SeqCst) & (1 << (cpu % 64)) != 0
+        // Only ever asked by `cpu` itself about its own bit (`switch_mm`), which only
+        // `cpu` writes: read-coherence returns its own last write whatever the
+        // ordering, so Acquire, even Relaxed, would also be correct.
+        self.bits[cpu / 64].load(ord(SeqCst, Site::MaskContains)) & (1 << (cpu % 64)) != 0
     }
 
     /// A snapshot of the set.
     pub fn load(&self) -> CpuMask {
+        // SeqCst: the flusher's side of the store buffering in `set` (read after the
+        // generation bump). Acquire at least for `release`: an empty mask must carry
+        // the leaving CPUs' clears (see `clear`) before the root is freed.
         CpuMask {
-            bits: core::array::from_fn(|i| self.bits[i].load(Ordering::SeqCst)),
+            bits: core::array::from_fn(|i| self.bits[i].load(ord(SeqCst, Site::MaskLoad))),
         }
     }
 }

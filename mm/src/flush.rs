@@ -29,6 +29,8 @@ use crate::hw::{CrossCall, FlushBackend, LocalTlb};
 use crate::level::Level;
 use crate::receipt::FlushReceipt;
 use crate::stats::{TlbEvent, TlbStats};
+use crate::sync::Ordering::SeqCst;
+use crate::sync::{Site, ord};
 use crate::tlb_state::TlbStates;
 
 /// Ranges longer than this many pages are flushed entirely (`tlb_single_page_flush_ceiling`).
@@ -91,7 +93,10 @@ impl Mmu<'_> {
         } else {
             (start, end)
         };
-        let new_gen = mm.tlb_gen.fetch_add(1, core::sync::atomic::Ordering::SeqCst) + 1;
+        // SeqCst: the flusher's half of rule 1 (bump, then read mask and lazy flags);
+        // with AcqRel the mask and flag reads below may miss a CPU switching in that also
+        // misses the bump.
+        let new_gen = mm.tlb_gen.fetch_add(1, ord(SeqCst, Site::GenBump)) + 1;
         let info = FlushInfo {
             mm,
             start,

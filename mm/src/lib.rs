@@ -20,11 +20,16 @@ pub mod receipt;
 pub mod release;
 pub mod share;
 pub mod stats;
+pub(crate) mod sync;
 pub mod table_free;
 pub mod teardown_step;
 pub mod tlb_state;
 pub mod unmap;
 pub mod walker;
+
+/// Loom only: the ordering sites of the protocol, and the switch that weakens one.
+#[cfg(loom)]
+pub use sync::{Site, weaken};
 
 #[cfg(test)]
 mod coherence_tests;

@@ -55,6 +55,10 @@ pub fn release_with_steps(
             return Err(holders);
         }
     }
+    // No atomic here; the free is ordered by two elsewhere: the empty mask was read by
+    // `shoot_lazy_holders` (`AtomicCpuMask::load`, which is at least Acquire) and each CPU
+    // cleared its bit after its CR3 load (`AtomicCpuMask::clear`, at least Release), so
+    // every walk from this root happens before the free.
     steps.enter(mm.id(), mm.root(), TeardownStep::FreeRoot);
     ctx.mem.free_frame(mm.root());
     steps.leave();

@@ -1,5 +1,7 @@
 //! TLB counters, per CPU and summed, and the `tlb-stats:` line.
 
+// Core atomics even under loom (not `crate::sync`): counters order nothing, so loom need
+// not explore them, and as it runs one thread at a time they stay exact under it.
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cpumask::MAX_CPUS;

@@ -30,7 +30,7 @@
 //! enabled and hold no lock that an IPI handler takes.
 
 use core::panic::Location;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::Ordering::{Acquire, Relaxed};
 
 use crate::addr::PhysAddr;
 use crate::addr_space::AddressSpace;
@@ -39,6 +39,8 @@ use crate::hw::{BackendKind, PhysMem, TableSyncHw};
 use crate::level::ENTRIES;
 use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::{TlbEvent, TlbStats};
+use crate::sync::Ordering::SeqCst;
+use crate::sync::{AtomicBool, AtomicU8, AtomicU64, Site, const_unless_loom, ord};
 
 /// The boot-time decision (Linux's `native_pv_tlb_init`): the table-free sync is
 /// redundant after a freed-tables flush iff that flush is the native IPI broadcast and
@@ -92,33 +94,44 @@ pub struct TableFreer {
     in_flight: AtomicU64,
 }
 
+// Orderings of the freer's own atomics: `mode` and `batch_fails` are settings (a boot
+// option, a test's fault injection), made before the CPUs that read them start using the
+// freer; they publish no data, a reader only branches on them, so Relaxed would also be
+// correct. `in_flight` is a count: the tables themselves go from queue to freeing under
+// `state`'s lock, and the count only tells `drain` when to stop; Release on the
+// decrement (after the frees) and Acquire on the load make the frees happen before
+// `drain` returns, so SeqCst weakened one step (Release / Acquire) is also correct.
 impl TableFreer {
-    /// Nothing pending; mode `Decided`.
-    pub const fn new() -> Self {
-        Self {
-            state: spin::Mutex::new(GraceState {
-                requested: 0,
-                started: 0,
-                completed: 0,
-                snapshot: [0; MAX_CPUS],
-                head: 0,
-                tail: 0,
-                newest_gp: 0,
-            }),
-            mode: AtomicU8::new(SyncMode::Decided as u8),
-            batch_fails: AtomicBool::new(false),
-            in_flight: AtomicU64::new(0),
+    const_unless_loom! {
+        /// Nothing pending; mode `Decided`.
+        pub fn new() -> Self {
+            Self {
+                state: spin::Mutex::new(GraceState {
+                    requested: 0,
+                    started: 0,
+                    completed: 0,
+                    snapshot: [0; MAX_CPUS],
+                    head: 0,
+                    tail: 0,
+                    newest_gp: 0,
+                }),
+                mode: AtomicU8::new(SyncMode::Decided as u8),
+                batch_fails: AtomicBool::new(false),
+                in_flight: AtomicU64::new(0),
+            }
         }
     }
 
     /// Sets the sync mode.
     pub fn set_mode(&self, mode: SyncMode) {
-        self.mode.store(mode as u8, Ordering::SeqCst);
+        // A setting (see above): Release or Relaxed would also be correct.
+        self.mode.store(mode as u8, ord(SeqCst, Site::ModeStore));
     }
 
     /// The sync mode.
     pub fn mode(&self) -> SyncMode {
-        match self.mode.load(Ordering::SeqCst) {
+        // A setting (see above): Acquire or Relaxed would also be correct.
+        match self.mode.load(ord(SeqCst, Site::ModeLoad)) {
             1 => SyncMode::Always,
             2 => SyncMode::ForceSkip,
             _ => SyncMode::Decided,
@@ -127,12 +140,14 @@ impl TableFreer {
 
     /// Makes every table-batch allocation fail (fault injection, `tlb.table_batch=fail`).
     pub fn set_batch_allocation_fails(&self, fail: bool) {
-        self.batch_fails.store(fail, Ordering::SeqCst);
+        // A setting (see above): Release or Relaxed would also be correct.
+        self.batch_fails.store(fail, ord(SeqCst, Site::BatchFailsStore));
     }
 
     /// A fresh batch page, or None (allocation failure, real or injected).
     pub fn alloc_batch(&self, mem: &dyn PhysMem) -> Option<PhysAddr> {
-        if self.batch_fails.load(Ordering::SeqCst) {
+        // A setting (see above): Acquire or Relaxed would also be correct.
+        if self.batch_fails.load(ord(SeqCst, Site::BatchFailsLoad)) {
             return None;
         }
         mem.alloc_frame()
@@ -140,7 +155,8 @@ impl TableFreer {
 
     /// Tables queued and not yet freed.
     pub fn tables_in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::SeqCst)
+        // A count (see above): Acquire would also be correct.
+        self.in_flight.load(ord(SeqCst, Site::InFlightLoad))
     }
 
     fn should_skip(
@@ -264,21 +280,29 @@ impl TableFreer {
     /// Queues a full (or final) batch page of tables (its count already written) to be
     /// freed after the next grace period to start (Linux: `call_rcu`, which cannot fail;
     /// neither can this: the batch page is its own queue node).
+    ///
+    /// The batch page's words are memory ([`PhysMem::word`], core atomics even under
+    /// loom): the page is written by the gathering CPU, then handed over under `state`'s
+    /// lock, whose unlock / lock orders every word written before it for whoever polls.
+    /// So the Relaxed ones need no more, and the Acquire loads here and in `free_batch`
+    /// would also be correct Relaxed (the count is read by the CPU that wrote it, or
+    /// after that lock).
     pub fn queue_batch(&self, mem: &dyn PhysMem, batch: PhysAddr) {
-        let count = mem.word(batch, BATCH_COUNT).load(Ordering::Acquire);
+        let count = mem.word(batch, BATCH_COUNT).load(Acquire);
         let mut st = self.state.lock();
         let need_gp = st.started + 1;
-        mem.word(batch, BATCH_GP).store(need_gp, Ordering::Relaxed);
-        mem.word(batch, BATCH_NEXT).store(0, Ordering::Relaxed);
+        mem.word(batch, BATCH_GP).store(need_gp, Relaxed);
+        mem.word(batch, BATCH_NEXT).store(0, Relaxed);
         if st.tail == 0 {
             st.head = batch.as_u64();
         } else {
             mem.word(PhysAddr::new(st.tail), BATCH_NEXT)
-                .store(batch.as_u64(), Ordering::Relaxed);
+                .store(batch.as_u64(), Relaxed);
         }
         st.tail = batch.as_u64();
         st.newest_gp = need_gp;
-        self.in_flight.fetch_add(count, Ordering::SeqCst);
+        // A count (see the top of this impl): Release would also be correct.
+        self.in_flight.fetch_add(count, ord(SeqCst, Site::InFlightAdd));
     }
 
     /// Starts or completes grace periods as the CPUs' counters allow.
@@ -312,10 +336,11 @@ impl TableFreer {
             let ready = {
                 let mut st = self.state.lock();
                 let head = PhysAddr::new(st.head);
-                if st.head == 0 || mem.word(head, BATCH_GP).load(Ordering::Relaxed) > st.completed {
+                // Batch words under the lock: see `queue_batch`.
+                if st.head == 0 || mem.word(head, BATCH_GP).load(Relaxed) > st.completed {
                     None
                 } else {
-                    st.head = mem.word(head, BATCH_NEXT).load(Ordering::Relaxed);
+                    st.head = mem.word(head, BATCH_NEXT).load(Relaxed);
                     if st.head == 0 {
                         st.tail = 0;
                     }
@@ -325,7 +350,9 @@ impl TableFreer {
             let Some(batch) = ready else { break };
             freed += free_batch(batch, mem);
         }
-        self.in_flight.fetch_sub(freed, Ordering::SeqCst);
+        // A count, after the frees (see the top of this impl): Release would also be
+        // correct.
+        self.in_flight.fetch_sub(freed, ord(SeqCst, Site::InFlightSub));
         stats.add(hw.this_cpu(), TlbEvent::TablesFreed, freed);
         freed
     }
@@ -354,10 +381,12 @@ impl Default for TableFreer {
 }
 
 /// Frees every table listed in a batch page, then the page itself.
+/// Its words were handed over under the freer's lock (see [`TableFreer::queue_batch`]):
+/// the Acquire loads would also be correct Relaxed.
 fn free_batch(batch: PhysAddr, mem: &dyn PhysMem) -> u64 {
-    let count = mem.word(batch, BATCH_COUNT).load(Ordering::Acquire);
+    let count = mem.word(batch, BATCH_COUNT).load(Acquire);
     for i in 0..count as usize {
-        mem.free_table(PhysAddr::new(mem.word(batch, i).load(Ordering::Acquire)));
+        mem.free_table(PhysAddr::new(mem.word(batch, i).load(Acquire)));
     }
     mem.free_frame(batch);
     count

@@ -1,0 +1,141 @@
+//! The atomics of mm's TLB protocol, in one place: `core::sync::atomic` normally,
+//! loom's under `--cfg loom`, so that the loom check (`mm/tests/tlb_protocol_loom.rs`)
+//! explores every interleaving and every weak-memory outcome of mm's own code.
+//!
+//! What goes through here: the state that CPUs read and write concurrently in the
+//! switch / flush / lazy / release protocol (the per-CPU TLB state, the address space's
+//! CPU mask, generation and pending-gather count, the table freer's flags and count).
+//! What does not:
+//! - the statistics counters (`stats.rs`): they order nothing, and loom runs one thread
+//!   at a time, so core atomics stay exact under it; loom need not explore them;
+//! - the address-space id allocator (`addr_space.rs`, a `static`, which loom's atomics
+//!   cannot be: their `new` is not `const`);
+//! - page-table memory ([`crate::hw::PhysMem::word`]): it is the hardware's, read by a
+//!   page walker loom does not model; the protocol must supply the ordering through the
+//!   generation, the mask and the interrupts, which is what the check asks of it.
+//!
+//! # Ordering sites
+//!
+//! Every ordering of the protocol's atomics is written `ord(SeqCst, Site::MaskLoad)`: the
+//! ordering the code needs, and the name of that one operation. Normally [`ord`] returns
+//! the ordering (a `const fn`, nothing else). Under loom a test may weaken exactly one
+//! site for the model it runs next ([`weaken`]), so that a weakened twin runs mm's own
+//! code with that one ordering one step weaker and must fail the check.
+
+pub(crate) use core::sync::atomic::Ordering;
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize};
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize};
+
+/// Declares a constructor that is a `const fn` normally and a plain `fn` under loom
+/// (loom's atomics have no `const` `new`).
+macro_rules! const_unless_loom {
+    ($(#[$m:meta])* $vis:vis fn $name:ident() -> $ret:ty $body:block) => {
+        #[cfg(not(loom))]
+        $(#[$m])*
+        $vis const fn $name() -> $ret $body
+        #[cfg(loom)]
+        $(#[$m])*
+        $vis fn $name() -> $ret $body
+    };
+}
+pub(crate) use const_unless_loom;
+
+/// `[$e; $n]` for a non-`Copy` atomic `$e`: a `const` block normally, `from_fn` under
+/// loom.
+#[cfg(not(loom))]
+macro_rules! atomic_array {
+    ($e:expr; $n:expr) => {
+        [const { $e }; $n]
+    };
+}
+#[cfg(loom)]
+macro_rules! atomic_array {
+    ($e:expr; $n:expr) => {
+        core::array::from_fn(|_| $e)
+    };
+}
+pub(crate) use atomic_array;
+
+/// One atomic operation of the protocol, by file and what it does (see the operation
+/// itself for the ordering it needs and why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    /// `flush.rs` `flush_tlb_mm_range`: the generation bump.
+    GenBump,
+    /// `addr_space.rs` `AddressSpace::generation`: the generation read.
+    GenRead,
+    /// `cpumask.rs` `AtomicCpuMask::set`.
+    MaskSet,
+    /// `cpumask.rs` `AtomicCpuMask::clear`.
+    MaskClear,
+    /// `cpumask.rs` `AtomicCpuMask::contains`.
+    MaskContains,
+    /// `cpumask.rs` `AtomicCpuMask::load`.
+    MaskLoad,
+    /// `tlb_state.rs` `CpuTlbState::has_loaded`.
+    HasLoaded,
+    /// `tlb_state.rs` `CpuTlbState::loaded`.
+    Loaded,
+    /// `tlb_state.rs` `CpuTlbState::is_lazy`.
+    LazyRead,
+    /// `tlb_state.rs` `CpuTlbState::generation`.
+    LocalGenRead,
+    /// `tlb_state.rs` `CpuTlbState::set_loaded`: the generation store.
+    LocalGenStore,
+    /// `tlb_state.rs` `CpuTlbState::set_loaded`: the loaded-address-space store.
+    LoadedStore,
+    /// `tlb_state.rs` `CpuTlbState::set_lazy`.
+    LazyStore,
+    /// `tlb_state.rs` `CpuTlbState::flushed_to`.
+    LocalGenMax,
+    /// `table_free.rs` `TableFreer::set_mode`.
+    ModeStore,
+    /// `table_free.rs` `TableFreer::mode`.
+    ModeLoad,
+    /// `table_free.rs` `TableFreer::set_batch_allocation_fails`.
+    BatchFailsStore,
+    /// `table_free.rs` `TableFreer::alloc_batch`.
+    BatchFailsLoad,
+    /// `table_free.rs` `TableFreer::tables_in_flight`.
+    InFlightLoad,
+    /// `table_free.rs` `TableFreer::queue_batch`.
+    InFlightAdd,
+    /// `table_free.rs` `TableFreer::poll`.
+    InFlightSub,
+}
+
+/// The ordering `strong` of the operation `site` (see the top of this file).
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) const fn ord(strong: Ordering, _site: Site) -> Ordering {
+    strong
+}
+
+/// The ordering `strong` of the operation `site`, or the weaker one a loom test set for
+/// it with [`weaken`].
+#[cfg(loom)]
+pub(crate) fn ord(strong: Ordering, site: Site) -> Ordering {
+    match WEAKENED.with(|w| w.get()) {
+        Some((s, weaker)) if s == site => weaker,
+        _ => strong,
+    }
+}
+
+#[cfg(loom)]
+extern crate std; // loom needs std anyway; mm is `no_std` otherwise
+
+#[cfg(loom)]
+std::thread_local! {
+    // loom runs a model's threads as coroutines on the thread that calls `loom::model`,
+    // so a test thread's setting reaches exactly its own models (tests run in parallel).
+    static WEAKENED: core::cell::Cell<Option<(Site, Ordering)>> = const { core::cell::Cell::new(None) };
+}
+
+/// Loom only: makes `site` use `weaker` instead of its own ordering in the models this
+/// thread runs until the next call (`None`: the code as written).
+#[cfg(loom)]
+pub fn weaken(twin: Option<(Site, Ordering)>) {
+    WEAKENED.with(|w| w.set(twin));
+}
