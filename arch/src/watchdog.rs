@@ -29,6 +29,11 @@
 //!   can be off its host core for seconds). That is a late answer, not a lost one: one
 //!   line `watchdog: late answer cpu=.. for=.. at=.. (all answered; seen after N ms)`
 //!   and the wait goes on (it ends at its next round).
+//! - The last word ([`GIVE_UP_FACTOR`] x B, 310 s by default): a wait still going then
+//!   fails the run whatever its laggards did, and so does one with no laggard left (a
+//!   wait that no CPU holds up yet never ends is a lost answer after all). Progress is
+//!   ticks plus calls served, which a CPU can make without serving the one call a waiter
+//!   needs (its IPI lost twice, its queue entry lost): slow forever is stuck.
 //!
 //! Why progress and not a fixed larger bound: at `-smp 288` under TCG on a two-core
 //! host kept busy by other work, the all-to-all call storm had CPUs behind for more than
@@ -55,6 +60,10 @@ pub const DEFAULT_BOUND_MS: u64 = 10_000;
 /// The earliest a wait can fail the run, in bounds: its second check point (the first
 /// is at one bound; then every two). See the module's protocol.
 pub const FATAL_FACTOR: u64 = 3;
+
+/// The check point at which a wait fails the run whatever progress its laggards make
+/// (in bounds: the 16th check point). See the module's protocol.
+pub const GIVE_UP_FACTOR: u64 = 31;
 
 // Relaxed: a setting read on its own; no data is published with it.
 static BOUND_MS: AtomicU64 = AtomicU64::new(DEFAULT_BOUND_MS);
@@ -200,18 +209,41 @@ fn step(
         return p;
     }
     p.checks += 1;
+    let last_word = 1 + 2 * (p.checks - 1) >= GIVE_UP_FACTOR;
     let lag = laggards();
     if lag.is_empty() {
         late_answer(what, at, start);
         p.seen = 0;
+        if last_word {
+            never_ended(what, at, start);
+            p.done = true; // only reached when the watchdog is not fatal
+        }
         return p;
     }
     let now = fingerprint(&lag);
-    let stuck = p.seen == now;
+    let stuck = if p.seen == now {
+        Some("no tick taken, no call served since the last check point")
+    } else if last_word {
+        Some("still not answered at the watchdog's last word")
+    } else {
+        None
+    };
     p.seen = now;
     report(what, at, start, &lag, kick, stuck);
-    p.done = stuck; // only reached when the watchdog is not fatal
+    p.done = stuck.is_some(); // only reached when the watchdog is not fatal
     p
+}
+
+/// A wait at its last word with no laggard: every CPU it waited for has answered, yet it
+/// has not ended. Fails the run (if the watchdog is fatal).
+fn never_ended(what: &str, at: &Location, start: u64) {
+    let me = percpu::cpu_index();
+    let waited_ms = crate::cpu::rdtsc().wrapping_sub(start) / cycles(1);
+    if FATAL.load(Ordering::Relaxed) {
+        panic!(
+            "watchdog: cpu {me} waited {waited_ms} ms for {what} at {at}; no CPU holds it up, yet it has not ended (a lost answer)"
+        );
+    }
 }
 
 /// One wait for other CPUs, bounded.
@@ -256,7 +288,14 @@ impl Wait {
         if laggards.is_empty() {
             late_answer(self.what, self.at, self.start);
         } else {
-            report(self.what, self.at, self.start, laggards, kick, true);
+            report(
+                self.what,
+                self.at,
+                self.start,
+                laggards,
+                kick,
+                Some("given up by the waiter"),
+            );
         }
     }
 }
@@ -265,10 +304,13 @@ impl Wait {
 /// [`Wait`] (mm's waits, through their hardware trait), on every round: at each check
 /// point, reports (or notes a late answer) and returns false; when the laggards made no
 /// progress, fails the run, or (not fatal: tests) returns true, after which the caller
-/// stops checking. The state is kept in this CPU's record, keyed by `since`; a second
-/// such wait begun on this CPU meanwhile (a yield in the first's relax) takes the record
-/// over, and the first then starts its check points again: repeated lines and a later
-/// verdict, never a missed one.
+/// stops checking. The state is kept in one of this CPU's `WAIT_SLOTS` records, keyed
+/// by `since`: waits begun on this CPU while another waits (a yield in the first's
+/// relax lets another task wait too) each keep their own, so alternating waits neither
+/// reset nor repeat each other's check points. A record is reused least recently
+/// checked first; a wait whose record was taken over starts its check points again
+/// (repeated lines, and still the last word at [`GIVE_UP_FACTOR`] bounds, which needs no
+/// record).
 pub fn check_since(
     since: u64,
     what: &'static str,
@@ -279,22 +321,33 @@ pub fn check_since(
         return false;
     }
     let w = &percpu::current().expect("a wait before per-CPU data").watchdog;
-    // Relaxed: the record is this CPU's own, read and written only by the code running
-    // on it, and no wait is checked in an interrupt handler.
+    // Relaxed throughout: the records are this CPU's own, read and written only by the
+    // code running on it, and no wait is checked in an interrupt handler.
+    let slot = w
+        .waits
+        .iter()
+        .find(|r| r.since.load(Ordering::Relaxed) == since)
+        .or_else(|| {
+            w.waits
+                .iter()
+                .min_by_key(|r| r.checked_at.load(Ordering::Relaxed))
+        })
+        .expect("WAIT_SLOTS > 0");
     let mut p = Progress::default();
-    if w.wait_since.load(Ordering::Relaxed) == since {
-        let checks = w.wait_checks.load(Ordering::Relaxed);
+    if slot.since.load(Ordering::Relaxed) == since {
+        let checks = slot.checks.load(Ordering::Relaxed);
         p = Progress {
             checks: checks >> 1,
-            seen: w.wait_seen.load(Ordering::Relaxed),
+            seen: slot.seen.load(Ordering::Relaxed),
             done: checks & 1 != 0,
         };
     }
     let next = step(p, what, at, since, laggards, &|_| {});
-    w.wait_since.store(since, Ordering::Relaxed);
-    w.wait_checks
+    slot.since.store(since, Ordering::Relaxed);
+    slot.checks
         .store(next.checks << 1 | u64::from(next.done), Ordering::Relaxed);
-    w.wait_seen.store(next.seen, Ordering::Relaxed);
+    slot.seen.store(next.seen, Ordering::Relaxed);
+    slot.checked_at.store(crate::cpu::rdtsc(), Ordering::Relaxed);
     next.done
 }
 
@@ -319,9 +372,10 @@ fn fence_before_nmi() {
     unsafe { core::arch::x86_64::_mm_lfence() };
 }
 
-/// Reports laggards (and their NMI answers), kicks them, and, if `stuck` (no progress
-/// since the last check point) and the watchdog is fatal, fails the run.
-fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(usize), stuck: bool) {
+/// Reports laggards (and their NMI answers), kicks them, and, if `stuck` (the reason:
+/// no progress since the last check point, or the last word) and the watchdog is fatal,
+/// fails the run.
+fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(usize), stuck: Option<&str>) {
     let me = percpu::cpu_index();
     let waited_ms = crate::cpu::rdtsc().wrapping_sub(start) / cycles(1);
     let hz = crate::timer::tsc_hz().max(1_000_000);
@@ -329,7 +383,7 @@ fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(us
     crate::serial::write_fmt_panicking(format_args!(
         "watchdog: cpu={me} waited_ms={waited_ms} for={what} at={at} laggards={} stuck={}\n",
         list.as_str(),
-        if stuck { "yes" } else { "not-yet" }
+        if stuck.is_some() { "yes" } else { "not-yet" }
     ));
     REPORTS.fetch_add(1, Ordering::Relaxed);
     // Before any NMI of this report is sent (the fence below orders it): a laggard
@@ -371,12 +425,13 @@ fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(us
     lag.iter().for_each(kick);
     // SeqCst: not moved by the compiler before the answers were read and the kicks sent.
     IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
-    if stuck && FATAL.load(Ordering::Relaxed) {
+    if let Some(why) = stuck
+        && FATAL.load(Ordering::Relaxed)
+    {
         list = cpu_list(lag);
         panic!(
-            "watchdog: cpu {me} waited {waited_ms} ms for {what} at {at}; no answer from cpus {} (no tick taken, no call served in {} ms)",
+            "watchdog: cpu {me} waited {waited_ms} ms for {what} at {at}; no answer from cpus {} ({why})",
             list.as_str(),
-            2 * bound_ms()
         );
     }
 }

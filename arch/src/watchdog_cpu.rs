@@ -13,12 +13,9 @@ pub struct WatchdogCpu {
     pub(crate) answered: AtomicU64,
     pub(crate) last_rip: AtomicU64,
     pub(crate) last_if: AtomicBool,
-    /// The start (TSC) of the latest wait this CPU checked through
-    /// [`crate::watchdog::check_since`], its check points passed (times two, plus one
-    /// once it has its verdict) and its laggards' fingerprint (this CPU's only).
-    pub(crate) wait_since: AtomicU64,
-    pub(crate) wait_checks: AtomicU64,
-    pub(crate) wait_seen: AtomicU64,
+    /// The mm waits this CPU checks through [`crate::watchdog::check_since`], one
+    /// record each (this CPU's only).
+    pub(crate) waits: [WaitRecord; WAIT_SLOTS],
 }
 
 impl WatchdogCpu {
@@ -29,9 +26,34 @@ impl WatchdogCpu {
             answered: AtomicU64::new(0),
             last_rip: AtomicU64::new(0),
             last_if: AtomicBool::new(false),
-            wait_since: AtomicU64::new(u64::MAX),
-            wait_checks: AtomicU64::new(0),
-            wait_seen: AtomicU64::new(0),
+            waits: [const { WaitRecord::new() }; WAIT_SLOTS],
+        }
+    }
+}
+
+/// Waits one CPU can have under way at once, each with its own record (nested or
+/// alternating waits of tasks that yield to each other while waiting).
+pub const WAIT_SLOTS: usize = 4;
+
+/// How far one wait checked through [`crate::watchdog::check_since`] has got.
+pub struct WaitRecord {
+    /// Its start (TSC; `u64::MAX`: unused).
+    pub(crate) since: AtomicU64,
+    /// Check points passed, times two, plus one once it has its verdict.
+    pub(crate) checks: AtomicU64,
+    /// Its laggards' progress fingerprint at the last check point.
+    pub(crate) seen: AtomicU64,
+    /// When it was last checked (TSC): the least recent record is reused first.
+    pub(crate) checked_at: AtomicU64,
+}
+
+impl WaitRecord {
+    const fn new() -> Self {
+        Self {
+            since: AtomicU64::new(u64::MAX),
+            checks: AtomicU64::new(0),
+            seen: AtomicU64::new(0),
+            checked_at: AtomicU64::new(0),
         }
     }
 }
