@@ -131,9 +131,13 @@ pub struct BenchPlan {
     /// makes that configuration fail, to see the rest kept).
     #[arg(long, default_value = "")]
     pub linux_args: String,
-    /// Per-boot timeout in seconds.
+    /// Per-boot timeout in seconds (the whole boot).
     #[arg(long = "timeout", default_value_t = 7200)]
     pub timeout_secs: u64,
+    /// Kill a boot that has printed no line for this many seconds: progress-based, so a
+    /// slow guest on a busy host goes on while a hung one is ended (and described).
+    #[arg(long = "silence", default_value_t = 600)]
+    pub silence_secs: u64,
 }
 
 /// One boot of the plan: a gatherOS image or the Linux guest.
@@ -321,6 +325,7 @@ pub fn run(plan: &BenchPlan) -> Result<Report, String> {
         let base = QemuConfig {
             smp,
             timeout: std::time::Duration::from_secs(plan.timeout_secs),
+            silence: Some(std::time::Duration::from_secs(plan.silence_secs)),
             ..Default::default()
         };
         for mode in plan.modes.iter().filter(|_| gatheros) {

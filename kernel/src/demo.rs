@@ -111,6 +111,8 @@ fn remap_while_others_sleep() {
     }
     sched::use_mm(None);
     STOP.store(true, Ordering::SeqCst);
-    workers.into_iter().for_each(|w| w.join(30_000));
+    workers
+        .into_iter()
+        .for_each(|w| w.join(crate::sched::JOIN_BOUND_MS));
     crate::user_space::destroy(mm);
 }

@@ -174,5 +174,5 @@ fn ap_main(cpu: usize) -> ! {
 
 /// Runs `f` as a kernel task on `cpu` and waits for it (at most 30 s, then panics).
 pub fn run_on(cpu: usize, f: impl FnOnce() + Send + 'static) {
-    crate::sched::spawn("run_on", cpu, None, f).join(30_000);
+    crate::sched::spawn("run_on", cpu, None, f).join(crate::sched::JOIN_BOUND_MS);
 }

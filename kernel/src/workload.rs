@@ -175,7 +175,9 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     }
     let cycles = arch::cpu::rdtsc() - start;
     STOP.store(true, Ordering::SeqCst);
-    walkers.into_iter().for_each(|w| w.join(60_000));
+    walkers
+        .into_iter()
+        .for_each(|w| w.join(crate::sched::JOIN_BOUND_MS));
     arch::pv_host::set_host_preemption(0, 0);
     sched::use_mm(None);
     destroy(mm);

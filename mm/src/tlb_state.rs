@@ -73,8 +73,13 @@ impl CpuTlbState {
 
     pub(crate) fn set_lazy(&self, lazy: bool) {
         // SeqCst: the store half of the store buffering in `is_lazy` (cleared, then
-        // the generation is read). Setting it needs nothing: a flusher that misses it
-        // interrupts a lazy CPU, which is only slower.
+        // the generation is read). Setting it needs at least Release: a flusher that
+        // reads `true` skips this CPU and then frees what its earlier user accesses
+        // touched (pages, when no tables are freed), so those accesses must happen before
+        // the flusher's read (Release here, Acquire or stronger there). A flusher that
+        // misses the store interrupts a lazy CPU, which is only slower. (x86-TSO gives the
+        // Release for free; Rust's model does not. The loom model frees no data page, so
+        // a Relaxed twin of the set could not fail there: this comment is the argument.)
         self.lazy.store(lazy, ord(SeqCst, Site::LazyStore));
     }
 

@@ -99,7 +99,9 @@
 //! Backends other than native IPIs (paravirt, INVLPGB), PCID (gatherOS has none),
 //! more than one page (partial and full flushes both cover it; which one the handler
 //! picks, and the generation it records, is mm's), paging-structure caches and
-//! speculative walks other than the last one before a CR3 load, lock-free walkers, and
+//! speculative walks other than the last one before a CR3 load (so the rule that
+//! freed-tables flushes reach lazy CPUs is checked by the host simulator instead, see
+//! `F1_FREED`), lock-free walkers, and
 //! contention on the two spin locks (the page-table lock and the freer's state): only
 //! the releaser takes them, as a spinning waiter would never let loom's search end.
 //!
@@ -731,6 +733,13 @@ fn idle(_m: &Machine) {}
 // F1: a CPU coming back from lazy while another CPU flushes.
 const F1_START: &[Start] = &[lazy(MM1), running(MM1)];
 const F1: &[Script] = &[back_from_lazy, flusher];
+// With freed tables the flush interrupts the lazy CPU too, which then leaves the address
+// space; this model checks that this path keeps (a) and (b). It cannot show that freed
+// tables *must* reach lazy CPUs: the model has no paging-structure caches, so a lazy CPU
+// that is skipped only catches up later, as in F1. That rule is checked on the host
+// simulator, whose CPUs cache upper-level entries (`coherence_tests.rs`,
+// `a_lazy_cpu_skipped_despite_freed_tables_walks_into_them`), and in QEMU by the oracle's
+// `left_behind=` (`coherence_breaks.rs`, `tlb.break=lazy`).
 const F1_FREED: &[Script] = &[back_from_lazy, flusher_freed];
 // F2: a flusher vs a CPU switching in from another address space.
 const F2_START: &[Start] = &[running(MM2), running(MM1)];

@@ -16,7 +16,9 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
         os: vec!["gatheros".into()],
         linux_kernel: vec![],
         linux_args: String::new(),
-        timeout_secs: 300,
+        // Whole boot: generous; the verdict on a hung guest is its silence.
+        timeout_secs: 3600,
+        silence_secs: 300,
     };
     let report = run(&plan).expect("bench boot");
     let got = report.describe();

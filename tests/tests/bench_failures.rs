@@ -142,7 +142,9 @@ fn a_real_linux_boot_with_one_failing_configuration_keeps_the_others() {
         os: vec!["linux".into()],
         linux_kernel: vec!["default".into()],
         linux_args: "lb.fail=collapse:B".into(),
-        timeout_secs: 300,
+        // Whole boot: generous; the verdict on a hung guest is its silence.
+        timeout_secs: 3600,
+        silence_secs: 300,
     };
     let report = run(&plan).expect("the Linux guest (kernel, program, initramfs)");
     let got = report.describe();

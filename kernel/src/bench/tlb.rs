@@ -170,7 +170,9 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
                 .clone()
                 .map(|c| sched::spawn("bench-visit", c, Some(mm), || {}))
                 .collect();
-            visits.into_iter().for_each(|v| v.join(10_000));
+            visits
+                .into_iter()
+                .for_each(|v| v.join(crate::sched::JOIN_BOUND_MS));
         }
         let before_ipis = ipi_sums();
         let before_tables = tlb::STATS.total();
@@ -195,7 +197,9 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
     }
     sched::use_mm(None);
     STOP.store(true, Ordering::SeqCst);
-    spinners.into_iter().for_each(|s| s.join(10_000));
+    spinners
+        .into_iter()
+        .for_each(|s| s.join(crate::sched::JOIN_BOUND_MS));
     destroy(mm);
     destroy(owner);
     tlb::FREER.set_mode(SyncMode::Decided);

@@ -473,18 +473,22 @@ fn operate(op: Op, mm: &'static AddressSpace) {
 /// `user_space::destroy` does), letting the CPUs that still run it go on to probe and
 /// leave only once the release waits for them (scenario A), so that it must wait.
 fn release(mm: &'static AddressSpace) {
-    let end = arch::cpu::rdtsc() + 10 * arch::timer::tsc_hz();
+    // Bounded by the watchdog, as `user_space::destroy` is, not by a clock of its own:
+    // in scenario A the release ends only once the other vCPUs have run, which on a busy
+    // host may take a while.
+    let wait = arch::watchdog::Wait::start("oracle-release-holders");
     let steps = &arch::teardown_record::TEARDOWN_RECORD;
     let released = mm::release::release_with_steps(&tlb::gather_ctx(), mm, steps, || {
         RELEASE_WAITS.fetch_add(1, Ordering::SeqCst);
         STAGE.store(1, Ordering::SeqCst);
         sched::yield_now();
-        arch::cpu::rdtsc() < end
+        !wait.expired()
     });
     assert_eq!(
         released,
         Ok(()),
-        "coherence: cpus still hold a released address space"
+        "coherence: cpus still hold a released address space after {} ms",
+        arch::watchdog::fatal_bound_ms()
     );
 }
 
@@ -569,7 +573,8 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
             .collect(),
         Scenario::C => {
             for c in 1..cpus {
-                sched::spawn("coherence-visit", c, Some(mm), move || prime(op)).join(10_000);
+                sched::spawn("coherence-visit", c, Some(mm), move || prime(op))
+                    .join(crate::sched::JOIN_BOUND_MS);
                 let st = tlb::mmu().states.cpu(c);
                 wait_until("a lazy cpu", || st.is_lazy() && st.has_loaded(mm));
                 PRIMED.fetch_add(1, Ordering::SeqCst);
@@ -591,7 +596,9 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
 
     probe(op, collapsed);
     STAGE.store(1, Ordering::SeqCst);
-    tasks.into_iter().for_each(|t| t.join(10_000));
+    tasks
+        .into_iter()
+        .for_each(|t| t.join(crate::sched::JOIN_BOUND_MS));
     if scen == Scenario::C || op == Op::Release {
         for c in 1..cpus {
             if op.frees_tables() {
@@ -606,7 +613,8 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
                 });
             } else {
                 // Switching back in catches up with the flushes it was spared.
-                sched::spawn("coherence-back", c, Some(mm), move || probe(op, Expect::Fault)).join(10_000);
+                sched::spawn("coherence-back", c, Some(mm), move || probe(op, Expect::Fault))
+                    .join(crate::sched::JOIN_BOUND_MS);
             }
         }
     }

@@ -71,7 +71,7 @@ arch::kernel_test!(
         let lazy_cpu = arch::cpus::count() > 1;
         if lazy_cpu {
             // CPU 1 keeps `other` lazily: the unshare flush must reach it anyway.
-            crate::sched::spawn("visitor", 1, Some(other), || {}).join(10_000);
+            crate::sched::spawn("visitor", 1, Some(other), || {}).join(crate::sched::JOIN_BOUND_MS);
         }
         crate::sched::use_mm(None);
         let before = tlb::STATS.total();

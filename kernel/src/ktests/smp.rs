@@ -127,7 +127,7 @@ arch::kernel_test!(
         // A stuck CPU fails the run from the watchdog in its cross call (no progress over
         // two bounds); the join's own bound is only against a silent hang, so generous:
         // at 288 CPUs on a busy two-core host the storm took over 56 s here.
-        posted.into_iter().for_each(|p| p.join(600_000));
+        posted.into_iter().for_each(|p| p.join(crate::sched::JOIN_BOUND_MS));
         for (i, hit) in hits.iter().enumerate() {
             assert_eq!(hit.load(Ordering::Relaxed), rounds, "dst {} src {}", i / n, i % n);
         }
@@ -178,7 +178,7 @@ arch::kernel_test!(
         }
         // Only against a silent hang (a stuck call fails from the watchdog first):
         // generous, as a loaded host can make 500 TCG round trips slow at -smp 288.
-        other.join(300_000);
+        other.join(crate::sched::JOIN_BOUND_MS);
         let on = HANDLERS_WITH_IRQS_ON.load(Ordering::SeqCst);
         log::info!(
             "ipi: handlers={} with_irqs_on={on}",
@@ -219,7 +219,7 @@ arch::kernel_test!(
             STAGE.store(2, Ordering::SeqCst);
             arch::timer::delay_us(100_000);
         });
-        waiter.join(300_000); // against a silent hang only, as above
+        waiter.join(crate::sched::JOIN_BOUND_MS); // against a silent hang only, as above
 
         assert_eq!(HANDLERS_RUN.load(Ordering::SeqCst), 1);
         assert_eq!(

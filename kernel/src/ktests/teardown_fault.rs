@@ -35,7 +35,7 @@ arch::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "(p
         let nowhere = PhysAddr::new(NEVER_MAPPED - phys_offset());
         pud.slot.install(&locked, Entry::table(nowhere, VirtAddr::new(X)));
     }
-    sched::spawn("teardown", 1, None, move || user_space::destroy(mm)).join(10_000);
+    sched::spawn("teardown", 1, None, move || user_space::destroy(mm)).join(crate::sched::JOIN_BOUND_MS);
     unreachable!("the teardown of a corrupted address space returned");
 });
 
@@ -60,6 +60,6 @@ arch::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "(d
             )
         }
     })
-    .join(10_000);
+    .join(crate::sched::JOIN_BOUND_MS);
     unreachable!("the double fault returned");
 });

@@ -107,7 +107,7 @@ fn remap_while_remote_reads_at(base: u64, pages: usize, flushed: Option<u64>) ->
         );
     }
     STAGE.store(2, Ordering::SeqCst);
-    reader.join(10_000);
+    reader.join(crate::sched::JOIN_BOUND_MS);
     sched::use_mm(None);
     // Teardown flushes every CPU that held mm and frees the new frames; only then can the
     // frames the entries pointed at first go back (CPU 1 may still cache them otherwise).
@@ -175,7 +175,7 @@ arch::kernel_test!(
 /// Runs `f` in `mm` on CPU 1 and returns when CPU 1 is back in its idle task, lazily
 /// holding `mm`.
 fn visit_and_go_lazy(mm: &'static AddressSpace, f: impl FnOnce() + Send + 'static) {
-    sched::spawn("visitor", 1, Some(mm), f).join(10_000);
+    sched::spawn("visitor", 1, Some(mm), f).join(crate::sched::JOIN_BOUND_MS);
     let st = tlb::mmu().states.cpu(1);
     let end = arch::cpu::rdtsc() + 5 * arch::timer::tsc_hz();
     while !(st.is_lazy() && st.has_loaded(mm)) {

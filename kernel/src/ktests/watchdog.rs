@@ -81,7 +81,7 @@ arch::kernel_test!(
         with_test_watchdog(|| {
             let spinner = spin_with_irqs_off_until_answered(1);
             call_on_cpu(1, IpiReason::Call, &|| {});
-            spinner.join(10_000);
+            spinner.join(crate::sched::JOIN_BOUND_MS);
         });
         let (after, laggards) = watchdog::reports();
         assert_eq!(after, reports + 1);
@@ -104,7 +104,7 @@ arch::kernel_test!(
             // Queued while cpu 1 spins: the batch's grace period cannot end before it stops.
             crate::user_space::unmap(mm, va, va + 4096); // its tables go to the RCU batch
             crate::tlb::settle(); // the drain waits for a grace period cpu 1 holds up
-            spinner.join(10_000);
+            spinner.join(crate::sched::JOIN_BOUND_MS);
         });
         let (after, laggards) = watchdog::reports();
         assert_eq!(after, reports + 1);

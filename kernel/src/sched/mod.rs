@@ -206,6 +206,12 @@ pub fn use_mm(mm: Option<&'static AddressSpace>) {
     });
 }
 
+/// The bound every join uses: only against a silent hang, past the watchdog's last word
+/// (310 s by default), so that the watchdog names a stuck CPU first. What the joined tasks wait
+/// for is bounded by the watchdog, and under TCG on a busy host a vCPU may be off its
+/// host core for seconds, so a tighter bound would make host load a verdict.
+pub const JOIN_BOUND_MS: u64 = 600_000;
+
 /// A spawned task, to wait for.
 pub struct JoinHandle(Arc<Task>);
 
