@@ -53,11 +53,29 @@ impl TeardownSteps for TeardownRecord {
         r.mm_id.store(mm_id as u64, Ordering::SeqCst);
         r.root.store(root.as_u64(), Ordering::SeqCst);
         r.step.store(step as u64, Ordering::SeqCst);
+        if step == TeardownStep::FreeRoot {
+            refuse_a_root_still_loaded(root);
+        }
     }
 
     fn leave(&self) {
         mine().step.store(0, Ordering::SeqCst);
     }
+}
+
+/// The last check before a root is freed: no CPU may still have it in CR3. A CPU that
+/// does would take its next TLB miss through a freed (poisoned) page: the kernel half
+/// is gone with it, so not even a double fault can be delivered, and QEMU ends in a
+/// triple fault with no word. Panicking here says which CPU, address space and step
+/// while the machine can still speak.
+fn refuse_a_root_still_loaded(root: PhysAddr) {
+    let on = crate::tlb::cpus_on_root(root);
+    assert!(
+        on.is_empty(),
+        "teardown: freeing the root {:#x} while cpus {on:?} still have it in CR3 ({})",
+        root.as_u64(),
+        note()
+    );
 }
 
 /// What the running CPU's record held, for [`resume`].

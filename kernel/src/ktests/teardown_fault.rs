@@ -63,3 +63,26 @@ arch::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "(d
     .join(crate::sched::JOIN_BOUND_MS);
     unreachable!("the double fault returned");
 });
+
+arch::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "still have it in CR3 (step=free-root cpu=0 mm=") fn freeing_a_root_another_cpu_still_has_in_cr3_is_refused_with_a_report() {
+    // What a release that did not wait would do (with the INVLPGB backend the flush runs
+    // nothing remotely, so only the wait keeps the root): CPU 1 runs the address space,
+    // and CPU 0 reaches the free-root step. The step's check must refuse, naming CPU 1,
+    // before the frame is poisoned under CPU 1's CR3 (after which that CPU dies in a
+    // triple fault with no word).
+    use core::sync::atomic::{AtomicBool, Ordering};
+    // SeqCst (Release/Acquire would do): CPU 1 says it has switched to mm.
+    static RUNNING: AtomicBool = AtomicBool::new(false);
+    let mm = user_space::new_address_space();
+    let _runner = sched::spawn("runner", 1, Some(mm), || {
+        RUNNING.store(true, Ordering::SeqCst);
+        loop {
+            core::hint::spin_loop();
+        }
+    });
+    while !RUNNING.load(Ordering::SeqCst) {
+        core::hint::spin_loop();
+    }
+    arch::teardown_record::TEARDOWN_RECORD.enter(mm.id(), mm.root(), TeardownStep::FreeRoot);
+    unreachable!("the free-root step let a root still in CR3 go");
+});
