@@ -324,3 +324,119 @@ fn invlpg_drops_every_paging_structure_cache_entry_but_only_its_pages_translatio
         "the other page's translation stays"
     );
 }
+
+/// The tables on `at`'s path below the root, top down.
+fn tables_on_the_way_to(w: &World, mm: &AddressSpace, at: VirtAddr) -> Vec<PhysAddr> {
+    PathWalk::new(&w.mem, mm.root(), at)
+        .skip(1)
+        .map(|step| step.table)
+        .collect()
+}
+
+/// CPU 1 runs `mm`, reads `huge` (a 1 GiB or 2 MiB leaf; its walk and the hardware's
+/// speculative ones cache pointers into the tables above it) and turns lazy; CPU 0
+/// unmaps `[huge, huge + len)` with the real protocol and the freed tables' grace period
+/// passes. Returns the tables freed, top down.
+fn lazy_cpu_after_unmapping_a_huge_leaf(
+    w: &World,
+    mm: &AddressSpace,
+    huge: VirtAddr,
+    len: u64,
+) -> Vec<PhysAddr> {
+    on_cpu(1, || {
+        w.m.mmu().switch_mm(mm);
+        w.m.tlb.touch(huge);
+        w.m.mmu().enter_lazy_tlb();
+    });
+    assert!(w.m.tlb.cached(1, mm.root(), huge), "cpu 1 read the huge page");
+    let ctx = w.ctx();
+    on_cpu(0, || {
+        let mut g = MmuGather::new(&ctx, mm);
+        unmap_range(&mm.lock(), &mut g, huge, huge + len);
+        g.finish();
+        w.freer.drain(&w.sync, &w.mem, &w.m.stats);
+    });
+    let mut freed = w.mem.freed_tables.lock().unwrap().clone();
+    freed.reverse(); // freed bottom up
+    freed
+}
+
+/// Unmapping a 1 GiB leaf frees only the PUD table above it (no PTE-level table goes):
+/// the flush must still count as one that freed tables, so that lazy CPU 1, whose PML4
+/// cache points to that PUD table, is interrupted and leaves.
+#[test]
+fn unmapping_a_1g_leaf_makes_a_lazy_cpu_drop_its_pointer_to_the_freed_pud_table() {
+    let w = World::with_machine(Machine::new(4), true);
+    let mm = w.mm_with([REGION]);
+    let huge = FAR.align_down(Level::Pud);
+    // The caller's own range (no frame of the simulated memory is there).
+    let range = crate::sim::pa(0x40_0000_0000);
+    crate::pgtable::map_1g(
+        &mm.lock(),
+        &w.mem,
+        huge,
+        range,
+        crate::entry::EntryFlags::WRITABLE,
+    )
+    .unwrap();
+    let pud_table = tables_on_the_way_to(&w, &mm, huge);
+    let freed = lazy_cpu_after_unmapping_a_huge_leaf(&w, &mm, huge, Level::Pud.span());
+    assert_eq!(freed, pud_table, "only the PUD table is freed");
+    w.assert_no_cached_pointer_into_freed_tables();
+}
+
+/// Unmapping a 2 MiB leaf alone in its PUD table frees the PMD and the PUD table (no PTE
+/// table): lazy CPU 1, whose PML4 and PDPTE caches point to them, must leave.
+#[test]
+fn unmapping_a_2m_leaf_makes_a_lazy_cpu_drop_its_pointers_to_the_freed_pmd_and_pud_tables() {
+    let w = World::with_machine(Machine::new(4), true);
+    let mm = w.mm_with([REGION]);
+    let huge = FAR.align_down(Level::Pmd);
+    let block = w.mem.alloc_huge().unwrap();
+    crate::pgtable::map_2m(
+        &mm.lock(),
+        &w.mem,
+        huge,
+        block,
+        crate::entry::EntryFlags::WRITABLE,
+    )
+    .unwrap();
+    let tables = tables_on_the_way_to(&w, &mm, huge);
+    assert_eq!(tables.len(), 2, "a PUD and a PMD table above the 2 MiB leaf");
+    let freed = lazy_cpu_after_unmapping_a_huge_leaf(&w, &mm, huge, Level::Pmd.span());
+    assert_eq!(freed, tables, "the PUD and the PMD table are freed");
+    w.assert_no_cached_pointer_into_freed_tables();
+}
+
+/// Unmapping a 2 MiB leaf whose PUD table also leads to another gigabyte's mapping
+/// (`REGION`'s page) frees only the PMD table: lazy CPU 1, whose PDPTE cache points to
+/// it, must leave.
+#[test]
+fn unmapping_a_2m_leaf_makes_a_lazy_cpu_drop_its_pointer_to_the_freed_pmd_table_alone() {
+    let w = World::with_machine(Machine::new(4), true);
+    let mm = w.mm_with([REGION]);
+    // The next gigabyte after REGION's: the same PUD table, a PMD table of its own.
+    let huge = REGION + Level::Pud.span();
+    let block = w.mem.alloc_huge().unwrap();
+    crate::pgtable::map_2m(
+        &mm.lock(),
+        &w.mem,
+        huge,
+        block,
+        crate::entry::EntryFlags::WRITABLE,
+    )
+    .unwrap();
+    let tables = tables_on_the_way_to(&w, &mm, huge);
+    assert_eq!(
+        tables[0],
+        tables_on_the_way_to(&w, &mm, REGION)[0],
+        "REGION's PUD table"
+    );
+    let freed = lazy_cpu_after_unmapping_a_huge_leaf(&w, &mm, huge, Level::Pmd.span());
+    assert_eq!(freed, tables[1..], "only the PMD table is freed");
+    w.assert_no_cached_pointer_into_freed_tables();
+    assert!(
+        crate::pgtable::translate(&w.mem, mm.root(), REGION).is_some(),
+        "REGION's page stays"
+    );
+}

@@ -150,6 +150,49 @@ fn stale_generation_handler_flushes_fully_and_never_goes_back() {
     assert_eq!(m.stats.total().get(TlbEvent::RemoteFull), 1, "already covered");
 }
 
+/// Two flush requests (pages A, then B) are in flight towards CPU 1, which caches both;
+/// the handler for the newer one (B) runs first. Two generations behind, it must flush
+/// everything: a partial flush of B alone would leave A cached, since the older request's
+/// handler then finds its generation covered and does nothing.
+#[test]
+fn a_handler_two_generations_behind_leaves_neither_page_cached() {
+    let m = Machine::new(2);
+    let mm = AddressSpace::new(pa(0x5000));
+    let (a, b) = (va(0x40_0000), va(0x80_0000));
+    on_cpu(1, || {
+        m.mmu().switch_mm(&mm);
+        m.tlb.touch(a);
+        m.tlb.touch(b);
+    });
+    assert!(m.tlb.cached(1, pa(0x5000), a) && m.tlb.cached(1, pa(0x5000), b));
+    // Both requests bumped the generation (A's first) before either handler ran.
+    let base = mm.generation();
+    mm.tlb_gen.fetch_add(2, core::sync::atomic::Ordering::SeqCst);
+    let request = |page: crate::addr::VirtAddr, new_gen: u64| crate::flush::FlushInfo {
+        mm: &mm,
+        start: page,
+        end: page + PAGE,
+        stride: Level::Pte,
+        freed_tables: false,
+        new_gen,
+        initiator: 0,
+    };
+    let (for_a, for_b) = (request(a, base + 1), request(b, base + 2));
+    on_cpu(1, || crate::sim::irqs_off(|| m.mmu().flush_tlb_func(&for_b)));
+    on_cpu(1, || crate::sim::irqs_off(|| m.mmu().flush_tlb_func(&for_a)));
+    for (name, page) in [("A", a), ("B", b)] {
+        assert!(
+            !m.tlb.cached(1, pa(0x5000), page),
+            "cpu 1 still caches page {name} ({page:#x}) after the handlers of both flushes ran \
+             (B's handler first, for generation {}; the address space is at {}, cpu 1 now at {})",
+            base + 2,
+            mm.generation(),
+            m.states.cpu(1).generation()
+        );
+    }
+    assert_eq!(m.states.cpu(1).generation(), mm.generation());
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     /// CPU switches to the user address space and touches a page.

@@ -258,6 +258,95 @@ fn a_receipt_excuses_only_unlinks_made_before_its_flush() {
     assert_eq!(w.m.stats.total().get(TlbEvent::SyncRcuWaits), 1);
 }
 
+/// Syncs sent so far.
+fn syncs(w: &World) -> u64 {
+    w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A freed-tables flush that skipped a lazy CPU (`Breakage::Lazy`) interrupted a subset of
+/// the CPUs that could walk: its receipt must not excuse the sync, though everything
+/// else about it (native IPI, the key, freed tables, the same address space, made after
+/// the unlink) would.
+#[test]
+fn a_receipt_that_left_a_walking_cpu_uninterrupted_does_not_excuse_the_sync() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with_pages(0x4000_0000, 1);
+    w.hold_lazily(1, &mm);
+    let mmu = crate::flush::Mmu {
+        breakage: crate::breakage::Breakage::Lazy,
+        ..w.m.mmu()
+    };
+    on_cpu(0, || {
+        let unlinked = UnlinkMark::now(&mm);
+        let r = mmu.flush_tlb_mm_range(&mm, va(0x4000_0000), va(0x4000_1000), Level::Pte, true);
+        w.freer
+            .table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+        let missed = r.could_walk.and_not(&r.interrupted);
+        assert_eq!(
+            syncs(&w),
+            1,
+            "the receipt excused the sync though cpu(s) {:?} could walk the tables and were \
+             not interrupted (could walk {:?}, interrupted {:?})",
+            missed.iter().collect::<Vec<_>>(),
+            r.could_walk.iter().collect::<Vec<_>>(),
+            r.interrupted.iter().collect::<Vec<_>>()
+        );
+    });
+    assert!(
+        w.m.states.cpu(1).is_lazy() && w.m.states.cpu(1).has_loaded(&mm),
+        "cpu 1 was skipped and still holds mm lazily"
+    );
+}
+
+/// A flush backend that reports `Paravirt` but runs the handler on, and reports as
+/// interrupted, every target: a receipt that covers every CPU and still is no IPI
+/// broadcast (a paravirt flush may skip preempted vCPUs in ways its mask does not show).
+struct ParavirtThatInterruptsAll;
+
+impl crate::hw::FlushBackend for ParavirtThatInterruptsAll {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Paravirt
+    }
+    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
+        for t in targets.iter() {
+            on_cpu(t, || crate::sim::irqs_off(handler));
+        }
+        *targets
+    }
+}
+
+/// A receipt from a backend that is not the native IPI one must not excuse the sync,
+/// even if it interrupted every CPU that could walk (and even with the key on, so that
+/// the receipt's own check is the one that decides).
+#[test]
+fn a_receipt_from_a_non_native_backend_that_interrupted_all_does_not_excuse_the_sync() {
+    let m = crate::sim::Machine::with_backend(4, Box::new(ParavirtThatInterruptsAll));
+    let w = World::with_machine(m, true);
+    let mm = w.mm_with_pages(0x4000_0000, 1);
+    on_cpu(1, || w.m.mmu().switch_mm(&mm));
+    w.hold_lazily(2, &mm);
+    on_cpu(0, || {
+        let unlinked = UnlinkMark::now(&mm);
+        let r =
+            w.m.mmu()
+                .flush_tlb_mm_range(&mm, va(0x4000_0000), va(0x4000_1000), Level::Pte, true);
+        assert!(
+            r.could_walk.and_not(&r.interrupted).is_empty() && !r.interrupted.is_empty(),
+            "the backend interrupted every cpu that could walk: {:?}",
+            r.interrupted.iter().collect::<Vec<_>>()
+        );
+        w.freer
+            .table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+        assert_eq!(
+            syncs(&w),
+            1,
+            "a {:?} receipt (interrupted cpus {:?}) excused the sync",
+            r.backend,
+            r.interrupted.iter().collect::<Vec<_>>()
+        );
+    });
+}
+
 #[test]
 fn a_full_page_batch_flushes_before_queueing_more() {
     let w = World::new(BackendKind::NativeIpi, true);
@@ -337,7 +426,24 @@ fn release_frees_the_root_only_when_no_cpu_has_it_loaded() {
     on_cpu(1, || w.m.mmu().switch_mm(&mm));
     let ctx = w.ctx();
     let gave_up = on_cpu(0, || crate::release::release(&ctx, &mm, || false));
-    assert_eq!(gave_up.unwrap_err().iter().collect::<Vec<_>>(), [1]);
+    match gave_up {
+        Ok(()) => {
+            let loaded: Vec<String> = (0..4)
+                .filter(|&c| w.m.states.cpu(c).has_loaded(&mm))
+                .map(|c| c.to_string())
+                .collect();
+            panic!(
+                "root freed while cpu {} still has it loaded (mm's mask: {:?})",
+                loaded.join(", cpu "),
+                mm.cpumask.load().iter().collect::<Vec<_>>()
+            )
+        }
+        Err(holders) => assert_eq!(
+            holders.iter().collect::<Vec<_>>(),
+            [1],
+            "release gave up naming the wrong holders"
+        ),
+    }
     assert!(
         w.m.states.cpu(1).has_loaded(&mm),
         "without the wait, the root would be freed while CPU 1 has it in CR3"
