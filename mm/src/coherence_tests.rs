@@ -385,6 +385,12 @@ fn unmapping_a_1g_leaf_makes_a_lazy_cpu_drop_its_pointer_to_the_freed_pud_table(
     w.assert_no_cached_pointer_into_freed_tables();
 }
 
+/// Maps a fresh 2 MiB block of the simulated memory at `va` in `mm`.
+fn map_2m_block(w: &World, mm: &AddressSpace, va: VirtAddr) {
+    let block = w.mem.alloc_huge().unwrap();
+    crate::pgtable::map_2m(&mm.lock(), &w.mem, va, block, crate::entry::EntryFlags::WRITABLE).unwrap();
+}
+
 /// Unmapping a 2 MiB leaf alone in its PUD table frees the PMD and the PUD table (no PTE
 /// table): lazy CPU 1, whose PML4 and PDPTE caches point to them, must leave.
 #[test]
@@ -392,15 +398,7 @@ fn unmapping_a_2m_leaf_makes_a_lazy_cpu_drop_its_pointers_to_the_freed_pmd_and_p
     let w = World::with_machine(Machine::new(4), true);
     let mm = w.mm_with([REGION]);
     let huge = FAR.align_down(Level::Pmd);
-    let block = w.mem.alloc_huge().unwrap();
-    crate::pgtable::map_2m(
-        &mm.lock(),
-        &w.mem,
-        huge,
-        block,
-        crate::entry::EntryFlags::WRITABLE,
-    )
-    .unwrap();
+    map_2m_block(&w, &mm, huge);
     let tables = tables_on_the_way_to(&w, &mm, huge);
     assert_eq!(tables.len(), 2, "a PUD and a PMD table above the 2 MiB leaf");
     let freed = lazy_cpu_after_unmapping_a_huge_leaf(&w, &mm, huge, Level::Pmd.span());
@@ -417,15 +415,7 @@ fn unmapping_a_2m_leaf_makes_a_lazy_cpu_drop_its_pointer_to_the_freed_pmd_table_
     let mm = w.mm_with([REGION]);
     // The next gigabyte after REGION's: the same PUD table, a PMD table of its own.
     let huge = REGION + Level::Pud.span();
-    let block = w.mem.alloc_huge().unwrap();
-    crate::pgtable::map_2m(
-        &mm.lock(),
-        &w.mem,
-        huge,
-        block,
-        crate::entry::EntryFlags::WRITABLE,
-    )
-    .unwrap();
+    map_2m_block(&w, &mm, huge);
     let tables = tables_on_the_way_to(&w, &mm, huge);
     assert_eq!(
         tables[0],
