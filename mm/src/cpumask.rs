@@ -141,9 +141,10 @@ impl AtomicCpuMask {
 
     /// Whether `cpu` is in the set.
     pub fn contains(&self, cpu: usize) -> bool {
-        // Only ever asked by `cpu` itself about its own bit (`switch_mm`), which only
-        // `cpu` writes: read-coherence returns its own last write whatever the
-        // ordering, so Acquire, even Relaxed, would also be correct.
+        // mm asks only `cpu` itself about its own bit (`switch_mm`), which only `cpu`
+        // writes: read-coherence returns its own last write whatever the ordering, so
+        // Acquire, even Relaxed, would also be correct. (Tests that ask about another
+        // CPU's bit do so after joining that CPU's work, which orders the read.)
         self.bits[cpu / 64].load(ord(SeqCst, Site::MaskContains)) & (1 << (cpu % 64)) != 0
     }
 

@@ -126,6 +126,11 @@ pub struct MmuGather<'a> {
 impl<'a> MmuGather<'a> {
     /// `tlb_gather_mmu`: starts a gather on `mm`.
     pub fn new(ctx: &'a GatherCtx<'a>, mm: &'a AddressSpace) -> Self {
+        // SeqCst is more than needed: a nested gather learns of this one through the
+        // entries this one clears, which it reads under the same page-table lock, so the
+        // lock's release/acquire already orders this increment before its `finish`'s
+        // read (Relaxed would do, as Linux's `inc_tlb_flush_pending` relies on its
+        // page-table lock too). Not a loom site: no model runs two gathers at once.
         mm.flush_pending.fetch_add(1, Ordering::SeqCst);
         Self {
             ctx,

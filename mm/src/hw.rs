@@ -36,6 +36,10 @@ pub trait LocalTlb: RunningCpu {
     /// Invalidates all non-global translations (CR3 reload).
     fn flush_all(&self);
     /// Loads page-table root `root` (CR3 write; implies `flush_all` without PCID).
+    ///
+    /// Contract `release` rests on: when this returns, no page walk of the running CPU
+    /// starts from the previous root any more (on x86 the CR3 write is serialising), so
+    /// `switch_mm` may leave the previous address space's mask right after it.
     fn load_root(&self, root: PhysAddr);
 }
 

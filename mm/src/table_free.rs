@@ -95,9 +95,9 @@ pub struct TableFreer {
 }
 
 // Orderings of the freer's own atomics: `mode` and `batch_fails` are settings (a boot
-// option, a test's fault injection), made before the CPUs that read them start using the
-// freer; they publish no data, a reader only branches on them, so Relaxed would also be
-// correct. `in_flight` is a count: the tables themselves go from queue to freeing under
+// option; a test's or workload's fault injection, set and reset on the CPU that then
+// frees, or before it hands the work to tasks it spawns, which orders them); they publish
+// no data, a reader only branches on them, so Relaxed would also be correct. `in_flight` is a count: the tables themselves go from queue to freeing under
 // `state`'s lock, and the count only tells `drain` when to stop; Release on the
 // decrement (after the frees) and Acquire on the load make the frees happen before
 // `drain` returns, so SeqCst weakened one step (Release / Acquire) is also correct.
