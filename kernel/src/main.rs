@@ -20,11 +20,11 @@ mod workload;
 use alloc::boxed::Box;
 use arch::cpuid::CpuFeatures;
 use arch::gdt::CpuTables;
-use arch::ktest::Firmware;
 use arch::qemu_exit::ExitCode;
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::info::MemoryRegionKind;
 use bootloader_api::{BootInfo, entry_point};
+use ktest::registry::Firmware;
 
 /// How the bootloader must set the kernel up.
 pub static BOOTLOADER_CONFIG: BootloaderConfig = {

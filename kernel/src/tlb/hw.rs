@@ -86,7 +86,7 @@ pub struct WalkerHw;
 
 impl mm::hw::WalkerHw for WalkerHw {
     fn preemption_point(&self) {
-        arch::pv_host::preemption_point();
+        ktest::pv_host::preemption_point();
     }
 
     fn loaded_root(&self) -> mm::addr::PhysAddr {
