@@ -6,6 +6,8 @@
 //!   [`registry::Firmware`]).
 //! - [`pv_host`]: a model of the hypervisor under the paravirt flush backend (it
 //!   deschedules vCPUs and flushes on resume).
+//! - [`lost_ipi`]: fault injection on the cross-call IPI path (a lost IPI, for the
+//!   watchdog's tests).
 //!
 //! The product crates do not depend on this one, except the kernel where it must: its
 //! option parser reads the `test.*` keys into [`registry::Suite`]s, `main` tells the
@@ -13,5 +15,6 @@
 //! the benchmarks drive [`pv_host`].
 #![cfg_attr(not(test), no_std)]
 
+pub mod lost_ipi;
 pub mod pv_host;
 pub mod registry;

@@ -15,10 +15,11 @@
 //! looks past a bound only after every CPU had answered (its own vCPU was late: no
 //! laggard, one line, no verdict).
 
-use arch::ipi::{call_on_cpu, lose_next_call_ipi_to};
+use arch::ipi::call_on_cpu;
 use arch::stats::IpiReason;
 use arch::watchdog::{self, Wait};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use ktest::lost_ipi::lose_next_call_ipi_to;
 use mm::cpumask::CpuMask;
 
 use crate::sched;
