@@ -15,6 +15,7 @@ pub mod cpu;
 pub mod cpuid;
 pub mod cpus;
 pub mod gdt;
+pub mod hooks;
 pub mod idt;
 pub mod ipi;
 pub mod irq;

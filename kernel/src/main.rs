@@ -8,6 +8,7 @@ mod bench;
 mod console;
 mod demo;
 mod exit;
+mod hooks;
 mod ktests;
 mod mem;
 mod options;
@@ -117,7 +118,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         tlb::breakage::set_breakage(opts.tlb_break);
     }
     mem::huge_pool::reserve_huge_blocks(4);
-    sched::install_hooks();
+    hooks::register();
     smp::init(
         boot_info.rsdp_addr.into_option(),
         &boot_info.memory_regions,
