@@ -42,9 +42,6 @@ pub fn set_fault_root(root: u64) {
     FAULT_ROOT.store(root, core::sync::atomic::Ordering::SeqCst);
 }
 
-/// Hook called on NMI; the kernel installs one that stops the CPU during a panic.
-static NMI_HOOK: spin::Once<fn()> = spin::Once::new();
-
 fn cr2() -> u64 {
     Cr2::read_raw()
 }
@@ -144,9 +141,7 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
 
 extern "x86-interrupt" fn nmi(frame: InterruptStackFrame) {
     let watchdogs = crate::watchdog::answer_nmi(frame.instruction_pointer.as_u64(), frame.cpu_flags.bits());
-    if let Some(hook) = NMI_HOOK.get() {
-        hook(); // halts here if the run is panicking or stopping
-    }
+    crate::smp::halt_if_stopping(); // halts here if the run is panicking or stopping
     if watchdogs || crate::watchdog::report_in_flight() {
         return;
     }
@@ -172,11 +167,6 @@ pub fn set_interrupt_handler(vector: u8, handler: extern "x86-interrupt" fn(Inte
         "IDT already frozen; install handlers before idt::load"
     );
     IDT.lock()[vector].set_handler_fn(handler);
-}
-
-/// Installs the NMI hook (called first on every NMI). The first call wins.
-pub fn set_nmi_hook(hook: fn()) {
-    NMI_HOOK.call_once(|| hook);
 }
 
 fn build() -> InterruptDescriptorTable {

@@ -72,22 +72,27 @@ pub extern "x86-interrupt" fn call_interrupt(_frame: InterruptStackFrame) {
     serve_own_queue();
 }
 
-/// Fault injection for the watchdog's test: the next call IPI to this CPU is not sent
-/// (usize::MAX: none), as if it were lost on the way.
-static LOSE_CALL_IPI_TO: AtomicUsize = AtomicUsize::new(usize::MAX);
-
-/// Test-only: loses the next call IPI to `cpu` (its request stays queued, unserved).
-pub fn lose_next_call_ipi_to(cpu: usize) {
-    LOSE_CALL_IPI_TO.store(cpu, Ordering::SeqCst);
+/// A filter on the call IPIs this CPU sends: what a test installs to inject a fault on the
+/// way (`ktest::lost_ipi` loses one, for the watchdog's tests). The product installs
+/// none. Asked in [`enqueue`] once per target that needs an IPI, on the sending CPU,
+/// with interrupts in either state; a dropped IPI leaves the request queued, unserved,
+/// until the watchdog's kick resends it.
+pub trait CallIpiFilter: Sync {
+    /// Whether the call IPI to CPU `target` is dropped instead of sent.
+    fn drops(&self, target: usize) -> bool;
 }
 
-/// Whether the IPI to `t` is to be lost (fault injection; a plain load first, so that
-/// the send path writes no shared line when nothing is injected).
-fn take_lost_ipi(t: usize) -> bool {
-    LOSE_CALL_IPI_TO.load(Ordering::Relaxed) == t
-        && LOSE_CALL_IPI_TO
-            .compare_exchange(t, usize::MAX, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
+/// The installed filter (none in the product).
+static CALL_IPI_FILTER: spin::Once<&'static dyn CallIpiFilter> = spin::Once::new();
+
+/// Installs `filter` on every CPU's call-IPI send path. The first call wins.
+pub fn install_call_ipi_filter(filter: &'static dyn CallIpiFilter) {
+    CALL_IPI_FILTER.call_once(|| filter);
+}
+
+/// Whether the installed filter drops the call IPI to `t`.
+fn filtered(t: usize) -> bool {
+    CALL_IPI_FILTER.get().is_some_and(|f| f.drops(t))
 }
 
 /// The targets of `req` that have not finished it: still queued, or running it now.
@@ -132,7 +137,7 @@ fn enqueue(targets: &CpuMask, req: *const Request) {
                 }
             }
         };
-        if needs_ipi && !take_lost_ipi(t) {
+        if needs_ipi && !filtered(t) {
             with_lapic(|l| l.send_ipi(CALL_VECTOR, cpu.apic_id));
         }
     }

@@ -1,8 +1,9 @@
 //! gatherOS x86_64 layer: everything that touches the processor directly.
 //!
 //! `mm` decides *what* must happen to address spaces and TLBs; this crate executes it on
-//! real hardware (CPUID, descriptor tables, serial port, the QEMU exit device) and offers
-//! the in-kernel test registry that every kernel crate can add tests to.
+//! real hardware (CPUID, descriptor tables, serial port, the QEMU exit device). Test
+//! support (the in-kernel test registry, the hypervisor model, fault injection) lives in
+//! the `ktest` crate.
 #![cfg_attr(not(test), no_std)]
 #![feature(abi_x86_interrupt)]
 
@@ -14,14 +15,13 @@ pub mod cpu;
 pub mod cpuid;
 pub mod cpus;
 pub mod gdt;
+pub mod hooks;
 pub mod idt;
 pub mod ipi;
 pub mod irq;
-pub mod ktest;
 pub mod madt;
 pub mod percpu;
 pub mod probe;
-pub mod pv_host;
 pub mod qemu_exit;
 pub mod serial;
 pub mod smp;

@@ -17,15 +17,7 @@ use crate::gdt::CpuTables;
 use crate::percpu::{self, with_lapic};
 use crate::stats::IpiReason;
 use crate::trampoline::Trampoline;
-use crate::{cpus, idt, ipi, timer};
-
-static AP_MAIN: spin::Once<fn(usize) -> !> = spin::Once::new();
-static RESCHED_HOOK: spin::Once<fn()> = spin::Once::new();
-
-/// Installs the function the reschedule IPI calls (the scheduler's). First call wins.
-pub fn set_resched_hook(hook: fn()) {
-    RESCHED_HOOK.call_once(|| hook);
-}
+use crate::{cpus, hooks, idt, ipi, timer};
 
 /// Sends the reschedule IPI to CPU `cpu` (`smp_send_reschedule`), counted as sent.
 pub fn send_reschedule(cpu: usize) {
@@ -40,8 +32,8 @@ extern "x86-interrupt" fn reschedule_interrupt(_f: x86_64::structures::idt::Inte
         me.ipis.count_received(IpiReason::Reschedule);
     }
     with_lapic(|l| l.eoi());
-    if let Some(hook) = RESCHED_HOOK.get() {
-        hook();
+    if let Some(kernel) = hooks::kernel() {
+        kernel.reschedule();
     }
 }
 
@@ -52,13 +44,14 @@ pub fn install_vectors() {
     idt::set_interrupt_handler(RESCHEDULE_VECTOR, reschedule_interrupt);
     idt::set_interrupt_handler(ERROR_VECTOR, timer::error_interrupt);
     idt::set_interrupt_handler(SPURIOUS_VECTOR, timer::spurious_interrupt);
-    idt::set_nmi_hook(nmi_hook);
 }
 
 /// Set when the run is over and every CPU should stop (see [`halt_all_cpus`]).
 static STOPPING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
-fn nmi_hook() {
+/// Called first on every NMI (by [`idt`]'s handler, interrupts off): halts this CPU if
+/// the run is panicking or stopping (the NMI [`stop_other_cpus`] sent).
+pub(crate) fn halt_if_stopping() {
     if crate::cpu::PANICKING.load(Ordering::SeqCst) || STOPPING.load(Ordering::SeqCst) {
         crate::cpu::halt_forever();
     }
@@ -106,9 +99,6 @@ pub struct ApStart<'a> {
     pub cr3: u64,
     /// One stack top per AP (guard pages below are the caller's business).
     pub stack_tops: &'a [u64],
-    /// Called on each AP after its arch set-up; must call [`mark_online`], then never
-    /// returns.
-    pub ap_main: fn(usize) -> !,
 }
 
 /// Result of [`start_aps`].
@@ -124,9 +114,11 @@ pub struct ApReport {
 
 /// Starts every registered AP with INIT-SIPI-SIPI (Intel SDM Vol. 3, 9.4.4) and waits
 /// for them; an AP that does not answer within the timeout is reported and left out.
+/// Each AP then runs the kernel's [`hooks::KernelHooks::ap_main`], which must have been
+/// registered (asserted).
 pub fn start_aps(cfg: &ApStart) -> ApReport {
     let n = cpus::count();
-    AP_MAIN.call_once(|| cfg.ap_main);
+    assert!(hooks::kernel().is_some(), "smp: start_aps before hooks::register");
     if n == 1 {
         return ApReport {
             online: 1,
@@ -199,7 +191,9 @@ extern "C" fn ap_entry(_ticket: u64) -> ! {
     // SAFETY: once, on the CPU that owns `me`, with the IDT loaded.
     unsafe { me.install(Lapic::init()) };
     timer::start_tick();
-    (AP_MAIN.get().expect("ap_main not set"))(index)
+    hooks::kernel()
+        .expect("hooks registered before start_aps")
+        .ap_main(index)
 }
 
 /// Publishes the running AP as online (it now takes cross calls) and enables interrupts.
@@ -208,8 +202,8 @@ pub fn mark_online(index: usize) {
     x86_64::instructions::interrupts::enable();
 }
 
-/// Stops every other online CPU with an NMI (panic path). They halt in the NMI hook
-/// because [`crate::cpu::PANICKING`] is set.
+/// Stops every other online CPU with an NMI (panic path). They halt in
+/// [`halt_if_stopping`] because [`crate::cpu::PANICKING`] is set.
 pub fn stop_other_cpus() {
     let Some(me) = percpu::current() else { return };
     for i in cpus::online().iter().filter(|&i| i != me.index) {

@@ -16,7 +16,6 @@ static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 static LAPIC_TICKS_PER_MS: AtomicU32 = AtomicU32::new(0);
 /// Timer tick rate.
 pub const TICK_HZ: u32 = 100;
-static TICK_HOOK: spin::Once<fn()> = spin::Once::new();
 
 /// Most TSC cycles a bracketed PIT read may take before it is retried: a read that the
 /// host interrupted (a descheduled vCPU) does not say when the count was sampled.
@@ -162,19 +161,15 @@ pub fn start_tick() {
     with_lapic(|l| l.timer_periodic(per_ms * (1000 / TICK_HZ)));
 }
 
-/// Installs the function called on every tick (the scheduler's). First call wins.
-pub fn set_tick_hook(hook: fn()) {
-    TICK_HOOK.call_once(|| hook);
-}
-
-/// The LAPIC timer interrupt handler.
+/// The LAPIC timer interrupt handler: counts the tick, then the kernel's
+/// [`KernelHooks::tick`](crate::hooks::KernelHooks::tick).
 pub extern "x86-interrupt" fn tick_interrupt(_frame: InterruptStackFrame) {
     if let Some(me) = percpu::current() {
         me.ticks.fetch_add(1, Ordering::Relaxed);
     }
     with_lapic(|l| l.eoi());
-    if let Some(hook) = TICK_HOOK.get() {
-        hook();
+    if let Some(kernel) = crate::hooks::kernel() {
+        kernel.tick();
     }
 }
 

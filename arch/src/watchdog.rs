@@ -12,7 +12,7 @@
 //!   computed only at a check point (the caller's closure).
 //! - At a check point with laggards: the waiter prints
 //!   `watchdog: cpu=.. waited_ms=.. for=.. at=.. laggards=.. stuck=..`, sets each
-//!   laggard's `wanted` flag and sends it an NMI. The laggard's NMI hook takes the flag,
+//!   laggard's `wanted` flag and sends it an NMI. The laggard's NMI handler takes the flag,
 //!   prints `watchdog: cpu=.. rip=.. if=.. cr3=.. ticks=.. queued_calls=..` for the
 //!   context the NMI interrupted and bumps `answered`. The waiter waits up to 500 ms for
 //!   the answers, runs the kick on each laggard (a cross call resends its IPI) and goes
@@ -453,7 +453,7 @@ fn cpu_list(mask: &CpuMask) -> alloc::string::String {
 
 /// The NMI side: if the watchdog asked this CPU for a report, prints it for the
 /// interrupted context and returns true (the NMI was ours). The NMI handler then still
-/// runs its halt hook (a panic's stop NMI may be merged with ours).
+/// runs its halt check, `smp::halt_if_stopping` (a panic's stop NMI may be merged with ours).
 pub(crate) fn answer_nmi(rip: u64, rflags: u64) -> bool {
     let Some(me) = percpu::current() else { return false };
     // Acquire pairs with the waiter's Release increment (nothing else is published with

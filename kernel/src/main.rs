@@ -8,6 +8,7 @@ mod bench;
 mod console;
 mod demo;
 mod exit;
+mod hooks;
 mod ktests;
 mod mem;
 mod options;
@@ -20,11 +21,11 @@ mod workload;
 use alloc::boxed::Box;
 use arch::cpuid::CpuFeatures;
 use arch::gdt::CpuTables;
-use arch::ktest::Firmware;
 use arch::qemu_exit::ExitCode;
 use bootloader_api::config::{BootloaderConfig, Mapping};
 use bootloader_api::info::MemoryRegionKind;
 use bootloader_api::{BootInfo, entry_point};
+use ktest::registry::Firmware;
 
 /// How the bootloader must set the kernel up.
 pub static BOOTLOADER_CONFIG: BootloaderConfig = {
@@ -117,7 +118,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         tlb::breakage::set_breakage(opts.tlb_break);
     }
     mem::huge_pool::reserve_huge_blocks(4);
-    sched::install_hooks();
+    hooks::register();
     smp::init(
         boot_info.rsdp_addr.into_option(),
         &boot_info.memory_regions,

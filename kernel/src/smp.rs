@@ -146,7 +146,6 @@ pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatur
             trampoline_virt: tramp.as_u64() + paging::phys_offset(),
             cr3: kernel_space::kernel_mm().root().as_u64(),
             stack_tops: &stacks,
-            ap_main,
         });
         unmap(tramp.as_u64());
         // The stack table was read by every AP that started; keep it for any late one.
@@ -164,8 +163,9 @@ pub fn init(rsdp: Option<u64>, map_regions: &MemoryRegions, features: &CpuFeatur
     arch::irq::enable();
 }
 
-/// An AP's life after its arch set-up: TLB state, scheduler, online, idle loop.
-fn ap_main(cpu: usize) -> ! {
+/// An AP's life after its arch set-up (from arch, through `crate::hooks`): TLB state,
+/// scheduler, online, idle loop.
+pub fn ap_main(cpu: usize) -> ! {
     crate::tlb::init_cpu();
     crate::sched::init_cpu(cpu);
     arch::smp::mark_online(cpu);

@@ -108,7 +108,7 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     BAD_READS.store(0, Ordering::SeqCst);
     OUTCOMES.iter().for_each(|o| o.store(0, Ordering::SeqCst));
     WALKS.store(0, Ordering::SeqCst);
-    arch::pv_host::set_host_preemption(if cfg.preempt_us > 0 { 1 } else { 0 }, cfg.preempt_us);
+    ktest::pv_host::set_host_preemption(if cfg.preempt_us > 0 { 1 } else { 0 }, cfg.preempt_us);
     tlb::FREER.set_batch_allocation_fails(cfg.fallback);
     let old_mode = tlb::FREER.mode();
     if cfg.force_skip {
@@ -178,7 +178,7 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     walkers
         .into_iter()
         .for_each(|w| w.join(crate::sched::JOIN_BOUND_MS));
-    arch::pv_host::set_host_preemption(0, 0);
+    ktest::pv_host::set_host_preemption(0, 0);
     sched::use_mm(None);
     destroy(mm);
     tlb::FREER.set_mode(old_mode);

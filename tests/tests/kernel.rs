@@ -1,5 +1,5 @@
 //! `cargo test` entry for the in-kernel tests: boots the kernel in QEMU in every
-//! configuration below and runs the tests registered with `arch::kernel_test!`.
+//! configuration below and runs the tests registered with `ktest::kernel_test!`.
 //!
 //! This is a `harness = false` test so that `cargo test -- <filter>` reaches the kernel:
 //! the filters, `--exact` and `--skip` are passed to it as boot options. Set

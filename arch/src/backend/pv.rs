@@ -9,7 +9,9 @@
 //! pv flush cannot stand in for the table-free sync.
 //!
 //! The host's side (descheduling a vCPU, flushing on resume) is not here: it is a model
-//! of the hypervisor for tests and benchmarks, [`crate::pv_host`].
+//! of the hypervisor for tests and benchmarks (`ktest::pv_host`), which writes the
+//! steal-time words through [`host_deschedule`] and [`host_resume`], as a hypervisor
+//! writes guest memory.
 
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use mm::cpumask::{CpuMask, MAX_CPUS};
@@ -19,14 +21,29 @@ use crate::ipi::call_on_many;
 use crate::stats::IpiReason;
 
 /// Steal-time bit: the host has descheduled this vCPU.
-pub(crate) const PREEMPTED: u8 = 1;
+const PREEMPTED: u8 = 1;
 /// Steal-time bit: a flusher skipped this vCPU; the host flushes on resume.
-pub(crate) const FLUSH_ON_RESUME: u8 = 2;
+const FLUSH_ON_RESUME: u8 = 2;
 
-/// Each vCPU's steal-time word, shared with the "host" ([`crate::pv_host`]).
-pub(crate) static STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
+/// Each vCPU's steal-time word, shared with the "host" ([`host_deschedule`],
+/// [`host_resume`]).
+static STATE: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
 /// Flushes deferred to resume so far (all CPUs).
 pub static DEFERRED_FLUSHES: AtomicU64 = AtomicU64::new(0);
+
+/// The host's write when it deschedules vCPU `cpu`: from now on flushes aimed at it are
+/// deferred to its resume instead of interrupting it. SeqCst, like the flusher's
+/// compare-and-swap it races with (the state word is the one location both sides use).
+pub fn host_deschedule(cpu: usize) {
+    STATE[cpu].store(PREEMPTED, Ordering::SeqCst);
+}
+
+/// The host's write when it resumes vCPU `cpu`: clears the word and returns whether a
+/// flusher deferred a flush to the resume (the host then flushes the vCPU's TLB before it
+/// runs). SeqCst: see [`host_deschedule`].
+pub fn host_resume(cpu: usize) -> bool {
+    STATE[cpu].swap(0, Ordering::SeqCst) & FLUSH_ON_RESUME != 0
+}
 
 /// The paravirt backend.
 pub struct Paravirt;

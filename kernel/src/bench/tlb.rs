@@ -142,7 +142,7 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
                 let preempted = pv && c % 2 == 1;
                 sched::spawn("bench-spinner", c, Some(mm), move || {
                     if preempted {
-                        arch::pv_host::enter_preempted();
+                        ktest::pv_host::enter_preempted();
                     }
                     while !STOP.load(Ordering::Relaxed) {
                         if halts {
@@ -152,7 +152,7 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
                         }
                     }
                     if preempted {
-                        arch::pv_host::leave_preempted();
+                        ktest::pv_host::leave_preempted();
                     }
                 })
             })

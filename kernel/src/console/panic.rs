@@ -1,22 +1,31 @@
 //! The panic handler: name the CPU, the location and the message, then end the run.
 //!
-//! The first CPU to panic stops the others with an NMI (they halt in the NMI hook), so
-//! the report is not buried under their output. Under QEMU the run then ends through
-//! `isa-debug-exit` with the failure verdict (or, inside the test harness, with
-//! `Resume`); on real hardware the CPU halts with the message on the console.
+//! The first CPU to panic stops the others with an NMI (they halt in the NMI handler,
+//! `arch::smp::halt_if_stopping`), so the report is not buried under their output.
+//! Under QEMU the run then ends through `isa-debug-exit` with the failure verdict (or,
+//! inside the test harness, with `Resume`); on real hardware the CPU halts with the
+//! message on the console.
 
 use arch::qemu_exit::{ExitCode, exit};
 use core::panic::PanicInfo;
 use core::sync::atomic::Ordering;
 
-/// Called from the panic path before the run ends: the test harness installs its
-/// `on_panic` here ([`set_test_hook`]), so that this handler does not import the tests.
-static TEST_HOOK: spin::Once<fn(&PanicInfo)> = spin::Once::new();
+/// What the panic handler calls before the run ends, if a test run registered one: the
+/// test harness records the running test's outcome and may end the boot there (then
+/// never returns). A back-edge declared here, so that this handler does not import the
+/// tests; implemented once, by `ktests::harness`. Called on the panicking CPU, the
+/// first to panic only, with the other CPUs stopped, interrupts as the panic found them.
+pub trait PanicObserver: Sync {
+    /// Sees the panic `info` after its report is written.
+    fn on_panic(&self, info: &PanicInfo);
+}
 
-/// Makes the panic handler call `hook` (the test harness records the running test's
-/// outcome and may end the boot there). Once.
-pub fn set_test_hook(hook: fn(&PanicInfo)) {
-    TEST_HOOK.call_once(|| hook);
+/// The registered [`PanicObserver`] (none outside the test harness).
+static OBSERVER: spin::Once<&'static dyn PanicObserver> = spin::Once::new();
+
+/// Makes the panic handler call `observer`. Once.
+pub fn set_observer(observer: &'static dyn PanicObserver) {
+    OBSERVER.call_once(|| observer);
 }
 
 /// Writes one line to the serial port and the screen from the panic path (breaking locks
@@ -51,8 +60,8 @@ fn panic(info: &PanicInfo) -> ! {
         // Which release this CPU was in the middle of (a fault's report says it too).
         emit(format_args!("panic: during teardown: {teardown}"));
     }
-    if let Some(hook) = TEST_HOOK.get() {
-        hook(info);
+    if let Some(observer) = OBSERVER.get() {
+        observer.on_panic(info);
     }
     emit(format_args!("gatherOS: done (panic)"));
     exit(ExitCode::Failure)

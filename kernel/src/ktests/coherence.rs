@@ -16,14 +16,14 @@ use crate::ktests::oracle::{Huge, Op, Scenario, Tables, check};
 
 macro_rules! coherence_tests {
     ($($name:ident: $op:expr, $scen:ident;)*) => {
-        $(arch::kernel_test!(needs(handler_flush().and(up_to_cpus(16))) fn $name() { check($op, Scenario::$scen) });)*
+        $(ktest::kernel_test!(needs(handler_flush().and(up_to_cpus(16))) fn $name() { check($op, Scenario::$scen) });)*
     };
 }
 
-arch::kernel_test!(needs(per_backend().and(up_to_cpus(16))) fn release_a() {
+ktest::kernel_test!(needs(per_backend().and(up_to_cpus(16))) fn release_a() {
     check(Op::Release, Scenario::A)
 });
-arch::kernel_test!(needs(per_backend().and(up_to_cpus(16))) fn release_c() {
+ktest::kernel_test!(needs(per_backend().and(up_to_cpus(16))) fn release_c() {
     check(Op::Release, Scenario::C)
 });
 

@@ -2,7 +2,7 @@
 
 use core::sync::atomic::Ordering;
 
-arch::kernel_test!(
+ktest::kernel_test!(
     fn breakpoint_exception_resumes() {
         let before = arch::idt::BREAKPOINTS.load(Ordering::Relaxed);
         x86_64::instructions::interrupts::int3();
@@ -10,7 +10,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(should_panic(expected = "(page fault)") fn page_fault_is_reported_as_failure() {
+ktest::kernel_test!(should_panic(expected = "(page fault)") fn page_fault_is_reported_as_failure() {
     // Canonical, above the heap, and never mapped.
     const UNMAPPED: usize = crate::mem::layout::NEVER_MAPPED as usize;
     // SAFETY: deliberately reads an unmapped address; the page fault ends this test.

@@ -1,6 +1,6 @@
 //! The in-kernel test harness.
 //!
-//! Runs the tests registered with `arch::kernel_test!` on the real boot path, sorted by
+//! Runs the tests registered with `ktest::kernel_test!` on the real boot path, sorted by
 //! name, filtered as `cargo test -- <filter>` would. The kernel has no unwinding, so a
 //! panicking test ends the boot: the panic handler reports the test (ok for
 //! `should_panic`, FAILED otherwise), prints a `harness: resume ...` line and exits with
@@ -9,9 +9,9 @@
 
 extern crate alloc;
 use alloc::vec::Vec;
-use arch::ktest::{Firmware, KERNEL_TESTS, KernelTest, Machine};
 use arch::qemu_exit::{ExitCode, exit};
 use core::sync::atomic::{AtomicUsize, Ordering};
+use ktest::registry::{Firmware, KERNEL_TESTS, KernelTest, Machine};
 use spin::Once;
 
 use crate::options::TestOptions;
@@ -55,7 +55,7 @@ pub fn run(opts: &TestOptions, firmware: Option<Firmware>) -> ! {
         ignored: AtomicUsize::new(opts.ignored),
         current: AtomicUsize::new(NO_TEST),
     });
-    crate::console::panic::set_test_hook(on_panic);
+    crate::console::panic::set_observer(&Harness);
     if opts.start == 0 {
         let other_suites = KERNEL_TESTS
             .iter()
@@ -148,6 +148,15 @@ fn message_contains(info: &core::panic::PanicInfo, expected: &str) -> bool {
             .any(|w| w == expected.as_bytes())
 }
 
+/// The harness as the panic handler's observer: [`on_panic`].
+struct Harness;
+
+impl crate::console::panic::PanicObserver for Harness {
+    fn on_panic(&self, info: &core::panic::PanicInfo) {
+        on_panic(info)
+    }
+}
+
 /// Called by the panic handler: if a test was running, records its outcome and ends this
 /// boot with `Resume`. Returns if no test was running.
 pub fn on_panic(info: &core::panic::PanicInfo) {
@@ -195,7 +204,7 @@ pub fn on_panic(info: &core::panic::PanicInfo) {
     exit(ExitCode::Resume)
 }
 
-arch::kernel_test!(
+ktest::kernel_test!(
     fn filters_select_like_cargo() {
         let opts = TestOptions {
             filters: alloc::vec!["frames"],
@@ -218,6 +227,6 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(should_panic(expected = "expected panic") fn should_panic_tests_pass_when_they_panic() {
+ktest::kernel_test!(should_panic(expected = "expected panic") fn should_panic_tests_pass_when_they_panic() {
     panic!("expected panic");
 });

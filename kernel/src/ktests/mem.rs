@@ -3,7 +3,7 @@
 use crate::mem::frames::{alloc_zeroed, free, stats};
 use crate::mem::heap::usage;
 
-arch::kernel_test!(
+ktest::kernel_test!(
     fn alloc_free_reuses_and_counts() {
         let before = stats();
         let a = alloc_zeroed().unwrap();
@@ -21,7 +21,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(scale()) fn heap_allocates_and_frees() {
         extern crate alloc;
         use alloc::vec::Vec;
@@ -33,7 +33,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(scale()) fn heap_grows_when_a_block_does_not_fit() {
         extern crate alloc;
         let before = crate::mem::heap::stats();

@@ -1,6 +1,6 @@
 //! The in-kernel tests and their harness. Product code never imports this folder; the
 //! boot hands control to [`harness::run`] when `test=on`. Tests register themselves with
-//! `arch::kernel_test!` and declare what they need (CPUs, backend).
+//! `ktest::kernel_test!` and declare what they need (CPUs, backend).
 //!
 //! - [`harness`]: runs, filters, resumes after a panic, checks frame leaks.
 //! - [`oracle`]: the TLB coherence oracle; [`coherence`] its tests.

@@ -4,7 +4,7 @@
 use crate::options::{BootOptions, OptionError};
 use log::LevelFilter;
 
-arch::kernel_test!(
+ktest::kernel_test!(
     fn parses_known_keys() {
         let (o, errors) = BootOptions::parse(
             "log=debug apic=xapic test=on test.filter=gather test.filter=flush test.start=3 cpuid.invlpgb=on clearcpuid=pcid tlb.backend=pv tlb.table_sync=force-skip tlb.table_batch=fail",
@@ -22,7 +22,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     fn reports_unknown_keys_and_bad_values_and_keeps_defaults() {
         let (o, errors) = BootOptions::parse("frobnicate=1 log=loud test.start=x");
         assert_eq!(o.log_level, LevelFilter::Info);
@@ -45,7 +45,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     fn parses_the_benchmark_matrix_and_refuses_unknown_ops() {
         use bench_spec::{Op, Scenario};
         let (o, errors) =

@@ -116,7 +116,7 @@ fn option_text(rng: &mut Rng) -> String {
     text
 }
 
-arch::kernel_test!(
+ktest::kernel_test!(
     fn fuzzed_boot_options_parse_without_panicking_and_unknown_keys_are_refused() {
         let mut rng = Rng(SEED);
         let (mut refused, mut accepted) = (0usize, 0usize);
@@ -144,7 +144,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     fn every_listed_key_is_known_to_the_parser() {
         for k in KEYS {
             let text = alloc::format!("{k}=on");

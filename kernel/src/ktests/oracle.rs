@@ -554,12 +554,12 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
                 sched::spawn("coherence", c, Some(mm), move || {
                     prime(op);
                     if preempted {
-                        arch::pv_host::enter_preempted();
+                        ktest::pv_host::enter_preempted();
                     }
                     PRIMED.fetch_add(1, Ordering::SeqCst);
                     wait_stage(1);
                     if preempted {
-                        arch::pv_host::leave_preempted();
+                        ktest::pv_host::leave_preempted();
                     }
                     probe(op, collapsed);
                     // A release lets this task go on only while it waits for it: the

@@ -28,7 +28,7 @@ fn run(name: &str, fallback: bool, force_skip: bool) -> crate::workload::RaceRes
     r
 }
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(native().and(up_to_cpus(16))) fn race_native_fallback_no_hits_no_sync_ipis() {
         assert!(arch::static_key::tlb_table_flush_implies_ipi_broadcast());
         let r = run("native-fallback", true, false);
@@ -47,7 +47,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(native().and(up_to_cpus(16))) fn race_native_batched_no_hits() {
         let r = run("native-batched", false, false);
         assert_eq!(r.delta.get(TlbEvent::PoisonHits), 0);
@@ -57,7 +57,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(pv().and(up_to_cpus(16))) fn race_pv_fallback_no_hits_syncs_sent() {
         assert!(!arch::static_key::tlb_table_flush_implies_ipi_broadcast());
         let r = run("pv-fallback", true, false);
@@ -73,7 +73,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(pv().and(up_to_cpus(16))) fn race_pv_batched_no_hits() {
         let r = run("pv-batched", false, false);
         assert_eq!(r.delta.get(TlbEvent::PoisonHits), 0);
@@ -81,7 +81,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(pv().and_cpus(2).and(up_to_cpus(16))) fn race_pv_force_skip_is_caught_by_the_detector() {
         // The sync switched off where it is needed: walkers preempted mid-walk are not
         // interrupted by the pv flush, and the table is freed under them.
@@ -94,7 +94,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(per_backend()) fn static_branch_bytes_match_the_decision() {
         let sites = arch::static_key::branch_sites();
         assert!(!sites.is_empty(), "no branch site recorded for the key");

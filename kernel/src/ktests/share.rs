@@ -15,7 +15,7 @@ use crate::{tlb, user_space};
 
 const REGION: u64 = 0x4000_0000;
 
-arch::kernel_test!(
+ktest::kernel_test!(
     fn collapse_replaces_a_full_pte_table_and_syncs_with_the_receipt() {
         let used = crate::mem::frames::stats().used;
         let mm = user_space::new_address_space();
@@ -55,7 +55,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     fn unsharing_flushes_like_a_freed_table_and_keeps_the_table_for_the_owner() {
         let used = crate::mem::frames::stats().used;
         let owner = user_space::new_address_space();

@@ -15,7 +15,7 @@ fn matrix(n: usize) -> &'static [AtomicU64] {
     Vec::leak((0..n * n).map(|_| AtomicU64::new(0)).collect())
 }
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(scale()) fn every_reported_cpu_is_online() {
         let s = smp::summary();
         assert_eq!(
@@ -27,7 +27,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(scale()) fn every_cpu_takes_timer_ticks() {
         // Every CPU must take a tick; how soon is the host's business (under TCG a vCPU
         // of 288 on a busy 2-core host may not run for a while), so the test waits for
@@ -52,7 +52,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(scale()) fn every_cpu_runs_a_call_from_every_other_cpu() {
         let n = cpus::count();
         let hits = matrix(n);
@@ -85,7 +85,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(scale()) fn call_on_cpu_and_conditional_calls_reach_exactly_their_targets() {
         let n = cpus::count();
         let hits = matrix(n);
@@ -104,7 +104,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(scale()) fn call_storm_all_to_all_loses_nothing_and_does_not_deadlock() {
         let n = cpus::count();
         // Enough rounds to overlap heavily; fewer with many CPUs (TCG on two host cores).
@@ -134,12 +134,12 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(needs(scale()) should_panic(expected = "waits for a cross call with interrupts disabled") fn waiting_for_a_call_with_interrupts_off_is_caught() {
+ktest::kernel_test!(needs(scale()) should_panic(expected = "waits for a cross call with interrupts disabled") fn waiting_for_a_call_with_interrupts_off_is_caught() {
     arch::irq::disable();
     call_on_many(&CpuMask::first(cpus::count()), IpiReason::Call, &|| {});
 });
 
-arch::kernel_test!(needs(scale()) should_panic(expected = "deliberate panic on cpu") fn a_panic_on_another_cpu_is_reported_with_that_cpu() {
+ktest::kernel_test!(needs(scale()) should_panic(expected = "deliberate panic on cpu") fn a_panic_on_another_cpu_is_reported_with_that_cpu() {
     // With one CPU this panics here; with more, on the last CPU (the report names it).
     let last = cpus::count() - 1;
     if last == 0 {
@@ -160,7 +160,7 @@ fn record_interrupt_state() {
     }
 }
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(cpus(2).and(scale())) fn cross_call_handlers_run_with_interrupts_off_even_from_a_waiters_loop() {
         // CPUs 0 and 1 call each other at once, over and over: each spends most of its
         // time waiting for its own call, so the other's requests are served from the
@@ -188,7 +188,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(cpus(2).and(scale())) fn a_waiter_serves_its_queue_with_interrupts_off() {
         // Deterministically through the wait loop: CPU 1 keeps its call IPI pending (task
         // priority 15, interrupts still enabled), so the request CPU 0 queues for it can

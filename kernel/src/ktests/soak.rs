@@ -59,21 +59,21 @@ fn assert_clean_soak(r: &RaceResult) {
     assert!(r.walks > 0 || arch::cpus::count() == 1);
 }
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(soak().and(native())) fn soak_native_100k_table_frees_without_a_poison_hit() {
         let r = soak("native", "decided", tables().div_ceil(TABLES_PER_ROUND), false, false);
         assert_clean_soak(&r);
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(soak().and(pv())) fn soak_pv_100k_table_frees_without_a_poison_hit() {
         let r = soak("pv", "decided", tables().div_ceil(TABLES_PER_ROUND), false, false);
         assert_clean_soak(&r);
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(soak().and(pv()).and_cpus(2)) fn soak_pv_with_the_sync_skipped_hits_poison_within_1000_frees() {
         let r = soak(
             "pv",

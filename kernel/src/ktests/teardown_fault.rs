@@ -21,7 +21,7 @@ use crate::{sched, user_space};
 /// The test's page.
 const X: u64 = 0x4000_0000;
 
-arch::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "(page fault); fault during teardown: step=unmap cpu=1 mm=") fn a_page_fault_in_a_teardown_step_names_the_cpu_the_address_space_and_the_step() {
+ktest::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "(page fault); fault during teardown: step=unmap cpu=1 mm=") fn a_page_fault_in_a_teardown_step_names_the_cpu_the_address_space_and_the_step() {
     let mm = user_space::new_address_space();
     crate::workload::map_page(mm, X);
     {
@@ -39,7 +39,7 @@ arch::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "(p
     unreachable!("the teardown of a corrupted address space returned");
 });
 
-arch::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "(double fault); fault during teardown: step=sweep-tables cpu=1 mm=") fn a_double_fault_in_a_teardown_step_is_reported_from_its_own_stack() {
+ktest::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "(double fault); fault during teardown: step=sweep-tables cpu=1 mm=") fn a_double_fault_in_a_teardown_step_is_reported_from_its_own_stack() {
     // A fault whose delivery faults too: CPU 1, running the address space (its root in
     // CR3) and recorded in a step of its release, loses its stack, so the page fault
     // cannot push its frame and becomes a double fault, which runs on its IST stack
@@ -64,7 +64,7 @@ arch::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "(d
     unreachable!("the double fault returned");
 });
 
-arch::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "still have it in CR3 (step=free-root cpu=0 mm=") fn freeing_a_root_another_cpu_still_has_in_cr3_is_refused_with_a_report() {
+ktest::kernel_test!(needs(cpus(2).and(up_to_cpus(2))) should_panic(expected = "still have it in CR3 (step=free-root cpu=0 mm=") fn freeing_a_root_another_cpu_still_has_in_cr3_is_refused_with_a_report() {
     // What a release that did not wait would do (with the INVLPGB backend the flush runs
     // nothing remotely, so only the wait keeps the root): CPU 1 runs the address space,
     // and CPU 0 reaches the free-root step. The step's check must refuse, naming CPU 1,

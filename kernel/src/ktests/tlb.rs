@@ -121,7 +121,7 @@ fn remap_while_remote_reads_at(base: u64, pages: usize, flushed: Option<u64>) ->
         .map(|r| (r[0].load(Ordering::SeqCst), r[1].load(Ordering::SeqCst)))
 }
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(cpus(2).and(scale())) fn remote_cpu_sees_the_new_frame_after_the_flush() {
         let before = tlb::STATS.total();
         assert_eq!(remap_while_remote_reads(1, Some(1))[0], (1, 2));
@@ -161,7 +161,7 @@ fn premise_seen_within(what: &str, mut attempt: impl FnMut(u64) -> bool) -> usiz
     panic!("premise: what={what} never seen in {PREMISE_TRIES} tries");
 }
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(cpus(2).and(scale())) fn without_the_flush_the_remote_cpu_reads_stale_data() {
         // The test-only switch: the same sequence with the flush left out must be caught.
         premise_seen_within("stale_without_flush", |base| {
@@ -191,7 +191,7 @@ fn flush_ipis_received(cpu: usize) -> u64 {
     cpus::get(cpu).ipis.snapshot().received[IpiReason::Flush as usize]
 }
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(handler_flush().and_cpus(2).and(scale())) fn lazy_cpu_is_skipped_then_catches_up_and_leaves_on_freed_tables() {
         let mm = user_space::new_address_space();
         let f1 = user_space::map_new_page(mm, X);
@@ -230,7 +230,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(scale()) fn the_walker_refuses_an_address_space_not_loaded_on_its_cpu() {
         let mm = user_space::new_address_space();
         crate::workload::map_page(mm, X);
@@ -244,7 +244,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(invlpgb().and_cpus(2).and(scale())) fn invlpgb_release_makes_lazy_cpus_leave_though_the_flush_runs_no_handler() {
         // Booted with `setcpuid=invlpgb`: the backend invalidates as the hardware does,
         // with no handler on the other CPUs, so lazy holders stay lazy through every
@@ -263,7 +263,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(cpus(2).and(scale())) fn premise_a_one_page_flush_leaves_the_neighbouring_translation() {
         // The oracle's premise under TCG: INVLPG drops one translation, not the TLB.
         premise_seen_within("neighbour_stale_after_invlpg", |base| {
@@ -275,7 +275,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(scale()) fn premise_a_walk_through_a_poisoned_table_faults_with_reserved_bits() {
         // The oracle's second premise: a hardware walk that reaches a freed (poisoned)
         // table is reported as such, not as "nothing mapped". It holds where POISON's

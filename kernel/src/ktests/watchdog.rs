@@ -15,10 +15,11 @@
 //! looks past a bound only after every CPU had answered (its own vCPU was late: no
 //! laggard, one line, no verdict).
 
-use arch::ipi::{call_on_cpu, lose_next_call_ipi_to};
+use arch::ipi::call_on_cpu;
 use arch::stats::IpiReason;
 use arch::watchdog::{self, Wait};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use ktest::lost_ipi::lose_next_call_ipi_to;
 use mm::cpumask::CpuMask;
 
 use crate::sched;
@@ -54,7 +55,7 @@ fn spin_with_irqs_off_until_answered(cpu: usize) -> sched::JoinHandle {
     task
 }
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(watchdog().and_cpus(2).and(scale())) fn watchdog_reports_a_lost_call_ipi_and_its_kick_delivers_the_call() {
         static RAN_ON: AtomicU64 = AtomicU64::new(u64::MAX);
         let (reports, _) = watchdog::reports();
@@ -75,7 +76,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(watchdog().and_cpus(2).and(scale())) fn watchdog_reports_a_cpu_spinning_with_interrupts_off_from_where_it_spins() {
         let (reports, _) = watchdog::reports();
         with_test_watchdog(|| {
@@ -92,7 +93,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(watchdog().and_cpus(2).and(scale())) fn watchdog_reports_a_grace_period_held_up_by_a_cpu_with_interrupts_off() {
         crate::tlb::settle(); // nothing queued from earlier tests
         let mm = crate::user_space::new_address_space();
@@ -126,7 +127,7 @@ fn spin_until_ms_after(since: u64, ms: u64) {
     }
 }
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(watchdog().and_cpus(2)) fn watchdog_lets_a_laggard_that_answers_after_the_report_pass() {
         // The default, fatal watchdog: cpu 1 misses its IPI, is reported at the bound
         // and kicked; it answers then, long before the next check point, and the run
@@ -146,7 +147,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(watchdog().and_cpus(2)) fn watchdog_calls_a_wait_past_its_bounds_with_no_laggard_a_late_answer() {
         // The default, fatal watchdog. A cross call that cpu 1 answers at once, checked
         // by a waiter that looks only after the first check point (one bound), then
@@ -178,7 +179,7 @@ arch::kernel_test!(
     }
 );
 
-arch::kernel_test!(needs(watchdog().and_cpus(2)) should_panic(expected = "watchdog: cpu 0 waited") fn watchdog_fails_the_run_when_a_cpu_never_answers() {
+ktest::kernel_test!(needs(watchdog().and_cpus(2)) should_panic(expected = "watchdog: cpu 0 waited") fn watchdog_fails_the_run_when_a_cpu_never_answers() {
     // The default, fatal watchdog: cpu 1 spins with interrupts off for good. It is
     // reported (and answers the NMI) at the bound, and at the next check point (3 x 300
     // ms) still holds the call, having taken no tick and served no call: the run fails
@@ -199,7 +200,7 @@ arch::kernel_test!(needs(watchdog().and_cpus(2)) should_panic(expected = "watchd
     call_on_cpu(1, IpiReason::Call, &|| {});
 });
 
-arch::kernel_test!(
+ktest::kernel_test!(
     needs(watchdog().and_cpus(2)) fn watchdog_keeps_alternating_waits_apart_and_gives_up_at_its_last_word() {
         // Two mm-style waits (`check_since`) under way on this CPU at once, checked in
         // turn (as two tasks that yield to each other while waiting), both held up by

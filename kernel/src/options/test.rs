@@ -2,7 +2,7 @@
 
 extern crate alloc;
 use alloc::vec::Vec;
-use arch::ktest::Suite;
+use ktest::registry::Suite;
 
 use super::value::OptionError;
 

@@ -57,14 +57,9 @@ pub fn init_cpu(cpu: usize) {
     });
 }
 
-/// Hooks the scheduler into the tick and the reschedule IPI (boot CPU, once).
-pub fn install_hooks() {
-    arch::timer::set_tick_hook(on_tick);
-    arch::smp::set_resched_hook(schedule);
-    crate::tlb::hw::set_relax(yield_now);
-}
-
-fn on_tick() {
+/// The scheduler's tick (from the LAPIC timer, through `crate::hooks`): wakes the
+/// sleepers whose time has come, and preempts the running task if another is ready.
+pub fn on_tick() {
     let now = arch::percpu::current().map_or(0, |p| p.ticks.load(Ordering::Relaxed));
     let cpu = this_cpu();
     let preempt = {

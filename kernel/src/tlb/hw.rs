@@ -4,14 +4,23 @@
 
 use core::sync::atomic::Ordering;
 
-/// What a waiting CPU does between polls of a grace period or a drain: the scheduler
-/// installs `yield_now` here ([`set_relax`]), so that waiting lets other tasks run
-/// (a hook, so that this wiring does not import the scheduler that imports it).
-static RELAX: spin::Once<fn()> = spin::Once::new();
+/// What a waiting CPU of the table freer does between polls of a grace period or a
+/// drain: the scheduler's yield, so that waiting lets other tasks run. A back-edge
+/// (this wiring is below the scheduler, which imports it), declared here and
+/// implemented once by `crate::hooks`. Called on the waiting CPU, with interrupts on
+/// (the freer waits only so), from [`SyncHw`]'s `relax`.
+pub trait Relax: Sync {
+    /// Lets other tasks on this CPU run before the next poll.
+    fn relax(&self);
+}
 
-/// Makes every wait of the table freer call `f` between polls (the scheduler's yield).
-pub fn set_relax(f: fn()) {
-    RELAX.call_once(|| f);
+/// The registered [`Relax`] (none until the boot CPU registers the hooks: then waits
+/// only spin).
+static RELAX: spin::Once<&'static dyn Relax> = spin::Once::new();
+
+/// Makes every wait of the table freer call `relax` between polls. Once, at boot.
+pub fn set_relax(relax: &'static dyn Relax) {
+    RELAX.call_once(|| relax);
 }
 
 /// Sync IPIs, grace-period counters and the static key, for mm's table freeing.
@@ -71,8 +80,8 @@ impl mm::hw::TableSyncHw for SyncHw {
     }
 
     fn relax(&self) {
-        if let Some(f) = RELAX.get() {
-            f();
+        if let Some(r) = RELAX.get() {
+            r.relax();
         }
         core::hint::spin_loop();
     }
@@ -86,7 +95,7 @@ pub struct WalkerHw;
 
 impl mm::hw::WalkerHw for WalkerHw {
     fn preemption_point(&self) {
-        arch::pv_host::preemption_point();
+        ktest::pv_host::preemption_point();
     }
 
     fn loaded_root(&self) -> mm::addr::PhysAddr {

@@ -1,14 +1,14 @@
-//! A model of the hypervisor under the paravirt backend ([`crate::backend::pv`]), for
+//! A model of the hypervisor under the paravirt backend (`arch::backend::pv`), for
 //! tests and benchmarks: it "deschedules" a vCPU (sets `PREEMPTED` in its steal-time
-//! word) and, on resume, performs the flush a flusher deferred to it, as KVM's
-//! `record_steal_time` does with `KVM_VCPU_FLUSH_TLB`. Nothing on the product path
+//! word, [`pv::host_deschedule`]) and, on resume, performs the flush a flusher deferred
+//! to it, as KVM's `record_steal_time` does with `KVM_VCPU_FLUSH_TLB`. Nothing on the product path
 //! preempts a vCPU: only tests, benchmarks and the walker's [`preemption_point`] (where
 //! a real host could deschedule a vCPU in the middle of an interrupts-off walk) do.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use mm::cpumask::MAX_CPUS;
 
-use crate::backend::pv;
+use arch::backend::pv;
 
 static WALKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Every how many walks a CPU is "preempted by the host" (0: never).
@@ -28,7 +28,7 @@ pub fn preemption_point() {
     if every == 0 {
         return;
     }
-    let cpu = crate::percpu::cpu_index();
+    let cpu = arch::percpu::cpu_index();
     if !WALKS[cpu]
         .fetch_add(1, Ordering::Relaxed)
         .is_multiple_of(every as u64)
@@ -36,7 +36,7 @@ pub fn preemption_point() {
         return;
     }
     enter_preempted();
-    crate::timer::delay_us(PREEMPT_US.load(Ordering::Relaxed) as u64);
+    arch::timer::delay_us(PREEMPT_US.load(Ordering::Relaxed) as u64);
     leave_preempted();
 }
 
@@ -44,12 +44,12 @@ pub fn preemption_point() {
 /// it are deferred to [`leave_preempted`] instead of interrupting it (the benchmark's
 /// model of preempted vCPUs, and the walker's [`preemption_point`]).
 pub fn enter_preempted() {
-    pv::STATE[crate::percpu::cpu_index()].store(pv::PREEMPTED, Ordering::SeqCst);
+    pv::host_deschedule(arch::percpu::cpu_index());
 }
 
 /// Resumes the running vCPU: the "host" performs a flush that was deferred meanwhile.
 pub fn leave_preempted() {
-    if pv::STATE[crate::percpu::cpu_index()].swap(0, Ordering::SeqCst) & pv::FLUSH_ON_RESUME != 0 {
+    if pv::host_resume(arch::percpu::cpu_index()) {
         x86_64::instructions::tlb::flush_all();
     }
 }

@@ -1,4 +1,4 @@
-//! The in-kernel test registry.
+//! The in-kernel test registry, and the language in which a test says what it needs.
 //!
 //! Tests are collected with a `linkme` distributed slice (a linker section) rather than
 //! `#[test_case]`, because the kernel is built as an artifact dependency of the host
@@ -372,16 +372,16 @@ pub static KERNEL_TESTS: [KernelTest];
 macro_rules! kernel_test {
     (@register $name:ident, $should_panic:expr, $expected:expr, $needs:expr, $body:block) => {
         const _: () = {
-            #[$crate::ktest::linkme::distributed_slice($crate::ktest::KERNEL_TESTS)]
-            #[linkme(crate = $crate::ktest::linkme)]
-            static TEST: $crate::ktest::KernelTest = $crate::ktest::KernelTest {
+            #[$crate::registry::linkme::distributed_slice($crate::registry::KERNEL_TESTS)]
+            #[linkme(crate = $crate::registry::linkme)]
+            static TEST: $crate::registry::KernelTest = $crate::registry::KernelTest {
                 name: concat!(module_path!(), "::", stringify!($name)),
                 run: $name,
                 should_panic: $should_panic,
                 panic_expected: $expected,
                 needs: {
                     #[allow(unused_imports)]
-                    use $crate::ktest::needs::*;
+                    use $crate::registry::needs::*;
                     $needs
                 },
             };
