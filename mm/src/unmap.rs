@@ -2,8 +2,9 @@
 //! an [`MmuGather`] about each (Linux's `zap_page_range` and `free_pgtables` in
 //! `mm/memory.c`, kept apart from the gather itself, `mm/mmu_gather.c`).
 //!
-//! Everything here writes entries, so it takes the address space's page-table guard;
-//! the gather must be one on that address space. Nothing is freed here: pages and
+//! Everything here writes entries under the address space's page-table lock, whose guard
+//! the gather is built from and holds ([`MmuGather::new`]): the tables written and the
+//! gather's address space are one by construction. Nothing is freed here: pages and
 //! tables go to the gather, which frees them after its flush ([`crate::gather`]).
 //!
 //! A 1 GiB page (a level-3 leaf, [`pgtable::map_1g`]) maps a range mm did not allocate:
@@ -29,21 +30,13 @@ use crate::teardown_step::{NoSteps, TeardownStep};
 /// Root entries that map the lower (user) half.
 const USER_ROOT_ENTRIES: usize = Level::ROOT.index(USER_END);
 
-fn assert_same_mm(locked: &PageTableGuard, g: &MmuGather) {
-    assert_eq!(
-        locked.mm().id(),
-        g.mm().id(),
-        "unmap: the gather and the lock are of different address spaces"
-    );
-}
-
 /// Unmaps `[start, end)` of the locked address space (4 KiB, and whole 2 MiB and 1 GiB
 /// mappings), queueing pages and freeing page tables that became empty, at every level
-/// below the root, through the gather `g` (on the same address space). A 1 GiB page's
+/// below the root, through the gather `g`, which holds the lock. A 1 GiB page's
 /// range is not freed (it is not mm's, see [`pgtable::map_1g`]). Panics on a reserved
 /// root entry in the range (see the top of this file).
-pub fn unmap_range(locked: &PageTableGuard, g: &mut MmuGather, start: VirtAddr, end: VirtAddr) {
-    assert_same_mm(locked, g);
+pub fn unmap_range(g: &mut MmuGather, start: VirtAddr, end: VirtAddr) {
+    let locked = g.locked();
     let mem = g.ctx().mem;
     let root = locked.root();
     let mut va = start;
@@ -110,11 +103,11 @@ pub fn teardown_with_steps(
     steps: &dyn TeardownSteps,
 ) -> Option<FlushReceipt> {
     let mm = locked.mm();
-    let mut g = MmuGather::new_fullmm(ctx, mm);
+    let mut g = MmuGather::new_fullmm(ctx, locked);
     steps.enter(mm.id(), mm.root(), TeardownStep::Unmap);
-    unmap_range(locked, &mut g, VirtAddr::new(0), USER_END);
+    unmap_range(&mut g, VirtAddr::new(0), USER_END);
     steps.enter(mm.id(), mm.root(), TeardownStep::SweepTables);
-    sweep_tables(locked, &mut g, locked.root(), Level::ROOT, VirtAddr::new(0));
+    sweep_tables(&mut g, locked.root(), Level::ROOT, VirtAddr::new(0));
     steps.enter(mm.id(), mm.root(), TeardownStep::Flush);
     g.finish()
 }
@@ -122,7 +115,8 @@ pub fn teardown_with_steps(
 /// Frees every table below `table` (level `level`, covering addresses from `base`) in
 /// the lower half; used after a full unmap, when they hold no mappings any more (such
 /// as tables left empty by an unshare). A tree walk over whole tables, not a path.
-fn sweep_tables(locked: &PageTableGuard, g: &mut MmuGather, table: PhysAddr, level: Level, base: VirtAddr) {
+fn sweep_tables(g: &mut MmuGather, table: PhysAddr, level: Level, base: VirtAddr) {
+    let locked = g.locked();
     let mem = g.ctx().mem;
     let top = if level == Level::ROOT {
         USER_ROOT_ENTRIES
@@ -141,7 +135,7 @@ fn sweep_tables(locked: &PageTableGuard, g: &mut MmuGather, table: PhysAddr, lev
         let va = base + ((i as u64) << level.shift());
         let child = e.addr();
         if child_level != Level::Pte {
-            sweep_tables(locked, g, child, child_level, va);
+            sweep_tables(g, child, child_level, va);
         }
         if pgtable::table_is_empty(mem, child) {
             slot.clear(locked);
