@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
-use crate::addr::{PhysAddr, VirtAddr};
+use crate::addr::{PhysAddr, USER_END, VirtAddr};
 use crate::addr_space::AddressSpace;
 use crate::gather::{GatherCtx, MmuGather};
 use crate::hw::{BackendKind, PhysMem};
@@ -68,16 +68,9 @@ fn tables_on_the_way(w: &World, mm: &AddressSpace, pages: &[VirtAddr]) -> Vec<(L
     seen.into_iter().map(|(l, t, i)| (l, t, i.len())).collect()
 }
 
-#[test]
-fn an_unmap_over_several_tables_reads_each_table_once_not_once_per_page() {
-    let w = World::new(BackendKind::NativeIpi, true);
-    // 3 * 512 + 2 pages from one page below a 1 GiB boundary: five PTE tables in two
-    // PMD tables, under one PUD table and one root entry.
-    let first = 0x4000_0000 - 4096;
-    let n = 3 * ENTRIES as u64 + 2;
-    let pages: Vec<VirtAddr> = (0..n).map(|p| va(first + p * 4096)).collect();
-    let mm = w.mm_with(pages.iter().copied());
-    let tables = tables_on_the_way(&w, &mm, &pages);
+/// Unmaps `[start, end)` of `mm` through a gather whose memory counts entry accesses;
+/// finishes and drains the freer. Returns the counts, per frame.
+fn unmap_counting<'w>(w: &'w World, mm: &AddressSpace, start: VirtAddr, end: VirtAddr) -> CountingMem<'w> {
     let counting = CountingMem {
         inner: &w.mem,
         words: Mutex::new(HashMap::new()),
@@ -90,31 +83,86 @@ fn an_unmap_over_several_tables_reads_each_table_once_not_once_per_page() {
     on_cpu(0, || {
         let locked = mm.lock();
         let mut g = MmuGather::new(&ctx, &locked);
-        unmap_range(&mut g, va(first), va(first + n * 4096));
+        unmap_range(&mut g, start, end);
         g.finish();
         w.freer.drain(&w.sync, &w.mem, &w.m.stats);
     });
-    // Each table: its entries in the range once on the way down; below the root, one
-    // emptiness scan more after the walk cleared in it (the root is never freed).
+    counting
+}
+
+/// Panics, listing them, if any of `tables` (level, table, bound) had more entry
+/// accesses than its bound.
+#[track_caller]
+fn assert_within(what: &str, counting: &CountingMem, tables: &[(Level, PhysAddr, usize)]) {
     let over: Vec<String> = tables
         .iter()
-        .filter_map(|&(level, table, entries)| {
-            let scan = if level == Level::ROOT { 0 } else { ENTRIES };
-            let bound = (entries + scan) as u64;
+        .filter_map(|&(level, table, bound)| {
             let reads = counting.accesses(table);
-            (reads > bound).then(|| {
-                format!("{level:?} table {table:#x}: {reads} entry accesses, bound {bound} ({entries} in the range)")
-            })
+            (reads > bound as u64)
+                .then(|| format!("{level:?} table {table:#x}: {reads} entry accesses, bound {bound}"))
         })
         .collect();
     assert!(
         over.is_empty(),
-        "an unmap of {n} pages read tables more than once:\n  {}",
+        "{what} read tables more than once:\n  {}",
         over.join("\n  ")
     );
+}
+
+/// The emptiness scan the walk may make of a table below the root it changed.
+fn scan(level: Level) -> usize {
+    if level == Level::ROOT { 0 } else { ENTRIES }
+}
+
+#[test]
+fn an_unmap_over_several_tables_reads_each_table_once_not_once_per_page() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    // 3 * 512 + 2 pages from one page below a 1 GiB boundary: five PTE tables in two
+    // PMD tables, under one PUD table and one root entry.
+    let first = 0x4000_0000 - 4096;
+    let n = 3 * ENTRIES as u64 + 2;
+    let pages: Vec<VirtAddr> = (0..n).map(|p| va(first + p * 4096)).collect();
+    let mm = w.mm_with(pages.iter().copied());
+    // Each table: its entries in the range once on the way down, and (below the root)
+    // one emptiness scan.
+    let bounds: Vec<_> = tables_on_the_way(&w, &mm, &pages)
+        .into_iter()
+        .map(|(level, table, entries)| (level, table, entries + scan(level)))
+        .collect();
+    let counting = unmap_counting(&w, &mm, va(first), va(first + n * 4096));
+    assert_within(&format!("an unmap of {n} pages"), &counting, &bounds);
     assert_eq!(
         w.mem.freed_tables.lock().unwrap().len(),
         5 + 2 + 1,
         "every table below the root freed"
+    );
+}
+
+#[test]
+fn an_unmap_of_a_sparse_range_skips_each_hole_as_one_entry() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    // Two pages in the whole lower half, in different root entries: everything else is
+    // holes, at every level.
+    let pages = [va(0x4000_0000), va(0x7f00_0000_0000)];
+    let mm = w.mm_with(pages);
+    // The root: each of its 256 lower-half entries once. Below it: each entry once at
+    // most, and one emptiness scan.
+    let bounds: Vec<_> = tables_on_the_way(&w, &mm, &pages)
+        .into_iter()
+        .map(|(level, table, _)| {
+            let entries = if level == Level::ROOT {
+                ENTRIES / 2
+            } else {
+                ENTRIES
+            };
+            (level, table, entries + scan(level))
+        })
+        .collect();
+    let counting = unmap_counting(&w, &mm, va(0), USER_END);
+    assert_within("an unmap of the lower half holding two pages", &counting, &bounds);
+    assert_eq!(
+        w.mem.freed_tables.lock().unwrap().len(),
+        2 * 3,
+        "both pages' tables below the root freed"
     );
 }
