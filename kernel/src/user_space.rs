@@ -55,8 +55,8 @@ pub fn map_frame(mm: &AddressSpace, va: u64, frame: u64) {
 pub fn unmap(mm: &AddressSpace, start: u64, end: u64) {
     let ctx = tlb::gather_ctx();
     let locked = mm.lock();
-    let mut g = MmuGather::new(&ctx, mm);
-    unmap_range(&locked, &mut g, VirtAddr::new(start), VirtAddr::new(end));
+    let mut g = MmuGather::new(&ctx, &locked);
+    unmap_range(&mut g, VirtAddr::new(start), VirtAddr::new(end));
     g.finish();
 }
 

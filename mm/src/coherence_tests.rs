@@ -192,8 +192,9 @@ fn lazy_cpu_after_an_unmap_that_freed_tables(
     let mut ctx = w.ctx();
     ctx.mmu.breakage = breakage;
     on_cpu(0, || {
-        let mut g = MmuGather::new(&ctx, mm);
-        unmap_range(&mm.lock(), &mut g, REGION, REGION + 4096);
+        let locked = mm.lock();
+        let mut g = MmuGather::new(&ctx, &locked);
+        unmap_range(&mut g, REGION, REGION + 4096);
         g.finish();
         w.freer.drain(&w.sync, &w.mem, &w.m.stats);
     });
@@ -351,8 +352,9 @@ fn lazy_cpu_after_unmapping_a_huge_leaf(
     assert!(w.m.tlb.cached(1, mm.root(), huge), "cpu 1 read the huge page");
     let ctx = w.ctx();
     on_cpu(0, || {
-        let mut g = MmuGather::new(&ctx, mm);
-        unmap_range(&mm.lock(), &mut g, huge, huge + len);
+        let locked = mm.lock();
+        let mut g = MmuGather::new(&ctx, &locked);
+        unmap_range(&mut g, huge, huge + len);
         g.finish();
         w.freer.drain(&w.sync, &w.mem, &w.m.stats);
     });

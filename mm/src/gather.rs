@@ -31,7 +31,7 @@
 use core::sync::atomic::Ordering;
 
 use crate::addr::{PhysAddr, VirtAddr};
-use crate::addr_space::AddressSpace;
+use crate::addr_space::{AddressSpace, PageTableGuard};
 use crate::breakage::Breakage;
 use crate::flush::{FLUSH_ALL, Mmu};
 use crate::hw::{PhysMem, TableSyncHw};
@@ -98,9 +98,28 @@ impl Cleared {
     }
 }
 
-/// One gather on one address space.
+/// One gather on one address space: the one whose page-table lock the guard it is built
+/// from holds, for as long as the gather lives (Linux's `tlb_gather_mmu` under the mmap
+/// lock).
+///
+/// It is built from the guard, so this compiles:
+/// ```
+/// # use mm::{addr_space::PageTableGuard, gather::{GatherCtx, MmuGather}};
+/// fn start<'a>(ctx: &'a GatherCtx<'a>, locked: &'a PageTableGuard<'a>) -> MmuGather<'a> {
+///     MmuGather::new(ctx, locked)
+/// }
+/// ```
+/// and a gather on an address space whose lock is not held does not:
+/// ```compile_fail
+/// # use mm::{addr_space::AddressSpace, gather::{GatherCtx, MmuGather}};
+/// fn start<'a>(ctx: &'a GatherCtx<'a>, mm: &'a AddressSpace) -> MmuGather<'a> {
+///     MmuGather::new(ctx, mm)
+/// }
+/// ```
 pub struct MmuGather<'a> {
     ctx: &'a GatherCtx<'a>,
+    locked: &'a PageTableGuard<'a>,
+    /// `locked.mm()`, kept at hand.
     mm: &'a AddressSpace,
     /// Range to flush, `[start, end)`; empty when `start >= end`.
     pub start: VirtAddr,
@@ -124,8 +143,9 @@ pub struct MmuGather<'a> {
 }
 
 impl<'a> MmuGather<'a> {
-    /// `tlb_gather_mmu`: starts a gather on `mm`.
-    pub fn new(ctx: &'a GatherCtx<'a>, mm: &'a AddressSpace) -> Self {
+    /// `tlb_gather_mmu`: starts a gather on the locked address space.
+    pub fn new(ctx: &'a GatherCtx<'a>, locked: &'a PageTableGuard<'a>) -> Self {
+        let mm = locked.mm();
         // SeqCst is more than needed: a nested gather learns of this one through the
         // entries this one clears, which it reads under the same page-table lock, so the
         // lock's release/acquire already orders this increment before its `finish`'s
@@ -134,6 +154,7 @@ impl<'a> MmuGather<'a> {
         mm.flush_pending.fetch_add(1, Ordering::SeqCst);
         Self {
             ctx,
+            locked,
             mm,
             start: VirtAddr::new(u64::MAX),
             end: VirtAddr::new(0),
@@ -150,9 +171,9 @@ impl<'a> MmuGather<'a> {
         }
     }
 
-    /// `tlb_gather_mmu_fullmm`: a gather that tears down all of `mm`.
-    pub fn new_fullmm(ctx: &'a GatherCtx<'a>, mm: &'a AddressSpace) -> Self {
-        let mut g = Self::new(ctx, mm);
+    /// `tlb_gather_mmu_fullmm`: a gather that tears down all of the locked address space.
+    pub fn new_fullmm(ctx: &'a GatherCtx<'a>, locked: &'a PageTableGuard<'a>) -> Self {
+        let mut g = Self::new(ctx, locked);
         g.fullmm = true;
         g
     }
@@ -160,6 +181,12 @@ impl<'a> MmuGather<'a> {
     /// The address space.
     pub fn mm(&self) -> &'a AddressSpace {
         self.mm
+    }
+
+    /// The guard of the address space's page-table lock: what the walks that clear
+    /// entries for this gather write under.
+    pub fn locked(&self) -> &'a PageTableGuard<'a> {
+        self.locked
     }
 
     /// What the gather talks to.

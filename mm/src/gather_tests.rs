@@ -39,8 +39,9 @@ fn unmap_frees_pages_and_every_empty_table_after_one_flush() {
     let before = w.mem.live();
     let ctx = w.ctx();
     on_cpu(0, || {
-        let mut g = MmuGather::new(&ctx, &mm);
-        unmap_range(&mm.lock(), &mut g, va(0x4000_0000), va(0x4000_8000));
+        let locked = mm.lock();
+        let mut g = MmuGather::new(&ctx, &locked);
+        unmap_range(&mut g, va(0x4000_0000), va(0x4000_8000));
         assert_eq!(g.pending_pages(), 8);
         assert!(
             w.mem.freed.lock().unwrap().is_empty(),
@@ -77,8 +78,9 @@ fn tables_wait_for_a_grace_period() {
     w.hold_lazily(2, &mm);
     let ctx = w.ctx();
     on_cpu(0, || {
-        let mut g = MmuGather::new(&ctx, &mm);
-        unmap_range(&mm.lock(), &mut g, va(0x4000_0000), va(0x4000_1000));
+        let locked = mm.lock();
+        let mut g = MmuGather::new(&ctx, &locked);
+        unmap_range(&mut g, va(0x4000_0000), va(0x4000_1000));
         g.finish();
     });
     assert_eq!(w.freer.tables_in_flight(), 3);
@@ -120,8 +122,9 @@ fn any_number_of_batches_waits_without_a_sync() {
     on_cpu(0, || {
         for p in 0..200u64 {
             let at = va_of(p);
-            let mut g = MmuGather::new(&ctx, &mm);
-            unmap_range(&mm.lock(), &mut g, at, at + 4096);
+            let locked = mm.lock();
+            let mut g = MmuGather::new(&ctx, &locked);
+            unmap_range(&mut g, at, at + 4096);
             g.finish();
         }
     });
@@ -156,8 +159,9 @@ fn fallback_unmap(kind: BackendKind, key: bool, mode: SyncMode, lazy_cpu_in_mask
     }
     let ctx = w.ctx();
     on_cpu(0, || {
-        let mut g = MmuGather::new(&ctx, &mm);
-        unmap_range(&mm.lock(), &mut g, va(0x4000_0000), va(0x4000_1000));
+        let locked = mm.lock();
+        let mut g = MmuGather::new(&ctx, &locked);
+        unmap_range(&mut g, va(0x4000_0000), va(0x4000_1000));
         g.finish();
     });
     assert_eq!(
@@ -355,13 +359,9 @@ fn a_full_page_batch_flushes_before_queueing_more() {
     on_cpu(0, || w.m.mmu().switch_mm(&mm));
     let ctx = w.ctx();
     on_cpu(0, || {
-        let mut g = MmuGather::new(&ctx, &mm);
-        unmap_range(
-            &mm.lock(),
-            &mut g,
-            va(0x4000_0000),
-            va(0x4000_0000 + pages * 4096),
-        );
+        let locked = mm.lock();
+        let mut g = MmuGather::new(&ctx, &locked);
+        unmap_range(&mut g, va(0x4000_0000), va(0x4000_0000 + pages * 4096));
         assert_eq!(
             w.m.stats.total().get(TlbEvent::PagesFreed),
             crate::gather::PAGE_BATCH as u64
@@ -386,8 +386,9 @@ fn nested_gathers_force_a_full_flush_with_freed_tables() {
     });
     let ctx = w.ctx();
     on_cpu(0, || {
-        let other = MmuGather::new(&ctx, &mm);
-        let mut g = MmuGather::new(&ctx, &mm);
+        let locked = mm.lock();
+        let other = MmuGather::new(&ctx, &locked);
+        let mut g = MmuGather::new(&ctx, &locked);
         g.remove_tlb_entry(Level::Pte, va(0x4000_0000));
         let r = g.finish().unwrap();
         assert!(
@@ -472,7 +473,8 @@ proptest! {
         let w = World::new(BackendKind::NativeIpi, true);
         let mm = AddressSpace::new(w.mem.alloc_frame().unwrap());
         let ctx = w.ctx();
-        let mut g = MmuGather::new(&ctx, &mm);
+        let locked = mm.lock();
+        let mut g = MmuGather::new(&ctx, &locked);
         let mut lo = u64::MAX;
         let mut hi = 0;
         let level_of = |i: usize| Level::TOP_DOWN[i];

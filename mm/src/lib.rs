@@ -42,4 +42,6 @@ mod pgtable_tests;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
+mod unmap_tests;
+#[cfg(test)]
 mod walker_tests;

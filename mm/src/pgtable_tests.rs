@@ -98,8 +98,9 @@ fn levels(w: &World, mm: &AddressSpace, at: VirtAddr) -> Vec<Level> {
 /// Unmaps `[start, end)` of `mm` through a gather of its own.
 fn unmap(w: &World, mm: &AddressSpace, start: VirtAddr, end: VirtAddr) {
     let ctx = w.ctx();
-    let mut g = MmuGather::new(&ctx, mm);
-    unmap_range(&mm.lock(), &mut g, start, end);
+    let locked = mm.lock();
+    let mut g = MmuGather::new(&ctx, &locked);
+    unmap_range(&mut g, start, end);
 }
 
 #[test]
@@ -183,8 +184,9 @@ fn unmapping_a_1g_page_frees_its_pud_table_and_nothing_of_its_range() {
     let live = w.mem.live();
     let ctx = w.ctx();
     let g = on_cpu(0, || {
-        let mut g = MmuGather::new(&ctx, &mm);
-        unmap_range(&mm.lock(), &mut g, va(G), va(G + (1 << 30)));
+        let locked = mm.lock();
+        let mut g = MmuGather::new(&ctx, &locked);
+        unmap_range(&mut g, va(G), va(G + (1 << 30)));
         let seen = (g.cleared, g.freed_tables, g.pending_pages());
         g.finish();
         w.freer.drain(&w.sync, &w.mem, &w.m.stats);

@@ -1,6 +1,7 @@
-//! The walk down the page-table levels along one virtual address: the only code that
-//! goes from a table to the one an entry points to. Every path uses it: mapping,
-//! lookups, unmapping, collapse, sharing, and the lock-free walker.
+//! The walk down the page-table levels along one virtual address. The paths that go to
+//! one address use it: mapping, lookups, collapse, sharing, and the lock-free walker;
+//! unmap and teardown, which cover a range, descend table by table instead
+//! ([`crate::unmap`]).
 //!
 //! [`PathWalk`] yields one [`Step`] per level, from the root down, and ends after the
 //! first entry that does not point to a table: one not present, a leaf (a 4 KiB page, a

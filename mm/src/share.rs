@@ -70,7 +70,7 @@ pub fn unshare_pmd_table(ctx: &GatherCtx, locked: &PageTableGuard, va: VirtAddr)
     }
     e.clear(locked);
     let unlinked = UnlinkMark::now(mm);
-    let mut g = MmuGather::new(ctx, mm);
+    let mut g = MmuGather::new(ctx, locked);
     g.unshare_table(va);
     let receipt = g.flush_mmu_tlbonly();
     ctx.freer
