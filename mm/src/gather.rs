@@ -35,6 +35,7 @@ use crate::addr_space::AddressSpace;
 use crate::breakage::Breakage;
 use crate::flush::{FLUSH_ALL, Mmu};
 use crate::hw::{PhysMem, TableSyncHw};
+use crate::irq::IrqsOn;
 use crate::level::Level;
 use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::TlbEvent;
@@ -121,11 +122,16 @@ pub struct MmuGather<'a> {
     table_batch: Option<PhysAddr>,
     ntables: usize,
     last_receipt: Option<FlushReceipt>,
+    /// The gather flushes and syncs, which wait for other CPUs: interrupts are on.
+    on: IrqsOn,
 }
 
 impl<'a> MmuGather<'a> {
-    /// `tlb_gather_mmu`: starts a gather on `mm`.
+    /// `tlb_gather_mmu`: starts a gather on `mm`. Interrupts must be on (the gather's
+    /// flushes and syncs wait for other CPUs): checked here, once.
+    #[track_caller]
     pub fn new(ctx: &'a GatherCtx<'a>, mm: &'a AddressSpace) -> Self {
+        let on = IrqsOn::check(ctx.sync.cpu(), "starts an mmu_gather");
         // SeqCst is more than needed: a nested gather learns of this one through the
         // entries this one clears, which it reads under the same page-table lock, so the
         // lock's release/acquire already orders this increment before its `finish`'s
@@ -147,10 +153,12 @@ impl<'a> MmuGather<'a> {
             table_batch: None,
             ntables: 0,
             last_receipt: None,
+            on,
         }
     }
 
     /// `tlb_gather_mmu_fullmm`: a gather that tears down all of `mm`.
+    #[track_caller]
     pub fn new_fullmm(ctx: &'a GatherCtx<'a>, mm: &'a AddressSpace) -> Self {
         let mut g = Self::new(ctx, mm);
         g.fullmm = true;
@@ -160,6 +168,11 @@ impl<'a> MmuGather<'a> {
     /// The address space.
     pub fn mm(&self) -> &'a AddressSpace {
         self.mm
+    }
+
+    /// The gather's capability to wait for other CPUs (interrupts are on).
+    pub fn irqs_on(&self) -> &IrqsOn {
+        &self.on
     }
 
     /// What the gather talks to.
@@ -245,6 +258,7 @@ impl<'a> MmuGather<'a> {
             let unlinked = UnlinkMark::now(self.mm);
             let receipt = self.flush_mmu_tlbonly();
             self.ctx.freer.table_sync_one(
+                &self.on,
                 self.ctx.sync,
                 self.ctx.mmu.stats,
                 receipt.as_ref(),
@@ -255,7 +269,7 @@ impl<'a> MmuGather<'a> {
             self.ctx
                 .mmu
                 .stats
-                .count(self.ctx.sync.this_cpu(), TlbEvent::TablesFreed);
+                .count(self.ctx.sync.cpu().this_cpu(), TlbEvent::TablesFreed);
             self.last_receipt = receipt;
             return;
         };
@@ -267,7 +281,7 @@ impl<'a> MmuGather<'a> {
         self.ctx
             .mmu
             .stats
-            .count(self.ctx.sync.this_cpu(), TlbEvent::TablesDeferred);
+            .count(self.ctx.sync.cpu().this_cpu(), TlbEvent::TablesDeferred);
         if self.ntables == TABLE_BATCH {
             self.flush_mmu_tlbonly();
             self.table_flush();
@@ -307,10 +321,10 @@ impl<'a> MmuGather<'a> {
             (self.start, self.end)
         };
         let tables = self.freed_tables || self.unshared_tables;
-        let receipt = self
-            .ctx
-            .mmu
-            .flush_tlb_mm_range(self.mm, start, end, self.cleared.stride(), tables);
+        let receipt =
+            self.ctx
+                .mmu
+                .flush_tlb_mm_range(&mut self.on, self.mm, start, end, self.cleared.stride(), tables);
         self.reset_range();
         Some(receipt)
     }
@@ -321,7 +335,7 @@ impl<'a> MmuGather<'a> {
             self.last_receipt = Some(r);
         }
         self.table_flush();
-        let cpu = self.ctx.sync.this_cpu();
+        let cpu = self.ctx.sync.cpu().this_cpu();
         for &pa in &self.pages[..self.npages] {
             self.ctx.mem.free_frame(pa);
         }
@@ -349,7 +363,7 @@ impl<'a> MmuGather<'a> {
         self.ctx
             .mmu
             .stats
-            .count(self.ctx.sync.this_cpu(), TlbEvent::Gathers);
+            .count(self.ctx.sync.cpu().this_cpu(), TlbEvent::Gathers);
         self.ctx
             .freer
             .poll(self.ctx.sync, self.ctx.mem, self.ctx.mmu.stats);
