@@ -17,9 +17,10 @@
 //!   interrupts off — a lock-free walker — does not answer until it is done.)
 //! - Handlers run with interrupts off, always: before each one the proof ([`IrqsOff`]) is
 //!   made from the flag (so a handler that left interrupts on stops the next), and mm's
-//!   handlers receive it. From the IPI handler, and from a waiter's loop, which serves its queue with interrupts disabled
-//!   for the duration (a tick there could schedule in the middle of a flush handler or
-//!   of `switch_mm`). Handlers must not wait for other calls.
+//!   handlers receive it. They run from the IPI handler, and from a waiter's loop, which
+//!   serves its queue with interrupts disabled for the duration (a tick there could
+//!   schedule in the middle of a flush handler or of `switch_mm`). Handlers must not wait
+//!   for other calls (they cannot hold an [`IrqsOn`]: it is not `Sync`).
 
 extern crate alloc;
 use alloc::boxed::Box;
