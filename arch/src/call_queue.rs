@@ -6,17 +6,23 @@
 extern crate alloc;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use mm::irq::IrqsOff;
 
 use crate::stats::IpiReason;
 
+/// A call's function: it runs with interrupts off, and is handed the proof.
+pub(crate) type CallFn = dyn Fn(IrqsOff<'_>) + Sync;
+/// A call's function owned by the request (fire-and-forget calls).
+pub(crate) type OwnedCallFn = dyn Fn(IrqsOff<'_>) + Send + Sync;
+
 /// One call, shared by all its targets.
 pub(crate) struct Request {
-    pub(crate) func: *const (dyn Fn() + Sync),
+    pub(crate) func: *const CallFn,
     /// Targets that have not finished running `func`.
     pub(crate) pending: AtomicUsize,
     pub(crate) reason: IpiReason,
     /// Heap-allocated (fire-and-forget): the last target to finish frees it.
-    pub(crate) owned: Option<Box<dyn Fn() + Send + Sync>>,
+    pub(crate) owned: Option<Box<OwnedCallFn>>,
 }
 
 #[derive(Clone, Copy)]

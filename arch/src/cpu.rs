@@ -2,6 +2,25 @@
 
 use core::sync::atomic::AtomicBool;
 
+/// The running CPU as mm sees it ([`mm::hw::RunningCpu`]): its index and its interrupt
+/// flag. The one implementation on this machine; the TLB and the kernel's table-sync and
+/// walker hardware hand it out.
+pub struct X86Cpu;
+
+impl mm::hw::RunningCpu for X86Cpu {
+    fn this_cpu(&self) -> usize {
+        crate::percpu::cpu_index()
+    }
+
+    fn run_irqs_disabled(&self, f: &mut dyn FnMut()) {
+        crate::irq::without_interrupts(f)
+    }
+
+    fn irqs_enabled(&self) -> bool {
+        crate::irq::are_enabled()
+    }
+}
+
 /// Set once the first CPU has panicked; other CPUs that notice it stop instead of
 /// reporting a second, confusing failure.
 pub static PANICKING: AtomicBool = AtomicBool::new(false);

@@ -8,47 +8,52 @@
 //! Waiting rules:
 //! - A waiting caller keeps serving its *own* queue while it spins, so two CPUs that call
 //!   each other at the same time (two TLB flushes, say) both make progress.
-//! - Waiting with interrupts disabled is refused with a panic that names the caller:
+//! - Waiting with interrupts disabled is refused: mm's waits hold the capability
+//!   [`IrqsOn`] ([`call_handler_on_many`]), and [`call_on_many`] makes it from the flag,
+//!   with a panic that names the caller if interrupts are off:
 //!   a target that spins with interrupts off on a lock the caller holds would never
 //!   answer, and the caller would wait forever. Callers that cannot enable interrupts
 //!   must not wait. (The table-sync IPI relies on the other side of this rule: a CPU with
 //!   interrupts off — a lock-free walker — does not answer until it is done.)
-//! - Handlers run with interrupts off, always (asserted before each one): from the IPI
-//!   handler, and from a waiter's loop, which serves its queue with interrupts disabled
-//!   for the duration (a tick there could schedule in the middle of a flush handler or
-//!   of `switch_mm`). Handlers must not wait for other calls.
+//! - Handlers run with interrupts off, always: before each one the proof ([`IrqsOff`]) is
+//!   made from the flag (so a handler that left interrupts on stops the next), and mm's
+//!   handlers receive it. They run from the IPI handler, and from a waiter's loop, which
+//!   serves its queue with interrupts disabled for the duration (a tick there could
+//!   schedule in the middle of a flush handler or of `switch_mm`). Handlers must not wait
+//!   for other calls (they cannot hold an [`IrqsOn`]: it is not `Sync`).
 
 extern crate alloc;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use mm::cpumask::CpuMask;
+use mm::irq::{IrqsOff, IrqsOn};
 use x86_64::structures::idt::InterruptStackFrame;
 
 use crate::apic::CALL_VECTOR;
-use crate::call_queue::{Request, RequestPtr};
+use crate::call_queue::{CallFn, OwnedCallFn, Request, RequestPtr};
+use crate::cpu::X86Cpu;
 use crate::cpus;
 use crate::percpu::{self, with_lapic};
 use crate::stats::IpiReason;
 use crate::watchdog::Wait;
 
 /// Runs every request queued for the running CPU, with interrupts off (the caller's
-/// duty, asserted). Returns how many ran.
+/// duty: the interrupt entry's, or the waiter's; checked where each handler's proof is
+/// made). Returns how many ran.
 fn serve_own_queue() -> usize {
     let Some(me) = percpu::current() else { return 0 };
     let mut ran = 0;
     while let Some(RequestPtr(ptr)) = me.calls.pop(&me.running_call) {
-        // Before each handler: one that left interrupts on must not pass it to the next.
-        assert!(
-            !crate::irq::are_enabled(),
-            "ipi: cpu {} would run a cross-call handler with interrupts enabled",
-            percpu::cpu_index()
-        );
         // SAFETY: the request stays alive until `pending` reaches zero, which cannot
         // happen before this CPU's decrement below.
         let req = unsafe { &*ptr };
-        // SAFETY: `func` points into the waiting caller's frame or into `owned`, both
-        // alive while `pending` is non-zero.
-        unsafe { (*req.func)() };
+        // The proof, made from the flag before each handler: one that left interrupts on
+        // must not pass it to the next.
+        IrqsOff::entered(&X86Cpu, "runs a cross-call handler", |off| {
+            // SAFETY: `func` points into the waiting caller's frame or into `owned`, both
+            // alive while `pending` is non-zero.
+            unsafe { (*req.func)(off) }
+        });
         me.running_call.store(0, Ordering::Relaxed);
         me.ipis.count_received(req.reason);
         ran += 1;
@@ -148,24 +153,30 @@ fn enqueue(targets: &CpuMask, req: *const Request) {
 /// called with interrupts disabled (see the module's waiting rules).
 #[track_caller]
 pub fn call_on_many(mask: &CpuMask, reason: IpiReason, f: &(dyn Fn() + Sync)) {
-    if !crate::irq::are_enabled() {
-        let at = core::panic::Location::caller();
-        panic!(
-            "ipi: cpu {} waits for a cross call with interrupts disabled at {at}: this can deadlock",
-            percpu::cpu_index()
-        );
-    }
+    let on = IrqsOn::check(&X86Cpu, "waits for a cross call");
+    call_handler_on_many(&on, mask, reason, &|_| f())
+}
+
+/// [`call_on_many`] for a caller that holds the capability to wait (`on`: interrupts are
+/// on) and a handler that takes the proof that interrupts are off (mm's flush and
+/// lazy-leave handlers).
+pub fn call_handler_on_many(
+    _on: &IrqsOn,
+    mask: &CpuMask,
+    reason: IpiReason,
+    f: &(dyn Fn(IrqsOff<'_>) + Sync),
+) {
     let me = percpu::cpu_index();
     let targets = mask.and(&cpus::online()).and_not(&CpuMask::from_iter([me]));
     if mask.contains(me) {
-        crate::irq::without_interrupts(f);
+        crate::irq::without_interrupts(|| IrqsOff::entered(&X86Cpu, "runs its own cross call", f));
     }
     if targets.is_empty() {
         return;
     }
     // SAFETY: only the lifetime is erased; `req` (and so `f`) outlives every use, because
     // this function returns only after all targets have run it (pending == 0).
-    let func: *const (dyn Fn() + Sync) = unsafe { core::mem::transmute(f) };
+    let func: *const CallFn = unsafe { core::mem::transmute(f) };
     let req = Request {
         func,
         pending: AtomicUsize::new(targets.count()),
@@ -191,7 +202,8 @@ pub fn call_on_many_nowait(mask: &CpuMask, reason: IpiReason, f: Box<dyn Fn() + 
     if targets.is_empty() {
         return;
     }
-    let func: *const (dyn Fn() + Sync) = &*f;
+    let f: Box<OwnedCallFn> = Box::new(move |_| f());
+    let func: *const CallFn = &*f;
     let req = Box::into_raw(Box::new(Request {
         func,
         pending: AtomicUsize::new(targets.count()),
@@ -219,9 +231,9 @@ pub struct IpiCalls;
 
 impl mm::hw::CrossCall for IpiCalls {
     #[track_caller]
-    fn call_others(&self, targets: &CpuMask, f: &(dyn Fn() + Sync)) {
+    fn call_others(&self, on: &IrqsOn, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync)) {
         let mut others = *targets;
         others.clear(percpu::cpu_index());
-        call_on_many(&others, IpiReason::Call, f);
+        call_handler_on_many(on, &others, IpiReason::Call, f);
     }
 }

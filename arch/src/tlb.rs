@@ -3,34 +3,19 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::cpumask::{CpuMask, MAX_CPUS};
 use mm::hw::{LocalTlb, RunningCpu};
+
+use crate::cpu::X86Cpu;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::PhysFrame;
 
 /// The running CPU's TLB: INVLPG, CR3 reloads, CR3 loads.
 pub struct X86Tlb;
 
-impl X86Tlb {
-    /// Runs `f` with interrupts off (generic form of [`RunningCpu::with_irqs_off`]).
-    pub fn with_irqs_off_fn<R>(&self, f: impl FnOnce() -> R) -> R {
-        x86_64::instructions::interrupts::without_interrupts(f)
-    }
-}
-
-impl RunningCpu for X86Tlb {
-    fn this_cpu(&self) -> usize {
-        crate::percpu::cpu_index()
-    }
-
-    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
-        x86_64::instructions::interrupts::without_interrupts(f)
-    }
-
-    fn irqs_enabled(&self) -> bool {
-        x86_64::instructions::interrupts::are_enabled()
-    }
-}
-
 impl LocalTlb for X86Tlb {
+    fn cpu(&self) -> &dyn RunningCpu {
+        &X86Cpu
+    }
+
     fn flush_page(&self, va: mm::addr::VirtAddr) {
         x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va.as_u64()));
     }

@@ -104,7 +104,14 @@ fn remap_while_others_sleep() {
             );
             old
         };
-        tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(va), VirtAddr::new(va + 4096), Level::Pte, false);
+        tlb::mmu().flush_tlb_mm_range(
+            &mut tlb::irqs_on("flushes"),
+            mm,
+            VirtAddr::new(va),
+            VirtAddr::new(va + 4096),
+            Level::Pte,
+            false,
+        );
         // The flush has completed everywhere: the old frame is unreachable now.
         MEM.free_frame(old);
         arch::timer::delay_us(5_000);

@@ -13,10 +13,11 @@ use crate::collapse::collapse;
 use crate::flush::{FLUSH_ALL, FlushInfo, Mmu};
 use crate::gather::MmuGather;
 use crate::hw::{LocalTlb, PhysMem, RunningCpu};
+use crate::irq::IrqsOff;
 use crate::level::Level;
 use crate::pt_walk::PathWalk;
 use crate::share::{share_pmd_table, unshare_pmd_table};
-use crate::sim::{Machine, Pointer, SimBroadcast, SimMem, World, on_cpu, va};
+use crate::sim::{Machine, Pointer, SimBroadcast, SimMem, World, irqs_off, irqs_on, on_cpu, va};
 use crate::unmap::unmap_range;
 
 const REGION: VirtAddr = VirtAddr::new(0x4000_0000);
@@ -31,7 +32,7 @@ impl Probe for World {
     /// CPU `cpu` runs `mm` and reads every page of `pages` (its TLB caches them).
     fn run_and_touch(&self, cpu: usize, mm: &AddressSpace, pages: &[VirtAddr]) {
         on_cpu(cpu, || {
-            self.m.mmu().switch_mm(mm);
+            irqs_off(|off| self.m.mmu().switch_mm(off, mm));
             pages.iter().for_each(|&va| self.m.tlb.touch(va));
         });
     }
@@ -87,7 +88,7 @@ fn release_makes_lazy_cpus_leave_when_the_backend_runs_no_handler() {
     let before = w.mem.live();
     let mm = w.mm_with([REGION]);
     on_cpu(1, || {
-        w.m.mmu().switch_mm(&mm);
+        irqs_off(|off| w.m.mmu().switch_mm(off, &mm));
         w.m.mmu().enter_lazy_tlb();
     });
     let ctx = w.ctx();
@@ -95,7 +96,7 @@ fn release_makes_lazy_cpus_leave_when_the_backend_runs_no_handler() {
         .expect("lazy cpu 1 still holds the address space");
     assert!(w.m.states.cpu(1).has_loaded(&w.m.kernel));
     assert_eq!(*w.m.tlb.root[1].lock().unwrap(), w.m.kernel.root(), "cpu 1's CR3");
-    on_cpu(0, || w.freer.drain(&w.sync, &w.mem, &w.m.stats));
+    on_cpu(0, || w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats));
     assert_eq!(w.mem.live(), before);
 }
 
@@ -106,19 +107,10 @@ struct CheckingTlb<'a> {
     leaving: &'a AddressSpace,
 }
 
-impl RunningCpu for CheckingTlb<'_> {
-    fn this_cpu(&self) -> usize {
-        self.inner.this_cpu()
-    }
-    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
-        self.inner.with_irqs_off(f)
-    }
-    fn irqs_enabled(&self) -> bool {
-        self.inner.irqs_enabled()
-    }
-}
-
 impl LocalTlb for CheckingTlb<'_> {
+    fn cpu(&self) -> &dyn RunningCpu {
+        self.inner.cpu()
+    }
     fn flush_page(&self, va: VirtAddr) {
         self.inner.flush_page(va)
     }
@@ -126,7 +118,7 @@ impl LocalTlb for CheckingTlb<'_> {
         self.inner.flush_all()
     }
     fn load_root(&self, root: PhysAddr) {
-        let cpu = self.this_cpu();
+        let cpu = self.cpu().this_cpu();
         assert!(
             self.leaving.cpumask.contains(cpu),
             "cpu {cpu} left the mask of {:?} while its root was still in CR3",
@@ -142,23 +134,25 @@ fn switch_mm_leaves_the_old_mask_only_after_loading_the_new_root() {
     let mem = SimMem::new();
     let a = AddressSpace::new(mem.alloc_frame().unwrap());
     let b = AddressSpace::new(mem.alloc_frame().unwrap());
-    on_cpu(1, || m.mmu().switch_mm(&a));
+    on_cpu(1, || irqs_off(|off| m.mmu().switch_mm(off, &a)));
     let tlb = CheckingTlb {
         inner: &m.tlb,
         leaving: &a,
     };
     let mmu = Mmu { tlb: &tlb, ..m.mmu() };
-    on_cpu(1, || mmu.switch_mm(&b));
+    on_cpu(1, || irqs_off(|off| mmu.switch_mm(off, &b)));
     assert!(!a.cpumask.contains(1) && b.cpumask.contains(1));
 }
 
 #[test]
 #[should_panic(expected = "with interrupts enabled")]
+/// A handler cannot be called without the proof (a compile error); the interrupt entry
+/// that makes the proof from the flag refuses while interrupts are on.
 fn the_flush_handler_refuses_to_run_with_interrupts_on() {
     let m = Machine::new(2);
     let mem = SimMem::new();
     let mm = AddressSpace::new(mem.alloc_frame().unwrap());
-    on_cpu(1, || m.mmu().switch_mm(&mm));
+    on_cpu(1, || irqs_off(|off| m.mmu().switch_mm(off, &mm)));
     let info = FlushInfo {
         mm: &mm,
         start: va(0),
@@ -168,7 +162,23 @@ fn the_flush_handler_refuses_to_run_with_interrupts_on() {
         new_gen: mm.tlb_gen.fetch_add(1, core::sync::atomic::Ordering::SeqCst) + 1,
         initiator: 0,
     };
-    on_cpu(1, || m.mmu().flush_tlb_func(&info));
+    on_cpu(1, || {
+        IrqsOff::entered(&crate::sim::SimCpu, "runs a flush handler", |off| {
+            m.mmu().flush_tlb_func(off, &info)
+        })
+    });
+}
+
+#[test]
+#[should_panic(expected = "with interrupts disabled")]
+/// A wait cannot be called with the proof in hand (the `compile_fail` example in
+/// [`crate::irq`]); a capability to wait made from the flag refuses while interrupts
+/// are off.
+fn a_wait_refuses_to_start_with_interrupts_off() {
+    let w = World::new(crate::hw::BackendKind::NativeIpi, true);
+    on_cpu(0, || {
+        irqs_off(|_off| w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats))
+    });
 }
 
 /// CPU 1 runs `mm` (a page at `REGION`), reads the page (its walk caches the way
@@ -185,7 +195,7 @@ fn lazy_cpu_after_an_unmap_that_freed_tables(
         .map(|step| step.table)
         .collect();
     on_cpu(1, || {
-        w.m.mmu().switch_mm(mm);
+        irqs_off(|off| w.m.mmu().switch_mm(off, mm));
         w.m.tlb.touch(REGION);
         w.m.mmu().enter_lazy_tlb();
     });
@@ -196,7 +206,7 @@ fn lazy_cpu_after_an_unmap_that_freed_tables(
         let mut g = MmuGather::new(&ctx, &locked);
         unmap_range(&mut g, REGION, REGION + 4096);
         g.finish();
-        w.freer.drain(&w.sync, &w.mem, &w.m.stats);
+        w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats);
     });
     let mut freed = w.mem.freed_tables.lock().unwrap().clone();
     freed.reverse(); // freed bottom up
@@ -240,7 +250,7 @@ fn a_lazy_cpu_skipped_despite_freed_tables_is_reported_until_it_loads_cr3() {
     want.sort();
     assert_eq!(found, want, "cpu 1's PML4, PDPTE and PDE cache entries");
     // Loading CR3 drops every paging-structure-cache entry (SDM 4.10.4.1).
-    on_cpu(1, || w.m.mmu().switch_mm(&w.m.kernel));
+    on_cpu(1, || irqs_off(|off| w.m.mmu().switch_mm(off, &w.m.kernel)));
     w.assert_no_cached_pointer_into_freed_tables();
 }
 
@@ -273,7 +283,7 @@ const FAR: VirtAddr = VirtAddr::new(0x80_4000_0000);
 fn a_loaded_root_fills_the_caches_for_addresses_never_used() {
     let w = World::with_machine(Machine::new(4), true);
     let mm = w.mm_with([REGION, FAR]);
-    on_cpu(1, || w.m.mmu().switch_mm(&mm));
+    on_cpu(1, || irqs_off(|off| w.m.mmu().switch_mm(off, &mm)));
     let cached: Vec<(Level, VirtAddr)> = w.m.tlb.psc[1].lock().unwrap().keys().copied().collect();
     assert_eq!(
         cached,
@@ -295,7 +305,7 @@ fn invlpg_drops_every_paging_structure_cache_entry_but_only_its_pages_translatio
     let w = World::with_machine(Machine::new(4), true);
     let mm = w.mm_with([REGION, FAR]);
     on_cpu(1, || {
-        w.m.mmu().switch_mm(&mm);
+        irqs_off(|off| w.m.mmu().switch_mm(off, &mm));
         w.m.tlb.touch(REGION);
         w.m.tlb.touch(FAR);
     });
@@ -345,7 +355,7 @@ fn lazy_cpu_after_unmapping_a_huge_leaf(
     len: u64,
 ) -> Vec<PhysAddr> {
     on_cpu(1, || {
-        w.m.mmu().switch_mm(mm);
+        irqs_off(|off| w.m.mmu().switch_mm(off, mm));
         w.m.tlb.touch(huge);
         w.m.mmu().enter_lazy_tlb();
     });
@@ -356,7 +366,7 @@ fn lazy_cpu_after_unmapping_a_huge_leaf(
         let mut g = MmuGather::new(&ctx, &locked);
         unmap_range(&mut g, huge, huge + len);
         g.finish();
-        w.freer.drain(&w.sync, &w.mem, &w.m.stats);
+        w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats);
     });
     let mut freed = w.mem.freed_tables.lock().unwrap().clone();
     freed.reverse(); // freed bottom up

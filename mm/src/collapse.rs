@@ -17,6 +17,7 @@ use crate::addr_space::PageTableGuard;
 use crate::breakage::Breakage;
 use crate::entry::{Entry, EntryFlags, EntrySlot};
 use crate::gather::GatherCtx;
+use crate::irq::IrqsOn;
 use crate::level::{ENTRIES, Level};
 use crate::pt_walk::PathWalk;
 use crate::receipt::{FlushReceipt, UnlinkMark};
@@ -33,12 +34,15 @@ pub enum CollapseError {
     OutOfMemory,
 }
 
-/// Collapses the 2 MiB region at `va` of the locked address space.
+/// Collapses the 2 MiB region at `va` of the locked address space. Interrupts on (it
+/// flushes and syncs, waiting for other CPUs): checked here.
+#[track_caller]
 pub fn collapse(
     ctx: &GatherCtx,
     locked: &PageTableGuard,
     va: VirtAddr,
 ) -> Result<FlushReceipt, CollapseError> {
+    let mut on = IrqsOn::check(ctx.sync.cpu(), "collapses a 2 MiB region");
     let mem = ctx.mem;
     let mm = locked.mm();
     let va = va.align_down(Level::Pmd);
@@ -64,10 +68,10 @@ pub fn collapse(
     };
     let receipt = ctx
         .mmu
-        .flush_tlb_mm_range(mm, va, va + Level::Pmd.span(), stride, true);
+        .flush_tlb_mm_range(&mut on, mm, va, va + Level::Pmd.span(), stride, true);
     ctx.freer
-        .table_sync_one(ctx.sync, ctx.mmu.stats, Some(&receipt), mm, unlinked);
-    let cpu = ctx.sync.this_cpu();
+        .table_sync_one(&on, ctx.sync, ctx.mmu.stats, Some(&receipt), mm, unlinked);
+    let cpu = ctx.sync.cpu().this_cpu();
     for i in 0..ENTRIES {
         let small = EntrySlot::of(mem, locked.root(), pte_table, i).read().addr();
         mem.copy_frame(huge + i as u64 * Level::Pte.span(), small);

@@ -14,8 +14,10 @@
 //! 3. A handler flushes only the range if it is exactly one generation behind and the
 //!    request is the newest; otherwise everything. It never moves its generation back.
 //! 4. Ranges over [`FLUSH_CEILING`] pages become a full flush.
-//! 5. Every handler runs with interrupts off (asserted): a tick in the middle of
-//!    `flush_tlb_func` could schedule and `switch_mm` under it.
+//! 5. Every handler runs with interrupts off: a tick in the middle of `flush_tlb_func`
+//!    could schedule and `switch_mm` under it. The handlers take the proof
+//!    ([`IrqsOff`]); the flush, which waits for the targets, takes the capability to wait
+//!    ([`IrqsOn`]), which a handler cannot hold ([`crate::irq`]).
 //! 6. `switch_mm` leaves the previous address space's mask only after CR3 holds the new
 //!    root: an empty mask is what lets `release` free a root (see [`crate::release`]).
 //!
@@ -26,6 +28,7 @@ use crate::addr_space::AddressSpace;
 use crate::breakage::Breakage;
 use crate::cpumask::CpuMask;
 use crate::hw::{CrossCall, FlushBackend, LocalTlb};
+use crate::irq::{IrqsOff, IrqsOn};
 use crate::level::Level;
 use crate::receipt::FlushReceipt;
 use crate::stats::{TlbEvent, TlbStats};
@@ -81,13 +84,14 @@ impl Mmu<'_> {
     /// Flushes `[start, end)` of `mm` on every CPU that may cache it, and waits.
     pub fn flush_tlb_mm_range(
         &self,
+        on: &mut IrqsOn,
         mm: &AddressSpace,
         start: VirtAddr,
         end: VirtAddr,
         stride: Level,
         freed_tables: bool,
     ) -> FlushReceipt {
-        let cpu = self.tlb.this_cpu();
+        let cpu = self.tlb.cpu().this_cpu();
         let (start, end) = if end == FLUSH_ALL || (end - start) >> stride.shift() > FLUSH_CEILING {
             (VirtAddr::new(0), FLUSH_ALL)
         } else {
@@ -121,13 +125,15 @@ impl Mmu<'_> {
             if !targets.is_empty() && self.breakage != Breakage::NoFlush {
                 interrupted = self
                     .backend
-                    .flush_others(&targets, &|| self.flush_tlb_func(&info));
+                    .flush_others(on, &targets, &|off| self.flush_tlb_func(off, &info));
                 self.stats
                     .add(cpu, TlbEvent::FlushIpi, interrupted.count() as u64);
             }
         }
         if self.states.cpu(cpu).has_loaded(mm) {
-            self.tlb.with_irqs_off(&mut || self.flush_tlb_func(&info));
+            self.tlb
+                .cpu()
+                .with_irqs_off(on, &mut |off| self.flush_tlb_func(off, &info));
         }
         FlushReceipt {
             mm_id: mm.id(),
@@ -140,12 +146,8 @@ impl Mmu<'_> {
     }
 
     /// The flush handler, run on each target CPU (and locally) with interrupts off.
-    pub fn flush_tlb_func(&self, info: &FlushInfo) {
-        let cpu = self.tlb.this_cpu();
-        assert!(
-            !self.tlb.irqs_enabled(),
-            "flush_tlb_func on cpu {cpu} with interrupts enabled"
-        );
+    pub fn flush_tlb_func(&self, off: IrqsOff<'_>, info: &FlushInfo) {
+        let cpu = self.tlb.cpu().this_cpu();
         let local = cpu == info.initiator;
         let st = self.states.cpu(cpu);
         if !st.has_loaded(info.mm) {
@@ -153,7 +155,7 @@ impl Mmu<'_> {
         }
         if st.is_lazy() {
             // Only freed-table flushes reach lazy CPUs: leave the address space.
-            self.switch_mm(self.kernel);
+            self.switch_mm(off, self.kernel);
             self.stats.count(cpu, TlbEvent::LazyLeft);
             return;
         }
@@ -183,8 +185,8 @@ impl Mmu<'_> {
     }
 
     /// Switches the running CPU to `next` (`switch_mm_irqs_off`; interrupts off).
-    pub fn switch_mm(&self, next: &AddressSpace) {
-        let cpu = self.tlb.this_cpu();
+    pub fn switch_mm(&self, _off: IrqsOff<'_>, next: &AddressSpace) {
+        let cpu = self.tlb.cpu().this_cpu();
         let st = self.states.cpu(cpu);
         let prev = st.loaded();
         if core::ptr::eq(prev, next) {
@@ -224,8 +226,8 @@ impl Mmu<'_> {
     /// Makes every CPU that holds `mm` only lazily leave it now (`MMU_LAZY_TLB_SHOOTDOWN`),
     /// by a cross call, whatever the flush backend; CPUs running a task of `mm` leave when
     /// they switch away. Returns the CPUs that still have `mm` loaded.
-    pub fn shoot_lazy_holders(&self, mm: &AddressSpace) -> CpuMask {
-        let cpu = self.tlb.this_cpu();
+    pub fn shoot_lazy_holders(&self, on: &mut IrqsOn, mm: &AddressSpace) -> CpuMask {
+        let cpu = self.tlb.cpu().this_cpu();
         let lazy: CpuMask = mm
             .cpumask
             .load()
@@ -235,18 +237,18 @@ impl Mmu<'_> {
         if !lazy.is_empty() {
             // The handler checks again: a CPU may have switched since the flags were read
             // (one that turned lazy after is caught by the caller's next round).
-            self.calls.call_others(&lazy, &|| {
-                let st = self.states.cpu(self.tlb.this_cpu());
+            self.calls.call_others(on, &lazy, &|off| {
+                let st = self.states.cpu(self.tlb.cpu().this_cpu());
                 if st.has_loaded(mm) && st.is_lazy() {
-                    self.switch_mm(self.kernel);
-                    self.stats.count(self.tlb.this_cpu(), TlbEvent::LazyLeft);
+                    self.switch_mm(off, self.kernel);
+                    self.stats.count(self.tlb.cpu().this_cpu(), TlbEvent::LazyLeft);
                 }
             });
         }
-        self.tlb.with_irqs_off(&mut || {
+        self.tlb.cpu().with_irqs_off(on, &mut |off| {
             let st = self.states.cpu(cpu);
             if st.has_loaded(mm) && st.is_lazy() {
-                self.switch_mm(self.kernel);
+                self.switch_mm(off, self.kernel);
             }
         });
         mm.cpumask.load()
@@ -255,7 +257,7 @@ impl Mmu<'_> {
     /// The running CPU starts a kernel thread: it keeps its address space loaded but
     /// marks itself lazy (`enter_lazy_tlb`).
     pub fn enter_lazy_tlb(&self) {
-        let st = self.states.cpu(self.tlb.this_cpu());
+        let st = self.states.cpu(self.tlb.cpu().this_cpu());
         if !core::ptr::eq(st.loaded(), self.kernel) && !st.loaded().is_null() {
             st.set_lazy(true);
         }

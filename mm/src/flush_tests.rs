@@ -4,7 +4,7 @@ use proptest::prelude::*;
 
 use crate::addr_space::AddressSpace;
 use crate::level::Level;
-use crate::sim::{Machine, on_cpu, pa, va};
+use crate::sim::{Machine, irqs_off, irqs_on, on_cpu, pa, va};
 use crate::stats::TlbEvent;
 
 const PAGE: u64 = 4096;
@@ -15,13 +15,19 @@ fn remote_cpu_running_the_mm_is_flushed_partially() {
     let mm = AddressSpace::new(pa(0x5000));
     for c in 0..2 {
         on_cpu(c, || {
-            m.mmu().switch_mm(&mm);
+            irqs_off(|off| m.mmu().switch_mm(off, &mm));
             m.tlb.touch(va(0x40_0000));
         });
     }
     let r = on_cpu(0, || {
-        m.mmu()
-            .flush_tlb_mm_range(&mm, va(0x40_0000), va(0x40_1000), Level::Pte, false)
+        m.mmu().flush_tlb_mm_range(
+            &mut irqs_on(),
+            &mm,
+            va(0x40_0000),
+            va(0x40_1000),
+            Level::Pte,
+            false,
+        )
     });
     assert!(!m.tlb.cached(1, pa(0x5000), va(0x40_0000)) && !m.tlb.cached(0, pa(0x5000), va(0x40_0000)));
     assert_eq!(r.interrupted().iter().collect::<Vec<_>>(), [1]);
@@ -41,16 +47,16 @@ fn remote_cpu_running_the_mm_is_flushed_partially() {
 fn ranges_over_the_ceiling_flush_everything() {
     let m = Machine::new(2);
     let mm = AddressSpace::new(pa(0x5000));
-    on_cpu(1, || m.mmu().switch_mm(&mm));
-    on_cpu(0, || m.mmu().switch_mm(&mm));
+    on_cpu(1, || irqs_off(|off| m.mmu().switch_mm(off, &mm)));
+    on_cpu(0, || irqs_off(|off| m.mmu().switch_mm(off, &mm)));
     on_cpu(0, || {
         m.mmu()
-            .flush_tlb_mm_range(&mm, va(0), va(34 * PAGE), Level::Pte, false)
+            .flush_tlb_mm_range(&mut irqs_on(), &mm, va(0), va(34 * PAGE), Level::Pte, false)
     });
     assert_eq!(m.stats.total().get(TlbEvent::RemoteFull), 1);
     on_cpu(0, || {
         m.mmu()
-            .flush_tlb_mm_range(&mm, va(0), va(33 * PAGE), Level::Pte, false)
+            .flush_tlb_mm_range(&mut irqs_on(), &mm, va(0), va(33 * PAGE), Level::Pte, false)
     });
     assert_eq!(m.stats.total().get(TlbEvent::RemotePartial), 1);
 }
@@ -60,13 +66,13 @@ fn lazy_cpu_is_skipped_without_freed_tables_and_catches_up() {
     let m = Machine::new(2);
     let mm = AddressSpace::new(pa(0x5000));
     on_cpu(1, || {
-        m.mmu().switch_mm(&mm);
+        irqs_off(|off| m.mmu().switch_mm(off, &mm));
         m.tlb.touch(va(0x1000));
         m.mmu().enter_lazy_tlb();
     });
     let r = on_cpu(0, || {
         m.mmu()
-            .flush_tlb_mm_range(&mm, va(0x1000), va(0x2000), Level::Pte, false)
+            .flush_tlb_mm_range(&mut irqs_on(), &mm, va(0x1000), va(0x2000), Level::Pte, false)
     });
     assert!(r.interrupted().is_empty());
     assert_eq!(m.stats.total().get(TlbEvent::LazySkipped), 1);
@@ -74,7 +80,7 @@ fn lazy_cpu_is_skipped_without_freed_tables_and_catches_up() {
         m.tlb.cached(1, pa(0x5000), va(0x1000)),
         "lazy CPU was not touched"
     );
-    on_cpu(1, || m.mmu().switch_mm(&mm));
+    on_cpu(1, || irqs_off(|off| m.mmu().switch_mm(off, &mm)));
     assert!(
         !m.tlb.cached(1, pa(0x5000), va(0x1000)),
         "switching back must catch up"
@@ -87,12 +93,12 @@ fn lazy_cpu_is_interrupted_with_freed_tables_and_leaves() {
     let m = Machine::new(2);
     let mm = AddressSpace::new(pa(0x5000));
     on_cpu(1, || {
-        m.mmu().switch_mm(&mm);
+        irqs_off(|off| m.mmu().switch_mm(off, &mm));
         m.mmu().enter_lazy_tlb();
     });
     let r = on_cpu(0, || {
         m.mmu()
-            .flush_tlb_mm_range(&mm, va(0x1000), va(0x2000), Level::Pte, true)
+            .flush_tlb_mm_range(&mut irqs_on(), &mm, va(0x1000), va(0x2000), Level::Pte, true)
     });
     assert_eq!(r.interrupted().iter().collect::<Vec<_>>(), [1]);
     assert_eq!(m.stats.total().get(TlbEvent::LazyLeft), 1);
@@ -106,17 +112,18 @@ fn receipt_without_tables_or_for_another_mm_proves_nothing() {
     let m = Machine::new(2);
     let mm = AddressSpace::new(pa(0x5000));
     let other = AddressSpace::new(pa(0x6000));
-    on_cpu(1, || m.mmu().switch_mm(&mm));
+    on_cpu(1, || irqs_off(|off| m.mmu().switch_mm(off, &mm)));
     let r = on_cpu(0, || {
         m.mmu()
-            .flush_tlb_mm_range(&mm, va(0), va(PAGE), Level::Pte, false)
+            .flush_tlb_mm_range(&mut irqs_on(), &mm, va(0), va(PAGE), Level::Pte, false)
     });
     assert!(
         !r.was_ipi_broadcast_for(&mm),
         "no freed_tables: lazy CPUs may have been skipped"
     );
     let r = on_cpu(0, || {
-        m.mmu().flush_tlb_mm_range(&mm, va(0), va(PAGE), Level::Pte, true)
+        m.mmu()
+            .flush_tlb_mm_range(&mut irqs_on(), &mm, va(0), va(PAGE), Level::Pte, true)
     });
     assert!(r.was_ipi_broadcast_for(&mm));
     assert!(!r.was_ipi_broadcast_for(&other));
@@ -126,7 +133,7 @@ fn receipt_without_tables_or_for_another_mm_proves_nothing() {
 fn stale_generation_handler_flushes_fully_and_never_goes_back() {
     let m = Machine::new(2);
     let mm = AddressSpace::new(pa(0x5000));
-    on_cpu(1, || m.mmu().switch_mm(&mm));
+    on_cpu(1, || irqs_off(|off| m.mmu().switch_mm(off, &mm)));
     // Two requests were issued, the handler sees the older one after the newer one.
     mm.tlb_gen.fetch_add(2, core::sync::atomic::Ordering::SeqCst);
     let old = crate::flush::FlushInfo {
@@ -138,14 +145,14 @@ fn stale_generation_handler_flushes_fully_and_never_goes_back() {
         new_gen: 2,
         initiator: 0,
     };
-    on_cpu(1, || crate::sim::irqs_off(|| m.mmu().flush_tlb_func(&old)));
+    on_cpu(1, || irqs_off(|off| m.mmu().flush_tlb_func(off, &old)));
     assert_eq!(
         m.stats.total().get(TlbEvent::RemoteFull),
         1,
         "two generations behind: full flush"
     );
     assert_eq!(m.states.cpu(1).generation(), 3);
-    on_cpu(1, || crate::sim::irqs_off(|| m.mmu().flush_tlb_func(&old)));
+    on_cpu(1, || irqs_off(|off| m.mmu().flush_tlb_func(off, &old)));
     assert_eq!(m.states.cpu(1).generation(), 3);
     assert_eq!(m.stats.total().get(TlbEvent::RemoteFull), 1, "already covered");
 }
@@ -160,7 +167,7 @@ fn a_handler_two_generations_behind_leaves_neither_page_cached() {
     let mm = AddressSpace::new(pa(0x5000));
     let (a, b) = (va(0x40_0000), va(0x80_0000));
     on_cpu(1, || {
-        m.mmu().switch_mm(&mm);
+        irqs_off(|off| m.mmu().switch_mm(off, &mm));
         m.tlb.touch(a);
         m.tlb.touch(b);
     });
@@ -178,8 +185,8 @@ fn a_handler_two_generations_behind_leaves_neither_page_cached() {
         initiator: 0,
     };
     let (for_a, for_b) = (request(a, base + 1), request(b, base + 2));
-    on_cpu(1, || crate::sim::irqs_off(|| m.mmu().flush_tlb_func(&for_b)));
-    on_cpu(1, || crate::sim::irqs_off(|| m.mmu().flush_tlb_func(&for_a)));
+    on_cpu(1, || irqs_off(|off| m.mmu().flush_tlb_func(off, &for_b)));
+    on_cpu(1, || irqs_off(|off| m.mmu().flush_tlb_func(off, &for_a)));
     for (name, page) in [("A", a), ("B", b)] {
         assert!(
             !m.tlb.cached(1, pa(0x5000), page),
@@ -224,14 +231,14 @@ proptest! {
         for o in ops {
             match o {
                 Op::Run(c, p) => on_cpu(c, || {
-                    m.mmu().switch_mm(&mm);
+                    irqs_off(|off| m.mmu().switch_mm(off, &mm));
                     mapped[p as usize] = true;
                     m.tlb.touch(va(p * PAGE));
                 }),
                 Op::Lazy(c) => on_cpu(c, || m.mmu().enter_lazy_tlb()),
                 Op::Unmap(c, p, tables) => {
                     mapped[p as usize] = false;
-                    let r = on_cpu(c, || m.mmu().flush_tlb_mm_range(&mm, va(p * PAGE), va((p + 1) * PAGE), Level::Pte, tables));
+                    let r = on_cpu(c, || m.mmu().flush_tlb_mm_range(&mut irqs_on(), &mm, va(p * PAGE), va((p + 1) * PAGE), Level::Pte, tables));
                     completed_gen = r.generation();
                 }
             }

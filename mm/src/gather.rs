@@ -35,6 +35,7 @@ use crate::addr_space::{AddressSpace, PageTableGuard};
 use crate::breakage::Breakage;
 use crate::flush::{FLUSH_ALL, Mmu};
 use crate::hw::{PhysMem, TableSyncHw};
+use crate::irq::IrqsOn;
 use crate::level::Level;
 use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::TlbEvent;
@@ -140,12 +141,17 @@ pub struct MmuGather<'a> {
     table_batch: Option<PhysAddr>,
     ntables: usize,
     last_receipt: Option<FlushReceipt>,
+    /// The gather flushes and syncs, which wait for other CPUs: interrupts are on.
+    on: IrqsOn,
 }
 
 impl<'a> MmuGather<'a> {
-    /// `tlb_gather_mmu`: starts a gather on the locked address space.
+    /// `tlb_gather_mmu`: starts a gather on the locked address space. Interrupts must be
+    /// on (the gather's flushes and syncs wait for other CPUs): checked here, once.
+    #[track_caller]
     pub fn new(ctx: &'a GatherCtx<'a>, locked: &'a PageTableGuard<'a>) -> Self {
         let mm = locked.mm();
+        let on = IrqsOn::check(ctx.sync.cpu(), "starts an mmu_gather");
         // SeqCst is more than needed: a nested gather learns of this one through the
         // entries this one clears, which it reads under the same page-table lock, so the
         // lock's release/acquire already orders this increment before its `finish`'s
@@ -168,10 +174,12 @@ impl<'a> MmuGather<'a> {
             table_batch: None,
             ntables: 0,
             last_receipt: None,
+            on,
         }
     }
 
     /// `tlb_gather_mmu_fullmm`: a gather that tears down all of the locked address space.
+    #[track_caller]
     pub fn new_fullmm(ctx: &'a GatherCtx<'a>, locked: &'a PageTableGuard<'a>) -> Self {
         let mut g = Self::new(ctx, locked);
         g.fullmm = true;
@@ -187,6 +195,11 @@ impl<'a> MmuGather<'a> {
     /// entries for this gather write under.
     pub fn locked(&self) -> &'a PageTableGuard<'a> {
         self.locked
+    }
+
+    /// The gather's capability to wait for other CPUs (interrupts are on).
+    pub fn irqs_on(&self) -> &IrqsOn {
+        &self.on
     }
 
     /// What the gather talks to.
@@ -272,6 +285,7 @@ impl<'a> MmuGather<'a> {
             let unlinked = UnlinkMark::now(self.mm);
             let receipt = self.flush_mmu_tlbonly();
             self.ctx.freer.table_sync_one(
+                &self.on,
                 self.ctx.sync,
                 self.ctx.mmu.stats,
                 receipt.as_ref(),
@@ -282,7 +296,7 @@ impl<'a> MmuGather<'a> {
             self.ctx
                 .mmu
                 .stats
-                .count(self.ctx.sync.this_cpu(), TlbEvent::TablesFreed);
+                .count(self.ctx.sync.cpu().this_cpu(), TlbEvent::TablesFreed);
             self.last_receipt = receipt;
             return;
         };
@@ -294,7 +308,7 @@ impl<'a> MmuGather<'a> {
         self.ctx
             .mmu
             .stats
-            .count(self.ctx.sync.this_cpu(), TlbEvent::TablesDeferred);
+            .count(self.ctx.sync.cpu().this_cpu(), TlbEvent::TablesDeferred);
         if self.ntables == TABLE_BATCH {
             self.flush_mmu_tlbonly();
             self.table_flush();
@@ -334,10 +348,10 @@ impl<'a> MmuGather<'a> {
             (self.start, self.end)
         };
         let tables = self.freed_tables || self.unshared_tables;
-        let receipt = self
-            .ctx
-            .mmu
-            .flush_tlb_mm_range(self.mm, start, end, self.cleared.stride(), tables);
+        let receipt =
+            self.ctx
+                .mmu
+                .flush_tlb_mm_range(&mut self.on, self.mm, start, end, self.cleared.stride(), tables);
         self.reset_range();
         Some(receipt)
     }
@@ -348,7 +362,7 @@ impl<'a> MmuGather<'a> {
             self.last_receipt = Some(r);
         }
         self.table_flush();
-        let cpu = self.ctx.sync.this_cpu();
+        let cpu = self.ctx.sync.cpu().this_cpu();
         for &pa in &self.pages[..self.npages] {
             self.ctx.mem.free_frame(pa);
         }
@@ -376,7 +390,7 @@ impl<'a> MmuGather<'a> {
         self.ctx
             .mmu
             .stats
-            .count(self.ctx.sync.this_cpu(), TlbEvent::Gathers);
+            .count(self.ctx.sync.cpu().this_cpu(), TlbEvent::Gathers);
         self.ctx
             .freer
             .poll(self.ctx.sync, self.ctx.mem, self.ctx.mmu.stats);

@@ -8,7 +8,7 @@ use crate::gather::MmuGather;
 use crate::hw::{BackendKind, PhysMem};
 use crate::level::Level;
 use crate::receipt::UnlinkMark;
-use crate::sim::{World, on_cpu, va};
+use crate::sim::{World, irqs_off, irqs_on, on_cpu, va};
 use crate::stats::TlbEvent;
 use crate::table_free::{SyncMode, flush_implies_ipi_broadcast};
 use crate::unmap::{teardown, unmap_range};
@@ -62,7 +62,7 @@ fn unmap_frees_pages_and_every_empty_table_after_one_flush() {
         "mm not loaded on cpu 0"
     );
     w.sync.tick_all();
-    on_cpu(0, || w.freer.drain(&w.sync, &w.mem, &w.m.stats));
+    on_cpu(0, || w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats));
     assert_eq!(w.mem.freed_tables.lock().unwrap().len(), 3);
     assert_eq!(
         w.mem.live(),
@@ -153,7 +153,7 @@ fn fallback_unmap(kind: BackendKind, key: bool, mode: SyncMode, lazy_cpu_in_mask
     w.freer.set_batch_allocation_fails(true);
     w.freer.set_mode(mode);
     let mm = w.mm_with_pages(0x4000_0000, 1);
-    on_cpu(1, || w.m.mmu().switch_mm(&mm));
+    on_cpu(1, || irqs_off(|off| w.m.mmu().switch_mm(off, &mm)));
     if lazy_cpu_in_mask {
         on_cpu(1, || w.m.mmu().enter_lazy_tlb());
     }
@@ -217,19 +217,20 @@ fn sync_without_a_receipt_or_with_another_mms_receipt_is_sent() {
     let other = w.mm_with_pages(0x4000_0000, 1);
     on_cpu(0, || {
         let unlinked = UnlinkMark::now(&mm);
-        w.freer.table_sync_one(&w.sync, &w.m.stats, None, &mm, unlinked);
+        w.freer
+            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, None, &mm, unlinked);
         let r =
             w.m.mmu()
-                .flush_tlb_mm_range(&other, va(0), va(4096), Level::Pte, true);
+                .flush_tlb_mm_range(&mut irqs_on(), &other, va(0), va(4096), Level::Pte, true);
         w.freer
-            .table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, unlinked);
         w.freer
-            .table_sync_rcu(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+            .table_sync_rcu(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, unlinked);
         let r =
             w.m.mmu()
-                .flush_tlb_mm_range(&mm, va(0), va(4096), Level::Pte, false);
+                .flush_tlb_mm_range(&mut irqs_on(), &mm, va(0), va(4096), Level::Pte, false);
         w.freer
-            .table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, unlinked);
     });
     assert_eq!(w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert_eq!(w.m.stats.total().get(TlbEvent::SyncRcuWaits), 1);
@@ -239,20 +240,23 @@ fn sync_without_a_receipt_or_with_another_mms_receipt_is_sent() {
 fn a_receipt_excuses_only_unlinks_made_before_its_flush() {
     let w = World::new(BackendKind::NativeIpi, true);
     let mm = w.mm_with_pages(0x4000_0000, 1);
-    on_cpu(1, || w.m.mmu().switch_mm(&mm));
+    on_cpu(1, || irqs_off(|off| w.m.mmu().switch_mm(off, &mm)));
     on_cpu(0, || {
         let first = UnlinkMark::now(&mm);
         let r =
             w.m.mmu()
-                .flush_tlb_mm_range(&mm, va(0), va(4096), Level::Pte, true);
+                .flush_tlb_mm_range(&mut irqs_on(), &mm, va(0), va(4096), Level::Pte, true);
         assert!(r.was_ipi_broadcast_for(&mm));
         // The unlink it was made for: skipped.
-        w.freer.table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, first);
+        w.freer
+            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, first);
         assert_eq!(w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst), 0);
         // A later unlink (no flush since): the old receipt must not excuse it.
         let later = UnlinkMark::now(&mm);
-        w.freer.table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, later);
-        w.freer.table_sync_rcu(&w.sync, &w.m.stats, Some(&r), &mm, later);
+        w.freer
+            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, later);
+        w.freer
+            .table_sync_rcu(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, later);
     });
     assert_eq!(
         w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst),
@@ -282,9 +286,16 @@ fn a_receipt_that_left_a_walking_cpu_uninterrupted_does_not_excuse_the_sync() {
     };
     on_cpu(0, || {
         let unlinked = UnlinkMark::now(&mm);
-        let r = mmu.flush_tlb_mm_range(&mm, va(0x4000_0000), va(0x4000_1000), Level::Pte, true);
+        let r = mmu.flush_tlb_mm_range(
+            &mut irqs_on(),
+            &mm,
+            va(0x4000_0000),
+            va(0x4000_1000),
+            Level::Pte,
+            true,
+        );
         w.freer
-            .table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, unlinked);
         let missed = r.could_walk.and_not(&r.interrupted);
         assert_eq!(
             syncs(&w),
@@ -311,9 +322,14 @@ impl crate::hw::FlushBackend for ParavirtThatInterruptsAll {
     fn kind(&self) -> BackendKind {
         BackendKind::Paravirt
     }
-    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
+    fn flush_others(
+        &self,
+        _on: &crate::irq::IrqsOn,
+        targets: &CpuMask,
+        handler: &(dyn Fn(crate::irq::IrqsOff<'_>) + Sync),
+    ) -> CpuMask {
         for t in targets.iter() {
-            on_cpu(t, || crate::sim::irqs_off(handler));
+            on_cpu(t, || irqs_off(handler));
         }
         *targets
     }
@@ -327,20 +343,25 @@ fn a_receipt_from_a_non_native_backend_that_interrupted_all_does_not_excuse_the_
     let m = crate::sim::Machine::with_backend(4, Box::new(ParavirtThatInterruptsAll));
     let w = World::with_machine(m, true);
     let mm = w.mm_with_pages(0x4000_0000, 1);
-    on_cpu(1, || w.m.mmu().switch_mm(&mm));
+    on_cpu(1, || irqs_off(|off| w.m.mmu().switch_mm(off, &mm)));
     w.hold_lazily(2, &mm);
     on_cpu(0, || {
         let unlinked = UnlinkMark::now(&mm);
-        let r =
-            w.m.mmu()
-                .flush_tlb_mm_range(&mm, va(0x4000_0000), va(0x4000_1000), Level::Pte, true);
+        let r = w.m.mmu().flush_tlb_mm_range(
+            &mut irqs_on(),
+            &mm,
+            va(0x4000_0000),
+            va(0x4000_1000),
+            Level::Pte,
+            true,
+        );
         assert!(
             r.could_walk.and_not(&r.interrupted).is_empty() && !r.interrupted.is_empty(),
             "the backend interrupted every cpu that could walk: {:?}",
             r.interrupted.iter().collect::<Vec<_>>()
         );
         w.freer
-            .table_sync_one(&w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, unlinked);
         assert_eq!(
             syncs(&w),
             1,
@@ -356,7 +377,7 @@ fn a_full_page_batch_flushes_before_queueing_more() {
     let w = World::new(BackendKind::NativeIpi, true);
     let pages = crate::gather::PAGE_BATCH as u64 + 10;
     let mm = w.mm_with_pages(0x4000_0000, pages);
-    on_cpu(0, || w.m.mmu().switch_mm(&mm));
+    on_cpu(0, || irqs_off(|off| w.m.mmu().switch_mm(off, &mm)));
     let ctx = w.ctx();
     on_cpu(0, || {
         let locked = mm.lock();
@@ -381,7 +402,7 @@ fn nested_gathers_force_a_full_flush_with_freed_tables() {
     let w = World::new(BackendKind::NativeIpi, true);
     let mm = w.mm_with_pages(0x4000_0000, 2);
     on_cpu(1, || {
-        w.m.mmu().switch_mm(&mm);
+        irqs_off(|off| w.m.mmu().switch_mm(off, &mm));
         w.m.mmu().enter_lazy_tlb();
     });
     let ctx = w.ctx();
@@ -413,7 +434,7 @@ fn teardown_returns_every_frame_but_the_root() {
     let ctx = w.ctx();
     on_cpu(0, || {
         teardown(&ctx, &mm.lock());
-        w.freer.drain(&w.sync, &w.mem, &w.m.stats);
+        w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats);
     });
     assert_eq!(w.mem.live(), before + 1, "only the root is left");
 }
@@ -424,7 +445,7 @@ fn release_frees_the_root_only_when_no_cpu_has_it_loaded() {
     let before = w.mem.live();
     let mm = w.mm_with_pages(0x4000_0000, 4);
     // CPU 1 runs a task of `mm` (not lazy): the teardown flush cannot make it leave.
-    on_cpu(1, || w.m.mmu().switch_mm(&mm));
+    on_cpu(1, || irqs_off(|off| w.m.mmu().switch_mm(off, &mm)));
     let ctx = w.ctx();
     let gave_up = on_cpu(0, || crate::release::release(&ctx, &mm, || false));
     match gave_up {
@@ -449,7 +470,7 @@ fn release_frees_the_root_only_when_no_cpu_has_it_loaded() {
         w.m.states.cpu(1).has_loaded(&mm),
         "without the wait, the root would be freed while CPU 1 has it in CR3"
     );
-    on_cpu(0, || w.freer.drain(&w.sync, &w.mem, &w.m.stats));
+    on_cpu(0, || w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats));
     assert_eq!(w.mem.live(), before + 1, "tables and pages gone, the root kept");
     // Its task ends and CPU 1 idles lazily: the next freed-tables flush makes it leave.
     let mut waits = 0;
@@ -462,7 +483,7 @@ fn release_frees_the_root_only_when_no_cpu_has_it_loaded() {
     })
     .unwrap();
     assert_eq!(waits, 1);
-    on_cpu(0, || w.freer.drain(&w.sync, &w.mem, &w.m.stats));
+    on_cpu(0, || w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats));
     assert_eq!(w.mem.live(), before, "the root is freed too");
 }
 
@@ -501,7 +522,8 @@ fn a_grace_period_held_up_by_one_cpu_is_reported_naming_that_cpu() {
     w.sync.stuck.store(2, std::sync::atomic::Ordering::SeqCst);
     on_cpu(0, || {
         let unlinked = UnlinkMark::now(&mm);
-        w.freer.table_sync_rcu(&w.sync, &w.m.stats, None, &mm, unlinked);
+        w.freer
+            .table_sync_rcu(&irqs_on(), &w.sync, &w.m.stats, None, &mm, unlinked);
     });
     assert_eq!(
         *w.sync.reports.lock().unwrap(),
@@ -515,7 +537,8 @@ fn a_wait_whose_cpus_all_answer_is_never_reported() {
     let mm = w.mm_with_pages(0x4000_0000, 1);
     on_cpu(0, || {
         let unlinked = UnlinkMark::now(&mm);
-        w.freer.table_sync_rcu(&w.sync, &w.m.stats, None, &mm, unlinked);
+        w.freer
+            .table_sync_rcu(&irqs_on(), &w.sync, &w.m.stats, None, &mm, unlinked);
     });
     assert!(w.sync.reports.lock().unwrap().is_empty());
 }

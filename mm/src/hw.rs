@@ -5,8 +5,8 @@
 //! Who implements what on x86_64: `arch` implements the CPU-level ones, [`LocalTlb`]
 //! (`arch::tlb`), [`FlushBackend`] (`arch::backend`) and [`CrossCall`] (`arch::ipi`); the
 //! kernel implements the ones that need its frames, timer ticks, scheduler and options,
-//! [`PhysMem`], [`TableSyncHw`] and [`WalkerHw`] (and [`RunningCpu`] under each of its
-//! own). `arch` keeps the per-CPU [`TeardownSteps`] record its fault handlers print.
+//! [`PhysMem`], [`TableSyncHw`] and [`WalkerHw`]. [`RunningCpu`] is implemented once,
+//! by `arch::cpu::X86Cpu`, and the others hand it out (`cpu()`). `arch` keeps the per-CPU [`TeardownSteps`] record its fault handlers print.
 //! `sim.rs` implements the others for mm's tests.
 
 use core::panic::Location;
@@ -14,23 +14,33 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::cpumask::CpuMask;
+use crate::irq::{IrqsOff, IrqsOn};
 use crate::level::ENTRIES;
 use crate::teardown_step::TeardownStep;
 
-/// The running CPU: which one it is and its interrupt flag. Declared once, and required
-/// by every trait whose code asks.
+/// The running CPU: which one it is and its interrupt flag. Implemented once per machine
+/// (`arch::cpu::X86Cpu`, the simulator's `SimCpu`); every other trait here that needs it
+/// reaches it through its `cpu()` accessor.
 pub trait RunningCpu: Sync {
     /// Logical index of the running CPU.
     fn this_cpu(&self) -> usize;
-    /// Runs `f` with interrupts disabled on the running CPU.
-    fn with_irqs_off(&self, f: &mut dyn FnMut());
-    /// Whether interrupts are enabled on the running CPU (handlers assert they are not,
-    /// waits for other CPUs that they are).
+    /// The primitive behind [`RunningCpu::with_irqs_off`]: runs `f` with interrupts
+    /// disabled on the running CPU, then restores them. mm calls it only from there.
+    fn run_irqs_disabled(&self, f: &mut dyn FnMut());
+    /// Whether interrupts are enabled on the running CPU: the hardware flag, read only
+    /// where an interrupt-state token is made from it ([`crate::irq`]).
     fn irqs_enabled(&self) -> bool;
+    /// Runs `f` with interrupts off, handing it the proof; the caller's capability to wait
+    /// is borrowed for the duration, so `f` cannot wait for other CPUs ([`crate::irq`]).
+    fn with_irqs_off(&self, _on: &mut IrqsOn, f: &mut dyn FnMut(IrqsOff<'_>)) {
+        self.run_irqs_disabled(&mut || f(IrqsOff::new()))
+    }
 }
 
 /// TLB and page-table-root operations on the *running* CPU.
-pub trait LocalTlb: RunningCpu {
+pub trait LocalTlb: Sync {
+    /// The CPU this TLB belongs to (the running one).
+    fn cpu(&self) -> &dyn RunningCpu;
     /// Invalidates the translation of one page (INVLPG).
     fn flush_page(&self, va: VirtAddr);
     /// Invalidates all non-global translations (CR3 reload).
@@ -48,8 +58,9 @@ pub trait LocalTlb: RunningCpu {
 /// lazy holders of a dying address space must still be made to leave it
 /// (`MMU_LAZY_TLB_SHOOTDOWN`).
 pub trait CrossCall: Sync {
-    /// Runs `f` on every CPU in `targets` (not the running one), interrupts off, and waits.
-    fn call_others(&self, targets: &CpuMask, f: &(dyn Fn() + Sync));
+    /// Runs `f` on every CPU in `targets` (not the running one), interrupts off, and waits
+    /// (interrupts on: `on`).
+    fn call_others(&self, on: &IrqsOn, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync));
 }
 
 /// Which kind of remote flush a backend performs; decides whether its flush can stand in
@@ -80,9 +91,11 @@ impl BackendKind {
 pub trait FlushBackend: Sync {
     /// What kind of backend this is.
     fn kind(&self) -> BackendKind;
-    /// Runs `handler` on (or on behalf of) every CPU in `targets`; returns the CPUs that
-    /// were interrupted (ran it with an IPI).
-    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask;
+    /// Runs `handler` on (or on behalf of) every CPU in `targets`, with interrupts off
+    /// there, and waits (interrupts on here: `on`); returns the CPUs that were
+    /// interrupted (ran it with an IPI).
+    fn flush_others(&self, on: &IrqsOn, targets: &CpuMask, handler: &(dyn Fn(IrqsOff<'_>) + Sync))
+    -> CpuMask;
 }
 
 /// Physical memory as mm sees it: zeroed frames, freeing, and word access to frames
@@ -119,11 +132,14 @@ pub trait PhysMem: Sync {
 }
 
 /// What the table-freeing code ([`crate::table_free`]) needs from the machine.
-pub trait TableSyncHw: RunningCpu {
+pub trait TableSyncHw: Sync {
+    /// The running CPU.
+    fn cpu(&self) -> &dyn RunningCpu;
     /// The boot-time decision, frozen in a static key.
     fn flush_implies_ipi_broadcast(&self) -> bool;
-    /// IPI every other online CPU with an empty function and wait for all.
-    fn sync_ipi_all_others(&self);
+    /// IPI every other online CPU with an empty function and wait for all (interrupts
+    /// on: `on`).
+    fn sync_ipi_all_others(&self, on: &IrqsOn);
     /// Online CPUs.
     fn online(&self) -> CpuMask;
     /// Interrupts-enabled events (timer ticks) taken by `cpu` so far.
@@ -150,7 +166,9 @@ pub trait TableSyncHw: RunningCpu {
 }
 
 /// What the lock-free walker ([`crate::walker`]) needs from the running CPU.
-pub trait WalkerHw: RunningCpu {
+pub trait WalkerHw: Sync {
+    /// The running CPU.
+    fn cpu(&self) -> &dyn RunningCpu;
     /// Called between reading the level-2 entry and the PTE: where a host may deschedule
     /// this vCPU (the paravirt model sets the CPU's "preempted" flag for a while here).
     fn preemption_point(&self);

@@ -13,6 +13,7 @@ pub mod entry;
 pub mod flush;
 pub mod gather;
 pub mod hw;
+pub mod irq;
 pub mod level;
 pub mod pgtable;
 pub mod pt_walk;

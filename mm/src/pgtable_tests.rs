@@ -12,7 +12,7 @@ use crate::level::Level;
 use crate::pgtable::{self, MapError};
 use crate::pt_walk::PathWalk;
 use crate::share::{ShareError, share_pmd_table, unshare_pmd_table};
-use crate::sim::{World, on_cpu, pa, va};
+use crate::sim::{World, irqs_on, on_cpu, pa, va};
 use crate::unmap::unmap_range;
 
 const X: u64 = 0x40_0000_1000;
@@ -189,7 +189,7 @@ fn unmapping_a_1g_page_frees_its_pud_table_and_nothing_of_its_range() {
         unmap_range(&mut g, va(G), va(G + (1 << 30)));
         let seen = (g.cleared, g.freed_tables, g.pending_pages());
         g.finish();
-        w.freer.drain(&w.sync, &w.mem, &w.m.stats);
+        w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats);
         seen
     });
     let (cleared, freed_tables, pages) = g;

@@ -23,6 +23,7 @@ use crate::addr_space::AddressSpace;
 use crate::cpumask::CpuMask;
 use crate::gather::GatherCtx;
 use crate::hw::TeardownSteps;
+use crate::irq::IrqsOn;
 use crate::teardown_step::{NoSteps, TeardownStep};
 use crate::unmap::teardown_with_steps;
 
@@ -30,23 +31,27 @@ use crate::unmap::teardown_with_steps;
 /// calls `wait` (the caller yields, and returns false to give up); on giving up it
 /// returns the CPUs that still have it loaded, and the root is not freed. The caller
 /// guarantees nothing will load `mm` again.
+#[track_caller]
 pub fn release(ctx: &GatherCtx, mm: &AddressSpace, wait: impl FnMut() -> bool) -> Result<(), CpuMask> {
     release_with_steps(ctx, mm, &NoSteps, wait)
 }
 
 /// [`release`], telling `steps` each step before it is taken. It leaves the record
 /// before each `wait` (the caller may run other work on this CPU meanwhile, whose
-/// faults are not the release's) and when it returns.
+/// faults are not the release's) and when it returns. Interrupts on (it waits for other
+/// CPUs): checked here.
+#[track_caller]
 pub fn release_with_steps(
     ctx: &GatherCtx,
     mm: &AddressSpace,
     steps: &dyn TeardownSteps,
     mut wait: impl FnMut() -> bool,
 ) -> Result<(), CpuMask> {
+    let mut on = IrqsOn::check(ctx.sync.cpu(), "releases an address space");
     teardown_with_steps(ctx, &mm.lock(), steps);
     loop {
         steps.enter(mm.id(), mm.root(), TeardownStep::ShootLazy);
-        let holders = ctx.mmu.shoot_lazy_holders(mm);
+        let holders = ctx.mmu.shoot_lazy_holders(&mut on, mm);
         if holders.is_empty() {
             break;
         }

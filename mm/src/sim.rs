@@ -61,6 +61,7 @@ use crate::cpumask::CpuMask;
 use crate::entry::{Entry, EntryFlags};
 use crate::flush::Mmu;
 use crate::hw::{BackendKind, FlushBackend, LocalTlb, PhysMem, RunningCpu, TableSyncHw};
+use crate::irq::{IrqsOff, IrqsOn};
 use crate::level::{ENTRIES, Level};
 use crate::stats::TlbStats;
 use crate::tlb_state::TlbStates;
@@ -70,12 +71,36 @@ thread_local! {
     static IRQS_OFF: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `f` with the simulated interrupts off, as an interrupt handler runs.
-pub fn irqs_off<R>(f: impl FnOnce() -> R) -> R {
+/// Runs `f` with the simulated interrupts off, as an interrupt handler runs: the
+/// simulated interrupt entry, which turns the flag off itself and hands `f` the proof.
+pub fn irqs_off<R>(f: impl FnOnce(IrqsOff<'_>) -> R) -> R {
     let prev = IRQS_OFF.with(|c| c.replace(true));
-    let r = f();
+    let r = f(IrqsOff::new());
     IRQS_OFF.with(|c| c.set(prev));
     r
+}
+
+/// The running task's capability to wait (the simulated interrupts are on: checked).
+#[track_caller]
+pub fn irqs_on() -> IrqsOn {
+    IrqsOn::check(&SimCpu, "waits (a test)")
+}
+
+/// The simulated running CPU: the one [`RunningCpu`] of the simulated machine, which
+/// every simulated device hands out. Which CPU runs and its interrupt flag are
+/// thread-local ([`on_cpu`], [`irqs_off`]).
+pub struct SimCpu;
+
+impl RunningCpu for SimCpu {
+    fn this_cpu(&self) -> usize {
+        CURRENT.with(|c| c.get())
+    }
+    fn run_irqs_disabled(&self, f: &mut dyn FnMut()) {
+        irqs_off(|_| f())
+    }
+    fn irqs_enabled(&self) -> bool {
+        !IRQS_OFF.with(|c| c.get())
+    }
 }
 
 /// Runs `f` as simulated CPU `cpu`.
@@ -227,7 +252,7 @@ impl SimTlb {
     /// enters a freed table or reads a poisoned entry. Without simulated memory under
     /// CR3 the translation is cached as given.
     pub fn touch(&self, va: VirtAddr) {
-        let cpu = self.this_cpu();
+        let cpu = SimCpu.this_cpu();
         let page = va.align_down(Level::Pte);
         let Some((bus, root)) = self.walkable_root(cpu) else {
             let root = *self.root[cpu].lock().unwrap();
@@ -289,7 +314,7 @@ impl SimTlb {
     /// CR3 holds a freed root or a live entry points to a freed table. A root outside the
     /// simulated memory caches nothing.
     pub fn speculate(&self) {
-        let cpu = self.this_cpu();
+        let cpu = SimCpu.this_cpu();
         let Some((bus, root)) = self.walkable_root(cpu) else {
             return;
         };
@@ -361,30 +386,14 @@ impl SimTlb {
     }
 }
 
-/// Every simulated device runs on the simulated current CPU.
-macro_rules! on_the_simulated_cpu {
-    ($($t:ty),*) => {$(
-        impl RunningCpu for $t {
-            fn this_cpu(&self) -> usize {
-                CURRENT.with(|c| c.get())
-            }
-            fn with_irqs_off(&self, f: &mut dyn FnMut()) {
-                irqs_off(f)
-            }
-            fn irqs_enabled(&self) -> bool {
-                !IRQS_OFF.with(|c| c.get())
-            }
-        }
-    )*};
-}
-
-on_the_simulated_cpu!(SimTlb, SimSync);
-
 impl LocalTlb for SimTlb {
+    fn cpu(&self) -> &dyn RunningCpu {
+        &SimCpu
+    }
     /// INVLPG: the page's TLB entries and every paging-structure-cache entry (4.10.4.1);
     /// then the hardware may walk again at once.
     fn flush_page(&self, va: VirtAddr) {
-        let cpu = self.this_cpu();
+        let cpu = SimCpu.this_cpu();
         self.entries[cpu]
             .lock()
             .unwrap()
@@ -395,14 +404,14 @@ impl LocalTlb for SimTlb {
     /// CR3 reload: every TLB and paging-structure-cache entry (no global user pages, no
     /// PCID); then the hardware may walk again at once.
     fn flush_all(&self) {
-        let cpu = self.this_cpu();
+        let cpu = SimCpu.this_cpu();
         self.entries[cpu].lock().unwrap().clear();
         self.psc[cpu].lock().unwrap().clear();
         self.speculate();
     }
     /// CR3 load: as the reload, under the new root.
     fn load_root(&self, root: PhysAddr) {
-        let cpu = self.this_cpu();
+        let cpu = SimCpu.this_cpu();
         *self.root[cpu].lock().unwrap() = root;
         self.entries[cpu].lock().unwrap().clear();
         self.psc[cpu].lock().unwrap().clear();
@@ -417,7 +426,12 @@ impl FlushBackend for SimIpi {
     fn kind(&self) -> BackendKind {
         BackendKind::NativeIpi
     }
-    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
+    fn flush_others(
+        &self,
+        _on: &IrqsOn,
+        targets: &CpuMask,
+        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
+    ) -> CpuMask {
         for t in targets.iter() {
             on_cpu(t, || irqs_off(handler));
         }
@@ -426,7 +440,7 @@ impl FlushBackend for SimIpi {
 }
 
 impl crate::hw::CrossCall for SimIpi {
-    fn call_others(&self, targets: &CpuMask, f: &(dyn Fn() + Sync)) {
+    fn call_others(&self, _on: &IrqsOn, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync)) {
         for t in targets.iter() {
             on_cpu(t, || irqs_off(f));
         }
@@ -459,7 +473,7 @@ impl Machine {
             backend,
         };
         for c in 0..n {
-            on_cpu(c, || m.mmu().switch_mm(&m.kernel));
+            on_cpu(c, || irqs_off(|off| m.mmu().switch_mm(off, &m.kernel)));
         }
         m
     }
@@ -624,10 +638,13 @@ impl SimSync {
 }
 
 impl TableSyncHw for SimSync {
+    fn cpu(&self) -> &dyn RunningCpu {
+        &SimCpu
+    }
     fn flush_implies_ipi_broadcast(&self) -> bool {
         self.broadcast_key
     }
-    fn sync_ipi_all_others(&self) {
+    fn sync_ipi_all_others(&self, _on: &IrqsOn) {
         self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
     fn online(&self) -> CpuMask {
@@ -667,7 +684,12 @@ impl FlushBackend for SimKind {
     fn kind(&self) -> BackendKind {
         self.0
     }
-    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
+    fn flush_others(
+        &self,
+        _on: &IrqsOn,
+        targets: &CpuMask,
+        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
+    ) -> CpuMask {
         for t in targets.iter() {
             on_cpu(t, || irqs_off(handler));
         }
@@ -688,7 +710,12 @@ impl FlushBackend for SimBroadcast {
     fn kind(&self) -> BackendKind {
         BackendKind::Invlpgb
     }
-    fn flush_others(&self, _targets: &CpuMask, _handler: &(dyn Fn() + Sync)) -> CpuMask {
+    fn flush_others(
+        &self,
+        _on: &IrqsOn,
+        _targets: &CpuMask,
+        _handler: &(dyn Fn(IrqsOff<'_>) + Sync),
+    ) -> CpuMask {
         CpuMask::new()
     }
 }
@@ -780,7 +807,7 @@ impl World {
     /// lazily: a CPU that a flush freeing tables must reach.
     pub fn hold_lazily(&self, cpu: usize, mm: &AddressSpace) {
         on_cpu(cpu, || {
-            self.m.mmu().switch_mm(mm);
+            irqs_off(|off| self.m.mmu().switch_mm(off, mm));
             self.m.mmu().enter_lazy_tlb();
         });
     }
@@ -801,7 +828,9 @@ impl Drop for World {
             return;
         }
         self.sync.tick_all();
-        on_cpu(0, || self.freer.drain(&self.sync, &self.mem, &self.m.stats));
+        on_cpu(0, || {
+            self.freer.drain(&irqs_on(), &self.sync, &self.mem, &self.m.stats)
+        });
         self.assert_no_cached_pointer_into_freed_tables();
     }
 }
@@ -823,23 +852,14 @@ pub struct SimWalker<'a> {
     pub at_preemption: &'a (dyn Fn() + Sync),
 }
 
-impl RunningCpu for SimWalker<'_> {
-    fn this_cpu(&self) -> usize {
-        self.tlb.this_cpu()
-    }
-    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
-        self.tlb.with_irqs_off(f)
-    }
-    fn irqs_enabled(&self) -> bool {
-        self.tlb.irqs_enabled()
-    }
-}
-
 impl crate::hw::WalkerHw for SimWalker<'_> {
+    fn cpu(&self) -> &dyn RunningCpu {
+        &SimCpu
+    }
     fn preemption_point(&self) {
         (self.at_preemption)()
     }
     fn loaded_root(&self) -> PhysAddr {
-        *self.tlb.root[self.this_cpu()].lock().unwrap()
+        *self.tlb.root[SimCpu.this_cpu()].lock().unwrap()
     }
 }

@@ -26,8 +26,9 @@
 //! address space, made for freed or unshared tables, which interrupted every CPU that
 //! could be walking. No receipt, no skip.
 //!
-//! Deadlock rules (asserted): the sync and the grace-period wait run with interrupts
-//! enabled and hold no lock that an IPI handler takes.
+//! Deadlock rules: the sync, the grace-period wait and the drain run with interrupts
+//! enabled (they take the capability [`IrqsOn`], which no holder of an interrupts-off
+//! proof can use: [`crate::irq`]) and hold no lock that an IPI handler takes.
 
 use core::panic::Location;
 use core::sync::atomic::Ordering::{Acquire, Relaxed};
@@ -36,6 +37,7 @@ use crate::addr::PhysAddr;
 use crate::addr_space::AddressSpace;
 use crate::cpumask::{CpuMask, MAX_CPUS};
 use crate::hw::{BackendKind, PhysMem, TableSyncHw};
+use crate::irq::IrqsOn;
 use crate::level::ENTRIES;
 use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::{TlbEvent, TlbStats};
@@ -186,19 +188,9 @@ impl TableFreer {
     ) -> bool {
         let skip = self.should_skip(hw, receipt, mm, unlinked);
         if skip {
-            stats.count(hw.this_cpu(), TlbEvent::SyncSkipped);
+            stats.count(hw.cpu().this_cpu(), TlbEvent::SyncSkipped);
         }
         skip
-    }
-
-    #[track_caller]
-    fn assert_may_wait(hw: &dyn TableSyncHw, what: &str) {
-        assert!(
-            hw.irqs_enabled(),
-            "{what} entered with interrupts disabled at {} (cpu {}): it would wait for itself",
-            core::panic::Location::caller(),
-            hw.this_cpu()
-        );
     }
 
     /// `tlb_remove_table_sync_one`: IPI every other CPU and wait, unless `receipt` proves
@@ -207,18 +199,18 @@ impl TableFreer {
     #[track_caller]
     pub fn table_sync_one(
         &self,
+        on: &IrqsOn,
         hw: &dyn TableSyncHw,
         stats: &TlbStats,
         receipt: Option<&FlushReceipt>,
         mm: &AddressSpace,
         unlinked: UnlinkMark,
     ) {
-        Self::assert_may_wait(hw, "table_sync_one");
         if self.skipped(hw, stats, receipt, mm, unlinked) {
             return;
         }
-        let cpu = hw.this_cpu();
-        hw.sync_ipi_all_others();
+        let cpu = hw.cpu().this_cpu();
+        hw.sync_ipi_all_others(on);
         stats.count(cpu, TlbEvent::SyncSent);
     }
 
@@ -226,17 +218,17 @@ impl TableFreer {
     #[track_caller]
     pub fn table_sync_rcu(
         &self,
+        _on: &IrqsOn,
         hw: &dyn TableSyncHw,
         stats: &TlbStats,
         receipt: Option<&FlushReceipt>,
         mm: &AddressSpace,
         unlinked: UnlinkMark,
     ) {
-        Self::assert_may_wait(hw, "table_sync_rcu");
         if self.skipped(hw, stats, receipt, mm, unlinked) {
             return;
         }
-        let cpu = hw.this_cpu();
+        let cpu = hw.cpu().this_cpu();
         let target = {
             let mut st = self.state.lock();
             st.requested = st.requested.max(st.started + 1);
@@ -266,7 +258,7 @@ impl TableFreer {
     /// The CPUs the grace period in progress still waits for (no quiescent state since it
     /// started); empty if none is in progress.
     pub fn gp_laggards(&self, hw: &dyn TableSyncHw) -> CpuMask {
-        let me = hw.this_cpu();
+        let me = hw.cpu().this_cpu();
         let st = self.state.lock();
         if st.started == st.completed {
             return CpuMask::new();
@@ -307,7 +299,7 @@ impl TableFreer {
 
     /// Starts or completes grace periods as the CPUs' counters allow.
     fn advance(&self, hw: &dyn TableSyncHw) {
-        let me = hw.this_cpu();
+        let me = hw.cpu().this_cpu();
         let online = hw.online();
         let mut st = self.state.lock();
         if st.started > st.completed {
@@ -353,14 +345,13 @@ impl TableFreer {
         // A count, after the frees (see the top of this impl): Release would also be
         // correct.
         self.in_flight.fetch_sub(freed, ord(SeqCst, Site::InFlightSub));
-        stats.add(hw.this_cpu(), TlbEvent::TablesFreed, freed);
+        stats.add(hw.cpu().this_cpu(), TlbEvent::TablesFreed, freed);
         freed
     }
 
     /// Waits until every queued table is freed (end of a workload).
     #[track_caller]
-    pub fn drain(&self, hw: &dyn TableSyncHw, mem: &dyn PhysMem, stats: &TlbStats) {
-        Self::assert_may_wait(hw, "TableFreer::drain");
+    pub fn drain(&self, _on: &IrqsOn, hw: &dyn TableSyncHw, mem: &dyn PhysMem, stats: &TlbStats) {
         let at = Location::caller();
         let since = hw.wait_clock();
         let mut reported = false;

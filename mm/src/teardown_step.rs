@@ -70,7 +70,7 @@ mod tests {
     use super::TeardownStep;
     use crate::addr::PhysAddr;
     use crate::hw::{BackendKind, TeardownSteps};
-    use crate::sim::{World, on_cpu};
+    use crate::sim::{World, irqs_off, on_cpu};
 
     /// Records every call, `None` for a leave.
     #[derive(Default)]
@@ -90,14 +90,14 @@ mod tests {
         let w = World::new(BackendKind::NativeIpi, true);
         let mm = w.mm_with_pages(0x4000_0000, 3);
         // CPU 1 still runs mm: the first round must wait once.
-        on_cpu(1, || w.m.mmu().switch_mm(&mm));
+        on_cpu(1, || irqs_off(|off| w.m.mmu().switch_mm(off, &mm)));
         let log = Log::default();
         let ctx = w.ctx();
         let mut waits = 0;
         let r = on_cpu(0, || {
             crate::release::release_with_steps(&ctx, &mm, &log, || {
                 waits += 1;
-                on_cpu(1, || w.m.mmu().switch_mm(&w.m.kernel));
+                on_cpu(1, || irqs_off(|off| w.m.mmu().switch_mm(off, &w.m.kernel)));
                 true
             })
         });

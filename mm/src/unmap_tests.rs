@@ -12,7 +12,7 @@ use crate::gather::{GatherCtx, MmuGather};
 use crate::hw::{BackendKind, PhysMem};
 use crate::level::{ENTRIES, Level};
 use crate::pt_walk::PathWalk;
-use crate::sim::{World, on_cpu, va};
+use crate::sim::{World, irqs_on, on_cpu, va};
 use crate::unmap::unmap_range;
 
 /// Physical memory that counts, per frame, the entry accesses made through it
@@ -85,7 +85,7 @@ fn unmap_counting<'w>(w: &'w World, mm: &AddressSpace, start: VirtAddr, end: Vir
         let mut g = MmuGather::new(&ctx, &locked);
         unmap_range(&mut g, start, end);
         g.finish();
-        w.freer.drain(&w.sync, &w.mem, &w.m.stats);
+        w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats);
     });
     counting
 }

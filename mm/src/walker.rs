@@ -16,6 +16,7 @@ use core::sync::atomic::Ordering;
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::hw::{PhysMem, WalkerHw};
+use crate::irq::{IrqsOff, IrqsOn};
 use crate::level::Level;
 use crate::pt_walk::{PathWalk, Step};
 use crate::stats::{TlbEvent, TlbStats};
@@ -40,18 +41,26 @@ pub enum Walk {
     NotLoaded,
 }
 
-/// Walks `va` in the address space whose root is `root` (the current one).
-pub fn walk(hw: &dyn WalkerHw, mem: &dyn PhysMem, stats: &TlbStats, root: PhysAddr, va: VirtAddr) -> Walk {
+/// Walks `va` in the address space whose root is `root` (the current one). It turns
+/// interrupts off for the walk, so the caller must hold them on (`on`).
+pub fn walk(
+    on: &mut IrqsOn,
+    hw: &dyn WalkerHw,
+    mem: &dyn PhysMem,
+    stats: &TlbStats,
+    root: PhysAddr,
+    va: VirtAddr,
+) -> Walk {
     let mut result = Walk::NotMapped;
-    hw.with_irqs_off(&mut || {
+    hw.cpu().with_irqs_off(on, &mut |off| {
         result = if hw.loaded_root() == root {
-            walk_irqs_off(hw, mem, root, va)
+            walk_irqs_off(off, hw, mem, root, va)
         } else {
             Walk::NotLoaded
         }
     });
     if result == Walk::Poisoned {
-        stats.count(hw.this_cpu(), TlbEvent::PoisonHits);
+        stats.count(hw.cpu().this_cpu(), TlbEvent::PoisonHits);
     }
     result
 }
@@ -63,7 +72,13 @@ fn read_word(mem: &dyn PhysMem, pa: PhysAddr) -> u64 {
     mem.word(frame, index).load(Ordering::Relaxed)
 }
 
-fn walk_irqs_off(hw: &dyn WalkerHw, mem: &dyn PhysMem, root: PhysAddr, va: VirtAddr) -> Walk {
+fn walk_irqs_off(
+    _off: IrqsOff<'_>,
+    hw: &dyn WalkerHw,
+    mem: &dyn PhysMem,
+    root: PhysAddr,
+    va: VirtAddr,
+) -> Walk {
     let mut pmd: Option<Step> = None;
     for step in PathWalk::lockless(mem, root, va) {
         if step.entry.is_poison() {

@@ -7,7 +7,7 @@ use crate::hw::{BackendKind, PhysMem};
 use crate::level::{ENTRIES, Level};
 use crate::pgtable::{self, MapError};
 use crate::pt_walk::PathWalk;
-use crate::sim::{SimWalker, World, on_cpu, va};
+use crate::sim::{SimWalker, World, irqs_off, irqs_on, on_cpu, va};
 use crate::stats::TlbEvent;
 use crate::walker::{Walk, walk};
 
@@ -93,7 +93,7 @@ fn walked_world(value: u64) -> (World, crate::addr_space::AddressSpace) {
     w.mem
         .word(frame, 1)
         .store(value, core::sync::atomic::Ordering::SeqCst);
-    on_cpu(0, || w.m.mmu().switch_mm(&mm));
+    on_cpu(0, || irqs_off(|off| w.m.mmu().switch_mm(off, &mm)));
     (w, mm)
 }
 
@@ -107,7 +107,7 @@ fn walk_on_cpu0(
         tlb: &w.m.tlb,
         at_preemption,
     };
-    on_cpu(0, || walk(&hw, &w.mem, &w.m.stats, mm.root(), at))
+    on_cpu(0, || walk(&mut irqs_on(), &hw, &w.mem, &w.m.stats, mm.root(), at))
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn the_walker_reads_through_a_2m_page() {
     w.mem
         .word(huge + (off & !0xfff), (off as usize & 0xfff) / 8)
         .store(7, core::sync::atomic::Ordering::SeqCst);
-    on_cpu(0, || w.m.mmu().switch_mm(&mm));
+    on_cpu(0, || irqs_off(|off| w.m.mmu().switch_mm(off, &mm)));
     assert_eq!(
         walk_on_cpu0(&w, &mm, va(X + 0x10), &|| {}),
         Walk::Page {

@@ -132,6 +132,7 @@ use mm::entry::EntryFlags;
 use mm::flush::Mmu;
 use mm::gather::GatherCtx;
 use mm::hw::{BackendKind, CrossCall, FlushBackend, LocalTlb, PhysMem, RunningCpu, TableSyncHw};
+use mm::irq::{IrqsOff, IrqsOn};
 use mm::level::{ENTRIES, Level};
 use mm::stats::TlbStats;
 use mm::table_free::TableFreer;
@@ -171,7 +172,7 @@ loom::thread_local! {
 }
 
 /// A handler in a mailbox. The sender keeps it alive: it waits for the ack.
-type Handler = &'static (dyn Fn() + Sync);
+type Handler = &'static (dyn for<'a> Fn(IrqsOff<'a>) + Sync);
 
 /// One simulated CPU: ghost hardware state (core atomics: exact, see the top) and its
 /// interrupt mailbox.
@@ -353,7 +354,8 @@ impl Machine {
         );
     }
 
-    /// An interrupt point: runs every pending handler (interrupts off), acks it.
+    /// An interrupt point: runs every pending handler (interrupts off, as an interrupt
+    /// entry: the proof is made from the flag), acks it.
     fn irq_point(&self) {
         let me = self.this_cpu();
         assert!(
@@ -366,7 +368,7 @@ impl Machine {
             let f = self.me().mailbox.lock().unwrap()[sender]
                 .take()
                 .expect("a pending IPI has a handler");
-            self.with_irqs_off(&mut || f());
+            self.run_irqs_disabled(&mut || IrqsOff::entered(self, "runs an IPI handler", f));
             self.me().pending.fetch_and(!(1 << sender), SeqCst);
             self.wake(sender);
         }
@@ -397,12 +399,12 @@ impl Machine {
     }
 
     /// Native IPIs to `targets`, waiting for each (`call_on_many`).
-    fn ipi(&self, targets: &CpuMask, f: &(dyn Fn() + Sync)) {
+    fn ipi(&self, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync)) {
         let me = self.this_cpu();
         assert!(self.irqs_enabled(), "cpu {me} sends IPIs with interrupts off");
         // SAFETY: the handler is used only until its target acks, and this function
         // returns only after every target has acked.
-        let f: Handler = unsafe { core::mem::transmute::<&(dyn Fn() + Sync), Handler>(f) };
+        let f: Handler = unsafe { core::mem::transmute::<&(dyn Fn(IrqsOff<'_>) + Sync), Handler>(f) };
         for t in targets.iter() {
             self.cpus[t].mailbox.lock().unwrap()[me] = Some(f);
             self.cpus[t].pending.fetch_or(1 << me, SeqCst);
@@ -440,6 +442,7 @@ impl Machine {
         let version = self.ghost[mm].page.fetch_add(1, SeqCst) + 1;
         self.irq_point();
         let receipt = self.mmu().flush_tlb_mm_range(
+            &mut IrqsOn::check(self, "flushes"),
             &self.mms[mm],
             PAGE,
             PAGE + Level::Pte.span(),
@@ -454,7 +457,8 @@ impl Machine {
 
     /// The scheduler switches to a task of `next` (`switch_mm_irqs_off`).
     fn switch_to(&self, next: usize) {
-        self.with_irqs_off(&mut || self.mmu().switch_mm(&self.mms[next]));
+        let mut on = IrqsOn::check(self, "switches tasks");
+        self.with_irqs_off(&mut on, &mut |off| self.mmu().switch_mm(off, &self.mms[next]));
     }
 
     /// `release` of `mm` (teardown through a gather, lazy holders shot, root freed).
@@ -479,7 +483,7 @@ impl RunningCpu for Machine {
         THIS_CPU.with(|c| c.get())
     }
 
-    fn with_irqs_off(&self, f: &mut dyn FnMut()) {
+    fn run_irqs_disabled(&self, f: &mut dyn FnMut()) {
         let prev = self.me().irqs_off.swap(true, SeqCst);
         f();
         self.me().irqs_off.store(prev, SeqCst);
@@ -491,6 +495,10 @@ impl RunningCpu for Machine {
 }
 
 impl LocalTlb for Machine {
+    fn cpu(&self) -> &dyn RunningCpu {
+        self
+    }
+
     fn flush_page(&self, va: VirtAddr) {
         if va == PAGE {
             self.me().tlb.store(0, SeqCst);
@@ -517,14 +525,19 @@ impl FlushBackend for Machine {
         BackendKind::NativeIpi
     }
 
-    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
+    fn flush_others(
+        &self,
+        _on: &IrqsOn,
+        targets: &CpuMask,
+        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
+    ) -> CpuMask {
         self.ipi(targets, handler);
         *targets
     }
 }
 
 impl CrossCall for Machine {
-    fn call_others(&self, targets: &CpuMask, f: &(dyn Fn() + Sync)) {
+    fn call_others(&self, _on: &IrqsOn, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync)) {
         self.ipi(targets, f);
     }
 }
@@ -562,13 +575,17 @@ impl PhysMem for Machine {
 }
 
 impl TableSyncHw for Machine {
+    fn cpu(&self) -> &dyn RunningCpu {
+        self
+    }
+
     fn flush_implies_ipi_broadcast(&self) -> bool {
         true
     }
 
-    fn sync_ipi_all_others(&self) {
+    fn sync_ipi_all_others(&self, _on: &IrqsOn) {
         let others = self.online().and_not(&[self.this_cpu()].into_iter().collect());
-        self.ipi(&others, &|| ());
+        self.ipi(&others, &|_| ());
     }
 
     fn online(&self) -> CpuMask {

@@ -13,8 +13,9 @@
 
 use mm::cpumask::CpuMask;
 use mm::hw::{BackendKind, FlushBackend};
+use mm::irq::{IrqsOff, IrqsOn};
 
-use crate::ipi::call_on_many;
+use crate::ipi::call_handler_on_many;
 use crate::stats::IpiReason;
 
 /// The INVLPGB backend.
@@ -28,7 +29,12 @@ impl FlushBackend for Invlpgb {
         BackendKind::Invlpgb
     }
 
-    fn flush_others(&self, targets: &CpuMask, _handler: &(dyn Fn() + Sync)) -> CpuMask {
+    fn flush_others(
+        &self,
+        on: &IrqsOn,
+        targets: &CpuMask,
+        _handler: &(dyn Fn(IrqsOff<'_>) + Sync),
+    ) -> CpuMask {
         if self.hardware {
             // SAFETY: CPUID reports INVLPGB. rax=0 (no address/ASID/PCID filters), ecx=0,
             // edx=0: invalidate all non-global translations of every CPU, then wait.
@@ -42,7 +48,9 @@ impl FlushBackend for Invlpgb {
         // as interrupted (the hardware interrupts nobody).
         let mut sent = targets.and(&crate::cpus::online());
         sent.clear(crate::percpu::cpu_index());
-        call_on_many(&sent, IpiReason::Flush, &x86_64::instructions::tlb::flush_all);
+        call_handler_on_many(on, &sent, IpiReason::Flush, &|_| {
+            x86_64::instructions::tlb::flush_all()
+        });
         CpuMask::new()
     }
 }

@@ -5,8 +5,9 @@
 
 use mm::cpumask::CpuMask;
 use mm::hw::{BackendKind, FlushBackend};
+use mm::irq::{IrqsOff, IrqsOn};
 
-use crate::ipi::call_on_many;
+use crate::ipi::call_handler_on_many;
 use crate::stats::IpiReason;
 
 /// IPI-based remote flush.
@@ -17,10 +18,15 @@ impl FlushBackend for NativeIpi {
         BackendKind::NativeIpi
     }
 
-    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
+    fn flush_others(
+        &self,
+        on: &IrqsOn,
+        targets: &CpuMask,
+        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
+    ) -> CpuMask {
         let mut sent = targets.and(&crate::cpus::online());
         sent.clear(crate::percpu::cpu_index());
-        call_on_many(&sent, IpiReason::Flush, handler);
+        call_handler_on_many(on, &sent, IpiReason::Flush, handler);
         sent
     }
 }

@@ -16,8 +16,9 @@
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use mm::cpumask::{CpuMask, MAX_CPUS};
 use mm::hw::{BackendKind, FlushBackend};
+use mm::irq::{IrqsOff, IrqsOn};
 
-use crate::ipi::call_on_many;
+use crate::ipi::call_handler_on_many;
 use crate::stats::IpiReason;
 
 /// Steal-time bit: the host has descheduled this vCPU.
@@ -53,7 +54,12 @@ impl FlushBackend for Paravirt {
         BackendKind::Paravirt
     }
 
-    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
+    fn flush_others(
+        &self,
+        on: &IrqsOn,
+        targets: &CpuMask,
+        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
+    ) -> CpuMask {
         let me = crate::percpu::cpu_index();
         let mut ipi = CpuMask::new();
         for t in targets.and(&crate::cpus::online()).iter().filter(|&t| t != me) {
@@ -72,7 +78,7 @@ impl FlushBackend for Paravirt {
                 ipi.set(t);
             }
         }
-        call_on_many(&ipi, IpiReason::Flush, handler);
+        call_handler_on_many(on, &ipi, IpiReason::Flush, handler);
         ipi
     }
 }

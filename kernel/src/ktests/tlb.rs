@@ -99,6 +99,7 @@ fn remap_while_remote_reads_at(base: u64, pages: usize, flushed: Option<u64>) ->
     }
     if let Some(n) = flushed {
         tlb::mmu().flush_tlb_mm_range(
+            &mut tlb::irqs_on("flushes"),
             mm,
             VirtAddr::new(base),
             VirtAddr::new(base + n * 4096),
@@ -205,7 +206,7 @@ ktest::kernel_test!(
         let ipis = flush_ipis_received(1);
         sched::use_mm(Some(mm));
         remap_x(mm, frame_with(2));
-        let r = tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, false);
+        let r = tlb::mmu().flush_tlb_mm_range(&mut tlb::irqs_on("flushes"), mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, false);
         assert!(!r.interrupted().contains(1));
         assert_eq!(flush_ipis_received(1), ipis, "lazy cpu 1 was interrupted");
         assert!((tlb::STATS.total() - before).get(TlbEvent::LazySkipped) >= 1);
@@ -216,7 +217,7 @@ ktest::kernel_test!(
         assert!((tlb::STATS.total() - before).get(TlbEvent::Catchup) >= 1);
 
         // A flush that frees tables interrupts it, and it leaves the address space.
-        let r = tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, true);
+        let r = tlb::mmu().flush_tlb_mm_range(&mut tlb::irqs_on("flushes"), mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, true);
         sched::use_mm(None);
         assert!(r.interrupted().contains(1));
         assert_eq!(flush_ipis_received(1), ipis + 1);
@@ -254,7 +255,7 @@ ktest::kernel_test!(
         visit_and_go_lazy(mm, || {
             read_x();
         });
-        let r = tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(0), mm::flush::FLUSH_ALL, Level::Pte, true);
+        let r = tlb::mmu().flush_tlb_mm_range(&mut tlb::irqs_on("flushes"), mm, VirtAddr::new(0), mm::flush::FLUSH_ALL, Level::Pte, true);
         assert!(r.interrupted().is_empty(), "the broadcast interrupts nobody");
         assert!(tlb::mmu().states.cpu(1).is_lazy(), "no handler ran on cpu 1");
         crate::user_space::destroy(mm); // panics if cpu 1 never leaves
@@ -295,7 +296,7 @@ ktest::kernel_test!(
             let locked = mm.lock();
             slots().for_each(|slot| slot.install(&locked, Entry::POISON));
         }
-        tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, false);
+        tlb::mmu().flush_tlb_mm_range(&mut tlb::irqs_on("flushes"), mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, false);
         let got = arch::probe::read_u64(X);
         {
             let locked = mm.lock();
@@ -303,7 +304,7 @@ ktest::kernel_test!(
                 slot.clear(&locked);
             });
         }
-        tlb::mmu().flush_tlb_mm_range(mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, false);
+        tlb::mmu().flush_tlb_mm_range(&mut tlb::irqs_on("flushes"), mm, VirtAddr::new(X), VirtAddr::new(X + 4096), Level::Pte, false);
         assert_eq!(arch::probe::read_u64(X), Err(arch::probe::ProbeFault::NotMapped));
         sched::use_mm(None);
         MEM.free_frame(PhysAddr::new(frame));

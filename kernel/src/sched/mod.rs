@@ -117,7 +117,9 @@ pub fn schedule() {
     };
     let mmu = crate::tlb::mmu();
     match next_mm {
-        Some(mm) => mmu.switch_mm(mm),
+        Some(mm) => {
+            mm::irq::IrqsOff::entered(&arch::cpu::X86Cpu, "switches tasks", |off| mmu.switch_mm(off, mm))
+        }
         None => mmu.enter_lazy_tlb(),
     }
     // The release step this task may be in is its own, not the next task's.
@@ -195,7 +197,9 @@ pub fn use_mm(mm: Option<&'static AddressSpace>) {
         unsafe { *me.mm.get() = mm };
         let mmu = crate::tlb::mmu();
         match mm {
-            Some(mm) => mmu.switch_mm(mm),
+            Some(mm) => mm::irq::IrqsOff::entered(&arch::cpu::X86Cpu, "uses an address space", |off| {
+                mmu.switch_mm(off, mm)
+            }),
             None => mmu.enter_lazy_tlb(),
         }
     });

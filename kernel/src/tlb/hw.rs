@@ -26,34 +26,17 @@ pub fn set_relax(relax: &'static dyn Relax) {
 /// Sync IPIs, grace-period counters and the static key, for mm's table freeing.
 pub struct SyncHw;
 
-/// Both run on the CPU that calls them.
-macro_rules! on_the_running_cpu {
-    ($($t:ty),*) => {$(
-        impl mm::hw::RunningCpu for $t {
-            fn this_cpu(&self) -> usize {
-                arch::percpu::cpu_index()
-            }
-
-            fn with_irqs_off(&self, f: &mut dyn FnMut()) {
-                arch::irq::without_interrupts(f)
-            }
-
-            fn irqs_enabled(&self) -> bool {
-                arch::irq::are_enabled()
-            }
-        }
-    )*};
-}
-
-on_the_running_cpu!(SyncHw, WalkerHw);
-
 impl mm::hw::TableSyncHw for SyncHw {
+    fn cpu(&self) -> &dyn mm::hw::RunningCpu {
+        &arch::cpu::X86Cpu
+    }
+
     fn flush_implies_ipi_broadcast(&self) -> bool {
         arch::static_key::tlb_table_flush_implies_ipi_broadcast()
     }
 
-    fn sync_ipi_all_others(&self) {
-        arch::ipi::call_on_many(&arch::cpus::online(), arch::stats::IpiReason::Sync, &|| {});
+    fn sync_ipi_all_others(&self, on: &mm::irq::IrqsOn) {
+        arch::ipi::call_handler_on_many(on, &arch::cpus::online(), arch::stats::IpiReason::Sync, &|_| {});
     }
 
     fn online(&self) -> mm::cpumask::CpuMask {
@@ -94,6 +77,10 @@ pub static SYNC_HW: SyncHw = SyncHw;
 pub struct WalkerHw;
 
 impl mm::hw::WalkerHw for WalkerHw {
+    fn cpu(&self) -> &dyn mm::hw::RunningCpu {
+        &arch::cpu::X86Cpu
+    }
+
     fn preemption_point(&self) {
         ktest::pv_host::preemption_point();
     }

@@ -11,9 +11,11 @@ pub mod backend;
 pub mod breakage;
 pub mod hw;
 
+use arch::cpu::X86Cpu;
 use mm::addr_space::AddressSpace;
 use mm::flush::Mmu;
 use mm::hw::FlushBackend;
+use mm::irq::{IrqsOff, IrqsOn};
 use mm::stats::TlbStats;
 use mm::tlb_state::TlbStates;
 use spin::Once;
@@ -52,7 +54,19 @@ pub fn mmu() -> Mmu<'static> {
 /// Makes this CPU use the kernel's address space for the first time (CPU bring-up).
 pub fn init_cpu() {
     let mmu = mmu();
-    TLB.with_irqs_off_fn(|| mmu.switch_mm(kernel_mm()));
+    arch::irq::without_interrupts(|| {
+        IrqsOff::entered(&X86Cpu, "joins the kernel's address space", |off| {
+            mmu.switch_mm(off, kernel_mm())
+        })
+    });
+}
+
+/// The running task's capability to wait for other CPUs (mm's flushes, syncs and
+/// drains take it): made from the interrupt flag, panicking, naming the caller and
+/// `what` it was about to do, if interrupts are off.
+#[track_caller]
+pub fn irqs_on(what: &str) -> IrqsOn {
+    IrqsOn::check(&X86Cpu, what)
 }
 
 /// Everything an mmu_gather needs on this machine.
@@ -69,6 +83,7 @@ pub fn gather_ctx() -> mm::gather::GatherCtx<'static> {
 /// `Walk::NotLoaded`, if `mm` is not the one in this CPU's CR3).
 pub fn walk(mm: &AddressSpace, va: u64) -> mm::walker::Walk {
     mm::walker::walk(
+        &mut irqs_on("walks page tables lock-free"),
         &hw::WALKER_HW,
         &MEM,
         &STATS,
@@ -80,6 +95,6 @@ pub fn walk(mm: &AddressSpace, va: u64) -> mm::walker::Walk {
 /// Waits for every deferred table and empties the quarantine: afterwards the frame
 /// accounting reflects only live memory.
 pub fn settle() {
-    FREER.drain(&hw::SYNC_HW, &MEM, &STATS);
+    FREER.drain(&irqs_on("drains the table freer"), &hw::SYNC_HW, &MEM, &STATS);
     poison::drain_quarantine();
 }
