@@ -314,7 +314,8 @@ mod fuzz_tests {
     //! arguments or a message.
     use super::*;
 
-    use boot::fuzz::Rng;
+    use rand_core::{Rng as _, SeedableRng};
+    use rand_xorshift::XorShiftRng as Rng;
 
     const FLAGS: &[&str] = &[
         "--smp",
@@ -372,14 +373,14 @@ mod fuzz_tests {
 
     #[test]
     fn fuzzed_command_lines_parse_or_are_refused_without_panicking() {
-        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let mut rng = Rng::seed_from_u64(0x5eed_1234_abcd_0001);
         let (mut ok, mut refused) = (0, 0);
         for _ in 0..5000 {
             let mut argv = vec!["gatheros".to_string()];
             for _ in 0..rng.next_u64() % 8 {
-                argv.push(rng.pick(FLAGS).to_string());
+                argv.push(FLAGS[rng.next_u64() as usize % FLAGS.len()].to_string());
                 if rng.next_u64() % 3 != 0 {
-                    argv.push(rng.pick(VALUES).to_string());
+                    argv.push(VALUES[rng.next_u64() as usize % VALUES.len()].to_string());
                 }
             }
             match Cli::try_parse_from(&argv) {
