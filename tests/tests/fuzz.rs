@@ -18,24 +18,29 @@ const BOOTS: usize = 4;
 /// The seed of the generator (rand_xorshift's; fixed: a failure is reproducible).
 const SEED: u64 = 0xf00d_5eed_0000_0013;
 
-/// The kernel's list of the keys it knows (`options::KEYS`), read from its source so that
-/// the list is written once.
+/// The kernel's table of the keys it knows (`options::KEYS`), read from its source so
+/// that the list is written once.
 const KERNEL_OPTIONS: &str = include_str!("../../kernel/src/options/mod.rs");
 
 /// The keys fuzzed here: the kernel's, less those that choose what runs (`bench*`,
 /// `test*`) and the test-only breakage; plus a feature key, an unknown key and none.
 fn keys() -> Vec<&'static str> {
-    let list = KERNEL_OPTIONS
-        .split_once("pub const KEYS: &[&str] = &[")
-        .and_then(|(_, rest)| rest.split_once("];"))
-        .expect("kernel/src/options/mod.rs has no KEYS list")
+    let table = KERNEL_OPTIONS
+        .split_once("pub const KEYS: &[OptionKey] = &[")
+        .and_then(|(_, rest)| rest.split_once("\n];"))
+        .expect("kernel/src/options/mod.rs has no KEYS table")
         .0;
-    let mut keys: Vec<&str> = list
-        .split(',')
-        .map(|k| k.trim().trim_matches('"'))
-        .filter(|k| !k.is_empty() && !k.starts_with("bench") && !k.starts_with("test") && *k != "tlb.break")
+    let mut keys: Vec<&str> = table
+        .split("key(")
+        .skip(1)
+        .filter_map(|row| row.trim_start().strip_prefix('"')?.split_once('"'))
+        .map(|(name, _)| name)
+        .filter(|k| !k.starts_with("bench") && !k.starts_with("test") && *k != "tlb.break")
         .collect();
-    assert!(keys.contains(&"tlb.backend"), "KEYS read wrongly: {keys:?}");
+    assert!(
+        keys.contains(&"tlb.backend") && keys.contains(&"soak.tables"),
+        "KEYS read wrongly: {keys:?}"
+    );
     keys.extend(["cpuid.pcid", "frobnicate", ""]);
     keys
 }
