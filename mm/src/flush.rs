@@ -261,3 +261,7 @@ impl Mmu<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "flush_tests.rs"]
+mod tests;

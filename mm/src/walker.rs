@@ -98,3 +98,7 @@ fn walk_irqs_off(hw: &dyn WalkerHw, mem: &dyn PhysMem, root: PhysAddr, va: VirtA
     }
     unreachable!("a walk ends at an absent entry or a leaf")
 }
+
+#[cfg(test)]
+#[path = "walker_tests.rs"]
+mod tests;
