@@ -17,10 +17,11 @@ mod test;
 mod value;
 
 pub use bench::BenchOptions;
+use bench_spec::{Op, Scenario};
 pub use test::TestOptions;
 use test::parse_suites;
 pub use value::OptionError;
-use value::{bounded, choose, parse_bool, parse_list, parse_usize};
+use value::{bounded, choose, parse_bool, parse_list, parse_usize, push};
 
 /// Longest `hold=` accepted (a minute).
 pub const MAX_HOLD_MS: u64 = 60_000;
@@ -68,88 +69,42 @@ const A_NUMBER: &str = "a number";
 
 /// Every key [`BootOptions::parse`] knows (besides `cpuid.<feature>`): its name, what it
 /// accepts and how it sets it. Also the key list of the fuzz tests and the README's table.
+#[rustfmt::skip] // A table: one row per key.
 pub const KEYS: &[OptionKey] = &[
-    key("log", "error|warn|info|debug|trace", |o, v| {
-        v.parse().ok().map(|level| o.log_level = level)
-    }),
-    key("apic", "xapic|x2apic", |o, v| {
-        choose(v, &[("xapic", true), ("x2apic", false)]).map(|x| o.force_xapic = x)
-    }),
-    key("hold", "milliseconds, at most 60000", |o, v| {
-        bounded(v, (0, MAX_HOLD_MS)).map(|ms| o.hold_ms = ms)
-    }),
-    key("watchdog.ms", "milliseconds, 100 to 3600000", |o, v| {
-        bounded(v, (MIN_WATCHDOG_MS, MAX_WATCHDOG_MS)).map(|ms| o.watchdog_ms = ms)
-    }),
-    key("tlb.backend", "native|pv", |o, v| {
-        ["native", "pv"].contains(&v).then(|| o.tlb_backend = v)
-    }),
+    key("log", "error|warn|info|debug|trace", |o, v| v.parse().ok().map(|l| o.log_level = l)),
+    key("apic", "xapic|x2apic",
+        |o, v| choose(v, &[("xapic", true), ("x2apic", false)]).map(|x| o.force_xapic = x)),
+    key("hold", "milliseconds, at most 60000", |o, v| bounded(v, (0, MAX_HOLD_MS)).map(|ms| o.hold_ms = ms)),
+    key("watchdog.ms", "milliseconds, 100 to 3600000",
+        |o, v| bounded(v, (MIN_WATCHDOG_MS, MAX_WATCHDOG_MS)).map(|ms| o.watchdog_ms = ms)),
+    key("tlb.backend", "native|pv", |o, v| ["native", "pv"].contains(&v).then(|| o.tlb_backend = v)),
     key("tlb.table_sync", "decided|always|force-skip", table_sync),
     key("tlb.table_batch", "fail|ok", table_batch),
     key("tlb.break", "none|stride|lazy|noflush", tlb_break),
-    key("clearcpuid", "a CPUID feature name", |o, v| {
-        o.cpuid_overrides.push((v, false));
-        Some(())
-    }),
-    key("setcpuid", "a CPUID feature name", |o, v| {
-        o.cpuid_overrides.push((v, true));
-        Some(())
-    }),
-    key("bench", "smp|tlb", |o, v| {
-        ["smp", "tlb"].contains(&v).then(|| o.bench = Some(v))
-    }),
-    key("bench.ops", bench_spec::Op::LIST, |o, v| {
-        parse_list(v, bench_spec::Op::parse).map(|ops| o.bench_tlb.ops = ops)
-    }),
-    key("bench.scen", bench_spec::Scenario::LIST, |o, v| {
-        parse_list(v, bench_spec::Scenario::parse).map(|s| o.bench_tlb.scenarios = s)
-    }),
-    key("bench.iters", A_NUMBER, |o, v| {
-        parse_usize(v).map(|n| o.bench_tlb.iters = n.max(1))
-    }),
-    key("bench.spin", "busy|halt", |o, v| {
-        choose(v, &[("busy", false), ("halt", true)]).map(|h| o.bench_tlb.spin_halts = h)
-    }),
-    key("test", ON_OFF, |o, v| {
-        parse_bool(v).map(|on| o.test = on.then(|| o.test.take().unwrap_or_default()))
-    }),
-    key(
-        "test.suites",
-        "quick, watchdog, soak (comma-separated) or all",
-        |o, v| parse_suites(v).map(|s| o.test_mut().suites = s),
-    ),
-    key("test.backend_tests", ON_OFF, |o, v| {
-        parse_bool(v).map(|on| o.test_mut().backend_tests = on)
-    }),
-    key("test.scale_tests", ON_OFF, |o, v| {
-        parse_bool(v).map(|on| o.test_mut().scale_tests = on)
-    }),
-    key("test.filter", "a part of a test name", |o, v| {
-        o.test_mut().filters.push(v);
-        Some(())
-    }),
-    key("test.skip", "a part of a test name", |o, v| {
-        o.test_mut().skips.push(v);
-        Some(())
-    }),
-    key("test.exact", ON_OFF, |o, v| {
-        parse_bool(v).map(|on| o.test_mut().exact = on)
-    }),
-    key("test.start", A_NUMBER, |o, v| {
-        parse_usize(v).map(|n| o.test_mut().start = n)
-    }),
-    key("test.passed", A_NUMBER, |o, v| {
-        parse_usize(v).map(|n| o.test_mut().passed = n)
-    }),
-    key("test.failed", A_NUMBER, |o, v| {
-        parse_usize(v).map(|n| o.test_mut().failed = n)
-    }),
-    key("test.ignored", A_NUMBER, |o, v| {
-        parse_usize(v).map(|n| o.test_mut().ignored = n)
-    }),
-    key("soak.tables", "a table count, 8 to 10000000", |o, v| {
-        bounded(v, (8, MAX_SOAK_TABLES)).map(|n| o.soak_tables = n)
-    }),
+    key("clearcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, false))),
+    key("setcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, true))),
+    key("bench", "smp|tlb", |o, v| ["smp", "tlb"].contains(&v).then(|| o.bench = Some(v))),
+    key("bench.ops", Op::LIST, |o, v| parse_list(v, Op::parse).map(|ops| o.bench_tlb.ops = ops)),
+    key("bench.scen", Scenario::LIST,
+        |o, v| parse_list(v, Scenario::parse).map(|s| o.bench_tlb.scenarios = s)),
+    key("bench.iters", A_NUMBER, |o, v| parse_usize(v).map(|n| o.bench_tlb.iters = n.max(1))),
+    key("bench.spin", "busy|halt",
+        |o, v| choose(v, &[("busy", false), ("halt", true)]).map(|h| o.bench_tlb.spin_halts = h)),
+    key("test", ON_OFF,
+        |o, v| parse_bool(v).map(|on| o.test = on.then(|| o.test.take().unwrap_or_default()))),
+    key("test.suites", "quick, watchdog, soak (comma-separated) or all",
+        |o, v| parse_suites(v).map(|s| o.test_mut().suites = s)),
+    key("test.backend_tests", ON_OFF, |o, v| parse_bool(v).map(|on| o.test_mut().backend_tests = on)),
+    key("test.scale_tests", ON_OFF, |o, v| parse_bool(v).map(|on| o.test_mut().scale_tests = on)),
+    key("test.filter", "a part of a test name", |o, v| push(&mut o.test_mut().filters, v)),
+    key("test.skip", "a part of a test name", |o, v| push(&mut o.test_mut().skips, v)),
+    key("test.exact", ON_OFF, |o, v| parse_bool(v).map(|on| o.test_mut().exact = on)),
+    key("test.start", A_NUMBER, |o, v| parse_usize(v).map(|n| o.test_mut().start = n)),
+    key("test.passed", A_NUMBER, |o, v| parse_usize(v).map(|n| o.test_mut().passed = n)),
+    key("test.failed", A_NUMBER, |o, v| parse_usize(v).map(|n| o.test_mut().failed = n)),
+    key("test.ignored", A_NUMBER, |o, v| parse_usize(v).map(|n| o.test_mut().ignored = n)),
+    key("soak.tables", "a table count, 8 to 10000000",
+        |o, v| bounded(v, (8, MAX_SOAK_TABLES)).map(|n| o.soak_tables = n)),
 ];
 
 /// A row of [`KEYS`].

@@ -61,3 +61,9 @@ pub(super) fn choose<T: Copy>(text: &str, choices: &[(&str, T)]) -> Option<T> {
         .find(|(name, _)| *name == text)
         .map(|&(_, value)| value)
 }
+
+/// Pushes `item` onto `list`: for the keys that take any value.
+pub(super) fn push<T>(list: &mut Vec<T>, item: T) -> Option<()> {
+    list.push(item);
+    Some(())
+}
