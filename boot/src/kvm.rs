@@ -178,12 +178,5 @@ pub fn probe() -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn the_probe_answers_within_its_timeout() {
-        let start = std::time::Instant::now();
-        let r = super::probe();
-        eprintln!("kvm probe: {r:?}");
-        assert!(start.elapsed() < super::PROBE_TIMEOUT + std::time::Duration::from_secs(2));
-    }
-}
+#[path = "kvm_tests.rs"]
+mod tests;

@@ -4,7 +4,6 @@
 
 pub mod bench;
 pub mod flash;
-pub mod fuzz;
 pub mod image;
 pub mod install;
 pub mod kvm;

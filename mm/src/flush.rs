@@ -263,3 +263,7 @@ impl Mmu<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "flush_tests.rs"]
+mod tests;

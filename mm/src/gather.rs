@@ -397,3 +397,7 @@ impl<'a> MmuGather<'a> {
         self.last_receipt.take()
     }
 }
+
+#[cfg(test)]
+#[path = "gather_tests.rs"]
+mod tests;

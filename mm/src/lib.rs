@@ -35,14 +35,4 @@ pub use sync::{Site, weaken};
 #[cfg(test)]
 mod coherence_tests;
 #[cfg(test)]
-mod flush_tests;
-#[cfg(test)]
-mod gather_tests;
-#[cfg(test)]
-mod pgtable_tests;
-#[cfg(test)]
 mod sim;
-#[cfg(test)]
-mod unmap_tests;
-#[cfg(test)]
-mod walker_tests;

@@ -133,3 +133,7 @@ pub fn translate(mem: &dyn PhysMem, root: PhysAddr, va: VirtAddr) -> Option<Phys
 pub fn table_is_empty(mem: &dyn PhysMem, table: PhysAddr) -> bool {
     (0..ENTRIES).all(|i| mem.word(table, i).load(Ordering::Acquire) == 0)
 }
+
+#[cfg(test)]
+#[path = "pgtable_tests.rs"]
+mod tests;

@@ -182,3 +182,7 @@ fn sweep_tables(g: &mut MmuGather, table: PhysAddr, level: Level, base: VirtAddr
         }
     }
 }
+
+#[cfg(test)]
+#[path = "unmap_tests.rs"]
+mod tests;

@@ -113,3 +113,7 @@ fn walk_irqs_off(
     }
     unreachable!("a walk ends at an absent entry or a leaf")
 }
+
+#[cfg(test)]
+#[path = "walker_tests.rs"]
+mod tests;

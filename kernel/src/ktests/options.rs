@@ -1,7 +1,7 @@
 //! Boot options: known keys parse, unknown keys and bad values are reported and leave the
 //! defaults.
 
-use crate::options::{BootOptions, OptionError};
+use crate::options::{BootOptions, KEYS, OptionError};
 use log::LevelFilter;
 
 ktest::kernel_test!(
@@ -58,5 +58,27 @@ ktest::kernel_test!(
         assert_eq!(o.bench_tlb.ops, Op::ALL);
         assert_eq!(o.bench_tlb.scenarios, Scenario::ALL);
         assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+);
+
+ktest::kernel_test!(
+    fn every_value_a_choice_key_lists_is_taken_and_others_are_refused_with_the_list() {
+        for key in KEYS.iter().filter(|k| k.accepts.contains('|')) {
+            for value in key.accepts.split('|').chain(["zzz"]) {
+                let text = alloc::format!("{}={value}", key.name);
+                let text: &'static str = alloc::boxed::Box::leak(text.into_boxed_str());
+                let (_, errors) = BootOptions::parse(text);
+                if value == "zzz" {
+                    let refusal = OptionError::BadValue {
+                        key: key.name,
+                        value,
+                        expected: key.accepts,
+                    };
+                    assert_eq!(errors, [refusal], "{text}");
+                } else {
+                    assert!(errors.is_empty(), "{text} is listed but refused: {errors:?}");
+                }
+            }
+        }
     }
 );

@@ -8,31 +8,24 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use rand_core::{Rng as _, SeedableRng};
+use rand_xorshift::XorShiftRng as Rng;
+
 use crate::options::{BootOptions, KEYS, OptionError};
 
 /// Option texts tried.
 const CASES: usize = 3000;
-/// The generator's seed (fixed: a failure is reproducible).
+/// The seed of the generator (rand_xorshift's; fixed: a failure is reproducible).
 const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// xorshift64*: enough for test inputs, and no dependency.
-struct Rng(u64);
+/// A number below `n`.
+fn below(rng: &mut Rng, n: usize) -> usize {
+    (rng.next_u64() % n as u64) as usize
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
+/// One of `items` (not empty).
+fn pick<'a>(rng: &mut Rng, items: &[&'a str]) -> &'a str {
+    items[below(rng, items.len())]
 }
 
 const VALUES: &[&str] = &[
@@ -79,35 +72,35 @@ const VALUES: &[&str] = &[
 ];
 
 fn value(rng: &mut Rng) -> String {
-    match rng.below(4) {
+    match below(rng, 4) {
         0 => {
             // Random printable bytes, up to 300 of them.
-            let n = rng.below(300);
-            (0..n).map(|_| (b'!' + rng.below(94) as u8) as char).collect()
+            let n = below(rng, 300);
+            (0..n).map(|_| (b'!' + below(rng, 94) as u8) as char).collect()
         }
-        1 => alloc::format!("{}", rng.next()),
-        _ => String::from(rng.pick(VALUES)),
+        1 => alloc::format!("{}", rng.next_u64()),
+        _ => String::from(pick(rng, VALUES)),
     }
 }
 
 fn key(rng: &mut Rng) -> String {
-    match rng.below(8) {
+    match below(rng, 8) {
         0 => alloc::format!(
             "cpuid.{}",
-            rng.pick(&["x2apic", "pcid", "invlpgb", "nonsense", ""])
+            pick(rng, &["x2apic", "pcid", "invlpgb", "nonsense", ""])
         ),
         1 => value(rng),
-        _ => String::from(rng.pick(KEYS)),
+        _ => String::from(KEYS[below(rng, KEYS.len())].name),
     }
 }
 
 fn option_text(rng: &mut Rng) -> String {
-    let words = rng.below(12);
+    let words = below(rng, 12);
     let mut text = String::new();
     for _ in 0..words {
         let k = key(rng);
         text.push_str(&k);
-        if rng.below(5) != 0 {
+        if below(rng, 5) != 0 {
             text.push('=');
             text.push_str(&value(rng));
         }
@@ -118,7 +111,7 @@ fn option_text(rng: &mut Rng) -> String {
 
 ktest::kernel_test!(
     fn fuzzed_boot_options_parse_without_panicking_and_unknown_keys_are_refused() {
-        let mut rng = Rng(SEED);
+        let mut rng = Rng::seed_from_u64(SEED);
         let (mut refused, mut accepted) = (0usize, 0usize);
         // Parse wants `'static` text (the ramdisk's); one buffer is reused per case.
         let buf: &'static mut String = alloc::boxed::Box::leak(alloc::boxed::Box::new(String::new()));
@@ -131,7 +124,10 @@ ktest::kernel_test!(
             let (_, errors): (BootOptions, Vec<OptionError>) = BootOptions::parse(stat);
             for e in &errors {
                 if let OptionError::UnknownKey(k) = e {
-                    assert!(!KEYS.contains(k), "a known key was refused: {k} in {text:?}");
+                    assert!(
+                        !KEYS.iter().any(|key| key.name == *k),
+                        "a known key was refused: {k} in {text:?}"
+                    );
                 }
             }
             refused += errors.len();
@@ -146,7 +142,7 @@ ktest::kernel_test!(
 
 ktest::kernel_test!(
     fn every_listed_key_is_known_to_the_parser() {
-        for k in KEYS {
+        for k in KEYS.iter().map(|key| key.name) {
             let text = alloc::format!("{k}=on");
             let text: &'static str = alloc::boxed::Box::leak(text.into_boxed_str());
             let (_, errors) = BootOptions::parse(text);

@@ -4,6 +4,9 @@
 //! the same mechanism works from QEMU and from a flashed USB stick, and options change
 //! without rebuilding. Unknown keys and bad values are reported with one log line each
 //! and the kernel goes on with defaults.
+//!
+//! Each key is one row of [`KEYS`]: its name, what it accepts (the text a refusal shows)
+//! and the function that parses a value into [`BootOptions`].
 
 extern crate alloc;
 use alloc::vec::Vec;
@@ -14,10 +17,11 @@ mod test;
 mod value;
 
 pub use bench::BenchOptions;
+use bench_spec::{Op, Scenario};
 pub use test::TestOptions;
 use test::parse_suites;
 pub use value::OptionError;
-use value::{bounded, parse_bool, parse_usize};
+use value::{bounded, choose, parse_bool, parse_list, parse_usize, push};
 
 /// Longest `hold=` accepted (a minute).
 pub const MAX_HOLD_MS: u64 = 60_000;
@@ -45,37 +49,98 @@ pub fn boot_options() -> &'static BootOptions {
         .unwrap_or_else(|| DEFAULTS.call_once(BootOptions::default))
 }
 
-/// Every key [`BootOptions::parse`] knows (besides `cpuid.<feature>`), for the fuzz test
-/// and the README's table.
-pub const KEYS: &[&str] = &[
-    "log",
-    "apic",
-    "hold",
-    "watchdog.ms",
-    "tlb.backend",
-    "tlb.table_sync",
-    "tlb.table_batch",
-    "tlb.break",
-    "clearcpuid",
-    "setcpuid",
-    "bench",
-    "bench.ops",
-    "bench.scen",
-    "bench.iters",
-    "bench.spin",
-    "test",
-    "test.suites",
-    "test.backend_tests",
-    "test.scale_tests",
-    "test.filter",
-    "test.skip",
-    "test.exact",
-    "test.start",
-    "test.passed",
-    "test.failed",
-    "test.ignored",
-    "soak.tables",
+/// One key of the boot options: its name, the values it accepts and how it sets them.
+/// [`KEYS`] holds every key; [`BootOptions::parse`] looks each word's key up there.
+pub struct OptionKey {
+    /// The key: the text before `=`.
+    pub name: &'static str,
+    /// The values it accepts, as a refusal names them (`expected ...`): `a|b|c` for a
+    /// choice, else a description.
+    pub accepts: &'static str,
+    /// Parses a value into the options; `None` refuses it and leaves the options as they
+    /// were.
+    set: fn(&mut BootOptions, &'static str) -> Option<()>,
+}
+
+/// What `on|off` keys (and `cpuid.<feature>=`) accept.
+const ON_OFF: &str = "on|off";
+/// What counter keys accept.
+const A_NUMBER: &str = "a number";
+
+/// Every key [`BootOptions::parse`] knows (besides `cpuid.<feature>`): its name, what it
+/// accepts and how it sets it. Also the key list of the fuzz tests and the README's table.
+#[rustfmt::skip] // A table: one row per key.
+pub const KEYS: &[OptionKey] = &[
+    key("log", "error|warn|info|debug|trace", |o, v| v.parse().ok().map(|l| o.log_level = l)),
+    key("apic", "xapic|x2apic",
+        |o, v| choose(v, &[("xapic", true), ("x2apic", false)]).map(|x| o.force_xapic = x)),
+    key("hold", "milliseconds, at most 60000", |o, v| bounded(v, (0, MAX_HOLD_MS)).map(|ms| o.hold_ms = ms)),
+    key("watchdog.ms", "milliseconds, 100 to 3600000",
+        |o, v| bounded(v, (MIN_WATCHDOG_MS, MAX_WATCHDOG_MS)).map(|ms| o.watchdog_ms = ms)),
+    key("tlb.backend", "native|pv", |o, v| ["native", "pv"].contains(&v).then(|| o.tlb_backend = v)),
+    key("tlb.table_sync", "decided|always|force-skip", table_sync),
+    key("tlb.table_batch", "fail|ok", table_batch),
+    key("tlb.break", "none|stride|lazy|noflush", tlb_break),
+    key("clearcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, false))),
+    key("setcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, true))),
+    key("bench", "smp|tlb", |o, v| ["smp", "tlb"].contains(&v).then(|| o.bench = Some(v))),
+    key("bench.ops", Op::LIST, |o, v| parse_list(v, Op::parse).map(|ops| o.bench_tlb.ops = ops)),
+    key("bench.scen", Scenario::LIST,
+        |o, v| parse_list(v, Scenario::parse).map(|s| o.bench_tlb.scenarios = s)),
+    key("bench.iters", A_NUMBER, |o, v| parse_usize(v).map(|n| o.bench_tlb.iters = n.max(1))),
+    key("bench.spin", "busy|halt",
+        |o, v| choose(v, &[("busy", false), ("halt", true)]).map(|h| o.bench_tlb.spin_halts = h)),
+    key("test", ON_OFF,
+        |o, v| parse_bool(v).map(|on| o.test = on.then(|| o.test.take().unwrap_or_default()))),
+    key("test.suites", "quick, watchdog, soak (comma-separated) or all",
+        |o, v| parse_suites(v).map(|s| o.test_mut().suites = s)),
+    key("test.backend_tests", ON_OFF, |o, v| parse_bool(v).map(|on| o.test_mut().backend_tests = on)),
+    key("test.scale_tests", ON_OFF, |o, v| parse_bool(v).map(|on| o.test_mut().scale_tests = on)),
+    key("test.filter", "a part of a test name", |o, v| push(&mut o.test_mut().filters, v)),
+    key("test.skip", "a part of a test name", |o, v| push(&mut o.test_mut().skips, v)),
+    key("test.exact", ON_OFF, |o, v| parse_bool(v).map(|on| o.test_mut().exact = on)),
+    key("test.start", A_NUMBER, |o, v| parse_usize(v).map(|n| o.test_mut().start = n)),
+    key("test.passed", A_NUMBER, |o, v| parse_usize(v).map(|n| o.test_mut().passed = n)),
+    key("test.failed", A_NUMBER, |o, v| parse_usize(v).map(|n| o.test_mut().failed = n)),
+    key("test.ignored", A_NUMBER, |o, v| parse_usize(v).map(|n| o.test_mut().ignored = n)),
+    key("soak.tables", "a table count, 8 to 10000000",
+        |o, v| bounded(v, (8, MAX_SOAK_TABLES)).map(|n| o.soak_tables = n)),
 ];
+
+/// A row of [`KEYS`].
+const fn key(
+    name: &'static str,
+    accepts: &'static str,
+    set: fn(&mut BootOptions, &'static str) -> Option<()>,
+) -> OptionKey {
+    OptionKey { name, accepts, set }
+}
+
+/// `tlb.table_sync=`: the table freer's sync mode.
+fn table_sync(o: &mut BootOptions, v: &'static str) -> Option<()> {
+    use mm::table_free::SyncMode::{Always, Decided, ForceSkip};
+    o.table_sync = choose(
+        v,
+        &[
+            ("decided", Decided),
+            ("always", Always),
+            ("force-skip", ForceSkip),
+        ],
+    )?;
+    Some(())
+}
+
+/// `tlb.table_batch=`: whether every table-batch allocation fails (test-only).
+fn table_batch(o: &mut BootOptions, v: &'static str) -> Option<()> {
+    o.table_batch_fails = choose(v, &[("fail", true), ("ok", false)])?;
+    Some(())
+}
+
+/// `tlb.break=`: the TLB mechanism broken on purpose (test-only).
+fn tlb_break(o: &mut BootOptions, v: &'static str) -> Option<()> {
+    o.tlb_break = mm::breakage::Breakage::parse(v)?;
+    Some(())
+}
 
 /// All boot options, with their defaults.
 #[derive(Debug, Clone)]
@@ -147,148 +212,20 @@ impl BootOptions {
     }
 
     fn apply(&mut self, key: &'static str, value: &'static str) -> Result<(), OptionError> {
-        match key {
-            "log" => {
-                self.log_level = value.parse().map_err(|_| OptionError::BadValue {
-                    key,
-                    value,
-                    expected: "error|warn|info|debug|trace",
-                })?
-            }
-            "apic" => {
-                self.force_xapic = match value {
-                    "xapic" => true,
-                    "x2apic" => false,
-                    _ => {
-                        return Err(OptionError::BadValue {
-                            key,
-                            value,
-                            expected: "xapic|x2apic",
-                        });
-                    }
-                }
-            }
-            "hold" => self.hold_ms = bounded(key, value, (0, MAX_HOLD_MS), "milliseconds, at most 60000")?,
-            "soak.tables" => {
-                self.soak_tables = bounded(key, value, (8, MAX_SOAK_TABLES), "a table count, 8 to 10000000")?
-            }
-            "watchdog.ms" => {
-                self.watchdog_ms = bounded(
-                    key,
-                    value,
-                    (MIN_WATCHDOG_MS, MAX_WATCHDOG_MS),
-                    "milliseconds, 100 to 3600000",
-                )?
-            }
-            "tlb.backend" => match value {
-                "native" | "pv" => self.tlb_backend = value,
-                _ => {
-                    return Err(OptionError::BadValue {
-                        key,
-                        value,
-                        expected: "native|pv",
-                    });
-                }
-            },
-            "tlb.table_sync" => {
-                self.table_sync = match value {
-                    "decided" => mm::table_free::SyncMode::Decided,
-                    "always" => mm::table_free::SyncMode::Always,
-                    "force-skip" => mm::table_free::SyncMode::ForceSkip,
-                    _ => {
-                        return Err(OptionError::BadValue {
-                            key,
-                            value,
-                            expected: "decided|always|force-skip",
-                        });
-                    }
-                }
-            }
-            "tlb.table_batch" => match value {
-                "fail" => self.table_batch_fails = true,
-                "ok" => self.table_batch_fails = false,
-                _ => {
-                    return Err(OptionError::BadValue {
-                        key,
-                        value,
-                        expected: "fail|ok",
-                    });
-                }
-            },
-            "tlb.break" => {
-                self.tlb_break = mm::breakage::Breakage::parse(value).ok_or(OptionError::BadValue {
-                    key,
-                    value,
-                    expected: "none|stride|lazy|noflush",
-                })?
-            }
-            "clearcpuid" | "setcpuid" => self.cpuid_overrides.push((value, key == "setcpuid")),
-            "bench" => match value {
-                "smp" | "tlb" => self.bench = Some(value),
-                _ => {
-                    return Err(OptionError::BadValue {
-                        key,
-                        value,
-                        expected: "smp|tlb",
-                    });
-                }
-            },
-            "bench.ops" => {
-                self.bench_tlb.ops = value
-                    .split(',')
-                    .map(bench_spec::Op::parse)
-                    .collect::<Option<_>>()
-                    .ok_or(OptionError::BadValue {
-                        key,
-                        value,
-                        expected: bench_spec::Op::LIST,
-                    })?
-            }
-            "bench.scen" => {
-                self.bench_tlb.scenarios = value
-                    .split(',')
-                    .map(bench_spec::Scenario::parse)
-                    .collect::<Option<_>>()
-                    .ok_or(OptionError::BadValue {
-                        key,
-                        value,
-                        expected: bench_spec::Scenario::LIST,
-                    })?
-            }
-            "bench.iters" => self.bench_tlb.iters = parse_usize(key, value)?.max(1),
-            "bench.spin" => match value {
-                "busy" => self.bench_tlb.spin_halts = false,
-                "halt" => self.bench_tlb.spin_halts = true,
-                _ => {
-                    return Err(OptionError::BadValue {
-                        key,
-                        value,
-                        expected: "busy|halt",
-                    });
-                }
-            },
-            "test" => {
-                if parse_bool(key, value)? {
-                    self.test_mut();
-                } else {
-                    self.test = None;
-                }
-            }
-            "test.suites" => self.test_mut().suites = parse_suites(key, value)?,
-            "test.backend_tests" => self.test_mut().backend_tests = parse_bool(key, value)?,
-            "test.scale_tests" => self.test_mut().scale_tests = parse_bool(key, value)?,
-            "test.filter" => self.test_mut().filters.push(value),
-            "test.skip" => self.test_mut().skips.push(value),
-            "test.exact" => self.test_mut().exact = parse_bool(key, value)?,
-            "test.start" => self.test_mut().start = parse_usize(key, value)?,
-            "test.passed" => self.test_mut().passed = parse_usize(key, value)?,
-            "test.failed" => self.test_mut().failed = parse_usize(key, value)?,
-            "test.ignored" => self.test_mut().ignored = parse_usize(key, value)?,
-            _ => match key.strip_prefix("cpuid.") {
-                Some(feature) => self.cpuid_overrides.push((feature, parse_bool(key, value)?)),
-                None => return Err(OptionError::UnknownKey(key)),
-            },
+        if let Some(known) = KEYS.iter().find(|k| k.name == key) {
+            return (known.set)(self, value).ok_or(OptionError::BadValue {
+                key,
+                value,
+                expected: known.accepts,
+            });
         }
+        let feature = key.strip_prefix("cpuid.").ok_or(OptionError::UnknownKey(key))?;
+        let on = parse_bool(value).ok_or(OptionError::BadValue {
+            key,
+            value,
+            expected: ON_OFF,
+        })?;
+        self.cpuid_overrides.push((feature, on));
         Ok(())
     }
 }

@@ -1,5 +1,9 @@
 //! Values of boot options: the refusal a bad word gets, and the parsers of booleans,
-//! numbers and bounded numbers.
+//! numbers, bounded numbers, lists and choices (what each key accepts is in its
+//! [`super::KEYS`] row).
+
+extern crate alloc;
+use alloc::vec::Vec;
 
 /// A problem with one word of the options; logged, never fatal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,35 +30,40 @@ impl core::fmt::Display for OptionError {
     }
 }
 
-pub(super) fn parse_bool(key: &'static str, value: &'static str) -> Result<bool, OptionError> {
+/// `on|off` (also `yes|no`, `1|0`, `true|false`).
+pub(super) fn parse_bool(value: &str) -> Option<bool> {
     match value {
-        "on" | "yes" | "1" | "true" => Ok(true),
-        "off" | "no" | "0" | "false" => Ok(false),
-        _ => Err(OptionError::BadValue {
-            key,
-            value,
-            expected: "on|off",
-        }),
+        "on" | "yes" | "1" | "true" => Some(true),
+        "off" | "no" | "0" | "false" => Some(false),
+        _ => None,
     }
 }
 
-pub(super) fn parse_usize(key: &'static str, value: &'static str) -> Result<usize, OptionError> {
-    value.parse().map_err(|_| OptionError::BadValue {
-        key,
-        value,
-        expected: "a number",
-    })
+/// A number.
+pub(super) fn parse_usize(value: &str) -> Option<usize> {
+    value.parse().ok()
 }
 
-/// A number in `[min, max]`, or a refusal naming the range.
-pub(super) fn bounded(
-    key: &'static str,
-    value: &'static str,
-    (min, max): (u64, u64),
-    expected: &'static str,
-) -> Result<u64, OptionError> {
-    match value.parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(OptionError::BadValue { key, value, expected }),
-    }
+/// A number in `[min, max]`.
+pub(super) fn bounded(value: &str, (min, max): (u64, u64)) -> Option<u64> {
+    value.parse::<u64>().ok().filter(|n| (min..=max).contains(n))
+}
+
+/// A comma-separated list, each item parsed by `item`; `None` if any is refused.
+pub(super) fn parse_list<T>(value: &str, item: fn(&str) -> Option<T>) -> Option<Vec<T>> {
+    value.split(',').map(item).collect()
+}
+
+/// The value paired with `text` in `choices`, if any.
+pub(super) fn choose<T: Copy>(text: &str, choices: &[(&str, T)]) -> Option<T> {
+    choices
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|&(_, value)| value)
+}
+
+/// Pushes `item` onto `list`: for the keys that take any value.
+pub(super) fn push<T>(list: &mut Vec<T>, item: T) -> Option<()> {
+    list.push(item);
+    Some(())
 }
