@@ -13,11 +13,11 @@ use mm::addr_space::AddressSpace;
 
 use mm::hw::PhysMem;
 use mm::stats::{TlbEvent, TlbTotals};
-use mm::table_free::SyncMode;
 use mm::walker::Walk;
 
 use crate::mem::phys::MEM;
 use crate::sched;
+use crate::tlb::faults::Fault;
 use crate::user_space::{destroy, unmap};
 use crate::{mem, tlb, user_space};
 
@@ -60,9 +60,10 @@ pub fn slot_va(s: u64) -> u64 {
 pub struct RaceConfig {
     /// Map+unmap rounds per slot.
     pub rounds: u64,
-    /// Table batches cannot be allocated: every table takes the flush + sync + free path.
+    /// Table batches cannot be allocated: every table takes the flush + sync + free path
+    /// ([`Fault::NoBatchPages`]).
     pub fallback: bool,
-    /// Test-only: skip every sync, even when unsafe.
+    /// Test-only: no sync reaches a CPU, even where it is needed ([`Fault::ForceSkip`]).
     pub force_skip: bool,
     /// Host preemption of walkers: microseconds per walk (0: none).
     pub preempt_us: u32,
@@ -109,10 +110,10 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     OUTCOMES.iter().for_each(|o| o.store(0, Ordering::SeqCst));
     WALKS.store(0, Ordering::SeqCst);
     arch::pv_host::set_host_preemption(if cfg.preempt_us > 0 { 1 } else { 0 }, cfg.preempt_us);
-    tlb::FREER.set_batch_allocation_fails(cfg.fallback);
-    let old_mode = tlb::FREER.mode();
+    Fault::NoBatchPages.set(cfg.fallback);
+    let forced_before = Fault::ForceSkip.active();
     if cfg.force_skip {
-        tlb::FREER.set_mode(SyncMode::ForceSkip);
+        Fault::ForceSkip.set(true);
     }
     let walkers: Vec<_> = busy_cpus()
         .into_iter()
@@ -181,8 +182,8 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     arch::pv_host::set_host_preemption(0, 0);
     sched::use_mm(None);
     destroy(mm);
-    tlb::FREER.set_mode(old_mode);
-    tlb::FREER.set_batch_allocation_fails(false);
+    Fault::ForceSkip.set(forced_before);
+    Fault::NoBatchPages.set(false);
     tlb::settle();
     let delta = tlb::STATS.total() - before;
     RaceResult {

@@ -23,7 +23,6 @@
 
 use crate::addr::VirtAddr;
 use crate::addr_space::AddressSpace;
-use crate::breakage::Breakage;
 use crate::cpumask::CpuMask;
 use crate::hw::{CrossCall, FlushBackend, LocalTlb};
 use crate::level::Level;
@@ -40,6 +39,7 @@ pub const FLUSH_ALL: VirtAddr = VirtAddr::new(u64::MAX);
 
 /// Everything the TLB code needs, bundled: the running CPU's TLB, the remote-flush
 /// backend, per-CPU states and counters, and the kernel's own address space.
+#[derive(Clone, Copy)]
 pub struct Mmu<'a> {
     /// The running CPU's TLB.
     pub tlb: &'a dyn LocalTlb,
@@ -53,8 +53,6 @@ pub struct Mmu<'a> {
     pub kernel: &'a AddressSpace,
     /// Plain cross calls, for lazy holders that must leave whatever the backend.
     pub calls: &'a dyn CrossCall,
-    /// Test-only: a mechanism switched off (`tlb.break=`); `Breakage::None` normally.
-    pub breakage: Breakage,
 }
 
 /// One flush request (`flush_tlb_info`).
@@ -110,7 +108,7 @@ impl Mmu<'_> {
         others.clear(cpu);
         let mut interrupted = CpuMask::new();
         if !others.is_empty() {
-            let targets = if freed_tables && self.breakage != Breakage::Lazy {
+            let targets = if freed_tables {
                 others
             } else {
                 let busy: CpuMask = others.iter().filter(|&c| !self.states.cpu(c).is_lazy()).collect();
@@ -118,7 +116,7 @@ impl Mmu<'_> {
                     .add(cpu, TlbEvent::LazySkipped, (others.count() - busy.count()) as u64);
                 busy
             };
-            if !targets.is_empty() && self.breakage != Breakage::NoFlush {
+            if !targets.is_empty() {
                 interrupted = self
                     .backend
                     .flush_others(&targets, &|| self.flush_tlb_func(&info));

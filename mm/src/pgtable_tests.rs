@@ -187,7 +187,7 @@ fn unmapping_a_1g_page_frees_its_pud_table_and_nothing_of_its_range() {
         unmap_range(&mm.lock(), &mut g, va(G), va(G + (1 << 30)));
         let seen = (g.cleared, g.freed_tables, g.pending_pages());
         g.finish();
-        w.freer.drain(&w.sync, &w.mem, &w.m.stats);
+        w.freer().drain();
         seen
     });
     let (cleared, freed_tables, pages) = g;

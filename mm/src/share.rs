@@ -73,8 +73,7 @@ pub fn unshare_pmd_table(ctx: &GatherCtx, locked: &PageTableGuard, va: VirtAddr)
     let mut g = MmuGather::new(ctx, mm);
     g.unshare_table(va);
     let receipt = g.flush_mmu_tlbonly();
-    ctx.freer
-        .table_sync_one(ctx.sync, ctx.mmu.stats, receipt.as_ref(), mm, unlinked);
+    ctx.freer.table_sync_one(receipt.as_ref(), mm, unlinked);
     g.finish();
     receipt
 }

@@ -472,7 +472,6 @@ impl Machine {
             stats: &self.stats,
             kernel: &self.kernel,
             calls: &SimIpi,
-            breakage: crate::breakage::Breakage::None,
         }
     }
 }
@@ -496,6 +495,19 @@ impl MemBus {
     /// Whether `pa` is a frame that was allocated and freed.
     fn was_freed(&self, pa: PhysAddr) -> bool {
         self.freed.lock().unwrap().contains(&pa)
+    }
+
+    fn free_frame(&self, pa: PhysAddr) {
+        assert!(
+            self.frames.lock().unwrap().remove(&pa).is_some(),
+            "double free of {pa:#x}"
+        );
+        self.freed.lock().unwrap().push(pa);
+    }
+
+    fn free_table(&self, pa: PhysAddr) {
+        self.freed_tables.lock().unwrap().push(pa);
+        self.free_frame(pa);
     }
 
     fn word(&self, table: PhysAddr, index: usize) -> &'static AtomicU64 {
@@ -548,15 +560,10 @@ impl PhysMem for SimMem {
         Some(pa)
     }
     fn free_frame(&self, pa: PhysAddr) {
-        assert!(
-            self.frames.lock().unwrap().remove(&pa).is_some(),
-            "double free of {pa:#x}"
-        );
-        self.freed.lock().unwrap().push(pa);
+        self.bus.free_frame(pa)
     }
     fn free_table(&self, pa: PhysAddr) {
-        self.freed_tables.lock().unwrap().push(pa);
-        self.free_frame(pa);
+        self.bus.free_table(pa)
     }
     fn alloc_huge(&self) -> Option<PhysAddr> {
         // 512 frames at consecutive, 2 MiB-aligned addresses.
@@ -594,6 +601,9 @@ pub struct SimSync {
     rounds: std::sync::atomic::AtomicU64,
     /// The watchdog's reports: what was waited for and the laggards.
     pub reports: std::sync::Mutex<Vec<(&'static str, CpuMask)>>,
+    /// The `force-skip` fault: a sync IPI does nothing (no CPU is interrupted, `syncs`
+    /// does not move), as if the sync had been skipped.
+    pub sync_does_nothing: std::sync::atomic::AtomicBool,
 }
 
 impl SimSync {
@@ -607,6 +617,7 @@ impl SimSync {
             watchdog_rounds: 100,
             rounds: Default::default(),
             reports: Default::default(),
+            sync_does_nothing: Default::default(),
         }
     }
 
@@ -628,6 +639,9 @@ impl TableSyncHw for SimSync {
         self.broadcast_key
     }
     fn sync_ipi_all_others(&self) {
+        if self.sync_does_nothing.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
     fn online(&self) -> CpuMask {
@@ -693,12 +707,61 @@ impl FlushBackend for SimBroadcast {
     }
 }
 
+/// The `lazy` fault: a flush backend that passes on only the targets that are not lazy,
+/// as a flush that ignored its freed tables would (its receipt then shows the lazy CPUs
+/// as could-walk but not interrupted).
+pub struct SkipLazy<'a> {
+    /// The real backend.
+    pub inner: &'a dyn FlushBackend,
+    /// Whose lazy flags to read.
+    pub states: &'a TlbStates,
+}
+
+impl FlushBackend for SkipLazy<'_> {
+    fn kind(&self) -> BackendKind {
+        self.inner.kind()
+    }
+    fn flush_others(&self, targets: &CpuMask, handler: &(dyn Fn() + Sync)) -> CpuMask {
+        let busy: CpuMask = targets
+            .iter()
+            .filter(|&c| !self.states.cpu(c).is_lazy())
+            .collect();
+        if busy.is_empty() {
+            return CpuMask::new();
+        }
+        self.inner.flush_others(&busy, handler)
+    }
+}
+
+/// The `table_batch=fail` fault: the simulated memory seen by the table freer, with no
+/// frame to give (every batch allocation fails); frees and word accesses reach the real
+/// frames (batches queued before still get freed).
+pub struct NoFrames(Arc<MemBus>);
+
+impl PhysMem for NoFrames {
+    fn alloc_frame(&self) -> Option<PhysAddr> {
+        None
+    }
+    fn free_frame(&self, pa: PhysAddr) {
+        self.0.free_frame(pa)
+    }
+    fn free_table(&self, pa: PhysAddr) {
+        self.0.free_table(pa)
+    }
+    fn word(&self, table: PhysAddr, index: usize) -> &AtomicU64 {
+        self.0.word(table, index)
+    }
+}
+
 /// A simulated machine with memory, sync hardware and a table freer: what a gather needs.
 pub struct World {
     pub m: Machine,
     pub mem: SimMem,
     pub sync: SimSync,
-    pub freer: crate::table_free::TableFreer,
+    pub freer: crate::table_free::TableFreerState,
+    /// The `table_batch=fail` fault: the freer's batch pages come from [`NoFrames`].
+    pub no_batch_pages: bool,
+    no_frames: NoFrames,
 }
 
 impl World {
@@ -713,9 +776,11 @@ impl World {
         m.tlb.attach(&mem);
         Self {
             m,
+            no_frames: NoFrames(mem.bus.clone()),
             mem,
             sync: SimSync::new(4, key),
-            freer: crate::table_free::TableFreer::new(),
+            freer: crate::table_free::TableFreerState::new(),
+            no_batch_pages: false,
         }
     }
 
@@ -736,12 +801,27 @@ impl World {
         );
     }
 
+    /// The table freer at work on this world (its batch pages from [`NoFrames`] under
+    /// the `table_batch=fail` fault).
+    pub fn freer(&self) -> crate::table_free::TableFreer<'_> {
+        crate::table_free::TableFreer {
+            state: &self.freer,
+            hw: &self.sync,
+            mem: if self.no_batch_pages {
+                &self.no_frames
+            } else {
+                &self.mem
+            },
+            stats: &self.m.stats,
+        }
+    }
+
     pub fn ctx(&self) -> crate::gather::GatherCtx<'_> {
         crate::gather::GatherCtx {
             mmu: self.m.mmu(),
             mem: &self.mem,
-            freer: &self.freer,
-            sync: &self.sync,
+            freer: self.freer(),
+            flushes: &crate::gather::AsAsked,
         }
     }
 
@@ -801,7 +881,7 @@ impl Drop for World {
             return;
         }
         self.sync.tick_all();
-        on_cpu(0, || self.freer.drain(&self.sync, &self.mem, &self.m.stats));
+        on_cpu(0, || self.freer().drain());
         self.assert_no_cached_pointer_into_freed_tables();
     }
 }

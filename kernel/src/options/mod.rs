@@ -101,11 +101,11 @@ pub struct BootOptions {
     /// `tlb.backend=native|pv`: the remote-flush backend.
     pub tlb_backend: &'static str,
     /// `tlb.table_sync=decided|always|force-skip` (force-skip is unsafe, for tests).
-    pub table_sync: mm::table_free::SyncMode,
+    pub table_sync: crate::tlb::faults::TableSync,
     /// `tlb.table_batch=fail`: every table-batch allocation fails (fallback path).
     pub table_batch_fails: bool,
     /// `tlb.break=none|stride|lazy|noflush`: test-only, breaks one TLB mechanism.
-    pub tlb_break: mm::breakage::Breakage,
+    pub tlb_break: Option<crate::tlb::faults::Fault>,
 }
 
 impl Default for BootOptions {
@@ -121,9 +121,9 @@ impl Default for BootOptions {
             watchdog_ms: arch::watchdog::DEFAULT_BOUND_MS,
             soak_tables: DEFAULT_SOAK_TABLES,
             tlb_backend: "native",
-            table_sync: mm::table_free::SyncMode::Decided,
+            table_sync: crate::tlb::faults::TableSync::Mode(mm::table_free::SyncMode::Decided),
             table_batch_fails: false,
-            tlb_break: mm::breakage::Breakage::None,
+            tlb_break: None,
         }
     }
 }
@@ -192,9 +192,9 @@ impl BootOptions {
             },
             "tlb.table_sync" => {
                 self.table_sync = match value {
-                    "decided" => mm::table_free::SyncMode::Decided,
-                    "always" => mm::table_free::SyncMode::Always,
-                    "force-skip" => mm::table_free::SyncMode::ForceSkip,
+                    "decided" => crate::tlb::faults::TableSync::Mode(mm::table_free::SyncMode::Decided),
+                    "always" => crate::tlb::faults::TableSync::Mode(mm::table_free::SyncMode::Always),
+                    "force-skip" => crate::tlb::faults::TableSync::ForceSkip,
                     _ => {
                         return Err(OptionError::BadValue {
                             key,
@@ -216,11 +216,12 @@ impl BootOptions {
                 }
             },
             "tlb.break" => {
-                self.tlb_break = mm::breakage::Breakage::parse(value).ok_or(OptionError::BadValue {
-                    key,
-                    value,
-                    expected: "none|stride|lazy|noflush",
-                })?
+                self.tlb_break =
+                    crate::tlb::faults::Fault::parse_break(value).ok_or(OptionError::BadValue {
+                        key,
+                        value,
+                        expected: "none|stride|lazy|noflush",
+                    })?
             }
             "clearcpuid" | "setcpuid" => self.cpuid_overrides.push((value, key == "setcpuid")),
             "bench" => match value {
