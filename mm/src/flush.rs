@@ -6,7 +6,9 @@
 //!    reads the generation. With both sides sequentially consistent, either the flusher
 //!    sees the CPU (and interrupts it) or the CPU sees the new generation (and catches
 //!    up when it switches in): a completed flush is never missed.
-//! 2. Lazy CPUs (kernel thread on a borrowed address space) are skipped unless the
+//! 2. The targets are decided here, once: the CPUs in the address space's mask but the
+//!    running one; the backend acts on them as given. Lazy CPUs (kernel thread on a
+//!    borrowed address space) are skipped unless the
 //!    flush frees (or unshares) page tables: they touch no user mapping and catch up on
 //!    switch-in. With freed tables they are interrupted too, since speculative walks
 //!    through their paging-structure caches could reach the freed table; they then leave
