@@ -41,7 +41,6 @@ pub const FLUSH_ALL: VirtAddr = VirtAddr::new(u64::MAX);
 
 /// Everything the TLB code needs, bundled: the running CPU's TLB, the remote-flush
 /// backend, per-CPU states and counters, and the kernel's own address space.
-#[derive(Clone, Copy)]
 pub struct Mmu<'a> {
     /// The running CPU's TLB.
     pub tlb: &'a dyn LocalTlb,
