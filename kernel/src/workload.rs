@@ -82,6 +82,9 @@ pub struct RaceResult {
     pub frames_leaked: i64,
     /// Walks that read data that was not mapped there.
     pub bad_reads: u64,
+    /// Syncs the protocol asked for that the `force-skip` fault dropped (counted in
+    /// `delta`'s `SyncSent` too).
+    pub syncs_dropped: u64,
     /// Tables freed when the first poison hit was seen (None: no hit).
     pub tables_freed_at_first_hit: Option<u64>,
     /// TSC cycles the map/unmap rounds took.
@@ -102,6 +105,7 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     tlb::settle();
     let frames_before = crate::mem::frames_used_outside_heap() as i64;
     let before = tlb::STATS.total();
+    let dropped_before = crate::tlb::faults::syncs_dropped();
     let mm = user_space::new_address_space();
     static STOP: AtomicBool = AtomicBool::new(false);
     static WALKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -191,6 +195,7 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
         walks: WALKS.load(Ordering::SeqCst),
         frames_leaked: crate::mem::frames_used_outside_heap() as i64 - frames_before,
         bad_reads: BAD_READS.load(Ordering::SeqCst),
+        syncs_dropped: crate::tlb::faults::syncs_dropped() - dropped_before,
         tables_freed_at_first_hit: first_hit,
         cycles,
     }
@@ -199,14 +204,15 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
 /// Logs a race result as one line.
 pub fn log_result(name: &str, r: &RaceResult) {
     log::info!(
-        "race: case={name} walks={} found={} backed_off={} poison_hits={} bad_reads={} sync_ipis={} syncs_skipped={} tables_freed={} frames_leaked={}",
+        "race: case={name} walks={} found={} backed_off={} poison_hits={} bad_reads={} sync_ipis={} syncs_skipped={} syncs_dropped={} tables_freed={} frames_leaked={}",
         r.walks,
         OUTCOMES[0].load(Ordering::Relaxed),
         OUTCOMES[1].load(Ordering::Relaxed),
         r.delta.get(TlbEvent::PoisonHits),
         r.bad_reads,
-        r.delta.get(TlbEvent::SyncSent),
+        r.delta.get(TlbEvent::SyncSent) - r.syncs_dropped,
         r.delta.get(TlbEvent::SyncSkipped),
+        r.syncs_dropped,
         r.delta.get(TlbEvent::TablesFreed),
         r.frames_leaked
     );

@@ -24,7 +24,7 @@
 //! `NoBatchPages` is also how the benchmark measures the fallback path (`unmap-nobatch`):
 //! a real machine may run out of batch pages; it only cannot choose when.
 
-use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 
 use mm::addr::{PhysAddr, VirtAddr};
 use mm::addr_space::AddressSpace;
@@ -207,10 +207,18 @@ impl FlushBackend for NoRemoteFlush {
     }
 }
 
-/// The `force-skip` fault: the freer's hardware, whose sync IPI reaches no CPU (the
-/// protocol still counts it as sent: `SyncSent` counts the syncs it asked for). Grace
-/// periods are the real ones.
+/// The `force-skip` fault: the freer's hardware, whose sync IPI reaches no CPU. The
+/// protocol still counts it as sent (`SyncSent` counts the syncs it asks for); the double
+/// counts what it dropped ([`syncs_dropped`]). Grace periods are the real ones.
 pub struct SyncDoesNothing;
+
+/// Syncs the `force-skip` double dropped. Relaxed: a count that orders nothing.
+static SYNCS_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Syncs dropped by the `force-skip` fault since boot.
+pub fn syncs_dropped() -> u64 {
+    SYNCS_DROPPED.load(Relaxed)
+}
 
 impl RunningCpu for SyncDoesNothing {
     fn this_cpu(&self) -> usize {
@@ -231,7 +239,9 @@ impl TableSyncHw for SyncDoesNothing {
         SYNC_HW.flush_implies_ipi_broadcast()
     }
 
-    fn sync_ipi_all_others(&self) {}
+    fn sync_ipi_all_others(&self) {
+        SYNCS_DROPPED.fetch_add(1, Relaxed);
+    }
 
     fn online(&self) -> CpuMask {
         SYNC_HW.online()
