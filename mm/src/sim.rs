@@ -48,6 +48,13 @@
 //! The hardware walks here are the simulated MMU's own, not mm's [`crate::pt_walk`]: a
 //! CPU starts mid-tree from a cached pointer, and a model must not share code with what
 //! it checks.
+//!
+//! Faults, for the tests that show a mechanism's failure when it is switched off, are
+//! injected as mm never sees them: a test builds the context with one part replaced by a
+//! double of it (the seam the kernel's `tlb/faults.rs` describes): [`SkipLazy`] for
+//! `Mmu::backend` (the `lazy` fault), [`NoFrames`] for the table freer's memory
+//! ([`World::no_batch_pages`], `table_batch=fail`), and [`SimSync::sync_does_nothing`]
+//! for its sync hardware (`force-skip`).
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
