@@ -167,6 +167,11 @@ pub fn call_handler_on_many(
     f: &(dyn Fn(IrqsOff<'_>) + Sync),
 ) {
     let me = percpu::cpu_index();
+    // Not a decision about whom to reach (the caller made it) but two hardware facts: this
+    // CPU runs `f` directly (an IPI to itself would be taken only after the wait), and a
+    // CPU not yet online has no handler running to answer, so waiting for it would never
+    // end. mm's flush targets in a user address space are online CPUs (a CPU joins one
+    // only by switching to its task) and pass through unchanged.
     let targets = mask.and(&cpus::online()).and_not(&CpuMask::from_iter([me]));
     if mask.contains(me) {
         crate::irq::without_interrupts(|| IrqsOff::entered(&X86Cpu, "runs its own cross call", f));
@@ -232,8 +237,7 @@ pub struct IpiCalls;
 impl mm::hw::CrossCall for IpiCalls {
     #[track_caller]
     fn call_others(&self, on: &IrqsOn, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync)) {
-        let mut others = *targets;
-        others.clear(percpu::cpu_index());
-        call_handler_on_many(on, &others, IpiReason::Call, f);
+        // The targets are mm's decision (other CPUs, `Mmu::shoot_lazy_holders`).
+        call_handler_on_many(on, targets, IpiReason::Call, f);
     }
 }

@@ -111,11 +111,14 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     log::info!("{features}");
     log::info!("{}", mem::frames::stats());
     tlb::init(tlb::backend::choose_backend(&features, opts));
-    tlb::FREER.set_mode(opts.table_sync);
-    tlb::FREER.set_batch_allocation_fails(opts.table_batch_fails);
-    if opts.tlb_break != mm::breakage::Breakage::None {
-        log::warn!("tlb: test-only breakage: tlb.break={}", opts.tlb_break.name());
-        tlb::breakage::set_breakage(opts.tlb_break);
+    match opts.table_sync {
+        tlb::faults::TableSync::Mode(mode) => tlb::FREER.set_mode(mode),
+        tlb::faults::TableSync::ForceSkip => tlb::faults::Fault::ForceSkip.set(true),
+    }
+    tlb::faults::Fault::NoBatchPages.set(opts.table_batch_fails);
+    if let Some(fault) = opts.tlb_break {
+        log::warn!("tlb: test-only fault: tlb.break={}", fault.name());
+        fault.set(true);
     }
     mem::huge_pool::reserve_huge_blocks(4);
     hooks::register();

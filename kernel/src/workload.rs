@@ -13,11 +13,11 @@ use mm::addr_space::AddressSpace;
 
 use mm::hw::PhysMem;
 use mm::stats::{TlbEvent, TlbTotals};
-use mm::table_free::SyncMode;
 use mm::walker::Walk;
 
 use crate::mem::phys::MEM;
 use crate::sched;
+use crate::tlb::faults::Fault;
 use crate::user_space::{destroy, unmap};
 use crate::{mem, tlb, user_space};
 
@@ -60,9 +60,10 @@ pub fn slot_va(s: u64) -> u64 {
 pub struct RaceConfig {
     /// Map+unmap rounds per slot.
     pub rounds: u64,
-    /// Table batches cannot be allocated: every table takes the flush + sync + free path.
+    /// Table batches cannot be allocated: every table takes the flush + sync + free path
+    /// ([`Fault::NoBatchPages`]).
     pub fallback: bool,
-    /// Test-only: skip every sync, even when unsafe.
+    /// Test-only: no sync reaches a CPU, even where it is needed ([`Fault::ForceSkip`]).
     pub force_skip: bool,
     /// Host preemption of walkers: microseconds per walk (0: none).
     pub preempt_us: u32,
@@ -81,6 +82,9 @@ pub struct RaceResult {
     pub frames_leaked: i64,
     /// Walks that read data that was not mapped there.
     pub bad_reads: u64,
+    /// Syncs the protocol asked for that the `force-skip` fault dropped (counted in
+    /// `delta`'s `SyncSent` too).
+    pub syncs_dropped: u64,
     /// Tables freed when the first poison hit was seen (None: no hit).
     pub tables_freed_at_first_hit: Option<u64>,
     /// TSC cycles the map/unmap rounds took.
@@ -101,6 +105,7 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     tlb::settle();
     let frames_before = crate::mem::frames_used_outside_heap() as i64;
     let before = tlb::STATS.total();
+    let dropped_before = crate::tlb::faults::syncs_dropped();
     let mm = user_space::new_address_space();
     static STOP: AtomicBool = AtomicBool::new(false);
     static WALKS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -109,10 +114,10 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     OUTCOMES.iter().for_each(|o| o.store(0, Ordering::SeqCst));
     WALKS.store(0, Ordering::SeqCst);
     ktest::pv_host::set_host_preemption(if cfg.preempt_us > 0 { 1 } else { 0 }, cfg.preempt_us);
-    tlb::FREER.set_batch_allocation_fails(cfg.fallback);
-    let old_mode = tlb::FREER.mode();
+    Fault::NoBatchPages.set(cfg.fallback);
+    let forced_before = Fault::ForceSkip.active();
     if cfg.force_skip {
-        tlb::FREER.set_mode(SyncMode::ForceSkip);
+        Fault::ForceSkip.set(true);
     }
     let walkers: Vec<_> = busy_cpus()
         .into_iter()
@@ -181,8 +186,8 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     ktest::pv_host::set_host_preemption(0, 0);
     sched::use_mm(None);
     destroy(mm);
-    tlb::FREER.set_mode(old_mode);
-    tlb::FREER.set_batch_allocation_fails(false);
+    Fault::ForceSkip.set(forced_before);
+    Fault::NoBatchPages.set(false);
     tlb::settle();
     let delta = tlb::STATS.total() - before;
     RaceResult {
@@ -190,6 +195,7 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
         walks: WALKS.load(Ordering::SeqCst),
         frames_leaked: crate::mem::frames_used_outside_heap() as i64 - frames_before,
         bad_reads: BAD_READS.load(Ordering::SeqCst),
+        syncs_dropped: crate::tlb::faults::syncs_dropped() - dropped_before,
         tables_freed_at_first_hit: first_hit,
         cycles,
     }
@@ -198,14 +204,15 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
 /// Logs a race result as one line.
 pub fn log_result(name: &str, r: &RaceResult) {
     log::info!(
-        "race: case={name} walks={} found={} backed_off={} poison_hits={} bad_reads={} sync_ipis={} syncs_skipped={} tables_freed={} frames_leaked={}",
+        "race: case={name} walks={} found={} backed_off={} poison_hits={} bad_reads={} sync_ipis={} syncs_skipped={} syncs_dropped={} tables_freed={} frames_leaked={}",
         r.walks,
         OUTCOMES[0].load(Ordering::Relaxed),
         OUTCOMES[1].load(Ordering::Relaxed),
         r.delta.get(TlbEvent::PoisonHits),
         r.bad_reads,
-        r.delta.get(TlbEvent::SyncSent),
+        r.delta.get(TlbEvent::SyncSent) - r.syncs_dropped,
         r.delta.get(TlbEvent::SyncSkipped),
+        r.syncs_dropped,
         r.delta.get(TlbEvent::TablesFreed),
         r.frames_leaked
     );

@@ -8,7 +8,6 @@
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::addr_space::AddressSpace;
-use crate::breakage::Breakage;
 use crate::collapse::collapse;
 use crate::flush::{FLUSH_ALL, FlushInfo, Mmu};
 use crate::gather::MmuGather;
@@ -17,7 +16,7 @@ use crate::irq::IrqsOff;
 use crate::level::Level;
 use crate::pt_walk::PathWalk;
 use crate::share::{share_pmd_table, unshare_pmd_table};
-use crate::sim::{Machine, Pointer, SimBroadcast, SimMem, World, irqs_off, irqs_on, on_cpu, va};
+use crate::sim::{Machine, Pointer, SimBroadcast, SimMem, SkipLazy, World, irqs_off, irqs_on, on_cpu, va};
 use crate::unmap::unmap_range;
 
 const REGION: VirtAddr = VirtAddr::new(0x4000_0000);
@@ -96,7 +95,7 @@ fn release_makes_lazy_cpus_leave_when_the_backend_runs_no_handler() {
         .expect("lazy cpu 1 still holds the address space");
     assert!(w.m.states.cpu(1).has_loaded(&w.m.kernel));
     assert_eq!(*w.m.tlb.root[1].lock().unwrap(), w.m.kernel.root(), "cpu 1's CR3");
-    on_cpu(0, || w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats));
+    on_cpu(0, || w.freer().drain(&irqs_on()));
     assert_eq!(w.mem.live(), before);
 }
 
@@ -176,20 +175,14 @@ fn the_flush_handler_refuses_to_run_with_interrupts_on() {
 /// are off.
 fn a_wait_refuses_to_start_with_interrupts_off() {
     let w = World::new(crate::hw::BackendKind::NativeIpi, true);
-    on_cpu(0, || {
-        irqs_off(|_off| w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats))
-    });
+    on_cpu(0, || irqs_off(|_off| w.freer().drain(&irqs_on())));
 }
 
 /// CPU 1 runs `mm` (a page at `REGION`), reads the page (its walk caches the way
 /// there) and turns lazy; CPU 0 unmaps the page, which empties the PTE, PMD and PUD
-/// tables, with `breakage`; the tables' grace period passes and they are freed. Returns
-/// the freed tables, top down (PUD, PMD and PTE table).
-fn lazy_cpu_after_an_unmap_that_freed_tables(
-    w: &World,
-    mm: &AddressSpace,
-    breakage: Breakage,
-) -> Vec<PhysAddr> {
+/// tables, with the `lazy` fault ([`SkipLazy`]) if `skip_lazy`; the tables' grace period
+/// passes and they are freed. Returns the freed tables, top down (PUD, PMD and PTE table).
+fn lazy_cpu_after_an_unmap_that_freed_tables(w: &World, mm: &AddressSpace, skip_lazy: bool) -> Vec<PhysAddr> {
     let tables: Vec<PhysAddr> = PathWalk::new(&w.mem, mm.root(), REGION)
         .skip(1)
         .map(|step| step.table)
@@ -199,14 +192,20 @@ fn lazy_cpu_after_an_unmap_that_freed_tables(
         w.m.tlb.touch(REGION);
         w.m.mmu().enter_lazy_tlb();
     });
+    let fault = SkipLazy {
+        inner: &*w.m.backend,
+        states: &w.m.states,
+    };
     let mut ctx = w.ctx();
-    ctx.mmu.breakage = breakage;
+    if skip_lazy {
+        ctx.mmu.backend = &fault;
+    }
     on_cpu(0, || {
         let locked = mm.lock();
         let mut g = MmuGather::new(&ctx, &locked);
         unmap_range(&mut g, REGION, REGION + 4096);
         g.finish();
-        w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats);
+        w.freer().drain(&irqs_on());
     });
     let mut freed = w.mem.freed_tables.lock().unwrap().clone();
     freed.reverse(); // freed bottom up
@@ -222,7 +221,7 @@ const NEIGHBOUR: VirtAddr = VirtAddr::new(REGION.as_u64() + 4096);
 fn a_lazy_cpu_skipped_despite_freed_tables_walks_into_them() {
     let w = World::with_machine(Machine::new(4), true);
     let mm = w.mm_with([REGION]);
-    lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, Breakage::Lazy);
+    lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, true);
     // CPU 1 still holds `mm` lazily: its hardware may walk the region at any time.
     on_cpu(1, || w.m.tlb.touch(NEIGHBOUR));
 }
@@ -231,7 +230,7 @@ fn a_lazy_cpu_skipped_despite_freed_tables_walks_into_them() {
 fn a_lazy_cpu_skipped_despite_freed_tables_is_reported_until_it_loads_cr3() {
     let w = World::with_machine(Machine::new(4), true);
     let mm = w.mm_with([REGION]);
-    let tables = lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, Breakage::Lazy);
+    let tables = lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, true);
     let mut found: Vec<(usize, Level, PhysAddr)> =
         w.m.tlb
             .pointers_into_freed_tables()
@@ -260,14 +259,14 @@ fn a_world_dropped_with_a_cpu_pointing_into_freed_tables_reports_it() {
     // No check called: the world's end does it.
     let w = World::with_machine(Machine::new(4), true);
     let mm = w.mm_with([REGION]);
-    lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, Breakage::Lazy);
+    lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, true);
 }
 
 #[test]
 fn a_lazy_cpu_interrupted_for_freed_tables_leaves_and_walks_nothing_freed() {
     let w = World::with_machine(Machine::new(4), true);
     let mm = w.mm_with([REGION]);
-    lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, Breakage::None);
+    lazy_cpu_after_an_unmap_that_freed_tables(&w, &mm, false);
     assert!(
         w.m.states.cpu(1).has_loaded(&w.m.kernel),
         "cpu 1 left the address space"
@@ -366,7 +365,7 @@ fn lazy_cpu_after_unmapping_a_huge_leaf(
         let mut g = MmuGather::new(&ctx, &locked);
         unmap_range(&mut g, huge, huge + len);
         g.finish();
-        w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats);
+        w.freer().drain(&irqs_on());
     });
     let mut freed = w.mem.freed_tables.lock().unwrap().clone();
     freed.reverse(); // freed bottom up

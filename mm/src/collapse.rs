@@ -14,7 +14,6 @@
 
 use crate::addr::VirtAddr;
 use crate::addr_space::PageTableGuard;
-use crate::breakage::Breakage;
 use crate::entry::{Entry, EntryFlags, EntrySlot};
 use crate::gather::GatherCtx;
 use crate::irq::IrqsOn;
@@ -42,7 +41,7 @@ pub fn collapse(
     locked: &PageTableGuard,
     va: VirtAddr,
 ) -> Result<FlushReceipt, CollapseError> {
-    let mut on = IrqsOn::check(ctx.sync.cpu(), "collapses a 2 MiB region");
+    let mut on = IrqsOn::check(ctx.mmu.tlb.cpu(), "collapses a 2 MiB region");
     let mem = ctx.mem;
     let mm = locked.mm();
     let va = va.align_down(Level::Pmd);
@@ -61,17 +60,9 @@ pub fn collapse(
     let huge = mem.alloc_huge().ok_or(CollapseError::OutOfMemory)?;
     pmd.slot.clear(locked);
     let unlinked = UnlinkMark::now(mm);
-    let stride = if ctx.mmu.breakage == Breakage::Stride {
-        Level::Pmd // test-only: the cleared entry's own stride
-    } else {
-        Level::Pte
-    };
-    let receipt = ctx
-        .mmu
-        .flush_tlb_mm_range(&mut on, mm, va, va + Level::Pmd.span(), stride, true);
-    ctx.freer
-        .table_sync_one(&on, ctx.sync, ctx.mmu.stats, Some(&receipt), mm, unlinked);
-    let cpu = ctx.sync.cpu().this_cpu();
+    let receipt = ctx.flush_tlb_mm_range(&mut on, mm, va, va + Level::Pmd.span(), Level::Pte, true);
+    ctx.freer.table_sync_one(&on, Some(&receipt), mm, unlinked);
+    let cpu = ctx.mmu.tlb.cpu().this_cpu();
     for i in 0..ENTRIES {
         let small = EntrySlot::of(mem, locked.root(), pte_table, i).read().addr();
         mem.copy_frame(huge + i as u64 * Level::Pte.span(), small);

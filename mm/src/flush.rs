@@ -6,7 +6,9 @@
 //!    reads the generation. With both sides sequentially consistent, either the flusher
 //!    sees the CPU (and interrupts it) or the CPU sees the new generation (and catches
 //!    up when it switches in): a completed flush is never missed.
-//! 2. Lazy CPUs (kernel thread on a borrowed address space) are skipped unless the
+//! 2. The targets are decided here, once: the CPUs in the address space's mask but the
+//!    running one; the backend acts on them as given. Lazy CPUs (kernel thread on a
+//!    borrowed address space) are skipped unless the
 //!    flush frees (or unshares) page tables: they touch no user mapping and catch up on
 //!    switch-in. With freed tables they are interrupted too, since speculative walks
 //!    through their paging-structure caches could reach the freed table; they then leave
@@ -25,7 +27,6 @@
 
 use crate::addr::VirtAddr;
 use crate::addr_space::AddressSpace;
-use crate::breakage::Breakage;
 use crate::cpumask::CpuMask;
 use crate::hw::{CrossCall, FlushBackend, LocalTlb};
 use crate::irq::{IrqsOff, IrqsOn};
@@ -56,8 +57,6 @@ pub struct Mmu<'a> {
     pub kernel: &'a AddressSpace,
     /// Plain cross calls, for lazy holders that must leave whatever the backend.
     pub calls: &'a dyn CrossCall,
-    /// Test-only: a mechanism switched off (`tlb.break=`); `Breakage::None` normally.
-    pub breakage: Breakage,
 }
 
 /// One flush request (`flush_tlb_info`).
@@ -114,7 +113,7 @@ impl Mmu<'_> {
         others.clear(cpu);
         let mut interrupted = CpuMask::new();
         if !others.is_empty() {
-            let targets = if freed_tables && self.breakage != Breakage::Lazy {
+            let targets = if freed_tables {
                 others
             } else {
                 let busy: CpuMask = others.iter().filter(|&c| !self.states.cpu(c).is_lazy()).collect();
@@ -122,7 +121,7 @@ impl Mmu<'_> {
                     .add(cpu, TlbEvent::LazySkipped, (others.count() - busy.count()) as u64);
                 busy
             };
-            if !targets.is_empty() && self.breakage != Breakage::NoFlush {
+            if !targets.is_empty() {
                 interrupted = self
                     .backend
                     .flush_others(on, &targets, &|off| self.flush_tlb_func(off, &info));

@@ -32,9 +32,8 @@ use core::sync::atomic::Ordering;
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::addr_space::{AddressSpace, PageTableGuard};
-use crate::breakage::Breakage;
 use crate::flush::{FLUSH_ALL, Mmu};
-use crate::hw::{PhysMem, TableSyncHw};
+use crate::hw::PhysMem;
 use crate::irq::IrqsOn;
 use crate::level::Level;
 use crate::receipt::{FlushReceipt, UnlinkMark};
@@ -51,10 +50,67 @@ pub struct GatherCtx<'a> {
     pub mmu: Mmu<'a>,
     /// Physical memory.
     pub mem: &'a dyn PhysMem,
-    /// The table freer.
-    pub freer: &'a TableFreer,
-    /// Sync IPIs and grace-period hardware.
-    pub sync: &'a dyn TableSyncHw,
+    /// The table freer, with the hardware, memory and counters it works with.
+    pub freer: TableFreer<'a>,
+    /// How the gather, collapse and unshare ask for their flushes: [`AsAsked`] (the
+    /// [`Mmu`] flushes exactly what was asked) unless a test wires in a double.
+    pub flushes: &'a dyn FlushRequests,
+}
+
+impl GatherCtx<'_> {
+    /// `flush_tlb_mm_range` of a gather, a collapse or an unshare, through
+    /// [`GatherCtx::flushes`].
+    pub fn flush_tlb_mm_range(
+        &self,
+        on: &mut IrqsOn,
+        mm: &AddressSpace,
+        start: VirtAddr,
+        end: VirtAddr,
+        stride: Level,
+        tables: bool,
+    ) -> FlushReceipt {
+        self.flushes.flush(&self.mmu, on, mm, start, end, stride, tables)
+    }
+}
+
+/// Where the flushes of unmapping, collapse and unsharing go. The product's is [`AsAsked`];
+/// the seam exists for test doubles that rewrite a request before the [`Mmu`] sees it
+/// (the kernel's `tlb::faults`), since the range is gone once `flush_tlb_mm_range` has
+/// applied its ceiling.
+pub trait FlushRequests: Sync {
+    /// Flushes `[start, end)` of `mm` at `stride` through `mmu` (waiting for other CPUs:
+    /// `on`); `tables` when page tables were freed or unshared.
+    // The parameters are `Mmu::flush_tlb_mm_range`'s, plus the Mmu: a request struct
+    // would be built and taken apart again on every flush for one test double's sake.
+    #[allow(clippy::too_many_arguments)]
+    fn flush(
+        &self,
+        mmu: &Mmu,
+        on: &mut IrqsOn,
+        mm: &AddressSpace,
+        start: VirtAddr,
+        end: VirtAddr,
+        stride: Level,
+        tables: bool,
+    ) -> FlushReceipt;
+}
+
+/// The product's [`FlushRequests`]: [`Mmu::flush_tlb_mm_range`], as asked.
+pub struct AsAsked;
+
+impl FlushRequests for AsAsked {
+    fn flush(
+        &self,
+        mmu: &Mmu,
+        on: &mut IrqsOn,
+        mm: &AddressSpace,
+        start: VirtAddr,
+        end: VirtAddr,
+        stride: Level,
+        tables: bool,
+    ) -> FlushReceipt {
+        mmu.flush_tlb_mm_range(on, mm, start, end, stride, tables)
+    }
 }
 
 /// Level bits of what was cleared since the last flush.
@@ -151,7 +207,7 @@ impl<'a> MmuGather<'a> {
     #[track_caller]
     pub fn new(ctx: &'a GatherCtx<'a>, locked: &'a PageTableGuard<'a>) -> Self {
         let mm = locked.mm();
-        let on = IrqsOn::check(ctx.sync.cpu(), "starts an mmu_gather");
+        let on = IrqsOn::check(ctx.mmu.tlb.cpu(), "starts an mmu_gather");
         // SeqCst is more than needed: a nested gather learns of this one through the
         // entries this one clears, which it reads under the same page-table lock, so the
         // lock's release/acquire already orders this increment before its `finish`'s
@@ -264,18 +320,14 @@ impl<'a> MmuGather<'a> {
     pub fn unshare_table(&mut self, va: VirtAddr) {
         let start = va.align_down(Level::Pud);
         self.extend(start, start + Level::Pud.span());
-        if self.ctx.mmu.breakage == Breakage::Stride {
-            self.cleared.set(Level::Pud); // test-only: the cleared entry's own stride
-        } else {
-            self.cleared.set(Level::Pte);
-        }
+        self.cleared.set(Level::Pte);
         self.unshared_tables = true;
     }
 
     /// `tlb_remove_table`: into the batch, or — without a batch page — flush, sync, free.
     fn remove_table(&mut self, table: PhysAddr) {
         if self.table_batch.is_none() {
-            self.table_batch = self.ctx.freer.alloc_batch(self.ctx.mem);
+            self.table_batch = self.ctx.freer.alloc_batch();
             self.ntables = 0;
         }
         let Some(batch) = self.table_batch else {
@@ -284,19 +336,14 @@ impl<'a> MmuGather<'a> {
             // this call; only a flush after that may excuse the sync.
             let unlinked = UnlinkMark::now(self.mm);
             let receipt = self.flush_mmu_tlbonly();
-            self.ctx.freer.table_sync_one(
-                &self.on,
-                self.ctx.sync,
-                self.ctx.mmu.stats,
-                receipt.as_ref(),
-                self.mm,
-                unlinked,
-            );
+            self.ctx
+                .freer
+                .table_sync_one(&self.on, receipt.as_ref(), self.mm, unlinked);
             self.ctx.mem.free_table(table);
             self.ctx
                 .mmu
                 .stats
-                .count(self.ctx.sync.cpu().this_cpu(), TlbEvent::TablesFreed);
+                .count(self.ctx.mmu.tlb.cpu().this_cpu(), TlbEvent::TablesFreed);
             self.last_receipt = receipt;
             return;
         };
@@ -308,7 +355,7 @@ impl<'a> MmuGather<'a> {
         self.ctx
             .mmu
             .stats
-            .count(self.ctx.sync.cpu().this_cpu(), TlbEvent::TablesDeferred);
+            .count(self.ctx.mmu.tlb.cpu().this_cpu(), TlbEvent::TablesDeferred);
         if self.ntables == TABLE_BATCH {
             self.flush_mmu_tlbonly();
             self.table_flush();
@@ -324,7 +371,7 @@ impl<'a> MmuGather<'a> {
             .mem
             .word(batch, BATCH_COUNT)
             .store(self.ntables as u64, Ordering::Release);
-        self.ctx.freer.queue_batch(self.ctx.mem, batch);
+        self.ctx.freer.queue_batch(batch);
         self.ntables = 0;
     }
 
@@ -350,7 +397,6 @@ impl<'a> MmuGather<'a> {
         let tables = self.freed_tables || self.unshared_tables;
         let receipt =
             self.ctx
-                .mmu
                 .flush_tlb_mm_range(&mut self.on, self.mm, start, end, self.cleared.stride(), tables);
         self.reset_range();
         Some(receipt)
@@ -362,7 +408,7 @@ impl<'a> MmuGather<'a> {
             self.last_receipt = Some(r);
         }
         self.table_flush();
-        let cpu = self.ctx.sync.cpu().this_cpu();
+        let cpu = self.ctx.mmu.tlb.cpu().this_cpu();
         for &pa in &self.pages[..self.npages] {
             self.ctx.mem.free_frame(pa);
         }
@@ -390,10 +436,8 @@ impl<'a> MmuGather<'a> {
         self.ctx
             .mmu
             .stats
-            .count(self.ctx.sync.cpu().this_cpu(), TlbEvent::Gathers);
-        self.ctx
-            .freer
-            .poll(self.ctx.sync, self.ctx.mem, self.ctx.mmu.stats);
+            .count(self.ctx.mmu.tlb.cpu().this_cpu(), TlbEvent::Gathers);
+        self.ctx.freer.poll();
         self.last_receipt.take()
     }
 }

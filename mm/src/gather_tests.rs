@@ -62,7 +62,7 @@ fn unmap_frees_pages_and_every_empty_table_after_one_flush() {
         "mm not loaded on cpu 0"
     );
     w.sync.tick_all();
-    on_cpu(0, || w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats));
+    on_cpu(0, || w.freer().drain(&irqs_on()));
     assert_eq!(w.mem.freed_tables.lock().unwrap().len(), 3);
     assert_eq!(
         w.mem.live(),
@@ -84,17 +84,17 @@ fn tables_wait_for_a_grace_period() {
         g.finish();
     });
     assert_eq!(w.freer.tables_in_flight(), 3);
-    on_cpu(0, || w.freer.poll(&w.sync, &w.mem, &w.m.stats));
+    on_cpu(0, || w.freer().poll());
     assert_eq!(
         w.freer.tables_in_flight(),
         3,
         "no CPU passed a quiescent state yet"
     );
     w.sync.quiescent[1].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    on_cpu(0, || w.freer.poll(&w.sync, &w.mem, &w.m.stats));
+    on_cpu(0, || w.freer().poll());
     assert_eq!(w.freer.tables_in_flight(), 3, "cpus 2 and 3 may still be walking");
     w.sync.tick_all();
-    on_cpu(0, || w.freer.poll(&w.sync, &w.mem, &w.m.stats));
+    on_cpu(0, || w.freer().poll());
     assert_eq!(w.freer.tables_in_flight(), 0);
     assert_eq!(
         w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst),
@@ -132,7 +132,7 @@ fn any_number_of_batches_waits_without_a_sync() {
     assert!(w.freer.tables_in_flight() > 0);
     for _ in 0..3 {
         w.sync.tick_all();
-        on_cpu(0, || w.freer.poll(&w.sync, &w.mem, &w.m.stats));
+        on_cpu(0, || w.freer().poll());
     }
     assert_eq!(w.freer.tables_in_flight(), 0);
     assert_eq!(
@@ -149,9 +149,14 @@ fn any_number_of_batches_waits_without_a_sync() {
 
 /// Fallback path (batch allocation fails): returns (syncs sent, syncs skipped).
 fn fallback_unmap(kind: BackendKind, key: bool, mode: SyncMode, lazy_cpu_in_mask: bool) -> (u64, u64) {
-    let w = World::new(kind, key);
-    w.freer.set_batch_allocation_fails(true);
+    let mut w = World::new(kind, key);
     w.freer.set_mode(mode);
+    fallback_unmap_on(&mut w, lazy_cpu_in_mask)
+}
+
+/// [`fallback_unmap`] on `w` (its batch pages made to fail here).
+fn fallback_unmap_on(w: &mut World, lazy_cpu_in_mask: bool) -> (u64, u64) {
+    w.no_batch_pages = true;
     let mm = w.mm_with_pages(0x4000_0000, 1);
     on_cpu(1, || irqs_off(|off| w.m.mmu().switch_mm(off, &mm)));
     if lazy_cpu_in_mask {
@@ -204,10 +209,24 @@ fn fallback_skips_the_sync_only_with_native_receipt_and_key() {
         fallback_unmap(BackendKind::NativeIpi, true, SyncMode::Always, false),
         (3, 0)
     );
+}
+
+/// The `force-skip` fault (the sync hardware does nothing) on the path that needs the
+/// sync: the protocol still asks for all three syncs (it does not skip them itself), and
+/// none reaches a CPU. What it lets through is shown by the kernel's race test
+/// (`race_pv_force_skip_is_caught_by_the_detector`).
+#[test]
+fn force_skip_fault_lets_no_sync_reach_a_cpu_where_three_are_due() {
+    let mut w = World::new(BackendKind::Paravirt, false);
+    w.sync
+        .sync_does_nothing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(
-        fallback_unmap(BackendKind::Paravirt, false, SyncMode::ForceSkip, false),
-        (0, 3)
+        fallback_unmap_on(&mut w, false),
+        (3, 0),
+        "(asked for, skipped by the protocol)"
     );
+    assert_eq!(syncs(&w), 0, "sync IPIs that reached the CPUs");
 }
 
 #[test]
@@ -217,20 +236,16 @@ fn sync_without_a_receipt_or_with_another_mms_receipt_is_sent() {
     let other = w.mm_with_pages(0x4000_0000, 1);
     on_cpu(0, || {
         let unlinked = UnlinkMark::now(&mm);
-        w.freer
-            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, None, &mm, unlinked);
+        w.freer().table_sync_one(&irqs_on(), None, &mm, unlinked);
         let r =
             w.m.mmu()
                 .flush_tlb_mm_range(&mut irqs_on(), &other, va(0), va(4096), Level::Pte, true);
-        w.freer
-            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, unlinked);
-        w.freer
-            .table_sync_rcu(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+        w.freer().table_sync_one(&irqs_on(), Some(&r), &mm, unlinked);
+        w.freer().table_sync_rcu(&irqs_on(), Some(&r), &mm, unlinked);
         let r =
             w.m.mmu()
                 .flush_tlb_mm_range(&mut irqs_on(), &mm, va(0), va(4096), Level::Pte, false);
-        w.freer
-            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+        w.freer().table_sync_one(&irqs_on(), Some(&r), &mm, unlinked);
     });
     assert_eq!(w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert_eq!(w.m.stats.total().get(TlbEvent::SyncRcuWaits), 1);
@@ -248,15 +263,12 @@ fn a_receipt_excuses_only_unlinks_made_before_its_flush() {
                 .flush_tlb_mm_range(&mut irqs_on(), &mm, va(0), va(4096), Level::Pte, true);
         assert!(r.was_ipi_broadcast_for(&mm));
         // The unlink it was made for: skipped.
-        w.freer
-            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, first);
+        w.freer().table_sync_one(&irqs_on(), Some(&r), &mm, first);
         assert_eq!(w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst), 0);
         // A later unlink (no flush since): the old receipt must not excuse it.
         let later = UnlinkMark::now(&mm);
-        w.freer
-            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, later);
-        w.freer
-            .table_sync_rcu(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, later);
+        w.freer().table_sync_one(&irqs_on(), Some(&r), &mm, later);
+        w.freer().table_sync_rcu(&irqs_on(), Some(&r), &mm, later);
     });
     assert_eq!(
         w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst),
@@ -271,7 +283,7 @@ fn syncs(w: &World) -> u64 {
     w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// A freed-tables flush that skipped a lazy CPU (`Breakage::Lazy`) interrupted a subset of
+/// A freed-tables flush that skipped a lazy CPU (the `lazy` fault, [`crate::sim::SkipLazy`]) interrupted a subset of
 /// the CPUs that could walk: its receipt must not excuse the sync, though everything
 /// else about it (native IPI, the key, freed tables, the same address space, made after
 /// the unlink) would.
@@ -280,8 +292,12 @@ fn a_receipt_that_left_a_walking_cpu_uninterrupted_does_not_excuse_the_sync() {
     let w = World::new(BackendKind::NativeIpi, true);
     let mm = w.mm_with_pages(0x4000_0000, 1);
     w.hold_lazily(1, &mm);
+    let skip_lazy = crate::sim::SkipLazy {
+        inner: &*w.m.backend,
+        states: &w.m.states,
+    };
     let mmu = crate::flush::Mmu {
-        breakage: crate::breakage::Breakage::Lazy,
+        backend: &skip_lazy,
         ..w.m.mmu()
     };
     on_cpu(0, || {
@@ -294,8 +310,7 @@ fn a_receipt_that_left_a_walking_cpu_uninterrupted_does_not_excuse_the_sync() {
             Level::Pte,
             true,
         );
-        w.freer
-            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+        w.freer().table_sync_one(&irqs_on(), Some(&r), &mm, unlinked);
         let missed = r.could_walk.and_not(&r.interrupted);
         assert_eq!(
             syncs(&w),
@@ -360,8 +375,7 @@ fn a_receipt_from_a_non_native_backend_that_interrupted_all_does_not_excuse_the_
             "the backend interrupted every cpu that could walk: {:?}",
             r.interrupted.iter().collect::<Vec<_>>()
         );
-        w.freer
-            .table_sync_one(&irqs_on(), &w.sync, &w.m.stats, Some(&r), &mm, unlinked);
+        w.freer().table_sync_one(&irqs_on(), Some(&r), &mm, unlinked);
         assert_eq!(
             syncs(&w),
             1,
@@ -434,7 +448,7 @@ fn teardown_returns_every_frame_but_the_root() {
     let ctx = w.ctx();
     on_cpu(0, || {
         teardown(&ctx, &mm.lock());
-        w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats);
+        w.freer().drain(&irqs_on());
     });
     assert_eq!(w.mem.live(), before + 1, "only the root is left");
 }
@@ -470,7 +484,7 @@ fn release_frees_the_root_only_when_no_cpu_has_it_loaded() {
         w.m.states.cpu(1).has_loaded(&mm),
         "without the wait, the root would be freed while CPU 1 has it in CR3"
     );
-    on_cpu(0, || w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats));
+    on_cpu(0, || w.freer().drain(&irqs_on()));
     assert_eq!(w.mem.live(), before + 1, "tables and pages gone, the root kept");
     // Its task ends and CPU 1 idles lazily: the next freed-tables flush makes it leave.
     let mut waits = 0;
@@ -483,7 +497,7 @@ fn release_frees_the_root_only_when_no_cpu_has_it_loaded() {
     })
     .unwrap();
     assert_eq!(waits, 1);
-    on_cpu(0, || w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats));
+    on_cpu(0, || w.freer().drain(&irqs_on()));
     assert_eq!(w.mem.live(), before, "the root is freed too");
 }
 
@@ -522,8 +536,7 @@ fn a_grace_period_held_up_by_one_cpu_is_reported_naming_that_cpu() {
     w.sync.stuck.store(2, std::sync::atomic::Ordering::SeqCst);
     on_cpu(0, || {
         let unlinked = UnlinkMark::now(&mm);
-        w.freer
-            .table_sync_rcu(&irqs_on(), &w.sync, &w.m.stats, None, &mm, unlinked);
+        w.freer().table_sync_rcu(&irqs_on(), None, &mm, unlinked);
     });
     assert_eq!(
         *w.sync.reports.lock().unwrap(),
@@ -537,8 +550,7 @@ fn a_wait_whose_cpus_all_answer_is_never_reported() {
     let mm = w.mm_with_pages(0x4000_0000, 1);
     on_cpu(0, || {
         let unlinked = UnlinkMark::now(&mm);
-        w.freer
-            .table_sync_rcu(&irqs_on(), &w.sync, &w.m.stats, None, &mm, unlinked);
+        w.freer().table_sync_rcu(&irqs_on(), None, &mm, unlinked);
     });
     assert!(w.sync.reports.lock().unwrap().is_empty());
 }

@@ -58,8 +58,8 @@ pub trait LocalTlb: Sync {
 /// lazy holders of a dying address space must still be made to leave it
 /// (`MMU_LAZY_TLB_SHOOTDOWN`).
 pub trait CrossCall: Sync {
-    /// Runs `f` on every CPU in `targets` (not the running one), interrupts off, and waits
-    /// (interrupts on: `on`).
+    /// Runs `f` on every CPU in `targets` (decided by the caller: never the running one),
+    /// interrupts off, and waits (interrupts on: `on`).
     fn call_others(&self, on: &IrqsOn, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync));
 }
 
@@ -86,8 +86,12 @@ impl BackendKind {
     }
 }
 
-/// The `pv_ops.mmu.flush_tlb_multi` hook: makes `handler` take effect on `targets` (not
-/// the running CPU) and waits. Returns the CPUs that actually took an interrupt for it.
+/// The `pv_ops.mmu.flush_tlb_multi` hook: makes `handler` take effect on `targets` and
+/// waits. Returns the CPUs that actually took an interrupt for it.
+///
+/// `targets` is decided once, by `flush_tlb_mm_range` ([`crate::flush`], rule 2): CPUs in
+/// the address space's mask other than the running one, lazy ones only for freed tables.
+/// A backend acts on them as given and filters nothing.
 pub trait FlushBackend: Sync {
     /// What kind of backend this is.
     fn kind(&self) -> BackendKind;

@@ -6,7 +6,6 @@
 
 pub mod addr;
 pub mod addr_space;
-pub mod breakage;
 pub mod collapse;
 pub mod cpumask;
 pub mod entry;

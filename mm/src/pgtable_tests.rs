@@ -189,7 +189,7 @@ fn unmapping_a_1g_page_frees_its_pud_table_and_nothing_of_its_range() {
         unmap_range(&mut g, va(G), va(G + (1 << 30)));
         let seen = (g.cleared, g.freed_tables, g.pending_pages());
         g.finish();
-        w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats);
+        w.freer().drain(&irqs_on());
         seen
     });
     let (cleared, freed_tables, pages) = g;

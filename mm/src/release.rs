@@ -47,7 +47,7 @@ pub fn release_with_steps(
     steps: &dyn TeardownSteps,
     mut wait: impl FnMut() -> bool,
 ) -> Result<(), CpuMask> {
-    let mut on = IrqsOn::check(ctx.sync.cpu(), "releases an address space");
+    let mut on = IrqsOn::check(ctx.mmu.tlb.cpu(), "releases an address space");
     teardown_with_steps(ctx, &mm.lock(), steps);
     loop {
         steps.enter(mm.id(), mm.root(), TeardownStep::ShootLazy);

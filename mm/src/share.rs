@@ -73,14 +73,8 @@ pub fn unshare_pmd_table(ctx: &GatherCtx, locked: &PageTableGuard, va: VirtAddr)
     let mut g = MmuGather::new(ctx, locked);
     g.unshare_table(va);
     let receipt = g.flush_mmu_tlbonly();
-    ctx.freer.table_sync_one(
-        g.irqs_on(),
-        ctx.sync,
-        ctx.mmu.stats,
-        receipt.as_ref(),
-        mm,
-        unlinked,
-    );
+    ctx.freer
+        .table_sync_one(g.irqs_on(), receipt.as_ref(), mm, unlinked);
     g.finish();
     receipt
 }

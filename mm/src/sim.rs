@@ -48,6 +48,13 @@
 //! The hardware walks here are the simulated MMU's own, not mm's [`crate::pt_walk`]: a
 //! CPU starts mid-tree from a cached pointer, and a model must not share code with what
 //! it checks.
+//!
+//! Faults, for the tests that show a mechanism's failure when it is switched off, are
+//! injected as mm never sees them: a test builds the context with one part replaced by a
+//! double of it (the seam the kernel's `tlb/faults.rs` describes): [`SkipLazy`] for
+//! `Mmu::backend` (the `lazy` fault), [`NoFrames`] for the table freer's memory
+//! ([`World::no_batch_pages`], `table_batch=fail`), and [`SimSync::sync_does_nothing`]
+//! for its sync hardware (`force-skip`).
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -486,7 +493,6 @@ impl Machine {
             stats: &self.stats,
             kernel: &self.kernel,
             calls: &SimIpi,
-            breakage: crate::breakage::Breakage::None,
         }
     }
 }
@@ -510,6 +516,19 @@ impl MemBus {
     /// Whether `pa` is a frame that was allocated and freed.
     fn was_freed(&self, pa: PhysAddr) -> bool {
         self.freed.lock().unwrap().contains(&pa)
+    }
+
+    fn free_frame(&self, pa: PhysAddr) {
+        assert!(
+            self.frames.lock().unwrap().remove(&pa).is_some(),
+            "double free of {pa:#x}"
+        );
+        self.freed.lock().unwrap().push(pa);
+    }
+
+    fn free_table(&self, pa: PhysAddr) {
+        self.freed_tables.lock().unwrap().push(pa);
+        self.free_frame(pa);
     }
 
     fn word(&self, table: PhysAddr, index: usize) -> &'static AtomicU64 {
@@ -562,15 +581,10 @@ impl PhysMem for SimMem {
         Some(pa)
     }
     fn free_frame(&self, pa: PhysAddr) {
-        assert!(
-            self.frames.lock().unwrap().remove(&pa).is_some(),
-            "double free of {pa:#x}"
-        );
-        self.freed.lock().unwrap().push(pa);
+        self.bus.free_frame(pa)
     }
     fn free_table(&self, pa: PhysAddr) {
-        self.freed_tables.lock().unwrap().push(pa);
-        self.free_frame(pa);
+        self.bus.free_table(pa)
     }
     fn alloc_huge(&self) -> Option<PhysAddr> {
         // 512 frames at consecutive, 2 MiB-aligned addresses.
@@ -608,6 +622,9 @@ pub struct SimSync {
     rounds: std::sync::atomic::AtomicU64,
     /// The watchdog's reports: what was waited for and the laggards.
     pub reports: std::sync::Mutex<Vec<(&'static str, CpuMask)>>,
+    /// The `force-skip` fault: a sync IPI does nothing (no CPU is interrupted, `syncs`
+    /// does not move), as if the sync had been skipped.
+    pub sync_does_nothing: std::sync::atomic::AtomicBool,
 }
 
 impl SimSync {
@@ -621,6 +638,7 @@ impl SimSync {
             watchdog_rounds: 100,
             rounds: Default::default(),
             reports: Default::default(),
+            sync_does_nothing: Default::default(),
         }
     }
 
@@ -645,6 +663,9 @@ impl TableSyncHw for SimSync {
         self.broadcast_key
     }
     fn sync_ipi_all_others(&self, _on: &IrqsOn) {
+        if self.sync_does_nothing.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
     fn online(&self) -> CpuMask {
@@ -720,12 +741,66 @@ impl FlushBackend for SimBroadcast {
     }
 }
 
+/// The `lazy` fault: a flush backend that passes on only the targets that are not lazy,
+/// as a flush that ignored its freed tables would (its receipt then shows the lazy CPUs
+/// as could-walk but not interrupted).
+pub struct SkipLazy<'a> {
+    /// The real backend.
+    pub inner: &'a dyn FlushBackend,
+    /// Whose lazy flags to read.
+    pub states: &'a TlbStates,
+}
+
+impl FlushBackend for SkipLazy<'_> {
+    fn kind(&self) -> BackendKind {
+        self.inner.kind()
+    }
+    fn flush_others(
+        &self,
+        on: &IrqsOn,
+        targets: &CpuMask,
+        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
+    ) -> CpuMask {
+        let busy: CpuMask = targets
+            .iter()
+            .filter(|&c| !self.states.cpu(c).is_lazy())
+            .collect();
+        if busy.is_empty() {
+            return CpuMask::new();
+        }
+        self.inner.flush_others(on, &busy, handler)
+    }
+}
+
+/// The `table_batch=fail` fault: the simulated memory seen by the table freer, with no
+/// frame to give (every batch allocation fails); frees and word accesses reach the real
+/// frames (batches queued before still get freed).
+pub struct NoFrames(Arc<MemBus>);
+
+impl PhysMem for NoFrames {
+    fn alloc_frame(&self) -> Option<PhysAddr> {
+        None
+    }
+    fn free_frame(&self, pa: PhysAddr) {
+        self.0.free_frame(pa)
+    }
+    fn free_table(&self, pa: PhysAddr) {
+        self.0.free_table(pa)
+    }
+    fn word(&self, table: PhysAddr, index: usize) -> &AtomicU64 {
+        self.0.word(table, index)
+    }
+}
+
 /// A simulated machine with memory, sync hardware and a table freer: what a gather needs.
 pub struct World {
     pub m: Machine,
     pub mem: SimMem,
     pub sync: SimSync,
-    pub freer: crate::table_free::TableFreer,
+    pub freer: crate::table_free::TableFreerState,
+    /// The `table_batch=fail` fault: the freer's batch pages come from [`NoFrames`].
+    pub no_batch_pages: bool,
+    no_frames: NoFrames,
 }
 
 impl World {
@@ -740,9 +815,11 @@ impl World {
         m.tlb.attach(&mem);
         Self {
             m,
+            no_frames: NoFrames(mem.bus.clone()),
             mem,
             sync: SimSync::new(4, key),
-            freer: crate::table_free::TableFreer::new(),
+            freer: crate::table_free::TableFreerState::new(),
+            no_batch_pages: false,
         }
     }
 
@@ -763,12 +840,27 @@ impl World {
         );
     }
 
+    /// The table freer at work on this world (its batch pages from [`NoFrames`] under
+    /// the `table_batch=fail` fault).
+    pub fn freer(&self) -> crate::table_free::TableFreer<'_> {
+        crate::table_free::TableFreer {
+            state: &self.freer,
+            hw: &self.sync,
+            mem: if self.no_batch_pages {
+                &self.no_frames
+            } else {
+                &self.mem
+            },
+            stats: &self.m.stats,
+        }
+    }
+
     pub fn ctx(&self) -> crate::gather::GatherCtx<'_> {
         crate::gather::GatherCtx {
             mmu: self.m.mmu(),
             mem: &self.mem,
-            freer: &self.freer,
-            sync: &self.sync,
+            freer: self.freer(),
+            flushes: &crate::gather::AsAsked,
         }
     }
 
@@ -828,9 +920,7 @@ impl Drop for World {
             return;
         }
         self.sync.tick_all();
-        on_cpu(0, || {
-            self.freer.drain(&irqs_on(), &self.sync, &self.mem, &self.m.stats)
-        });
+        on_cpu(0, || self.freer().drain(&irqs_on()));
         self.assert_no_cached_pointer_into_freed_tables();
     }
 }

@@ -90,15 +90,11 @@ pub enum Site {
     LazyStore,
     /// `tlb_state.rs` `CpuTlbState::flushed_to`.
     LocalGenMax,
-    /// `table_free.rs` `TableFreer::set_mode`.
+    /// `table_free.rs` `TableFreerState::set_mode`.
     ModeStore,
-    /// `table_free.rs` `TableFreer::mode`.
+    /// `table_free.rs` `TableFreerState::mode`.
     ModeLoad,
-    /// `table_free.rs` `TableFreer::set_batch_allocation_fails`.
-    BatchFailsStore,
-    /// `table_free.rs` `TableFreer::alloc_batch`.
-    BatchFailsLoad,
-    /// `table_free.rs` `TableFreer::tables_in_flight`.
+    /// `table_free.rs` `TableFreerState::tables_in_flight`.
     InFlightLoad,
     /// `table_free.rs` `TableFreer::queue_batch`.
     InFlightAdd,

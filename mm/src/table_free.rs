@@ -42,7 +42,7 @@ use crate::level::ENTRIES;
 use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::{TlbEvent, TlbStats};
 use crate::sync::Ordering::SeqCst;
-use crate::sync::{AtomicBool, AtomicU8, AtomicU64, Site, const_unless_loom, ord};
+use crate::sync::{AtomicU8, AtomicU64, Site, const_unless_loom, ord};
 
 /// The boot-time decision (Linux's `native_pv_tlb_init`): the table-free sync is
 /// redundant after a freed-tables flush iff that flush is the native IPI broadcast and
@@ -59,9 +59,6 @@ pub enum SyncMode {
     Decided = 0,
     /// Always send / wait (`always`): for measuring the cost of the redundant sync.
     Always = 1,
-    /// Always skip, even when unsafe (`force-skip`): test-only, to show the race detector
-    /// catches the use-after-free the sync prevents.
-    ForceSkip = 2,
 }
 
 /// Table addresses per batch page. The last three words of the page are the batch's
@@ -87,23 +84,40 @@ struct GraceState {
     newest_gp: u64,
 }
 
-/// The table freer: batches waiting for grace periods, the sync mode, and the injected
-/// batch-allocation failure.
-pub struct TableFreer {
+/// What the table freer keeps between calls (one per machine, static in the kernel):
+/// batches waiting for grace periods, the grace periods themselves, and the sync mode.
+/// It is used through a [`TableFreer`], which adds the hardware, memory and counters.
+pub struct TableFreerState {
     state: spin::Mutex<GraceState>,
     mode: AtomicU8,
-    batch_fails: AtomicBool,
     in_flight: AtomicU64,
 }
 
-// Orderings of the freer's own atomics: `mode` and `batch_fails` are settings (a boot
-// option; a test's or workload's fault injection, set and reset on the CPU that then
-// frees, or before it hands the work to tasks it spawns, which orders them); they publish
-// no data, a reader only branches on them, so Relaxed would also be correct. `in_flight` is a count: the tables themselves go from queue to freeing under
-// `state`'s lock, and the count only tells `drain` when to stop; Release on the
-// decrement (after the frees) and Acquire on the load make the frees happen before
-// `drain` returns, so SeqCst weakened one step (Release / Acquire) is also correct.
-impl TableFreer {
+/// The table freer at work: its state, with the machine it runs on (sync IPIs and
+/// grace-period counters, the memory its batch pages come from and go back to, the
+/// counters). Built per use by whoever wires mm to a machine (the kernel's
+/// `tlb::freer`, the host tests' `World::freer`); the gather holds one in its
+/// [`crate::gather::GatherCtx`].
+#[derive(Clone, Copy)]
+pub struct TableFreer<'a> {
+    /// Grace periods, queued batches, sync mode.
+    pub state: &'a TableFreerState,
+    /// Sync IPIs, grace-period counters, the static key.
+    pub hw: &'a dyn TableSyncHw,
+    /// Where batch pages come from, and where batches' tables go back to.
+    pub mem: &'a dyn PhysMem,
+    /// Counters.
+    pub stats: &'a TlbStats,
+}
+
+// Orderings of the freer's own atomics: `mode` is a setting (a boot option, or a
+// benchmark's choice set and reset on the CPU that then frees); it publishes no data, a
+// reader only branches on it, so Relaxed would also be correct. `in_flight` is a count:
+// the tables themselves go from queue to freeing under `state`'s lock, and the count only
+// tells `drain` when to stop; Release on the decrement (after the frees) and Acquire on
+// the load make the frees happen before `drain` returns, so SeqCst weakened one step
+// (Release / Acquire) is also correct.
+impl TableFreerState {
     const_unless_loom! {
         /// Nothing pending; mode `Decided`.
         pub fn new() -> Self {
@@ -118,7 +132,6 @@ impl TableFreer {
                     newest_gp: 0,
                 }),
                 mode: AtomicU8::new(SyncMode::Decided as u8),
-                batch_fails: AtomicBool::new(false),
                 in_flight: AtomicU64::new(0),
             }
         }
@@ -135,24 +148,8 @@ impl TableFreer {
         // A setting (see above): Acquire or Relaxed would also be correct.
         match self.mode.load(ord(SeqCst, Site::ModeLoad)) {
             1 => SyncMode::Always,
-            2 => SyncMode::ForceSkip,
             _ => SyncMode::Decided,
         }
-    }
-
-    /// Makes every table-batch allocation fail (fault injection, `tlb.table_batch=fail`).
-    pub fn set_batch_allocation_fails(&self, fail: bool) {
-        // A setting (see above): Release or Relaxed would also be correct.
-        self.batch_fails.store(fail, ord(SeqCst, Site::BatchFailsStore));
-    }
-
-    /// A fresh batch page, or None (allocation failure, real or injected).
-    pub fn alloc_batch(&self, mem: &dyn PhysMem) -> Option<PhysAddr> {
-        // A setting (see above): Acquire or Relaxed would also be correct.
-        if self.batch_fails.load(ord(SeqCst, Site::BatchFailsLoad)) {
-            return None;
-        }
-        mem.alloc_frame()
     }
 
     /// Tables queued and not yet freed.
@@ -160,35 +157,32 @@ impl TableFreer {
         // A count (see above): Acquire would also be correct.
         self.in_flight.load(ord(SeqCst, Site::InFlightLoad))
     }
+}
 
-    fn should_skip(
-        &self,
-        hw: &dyn TableSyncHw,
-        receipt: Option<&FlushReceipt>,
-        mm: &AddressSpace,
-        unlinked: UnlinkMark,
-    ) -> bool {
-        match self.mode() {
-            SyncMode::ForceSkip => true,
-            SyncMode::Always => false,
-            SyncMode::Decided => {
-                hw.flush_implies_ipi_broadcast() && receipt.is_some_and(|r| r.excuses(mm, unlinked))
-            }
-        }
+impl TableFreer<'_> {
+    /// A fresh batch page, or None (the memory has none: the caller falls back to a
+    /// flush, a sync and an immediate free).
+    pub fn alloc_batch(&self) -> Option<PhysAddr> {
+        self.mem.alloc_frame()
     }
 
-    /// Whether the sync may be skipped; counts the skip.
-    fn skipped(
-        &self,
-        hw: &dyn TableSyncHw,
-        stats: &TlbStats,
-        receipt: Option<&FlushReceipt>,
-        mm: &AddressSpace,
-        unlinked: UnlinkMark,
-    ) -> bool {
-        let skip = self.should_skip(hw, receipt, mm, unlinked);
+    /// Tables queued and not yet freed.
+    pub fn tables_in_flight(&self) -> u64 {
+        self.state.tables_in_flight()
+    }
+
+    /// The prologue both syncs share: decides whether `receipt` excuses the sync
+    /// (counting the skip), and returns true when it does. (That the caller may wait is
+    /// the `IrqsOn` both take.)
+    fn sync_excused(&self, receipt: Option<&FlushReceipt>, mm: &AddressSpace, unlinked: UnlinkMark) -> bool {
+        let skip = match self.state.mode() {
+            SyncMode::Always => false,
+            SyncMode::Decided => {
+                self.hw.flush_implies_ipi_broadcast() && receipt.is_some_and(|r| r.excuses(mm, unlinked))
+            }
+        };
         if skip {
-            stats.count(hw.cpu().this_cpu(), TlbEvent::SyncSkipped);
+            self.stats.count(self.hw.cpu().this_cpu(), TlbEvent::SyncSkipped);
         }
         skip
     }
@@ -200,18 +194,15 @@ impl TableFreer {
     pub fn table_sync_one(
         &self,
         on: &IrqsOn,
-        hw: &dyn TableSyncHw,
-        stats: &TlbStats,
         receipt: Option<&FlushReceipt>,
         mm: &AddressSpace,
         unlinked: UnlinkMark,
     ) {
-        if self.skipped(hw, stats, receipt, mm, unlinked) {
+        if self.sync_excused(receipt, mm, unlinked) {
             return;
         }
-        let cpu = hw.cpu().this_cpu();
-        hw.sync_ipi_all_others(on);
-        stats.count(cpu, TlbEvent::SyncSent);
+        self.hw.sync_ipi_all_others(on);
+        self.stats.count(self.hw.cpu().this_cpu(), TlbEvent::SyncSent);
     }
 
     /// `tlb_remove_table_sync_rcu`: wait for a full grace period, with the same skip rule.
@@ -219,47 +210,47 @@ impl TableFreer {
     pub fn table_sync_rcu(
         &self,
         _on: &IrqsOn,
-        hw: &dyn TableSyncHw,
-        stats: &TlbStats,
         receipt: Option<&FlushReceipt>,
         mm: &AddressSpace,
         unlinked: UnlinkMark,
     ) {
-        if self.skipped(hw, stats, receipt, mm, unlinked) {
+        if self.sync_excused(receipt, mm, unlinked) {
             return;
         }
-        let cpu = hw.cpu().this_cpu();
         let target = {
-            let mut st = self.state.lock();
+            let mut st = self.state.state.lock();
             st.requested = st.requested.max(st.started + 1);
             st.started + 1
         };
-        self.wait_for_gp(hw, target);
-        stats.count(cpu, TlbEvent::SyncRcuWaits);
+        self.wait_for_gp(target);
+        self.stats.count(self.hw.cpu().this_cpu(), TlbEvent::SyncRcuWaits);
     }
 
     #[track_caller]
-    fn wait_for_gp(&self, hw: &dyn TableSyncHw, gp: u64) {
+    fn wait_for_gp(&self, gp: u64) {
         let at = Location::caller();
-        let since = hw.wait_clock();
+        let since = self.hw.wait_clock();
         let mut reported = false;
         loop {
-            self.advance(hw);
-            if self.state.lock().completed >= gp {
+            self.advance();
+            if self.state.state.lock().completed >= gp {
                 return;
             }
-            hw.relax();
+            self.hw.relax();
             if !reported {
-                reported = hw.wait_expired(since, "grace-period", at, &|| self.gp_laggards(hw));
+                reported = self
+                    .hw
+                    .wait_expired(since, "grace-period", at, &|| self.gp_laggards());
             }
         }
     }
 
     /// The CPUs the grace period in progress still waits for (no quiescent state since it
     /// started); empty if none is in progress.
-    pub fn gp_laggards(&self, hw: &dyn TableSyncHw) -> CpuMask {
+    pub fn gp_laggards(&self) -> CpuMask {
+        let hw = self.hw;
         let me = hw.cpu().this_cpu();
-        let st = self.state.lock();
+        let st = self.state.state.lock();
         if st.started == st.completed {
             return CpuMask::new();
         }
@@ -279,9 +270,10 @@ impl TableFreer {
     /// So the Relaxed ones need no more, and the Acquire loads here and in `free_batch`
     /// would also be correct Relaxed (the count is read by the CPU that wrote it, or
     /// after that lock).
-    pub fn queue_batch(&self, mem: &dyn PhysMem, batch: PhysAddr) {
+    pub fn queue_batch(&self, batch: PhysAddr) {
+        let mem = self.mem;
         let count = mem.word(batch, BATCH_COUNT).load(Acquire);
-        let mut st = self.state.lock();
+        let mut st = self.state.state.lock();
         let need_gp = st.started + 1;
         mem.word(batch, BATCH_GP).store(need_gp, Relaxed);
         mem.word(batch, BATCH_NEXT).store(0, Relaxed);
@@ -293,15 +285,18 @@ impl TableFreer {
         }
         st.tail = batch.as_u64();
         st.newest_gp = need_gp;
-        // A count (see the top of this impl): Release would also be correct.
-        self.in_flight.fetch_add(count, ord(SeqCst, Site::InFlightAdd));
+        // A count (see the top of `TableFreerState`'s impl): Release would also be correct.
+        self.state
+            .in_flight
+            .fetch_add(count, ord(SeqCst, Site::InFlightAdd));
     }
 
     /// Starts or completes grace periods as the CPUs' counters allow.
-    fn advance(&self, hw: &dyn TableSyncHw) {
+    fn advance(&self) {
+        let hw = self.hw;
         let me = hw.cpu().this_cpu();
         let online = hw.online();
-        let mut st = self.state.lock();
+        let mut st = self.state.state.lock();
         if st.started > st.completed {
             let done = online
                 .iter()
@@ -321,12 +316,13 @@ impl TableFreer {
 
     /// Advances grace periods and frees every batch whose grace period has completed.
     /// Task context, interrupts enabled. Returns the tables freed.
-    pub fn poll(&self, hw: &dyn TableSyncHw, mem: &dyn PhysMem, stats: &TlbStats) -> u64 {
-        self.advance(hw);
+    pub fn poll(&self) -> u64 {
+        let mem = self.mem;
+        self.advance();
         let mut freed = 0;
         loop {
             let ready = {
-                let mut st = self.state.lock();
+                let mut st = self.state.state.lock();
                 let head = PhysAddr::new(st.head);
                 // Batch words under the lock: see `queue_batch`.
                 if st.head == 0 || mem.word(head, BATCH_GP).load(Relaxed) > st.completed {
@@ -342,30 +338,35 @@ impl TableFreer {
             let Some(batch) = ready else { break };
             freed += free_batch(batch, mem);
         }
-        // A count, after the frees (see the top of this impl): Release would also be
-        // correct.
-        self.in_flight.fetch_sub(freed, ord(SeqCst, Site::InFlightSub));
-        stats.add(hw.cpu().this_cpu(), TlbEvent::TablesFreed, freed);
+        // A count, after the frees (see the top of `TableFreerState`'s impl): Release
+        // would also be correct.
+        self.state
+            .in_flight
+            .fetch_sub(freed, ord(SeqCst, Site::InFlightSub));
+        self.stats
+            .add(self.hw.cpu().this_cpu(), TlbEvent::TablesFreed, freed);
         freed
     }
 
     /// Waits until every queued table is freed (end of a workload).
     #[track_caller]
-    pub fn drain(&self, _on: &IrqsOn, hw: &dyn TableSyncHw, mem: &dyn PhysMem, stats: &TlbStats) {
+    pub fn drain(&self, _on: &IrqsOn) {
         let at = Location::caller();
-        let since = hw.wait_clock();
+        let since = self.hw.wait_clock();
         let mut reported = false;
         while self.tables_in_flight() > 0 {
-            self.poll(hw, mem, stats);
-            hw.relax();
+            self.poll();
+            self.hw.relax();
             if !reported {
-                reported = hw.wait_expired(since, "table-drain", at, &|| self.gp_laggards(hw));
+                reported = self
+                    .hw
+                    .wait_expired(since, "table-drain", at, &|| self.gp_laggards());
             }
         }
     }
 }
 
-impl Default for TableFreer {
+impl Default for TableFreerState {
     fn default() -> Self {
         Self::new()
     }

@@ -85,7 +85,7 @@ fn unmap_counting<'w>(w: &'w World, mm: &AddressSpace, start: VirtAddr, end: Vir
         let mut g = MmuGather::new(&ctx, &locked);
         unmap_range(&mut g, start, end);
         g.finish();
-        w.freer.drain(&irqs_on(), &w.sync, &w.mem, &w.m.stats);
+        w.freer().drain(&irqs_on());
     });
     counting
 }

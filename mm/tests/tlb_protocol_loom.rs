@@ -126,7 +126,6 @@ type LoomBool = loom::sync::atomic::AtomicBool;
 use mm::Site;
 use mm::addr::{PhysAddr, VirtAddr};
 use mm::addr_space::AddressSpace;
-use mm::breakage::Breakage;
 use mm::cpumask::CpuMask;
 use mm::entry::EntryFlags;
 use mm::flush::Mmu;
@@ -135,7 +134,7 @@ use mm::hw::{BackendKind, CrossCall, FlushBackend, LocalTlb, PhysMem, RunningCpu
 use mm::irq::{IrqsOff, IrqsOn};
 use mm::level::{ENTRIES, Level};
 use mm::stats::TlbStats;
-use mm::table_free::TableFreer;
+use mm::table_free::{TableFreer, TableFreerState};
 use mm::tlb_state::TlbStates;
 
 /// The kernel's address space (`init_mm`): lazy CPUs fall back to it.
@@ -217,7 +216,7 @@ struct Machine {
     ghost: [Ghost; NR_MM],
     states: TlbStates,
     stats: TlbStats,
-    freer: TableFreer,
+    freer: TableFreerState,
     cpus: Vec<Cpu>,
     frames: Vec<[AtomicU64; ENTRIES]>,
     frame_used: Mutex<Vec<bool>>,
@@ -270,7 +269,7 @@ impl Machine {
             }),
             states: TlbStates::new(),
             stats: TlbStats::new(),
-            freer: TableFreer::new(),
+            freer: TableFreerState::new(),
             cpus: (0..ncpu)
                 .map(|_| Cpu {
                     irqs_off: AtomicBool::new(false),
@@ -289,9 +288,8 @@ impl Machine {
             parked: Mutex::new(vec![false; ncpu]),
         };
         m.finished.store(0, SeqCst);
-        // The freer's settings, written once more with SeqCst (its defaults).
+        // The freer's setting, written once more with SeqCst (its default).
         m.freer.set_mode(mm::table_free::SyncMode::Decided);
-        m.freer.set_batch_allocation_fails(false);
         // MM1 maps the page: teardown has a page and three tables to free.
         let data = m.alloc_frame().expect("a frame");
         mm::pgtable::map_4k(&m.mms[MM1].lock(), &m, PAGE, data, EntryFlags::USER).expect("map");
@@ -306,7 +304,6 @@ impl Machine {
             stats: &self.stats,
             kernel: &self.mms[KERNEL],
             calls: self,
-            breakage: Breakage::None,
         }
     }
 
@@ -466,8 +463,13 @@ impl Machine {
         let ctx = GatherCtx {
             mmu: self.mmu(),
             mem: self,
-            freer: &self.freer,
-            sync: self,
+            freer: TableFreer {
+                state: &self.freer,
+                hw: self,
+                mem: self,
+                stats: &self.stats,
+            },
+            flushes: &mm::gather::AsAsked,
         };
         mm::release::release(&ctx, &self.mms[mm], || {
             self.irq_point();
@@ -943,8 +945,6 @@ fn survey_weakened_sites() {
         (LocalGenMax, AcqRel),
         (ModeStore, Release),
         (ModeLoad, Acquire),
-        (BatchFailsStore, Release),
-        (BatchFailsLoad, Acquire),
         (InFlightLoad, Acquire),
         (InFlightAdd, AcqRel),
         (InFlightSub, AcqRel),

@@ -46,9 +46,8 @@ impl FlushBackend for Invlpgb {
         }
         // Emulation: the same effect on every target's TLB, no handler, nobody counted
         // as interrupted (the hardware interrupts nobody).
-        let mut sent = targets.and(&crate::cpus::online());
-        sent.clear(crate::percpu::cpu_index());
-        call_handler_on_many(on, &sent, IpiReason::Flush, &|_| {
+        // The targets are mm's decision (`flush.rs`, rule 2), taken as given.
+        call_handler_on_many(on, targets, IpiReason::Flush, &|_| {
             x86_64::instructions::tlb::flush_all()
         });
         CpuMask::new()

@@ -60,9 +60,10 @@ impl FlushBackend for Paravirt {
         targets: &CpuMask,
         handler: &(dyn Fn(IrqsOff<'_>) + Sync),
     ) -> CpuMask {
-        let me = crate::percpu::cpu_index();
+        // The targets are mm's decision (`flush.rs`, rule 2): this only chooses, for each,
+        // between an IPI and a flush deferred to its resume.
         let mut ipi = CpuMask::new();
-        for t in targets.and(&crate::cpus::online()).iter().filter(|&t| t != me) {
+        for t in targets.iter() {
             let deferred = STATE[t]
                 .compare_exchange(
                     PREEMPTED,

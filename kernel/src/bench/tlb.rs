@@ -129,7 +129,7 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
     } else {
         SyncMode::Decided
     });
-    tlb::FREER.set_batch_allocation_fails(cfg.op == Op::UnmapNobatch);
+    tlb::faults::Fault::NoBatchPages.set(cfg.op == Op::UnmapNobatch);
     static STOP: AtomicBool = AtomicBool::new(false);
     STOP.store(false, Ordering::SeqCst);
     let others = 1..arch::cpus::count();
@@ -203,7 +203,7 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
     destroy(mm);
     destroy(owner);
     tlb::FREER.set_mode(SyncMode::Decided);
-    tlb::FREER.set_batch_allocation_fails(false);
+    tlb::faults::Fault::NoBatchPages.set(false);
     tlb::settle();
     cycles.sort_unstable();
     let at = |p| percentile(&cycles, p).expect("bench: at least one iteration");

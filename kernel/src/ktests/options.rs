@@ -17,7 +17,7 @@ ktest::kernel_test!(
         assert_eq!(t.start, 3);
         assert_eq!(o.cpuid_overrides, [("invlpgb", true), ("pcid", false)]);
         assert_eq!(o.tlb_backend, "pv");
-        assert_eq!(o.table_sync, mm::table_free::SyncMode::ForceSkip);
+        assert_eq!(o.table_sync, crate::tlb::faults::TableSync::ForceSkip);
         assert!(o.table_batch_fails);
     }
 );

@@ -446,10 +446,10 @@ fn operate(op: Op, mm: &'static AddressSpace) {
     let ctx = tlb::gather_ctx();
     match op {
         Op::Unmap { pages, batch, .. } => {
-            tlb::FREER.set_batch_allocation_fails(!batch);
+            tlb::faults::Fault::NoBatchPages.set(!batch);
             let start = op.start();
             unmap(mm, start, start + pages * PAGE_SIZE);
-            tlb::FREER.set_batch_allocation_fails(false);
+            tlb::faults::Fault::NoBatchPages.set(false);
         }
         Op::UnmapHuge { size, .. } => {
             let start = op.start();

@@ -87,6 +87,11 @@ ktest::kernel_test!(
         // interrupted by the pv flush, and the table is freed under them.
         let r = run("pv-force-skip", true, true);
         assert!(
+            r.syncs_dropped >= ROUNDS,
+            "the fault dropped {} syncs: it did not reach the fallback path",
+            r.syncs_dropped
+        );
+        assert!(
             r.delta.get(TlbEvent::PoisonHits) > 0,
             "the detector missed the use-after-free ({} walks)",
             r.walks

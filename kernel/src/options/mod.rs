@@ -118,12 +118,13 @@ const fn key(
 
 /// `tlb.table_sync=`: the table freer's sync mode.
 fn table_sync(o: &mut BootOptions, v: &'static str) -> Option<()> {
-    use mm::table_free::SyncMode::{Always, Decided, ForceSkip};
+    use crate::tlb::faults::TableSync::{ForceSkip, Mode};
+    use mm::table_free::SyncMode::{Always, Decided};
     o.table_sync = choose(
         v,
         &[
-            ("decided", Decided),
-            ("always", Always),
+            ("decided", Mode(Decided)),
+            ("always", Mode(Always)),
             ("force-skip", ForceSkip),
         ],
     )?;
@@ -138,7 +139,7 @@ fn table_batch(o: &mut BootOptions, v: &'static str) -> Option<()> {
 
 /// `tlb.break=`: the TLB mechanism broken on purpose (test-only).
 fn tlb_break(o: &mut BootOptions, v: &'static str) -> Option<()> {
-    o.tlb_break = mm::breakage::Breakage::parse(v)?;
+    o.tlb_break = crate::tlb::faults::Fault::parse_break(v)?;
     Some(())
 }
 
@@ -166,11 +167,11 @@ pub struct BootOptions {
     /// `tlb.backend=native|pv`: the remote-flush backend.
     pub tlb_backend: &'static str,
     /// `tlb.table_sync=decided|always|force-skip` (force-skip is unsafe, for tests).
-    pub table_sync: mm::table_free::SyncMode,
+    pub table_sync: crate::tlb::faults::TableSync,
     /// `tlb.table_batch=fail`: every table-batch allocation fails (fallback path).
     pub table_batch_fails: bool,
     /// `tlb.break=none|stride|lazy|noflush`: test-only, breaks one TLB mechanism.
-    pub tlb_break: mm::breakage::Breakage,
+    pub tlb_break: Option<crate::tlb::faults::Fault>,
 }
 
 impl Default for BootOptions {
@@ -186,9 +187,9 @@ impl Default for BootOptions {
             watchdog_ms: arch::watchdog::DEFAULT_BOUND_MS,
             soak_tables: DEFAULT_SOAK_TABLES,
             tlb_backend: "native",
-            table_sync: mm::table_free::SyncMode::Decided,
+            table_sync: crate::tlb::faults::TableSync::Mode(mm::table_free::SyncMode::Decided),
             table_batch_fails: false,
-            tlb_break: mm::breakage::Breakage::None,
+            tlb_break: None,
         }
     }
 }

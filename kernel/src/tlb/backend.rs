@@ -37,7 +37,7 @@ pub fn choose_backend(features: &CpuFeatures, opts: &BootOptions) -> &'static dy
             "ipi"
         }
     );
-    if opts.table_sync != mm::table_free::SyncMode::Decided {
+    if opts.table_sync != crate::tlb::faults::TableSync::Mode(mm::table_free::SyncMode::Decided) {
         log::warn!("tlb: table sync mode overridden: {:?}", opts.table_sync);
     }
     backend

@@ -8,7 +8,7 @@
 //! written at the top of the mm files that hold them.
 
 pub mod backend;
-pub mod breakage;
+pub mod faults;
 pub mod hw;
 
 use arch::cpu::X86Cpu;
@@ -28,8 +28,8 @@ pub static STATS: TlbStats = TlbStats::new();
 static BACKEND: Once<&'static dyn FlushBackend> = Once::new();
 static TLB: arch::tlb::X86Tlb = arch::tlb::X86Tlb;
 
-/// The table freer (grace periods, sync mode, injected batch failures).
-pub static FREER: mm::table_free::TableFreer = mm::table_free::TableFreer::new();
+/// The table freer's state (grace periods, queued batches, sync mode).
+pub static FREER: mm::table_free::TableFreerState = mm::table_free::TableFreerState::new();
 
 pub use crate::mem::kernel_space::kernel_mm;
 
@@ -38,16 +38,32 @@ pub fn init(backend: &'static dyn FlushBackend) {
     BACKEND.call_once(|| backend);
 }
 
-/// The TLB machinery bound to this machine.
+/// The flush backend chosen at boot.
+fn real_backend() -> &'static dyn FlushBackend {
+    *BACKEND.get().expect("tlb not initialised")
+}
+
+/// The TLB machinery bound to this machine (its backend a double under a `tlb.break=`
+/// fault, [`faults`]).
 pub fn mmu() -> Mmu<'static> {
     Mmu {
         tlb: &TLB,
-        backend: *BACKEND.get().expect("tlb not initialised"),
+        backend: faults::backend(real_backend()),
         states: &STATES,
         stats: &STATS,
         kernel: kernel_mm(),
         calls: &arch::ipi::IpiCalls,
-        breakage: breakage::breakage(),
+    }
+}
+
+/// The table freer bound to this machine (its hardware or its batch memory a double
+/// under a fault, [`faults`]).
+pub fn freer() -> mm::table_free::TableFreer<'static> {
+    mm::table_free::TableFreer {
+        state: &FREER,
+        hw: faults::table_sync_hw(),
+        mem: faults::batch_mem(),
+        stats: &STATS,
     }
 }
 
@@ -74,8 +90,8 @@ pub fn gather_ctx() -> mm::gather::GatherCtx<'static> {
     mm::gather::GatherCtx {
         mmu: mmu(),
         mem: &MEM,
-        freer: &FREER,
-        sync: &hw::SYNC_HW,
+        freer: freer(),
+        flushes: faults::flushes(),
     }
 }
 
@@ -95,6 +111,6 @@ pub fn walk(mm: &AddressSpace, va: u64) -> mm::walker::Walk {
 /// Waits for every deferred table and empties the quarantine: afterwards the frame
 /// accounting reflects only live memory.
 pub fn settle() {
-    FREER.drain(&irqs_on("drains the table freer"), &hw::SYNC_HW, &MEM, &STATS);
+    freer().drain(&irqs_on("drains the table freer"));
     poison::drain_quarantine();
 }

@@ -1,0 +1,308 @@
+//! Faults injected on purpose: one TLB mechanism switched off, so that a test can show
+//! that the oracle or the race detector catches what it prevents. Never set in a normal
+//! run (the kernel logs a warning when a boot option sets one).
+//!
+//! # The seam
+//!
+//! mm names no fault. The kernel assembles mm's context from its parts on every use
+//! ([`super::mmu`], [`super::freer`], [`super::gather_ctx`]); a fault in force makes that
+//! assembly put one double from this file in place of one part, and the double wraps the
+//! real part:
+//!
+//! | fault ([`Fault`]) | set by | part replaced | double |
+//! |---|---|---|---|
+//! | `Stride` | `tlb.break=stride` | `GatherCtx::flushes` | [`OwnStride`] |
+//! | `Lazy` | `tlb.break=lazy` | `Mmu::backend` | [`SkipLazy`] |
+//! | `NoFlush` | `tlb.break=noflush` | `Mmu::backend` | [`NoRemoteFlush`] |
+//! | `ForceSkip` | `tlb.table_sync=force-skip`, the race's `force_skip` | `TableFreer::hw` | [`SyncDoesNothing`] |
+//! | `NoBatchPages` | `tlb.table_batch=fail`, the race's `fallback`, `unmap-nobatch` | `TableFreer::mem` | [`NoBatchPages`] |
+//!
+//! A fault set at run time takes effect at the next assembly (the next gather, the next
+//! `tlb::mmu()`). mm's host tests have their own doubles of the same parts
+//! (`mm/src/sim.rs`: `SkipLazy`, `NoFrames`, `SimSync::sync_does_nothing`).
+//!
+//! `NoBatchPages` is also how the benchmark measures the fallback path (`unmap-nobatch`):
+//! a real machine may run out of batch pages; it only cannot choose when.
+
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+
+use mm::addr::{PhysAddr, VirtAddr};
+use mm::addr_space::AddressSpace;
+use mm::cpumask::CpuMask;
+use mm::flush::Mmu;
+use mm::gather::FlushRequests;
+use mm::hw::{BackendKind, FlushBackend, PhysMem, RunningCpu, TableSyncHw};
+use mm::irq::{IrqsOff, IrqsOn};
+use mm::level::Level;
+use mm::receipt::FlushReceipt;
+
+use super::hw::SYNC_HW;
+use crate::mem::phys::MEM;
+
+/// One fault; several may be in force at once (each is one bit of [`ACTIVE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Fault {
+    /// Collapse and unshare flush with the cleared entry's own stride (2 MiB, 1 GiB)
+    /// instead of the stride of the leaves under it: one INVLPG where hundreds are due.
+    Stride = 1 << 0,
+    /// Flushes skip lazy CPUs even when page tables were freed or unshared.
+    Lazy = 1 << 1,
+    /// Flushes leave out the remote flush altogether (only the local TLB is flushed).
+    NoFlush = 1 << 2,
+    /// The table-free sync reaches no CPU, even where it is needed.
+    ForceSkip = 1 << 3,
+    /// No page can be had for a table batch: every freed table takes the fallback path
+    /// (flush, sync, free at once).
+    NoBatchPages = 1 << 4,
+}
+
+/// The faults in force, one bit each. Relaxed: a setting that publishes no data; it is
+/// set before the work it affects, on the CPU that then does it or before that CPU
+/// spawns the tasks that do (which orders it).
+static ACTIVE: AtomicU8 = AtomicU8::new(0);
+
+impl Fault {
+    /// Parses a `tlb.break=` value (`none` is `Some(None)`).
+    pub fn parse_break(s: &str) -> Option<Option<Self>> {
+        Some(match s {
+            "none" => None,
+            "stride" => Some(Self::Stride),
+            "lazy" => Some(Self::Lazy),
+            "noflush" => Some(Self::NoFlush),
+            _ => return None,
+        })
+    }
+
+    /// Name in log lines (a `tlb.break=` value for the first three).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stride => "stride",
+            Self::Lazy => "lazy",
+            Self::NoFlush => "noflush",
+            Self::ForceSkip => "force-skip",
+            Self::NoBatchPages => "no-batch-pages",
+        }
+    }
+
+    /// Puts the fault in force (`on`) or lifts it.
+    pub fn set(self, on: bool) {
+        if on {
+            ACTIVE.fetch_or(self as u8, Relaxed);
+        } else {
+            ACTIVE.fetch_and(!(self as u8), Relaxed);
+        }
+    }
+
+    /// Whether the fault is in force.
+    pub fn active(self) -> bool {
+        ACTIVE.load(Relaxed) & self as u8 != 0
+    }
+}
+
+/// `tlb.table_sync=`: one of the product's modes, or the `force-skip` fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableSync {
+    /// `decided` / `always`.
+    Mode(mm::table_free::SyncMode),
+    /// `force-skip`: [`Fault::ForceSkip`].
+    ForceSkip,
+}
+
+/// The flush backend to assemble: `real`, or a double of it.
+pub(super) fn backend(real: &'static dyn FlushBackend) -> &'static dyn FlushBackend {
+    if Fault::NoFlush.active() {
+        &NoRemoteFlush
+    } else if Fault::Lazy.active() {
+        &SkipLazy
+    } else {
+        real
+    }
+}
+
+/// Where gathers, collapse and unshare send their flushes.
+pub(super) fn flushes() -> &'static dyn FlushRequests {
+    if Fault::Stride.active() {
+        &OwnStride
+    } else {
+        &mm::gather::AsAsked
+    }
+}
+
+/// The table freer's hardware.
+pub(super) fn table_sync_hw() -> &'static dyn TableSyncHw {
+    if Fault::ForceSkip.active() {
+        &SyncDoesNothing
+    } else {
+        &SYNC_HW
+    }
+}
+
+/// The memory the table freer takes its batch pages from.
+pub(super) fn batch_mem() -> &'static dyn PhysMem {
+    if Fault::NoBatchPages.active() {
+        &NoBatchPages
+    } else {
+        &MEM
+    }
+}
+
+/// The `stride` fault: a request for freed or unshared tables that covers exactly one
+/// aligned 2 MiB (1 GiB) span at the 4 KiB stride is flushed at that span's own stride,
+/// one INVLPG. That is a collapse's (an unshare's) flush; it is also the flush of an unmap
+/// of a whole 2 MiB that frees its PTE table, which is then broken likewise (test-only:
+/// the oracle must catch that too).
+pub struct OwnStride;
+
+impl FlushRequests for OwnStride {
+    fn flush(
+        &self,
+        mmu: &Mmu,
+        on: &mut IrqsOn,
+        mm: &AddressSpace,
+        start: VirtAddr,
+        end: VirtAddr,
+        stride: Level,
+        tables: bool,
+    ) -> FlushReceipt {
+        let own = |level: Level| start == start.align_down(level) && end - start == level.span();
+        let stride = match [Level::Pmd, Level::Pud].into_iter().find(|&l| own(l)) {
+            Some(level) if tables && stride == Level::Pte => level,
+            _ => stride,
+        };
+        mmu.flush_tlb_mm_range(on, mm, start, end, stride, tables)
+    }
+}
+
+/// The `lazy` fault: the real backend, given only the targets that are not lazy, as a
+/// flush that ignored its freed tables would do. Its receipt lists the lazy CPUs as able
+/// to walk and not interrupted, so it excuses no sync.
+pub struct SkipLazy;
+
+impl FlushBackend for SkipLazy {
+    fn kind(&self) -> BackendKind {
+        super::real_backend().kind()
+    }
+
+    fn flush_others(
+        &self,
+        on: &IrqsOn,
+        targets: &CpuMask,
+        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
+    ) -> CpuMask {
+        let busy: CpuMask = targets
+            .iter()
+            .filter(|&c| !super::STATES.cpu(c).is_lazy())
+            .collect();
+        if busy.is_empty() {
+            return CpuMask::new();
+        }
+        super::real_backend().flush_others(on, &busy, handler)
+    }
+}
+
+/// The `noflush` fault: a backend of the real one's kind that runs nothing remotely.
+pub struct NoRemoteFlush;
+
+impl FlushBackend for NoRemoteFlush {
+    fn kind(&self) -> BackendKind {
+        super::real_backend().kind()
+    }
+
+    fn flush_others(
+        &self,
+        _on: &IrqsOn,
+        _targets: &CpuMask,
+        _handler: &(dyn Fn(IrqsOff<'_>) + Sync),
+    ) -> CpuMask {
+        CpuMask::new()
+    }
+}
+
+/// The `force-skip` fault: the freer's hardware, whose sync IPI reaches no CPU. The
+/// protocol still counts it as sent (`SyncSent` counts the syncs it asks for); the double
+/// counts what it dropped ([`syncs_dropped`]). Grace periods are the real ones.
+pub struct SyncDoesNothing;
+
+/// Syncs the `force-skip` double dropped. Relaxed: a count that orders nothing.
+static SYNCS_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Syncs dropped by the `force-skip` fault since boot.
+pub fn syncs_dropped() -> u64 {
+    SYNCS_DROPPED.load(Relaxed)
+}
+
+impl TableSyncHw for SyncDoesNothing {
+    fn cpu(&self) -> &dyn RunningCpu {
+        SYNC_HW.cpu()
+    }
+
+    fn flush_implies_ipi_broadcast(&self) -> bool {
+        SYNC_HW.flush_implies_ipi_broadcast()
+    }
+
+    fn sync_ipi_all_others(&self, _on: &IrqsOn) {
+        SYNCS_DROPPED.fetch_add(1, Relaxed);
+    }
+
+    fn online(&self) -> CpuMask {
+        SYNC_HW.online()
+    }
+
+    fn quiescent_count(&self, cpu: usize) -> u64 {
+        SYNC_HW.quiescent_count(cpu)
+    }
+
+    fn relax(&self) {
+        SYNC_HW.relax()
+    }
+
+    fn wait_clock(&self) -> u64 {
+        SYNC_HW.wait_clock()
+    }
+
+    fn wait_expired(
+        &self,
+        since: u64,
+        what: &'static str,
+        at: &'static core::panic::Location<'static>,
+        laggards: &dyn Fn() -> CpuMask,
+    ) -> bool {
+        SYNC_HW.wait_expired(since, what, at, laggards)
+    }
+}
+
+/// The `table_batch=fail` fault: the kernel's memory as the table freer sees it, with no
+/// page to give; frees and word accesses are the real ones (batches queued before the
+/// fault still get freed, poisoned).
+pub struct NoBatchPages;
+
+impl PhysMem for NoBatchPages {
+    fn alloc_frame(&self) -> Option<PhysAddr> {
+        None
+    }
+
+    fn free_frame(&self, frame: PhysAddr) {
+        MEM.free_frame(frame)
+    }
+
+    fn word(&self, frame: PhysAddr, index: usize) -> &core::sync::atomic::AtomicU64 {
+        MEM.word(frame, index)
+    }
+
+    fn free_table(&self, table: PhysAddr) {
+        MEM.free_table(table)
+    }
+
+    fn alloc_huge(&self) -> Option<PhysAddr> {
+        None
+    }
+
+    fn copy_frame(&self, dst: PhysAddr, src: PhysAddr) {
+        MEM.copy_frame(dst, src)
+    }
+
+    fn free_huge(&self, block: PhysAddr) {
+        MEM.free_huge(block)
+    }
+}
