@@ -15,7 +15,7 @@
 use crate::addr::VirtAddr;
 use crate::addr_space::PageTableGuard;
 use crate::entry::{Entry, EntryFlags, EntrySlot};
-use crate::gather::GatherCtx;
+use crate::gather::{FlushRequest, GatherCtx};
 use crate::irq::IrqsOn;
 use crate::level::{ENTRIES, Level};
 use crate::pt_walk::PathWalk;
@@ -60,7 +60,16 @@ pub fn collapse(
     let huge = mem.alloc_huge().ok_or(CollapseError::OutOfMemory)?;
     pmd.slot.clear(locked);
     let unlinked = UnlinkMark::now(mm);
-    let receipt = ctx.flush_tlb_mm_range(&mut on, mm, va, va + Level::Pmd.span(), Level::Pte, true);
+    let receipt = ctx.flush(
+        &mut on,
+        FlushRequest {
+            mm,
+            start: va,
+            end: va + Level::Pmd.span(),
+            stride: Level::Pte,
+            tables: true,
+        },
+    );
     ctx.freer.table_sync_one(&on, Some(&receipt), mm, unlinked);
     let cpu = ctx.mmu.tlb.cpu().this_cpu();
     for i in 0..ENTRIES {

@@ -58,18 +58,32 @@ pub struct GatherCtx<'a> {
 }
 
 impl GatherCtx<'_> {
-    /// `flush_tlb_mm_range` of a gather, a collapse or an unshare, through
-    /// [`GatherCtx::flushes`].
-    pub fn flush_tlb_mm_range(
-        &self,
-        on: &mut IrqsOn,
-        mm: &AddressSpace,
-        start: VirtAddr,
-        end: VirtAddr,
-        stride: Level,
-        tables: bool,
-    ) -> FlushReceipt {
-        self.flushes.flush(&self.mmu, on, mm, start, end, stride, tables)
+    /// The flush of a gather, a collapse or an unshare, through [`GatherCtx::flushes`].
+    pub fn flush(&self, on: &mut IrqsOn, req: FlushRequest) -> FlushReceipt {
+        self.flushes.flush(&self.mmu, on, req)
+    }
+}
+
+/// One flush as unmapping, collapse and unsharing ask for it: the arguments of
+/// [`Mmu::flush_tlb_mm_range`], before its ceiling turns a long range into a full flush.
+#[derive(Debug, Clone, Copy)]
+pub struct FlushRequest<'a> {
+    /// The address space.
+    pub mm: &'a AddressSpace,
+    /// First address.
+    pub start: VirtAddr,
+    /// End address (exclusive).
+    pub end: VirtAddr,
+    /// The stride: the level of the translations that may be cached.
+    pub stride: Level,
+    /// Page tables were freed or unshared (lazy CPUs are included).
+    pub tables: bool,
+}
+
+impl FlushRequest<'_> {
+    /// Sends the request, as asked, through `mmu` (waiting for other CPUs: `on`).
+    pub fn send(self, mmu: &Mmu, on: &mut IrqsOn) -> FlushReceipt {
+        mmu.flush_tlb_mm_range(on, self.mm, self.start, self.end, self.stride, self.tables)
     }
 }
 
@@ -78,38 +92,16 @@ impl GatherCtx<'_> {
 /// (the kernel's `tlb::faults`), since the range is gone once `flush_tlb_mm_range` has
 /// applied its ceiling.
 pub trait FlushRequests: Sync {
-    /// Flushes `[start, end)` of `mm` at `stride` through `mmu` (waiting for other CPUs:
-    /// `on`); `tables` when page tables were freed or unshared.
-    // The parameters are `Mmu::flush_tlb_mm_range`'s, plus the Mmu: a request struct
-    // would be built and taken apart again on every flush for one test double's sake.
-    #[allow(clippy::too_many_arguments)]
-    fn flush(
-        &self,
-        mmu: &Mmu,
-        on: &mut IrqsOn,
-        mm: &AddressSpace,
-        start: VirtAddr,
-        end: VirtAddr,
-        stride: Level,
-        tables: bool,
-    ) -> FlushReceipt;
+    /// Flushes what `req` asks for through `mmu` (waiting for other CPUs: `on`).
+    fn flush(&self, mmu: &Mmu, on: &mut IrqsOn, req: FlushRequest) -> FlushReceipt;
 }
 
 /// The product's [`FlushRequests`]: [`Mmu::flush_tlb_mm_range`], as asked.
 pub struct AsAsked;
 
 impl FlushRequests for AsAsked {
-    fn flush(
-        &self,
-        mmu: &Mmu,
-        on: &mut IrqsOn,
-        mm: &AddressSpace,
-        start: VirtAddr,
-        end: VirtAddr,
-        stride: Level,
-        tables: bool,
-    ) -> FlushReceipt {
-        mmu.flush_tlb_mm_range(on, mm, start, end, stride, tables)
+    fn flush(&self, mmu: &Mmu, on: &mut IrqsOn, req: FlushRequest) -> FlushReceipt {
+        req.send(mmu, on)
     }
 }
 
@@ -395,9 +387,16 @@ impl<'a> MmuGather<'a> {
             (self.start, self.end)
         };
         let tables = self.freed_tables || self.unshared_tables;
-        let receipt =
-            self.ctx
-                .flush_tlb_mm_range(&mut self.on, self.mm, start, end, self.cleared.stride(), tables);
+        let receipt = self.ctx.flush(
+            &mut self.on,
+            FlushRequest {
+                mm: self.mm,
+                start,
+                end,
+                stride: self.cleared.stride(),
+                tables,
+            },
+        );
         self.reset_range();
         Some(receipt)
     }

@@ -26,11 +26,10 @@
 
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 
-use mm::addr::{PhysAddr, VirtAddr};
-use mm::addr_space::AddressSpace;
+use mm::addr::PhysAddr;
 use mm::cpumask::CpuMask;
 use mm::flush::Mmu;
-use mm::gather::FlushRequests;
+use mm::gather::{FlushRequest, FlushRequests};
 use mm::hw::{BackendKind, FlushBackend, PhysMem, RunningCpu, TableSyncHw};
 use mm::irq::{IrqsOff, IrqsOn};
 use mm::level::Level;
@@ -155,22 +154,14 @@ pub(super) fn batch_mem() -> &'static dyn PhysMem {
 pub struct OwnStride;
 
 impl FlushRequests for OwnStride {
-    fn flush(
-        &self,
-        mmu: &Mmu,
-        on: &mut IrqsOn,
-        mm: &AddressSpace,
-        start: VirtAddr,
-        end: VirtAddr,
-        stride: Level,
-        tables: bool,
-    ) -> FlushReceipt {
+    fn flush(&self, mmu: &Mmu, on: &mut IrqsOn, req: FlushRequest) -> FlushReceipt {
+        let (start, end) = (req.start, req.end);
         let own = |level: Level| start == start.align_down(level) && end - start == level.span();
         let stride = match [Level::Pmd, Level::Pud].into_iter().find(|&l| own(l)) {
-            Some(level) if tables && stride == Level::Pte => level,
-            _ => stride,
+            Some(level) if req.tables && req.stride == Level::Pte => level,
+            _ => req.stride,
         };
-        mmu.flush_tlb_mm_range(on, mm, start, end, stride, tables)
+        FlushRequest { stride, ..req }.send(mmu, on)
     }
 }
 
