@@ -9,8 +9,9 @@
 //! - A waiting caller keeps serving its *own* queue while it spins, so two CPUs that call
 //!   each other at the same time (two TLB flushes, say) both make progress.
 //! - Waiting with interrupts disabled is refused: mm's waits hold the capability
-//!   [`IrqsOn`] ([`call_handler_on_many`]), and [`call_on_many`] makes it from the flag,
-//!   with a panic that names the caller if interrupts are off:
+//!   [`IrqsOn`] ([`call_handler_on_many`]), [`call_on_many`] makes it from the flag, and
+//!   the wait itself reads the flag once more (`IrqsOn::confirm`, for a path that turned
+//!   interrupts off around a holder), with a panic that names the caller if they are off:
 //!   a target that spins with interrupts off on a lock the caller holds would never
 //!   answer, and the caller would wait forever. Callers that cannot enable interrupts
 //!   must not wait. (The table-sync IPI relies on the other side of this rule: a CPU with
@@ -154,18 +155,22 @@ fn enqueue(targets: &CpuMask, req: *const Request) {
 #[track_caller]
 pub fn call_on_many(mask: &CpuMask, reason: IpiReason, f: &(dyn Fn() + Sync)) {
     let on = IrqsOn::check(&X86Cpu, "waits for a cross call");
-    call_handler_on_many(&on, mask, reason, &|_| f())
+    call_handler_on_many(&on, mask, reason, &|_| f());
 }
 
 /// [`call_on_many`] for a caller that holds the capability to wait (`on`: interrupts are
 /// on) and a handler that takes the proof that interrupts are off (mm's flush and
-/// lazy-leave handlers).
+/// lazy-leave handlers). Returns the other CPUs it interrupted and waited for.
+#[track_caller]
 pub fn call_handler_on_many(
-    _on: &IrqsOn,
+    on: &IrqsOn,
     mask: &CpuMask,
     reason: IpiReason,
     f: &(dyn Fn(IrqsOff<'_>) + Sync),
-) {
+) -> CpuMask {
+    // The one place the machine waits for other CPUs: the flag is read again here, so a
+    // wait reached with interrupts off by a path the types do not see is refused.
+    on.confirm(&X86Cpu, "waits for a cross call");
     let me = percpu::cpu_index();
     // Not a decision about whom to reach (the caller made it) but two hardware facts: this
     // CPU runs `f` directly (an IPI to itself would be taken only after the wait), and a
@@ -177,7 +182,7 @@ pub fn call_handler_on_many(
         crate::irq::without_interrupts(|| IrqsOff::entered(&X86Cpu, "runs its own cross call", f));
     }
     if targets.is_empty() {
-        return;
+        return targets;
     }
     // SAFETY: only the lifetime is erased; `req` (and so `f`) outlives every use, because
     // this function returns only after all targets have run it (pending == 0).
@@ -197,6 +202,7 @@ pub fn call_handler_on_many(
         wait.check(|| laggards(&targets, &req), resend_call_ipi);
         core::hint::spin_loop();
     }
+    targets
 }
 
 /// Queues `f` on every online CPU in `mask` except this one and returns at once; the last

@@ -28,23 +28,32 @@
 //! but not inside:
 //!
 //! ```compile_fail,E0502
-//! use mm::hw::{PhysMem, RunningCpu, TableSyncHw};
+//! use mm::hw::RunningCpu;
 //! use mm::irq::IrqsOn;
-//! use mm::stats::TlbStats;
 //! use mm::table_free::TableFreer;
-//! fn misuse(cpu: &dyn RunningCpu, on: &mut IrqsOn, freer: &TableFreer,
-//!           hw: &dyn TableSyncHw, mem: &dyn PhysMem, stats: &TlbStats) {
+//! fn misuse(cpu: &dyn RunningCpu, on: &mut IrqsOn, freer: &TableFreer) {
 //!     cpu.with_irqs_off(on, &mut |_off| {
-//!         freer.drain(on, hw, mem, stats); // error[E0502]: `*on` is borrowed mutably
+//!         freer.drain(on); // error[E0502]: `*on` is borrowed mutably
 //!     });
 //! }
 //! ```
 //!
+//! The types see the paths mm takes; they do not see code that turns interrupts off by
+//! other means (`arch::irq::without_interrupts`, a raw [`RunningCpu::run_irqs_disabled`])
+//! around a holder of an `IrqsOn`. So the one place the machine actually waits for other
+//! CPUs (arch's cross call) reads the flag again, through [`IrqsOn::confirm`]: a wait
+//! reached with interrupts off is refused there, naming its caller, as Linux's
+//! `smp_call_function_many` warns.
+//!
+//! Pinning: a task never migrates (gatherOS's scheduler pins tasks), and neither token is
+//! `Send`, so the CPU a holder read with `this_cpu()` stays the CPU it runs on.
+//!
 //! Neither token is `Send` (a proof about one CPU's flag must not move to another
 //! thread), nor constructible outside this file but through the functions above. The
-//! hardware flag is read in one place, `expect_irqs`: when a token is made from it
+//! hardware flag is read in one function, `expect_irqs`: when a token is made from it
 //! ([`IrqsOn::check`] at the start of a waiting operation, [`IrqsOff::entered`] at an
-//! interrupt entry); nowhere else asserts the interrupt state.
+//! interrupt entry) and where the machine waits ([`IrqsOn::confirm`]); nowhere else
+//! asserts the interrupt state.
 
 use core::marker::PhantomData;
 use core::panic::Location;
@@ -94,6 +103,14 @@ impl IrqsOn {
         Self {
             _not_send: PhantomData,
         }
+    }
+
+    /// Where the machine waits for other CPUs: reads the flag again and panics, naming the
+    /// caller, if interrupts were turned off around this capability's holder by a path the
+    /// types do not see (see the top of this file).
+    #[track_caller]
+    pub fn confirm(&self, cpu: &dyn RunningCpu, what: &str) {
+        expect_irqs(cpu, true, what, Location::caller());
     }
 }
 

@@ -62,15 +62,18 @@ pub fn share_pmd_table(
 /// Unshares the level-2 table at `va` from the locked address space (`huge_pmd_unshare`):
 /// clear, flush as a freed table, sync. Returns the flush's receipt, or None if no table
 /// was there (a 1 GiB page there is left alone).
+#[track_caller]
 pub fn unshare_pmd_table(ctx: &GatherCtx, locked: &PageTableGuard, va: VirtAddr) -> Option<FlushReceipt> {
     let mm = locked.mm();
     let e = pud_slot(ctx.mem, locked.root(), va)?;
     if !e.read().is_table_at(Level::Pud) {
         return None;
     }
+    // The gather first (it checks that this CPU may wait) and only then the clear, so that
+    // a refusal leaves nothing cleared and unflushed.
+    let mut g = MmuGather::new(ctx, locked);
     e.clear(locked);
     let unlinked = UnlinkMark::now(mm);
-    let mut g = MmuGather::new(ctx, locked);
     g.unshare_table(va);
     let receipt = g.flush_mmu_tlbonly();
     ctx.freer

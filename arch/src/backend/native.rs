@@ -24,8 +24,8 @@ impl FlushBackend for NativeIpi {
         targets: &CpuMask,
         handler: &(dyn Fn(IrqsOff<'_>) + Sync),
     ) -> CpuMask {
-        // The targets are mm's decision (`flush.rs`, rule 2), taken as given.
-        call_handler_on_many(on, targets, IpiReason::Flush, handler);
-        *targets
+        // The targets are mm's decision (`flush.rs`, rule 2), taken as given; what comes
+        // back is exactly who took the interrupt.
+        call_handler_on_many(on, targets, IpiReason::Flush, handler)
     }
 }

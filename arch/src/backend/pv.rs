@@ -79,7 +79,6 @@ impl FlushBackend for Paravirt {
                 ipi.set(t);
             }
         }
-        call_handler_on_many(on, &ipi, IpiReason::Flush, handler);
-        ipi
+        call_handler_on_many(on, &ipi, IpiReason::Flush, handler)
     }
 }

@@ -139,6 +139,15 @@ ktest::kernel_test!(needs(scale()) should_panic(expected = "waits for a cross ca
     call_on_many(&CpuMask::first(cpus::count()), IpiReason::Call, &|| {});
 });
 
+ktest::kernel_test!(should_panic(expected = "waits for a cross call with interrupts disabled") fn a_wait_reached_with_interrupts_off_around_its_capability_is_caught() {
+    // The capability was made with interrupts on; a path the types do not see turns them
+    // off around its holder. The wait reads the flag again and refuses.
+    let on = mm::irq::IrqsOn::check(&arch::cpu::X86Cpu, "starts a test");
+    arch::irq::disable();
+    let others = CpuMask::first(cpus::count()).and_not(&CpuMask::from_iter([arch::percpu::cpu_index()]));
+    arch::ipi::call_handler_on_many(&on, &others, IpiReason::Call, &|_| {});
+});
+
 ktest::kernel_test!(needs(scale()) should_panic(expected = "deliberate panic on cpu") fn a_panic_on_another_cpu_is_reported_with_that_cpu() {
     // With one CPU this panics here; with more, on the last CPU (the report names it).
     let last = cpus::count() - 1;
