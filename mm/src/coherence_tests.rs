@@ -441,3 +441,50 @@ fn unmapping_a_2m_leaf_makes_a_lazy_cpu_drop_its_pointer_to_the_freed_pmd_table_
         "REGION's page stays"
     );
 }
+
+/// Records the cause and stride of every flush request, and sends it as asked.
+#[derive(Default)]
+struct Requests(std::sync::Mutex<Vec<(crate::gather::FlushCause, Level)>>);
+
+impl crate::gather::FlushRequests for Requests {
+    fn flush(
+        &self,
+        mmu: &crate::flush::Mmu,
+        on: &mut crate::irq::IrqsOn,
+        req: crate::gather::FlushRequest,
+    ) -> crate::receipt::FlushReceipt {
+        self.0.lock().unwrap().push((req.cause, req.stride));
+        req.send(mmu, on)
+    }
+}
+
+/// The seam the `stride` fault uses (`kernel/src/tlb/faults.rs`, `OwnStride`) tells a
+/// collapse's and an unshare's flush from an unmap's by the request's cause, not by its
+/// shape: an unmap of a whole aligned 2 MiB that frees its PTE table asks for the same
+/// range and stride as a collapse, and must not be broken with it.
+#[test]
+fn each_flush_request_names_the_step_that_asks_for_it() {
+    use crate::gather::FlushCause::{Collapse, Unmap, Unshare};
+    let w = World::with_machine(Machine::new(4), true);
+    let requests = Requests::default();
+    let mut ctx = w.ctx();
+    ctx.flushes = &requests;
+    let block = |base: VirtAddr| (0..512).map(move |i| base + i * 4096);
+    let collapsed = w.mm_with(block(REGION));
+    on_cpu(0, || collapse(&ctx, &collapsed.lock(), REGION)).expect("collapse");
+    let unmapped = w.mm_with(block(REGION));
+    on_cpu(0, || {
+        let locked = unmapped.lock();
+        let mut g = MmuGather::new(&ctx, &locked);
+        unmap_range(&mut g, REGION, REGION + Level::Pmd.span());
+        g.finish();
+    });
+    let owner = w.mm_with([REGION]);
+    let other = AddressSpace::new(w.mem.alloc_frame().unwrap());
+    share_pmd_table(&w.mem, &owner.lock(), &other.lock(), REGION).expect("share");
+    on_cpu(0, || unshare_pmd_table(&ctx, &other.lock(), REGION)).expect("was shared");
+    assert_eq!(
+        *requests.0.lock().unwrap(),
+        [(Collapse, Level::Pte), (Unmap, Level::Pte), (Unshare, Level::Pte)]
+    );
+}

@@ -15,7 +15,7 @@
 use crate::addr::VirtAddr;
 use crate::addr_space::PageTableGuard;
 use crate::entry::{Entry, EntryFlags, EntrySlot};
-use crate::gather::{FlushRequest, GatherCtx};
+use crate::gather::{FlushCause, FlushRequest, GatherCtx};
 use crate::irq::IrqsOn;
 use crate::level::{ENTRIES, Level};
 use crate::pt_walk::PathWalk;
@@ -68,6 +68,7 @@ pub fn collapse(
             end: va + Level::Pmd.span(),
             stride: Level::Pte,
             tables: true,
+            cause: FlushCause::Collapse,
         },
     );
     ctx.freer.table_sync_one(&on, Some(&receipt), mm, unlinked);

@@ -78,6 +78,21 @@ pub struct FlushRequest<'a> {
     pub stride: Level,
     /// Page tables were freed or unshared (lazy CPUs are included).
     pub tables: bool,
+    /// Which step asks.
+    pub cause: FlushCause,
+}
+
+/// Which teardown step asks for a flush: the flush is the same protocol for all three;
+/// a request says where it comes from (for whoever watches the requests: a test double,
+/// a trace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushCause {
+    /// A gather's flush: entries cleared by unmap or teardown.
+    Unmap,
+    /// A collapse: the level-2 entry over a full PTE table was cleared.
+    Collapse,
+    /// An unshare: the level-3 entry over a shared level-2 table was cleared.
+    Unshare,
 }
 
 impl FlushRequest<'_> {
@@ -395,6 +410,11 @@ impl<'a> MmuGather<'a> {
                 end,
                 stride: self.cleared.stride(),
                 tables,
+                cause: if self.unshared_tables {
+                    FlushCause::Unshare
+                } else {
+                    FlushCause::Unmap
+                },
             },
         );
         self.reset_range();
