@@ -27,7 +27,7 @@ extern crate alloc;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use mm::cpumask::CpuMask;
-use mm::irq::{IrqsOff, IrqsOn};
+use mm::irq::{Handler, IrqsOff, IrqsOn};
 use x86_64::structures::idt::InterruptStackFrame;
 
 use crate::apic::CALL_VECTOR;
@@ -162,12 +162,7 @@ pub fn call_on_many(mask: &CpuMask, reason: IpiReason, f: &(dyn Fn() + Sync)) {
 /// on) and a handler that takes the proof that interrupts are off (mm's flush and
 /// lazy-leave handlers). Returns the other CPUs it interrupted and waited for.
 #[track_caller]
-pub fn call_handler_on_many(
-    on: &IrqsOn,
-    mask: &CpuMask,
-    reason: IpiReason,
-    f: &(dyn Fn(IrqsOff<'_>) + Sync),
-) -> CpuMask {
+pub fn call_handler_on_many(on: &IrqsOn, mask: &CpuMask, reason: IpiReason, f: &Handler) -> CpuMask {
     // The one place the machine waits for other CPUs: the flag is read again here, so a
     // wait reached with interrupts off by a path the types do not see is refused.
     on.confirm(&X86Cpu, "waits for a cross call");
@@ -242,7 +237,7 @@ pub struct IpiCalls;
 
 impl mm::hw::CrossCall for IpiCalls {
     #[track_caller]
-    fn call_others(&self, on: &IrqsOn, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync)) {
+    fn call_others(&self, on: &IrqsOn, targets: &CpuMask, f: &Handler) {
         // The targets are mm's decision (other CPUs, `Mmu::shoot_lazy_holders`).
         call_handler_on_many(on, targets, IpiReason::Call, f);
     }

@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::cpumask::CpuMask;
-use crate::irq::{IrqsOff, IrqsOn};
+use crate::irq::{Handler, IrqsOff, IrqsOn};
 use crate::level::ENTRIES;
 use crate::teardown_step::TeardownStep;
 
@@ -60,7 +60,7 @@ pub trait LocalTlb: Sync {
 pub trait CrossCall: Sync {
     /// Runs `f` on every CPU in `targets` (decided by the caller: never the running one),
     /// interrupts off, and waits (interrupts on: `on`).
-    fn call_others(&self, on: &IrqsOn, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync));
+    fn call_others(&self, on: &IrqsOn, targets: &CpuMask, f: &Handler);
 }
 
 /// Which kind of remote flush a backend performs; decides whether its flush can stand in
@@ -98,8 +98,7 @@ pub trait FlushBackend: Sync {
     /// Runs `handler` on (or on behalf of) every CPU in `targets`, with interrupts off
     /// there, and waits (interrupts on here: `on`); returns the CPUs that were
     /// interrupted (ran it with an IPI).
-    fn flush_others(&self, on: &IrqsOn, targets: &CpuMask, handler: &(dyn Fn(IrqsOff<'_>) + Sync))
-    -> CpuMask;
+    fn flush_others(&self, on: &IrqsOn, targets: &CpuMask, handler: &Handler) -> CpuMask;
 }
 
 /// Physical memory as mm sees it: zeroed frames, freeing, and word access to frames

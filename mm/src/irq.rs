@@ -88,6 +88,10 @@ impl IrqsOff<'_> {
     }
 }
 
+/// A handler that runs on (or on behalf of) another CPU with interrupts off: it receives
+/// the proof, and cannot capture an [`IrqsOn`] (a handler is `Sync`; the capability is not).
+pub type Handler<'a> = dyn Fn(IrqsOff<'_>) + Sync + 'a;
+
 /// The capability to wait for other CPUs: interrupts are on on the running CPU whenever
 /// its holder can use it (see the top of this file). Not `Clone`, not `Send`.
 pub struct IrqsOn {

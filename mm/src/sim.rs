@@ -68,7 +68,7 @@ use crate::cpumask::CpuMask;
 use crate::entry::{Entry, EntryFlags};
 use crate::flush::Mmu;
 use crate::hw::{BackendKind, FlushBackend, LocalTlb, PhysMem, RunningCpu, TableSyncHw};
-use crate::irq::{IrqsOff, IrqsOn};
+use crate::irq::{Handler, IrqsOff, IrqsOn};
 use crate::level::{ENTRIES, Level};
 use crate::stats::TlbStats;
 use crate::tlb_state::TlbStates;
@@ -433,12 +433,7 @@ impl FlushBackend for SimIpi {
     fn kind(&self) -> BackendKind {
         BackendKind::NativeIpi
     }
-    fn flush_others(
-        &self,
-        _on: &IrqsOn,
-        targets: &CpuMask,
-        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
-    ) -> CpuMask {
+    fn flush_others(&self, _on: &IrqsOn, targets: &CpuMask, handler: &Handler) -> CpuMask {
         for t in targets.iter() {
             on_cpu(t, || irqs_off(handler));
         }
@@ -447,7 +442,7 @@ impl FlushBackend for SimIpi {
 }
 
 impl crate::hw::CrossCall for SimIpi {
-    fn call_others(&self, _on: &IrqsOn, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync)) {
+    fn call_others(&self, _on: &IrqsOn, targets: &CpuMask, f: &Handler) {
         for t in targets.iter() {
             on_cpu(t, || irqs_off(f));
         }
@@ -705,12 +700,7 @@ impl FlushBackend for SimKind {
     fn kind(&self) -> BackendKind {
         self.0
     }
-    fn flush_others(
-        &self,
-        _on: &IrqsOn,
-        targets: &CpuMask,
-        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
-    ) -> CpuMask {
+    fn flush_others(&self, _on: &IrqsOn, targets: &CpuMask, handler: &Handler) -> CpuMask {
         for t in targets.iter() {
             on_cpu(t, || irqs_off(handler));
         }
@@ -731,12 +721,7 @@ impl FlushBackend for SimBroadcast {
     fn kind(&self) -> BackendKind {
         BackendKind::Invlpgb
     }
-    fn flush_others(
-        &self,
-        _on: &IrqsOn,
-        _targets: &CpuMask,
-        _handler: &(dyn Fn(IrqsOff<'_>) + Sync),
-    ) -> CpuMask {
+    fn flush_others(&self, _on: &IrqsOn, _targets: &CpuMask, _handler: &Handler) -> CpuMask {
         CpuMask::new()
     }
 }
@@ -755,12 +740,7 @@ impl FlushBackend for SkipLazy<'_> {
     fn kind(&self) -> BackendKind {
         self.inner.kind()
     }
-    fn flush_others(
-        &self,
-        on: &IrqsOn,
-        targets: &CpuMask,
-        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
-    ) -> CpuMask {
+    fn flush_others(&self, on: &IrqsOn, targets: &CpuMask, handler: &Handler) -> CpuMask {
         let busy: CpuMask = targets
             .iter()
             .filter(|&c| !self.states.cpu(c).is_lazy())

@@ -131,7 +131,7 @@ use mm::entry::EntryFlags;
 use mm::flush::Mmu;
 use mm::gather::GatherCtx;
 use mm::hw::{BackendKind, CrossCall, FlushBackend, LocalTlb, PhysMem, RunningCpu, TableSyncHw};
-use mm::irq::{IrqsOff, IrqsOn};
+use mm::irq::{Handler, IrqsOff, IrqsOn};
 use mm::level::{ENTRIES, Level};
 use mm::stats::TlbStats;
 use mm::table_free::{TableFreer, TableFreerState};
@@ -171,7 +171,7 @@ loom::thread_local! {
 }
 
 /// A handler in a mailbox. The sender keeps it alive: it waits for the ack.
-type Handler = &'static (dyn for<'a> Fn(IrqsOff<'a>) + Sync);
+type Posted = &'static Handler<'static>;
 
 /// One simulated CPU: ghost hardware state (core atomics: exact, see the top) and its
 /// interrupt mailbox.
@@ -188,7 +188,7 @@ struct Cpu {
     /// IPI bits, one per sender (a loom atomic: delivering an IPI is model state).
     pending: LoomU64,
     /// The handler each sender posted.
-    mailbox: Mutex<[Option<Handler>; NCPU_MAX]>,
+    mailbox: Mutex<[Option<Posted>; NCPU_MAX]>,
 }
 
 /// Ghost state of one address space.
@@ -396,12 +396,12 @@ impl Machine {
     }
 
     /// Native IPIs to `targets`, waiting for each (`call_on_many`).
-    fn ipi(&self, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync)) {
+    fn ipi(&self, targets: &CpuMask, f: &Handler) {
         let me = self.this_cpu();
         assert!(self.irqs_enabled(), "cpu {me} sends IPIs with interrupts off");
         // SAFETY: the handler is used only until its target acks, and this function
         // returns only after every target has acked.
-        let f: Handler = unsafe { core::mem::transmute::<&(dyn Fn(IrqsOff<'_>) + Sync), Handler>(f) };
+        let f: Posted = unsafe { core::mem::transmute::<&Handler, Posted>(f) };
         for t in targets.iter() {
             self.cpus[t].mailbox.lock().unwrap()[me] = Some(f);
             self.cpus[t].pending.fetch_or(1 << me, SeqCst);
@@ -527,19 +527,14 @@ impl FlushBackend for Machine {
         BackendKind::NativeIpi
     }
 
-    fn flush_others(
-        &self,
-        _on: &IrqsOn,
-        targets: &CpuMask,
-        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
-    ) -> CpuMask {
+    fn flush_others(&self, _on: &IrqsOn, targets: &CpuMask, handler: &Handler) -> CpuMask {
         self.ipi(targets, handler);
         *targets
     }
 }
 
 impl CrossCall for Machine {
-    fn call_others(&self, _on: &IrqsOn, targets: &CpuMask, f: &(dyn Fn(IrqsOff<'_>) + Sync)) {
+    fn call_others(&self, _on: &IrqsOn, targets: &CpuMask, f: &Handler) {
         self.ipi(targets, f);
     }
 }

@@ -13,7 +13,7 @@
 
 use mm::cpumask::CpuMask;
 use mm::hw::{BackendKind, FlushBackend};
-use mm::irq::{IrqsOff, IrqsOn};
+use mm::irq::{Handler, IrqsOn};
 
 use crate::ipi::call_handler_on_many;
 use crate::stats::IpiReason;
@@ -29,12 +29,7 @@ impl FlushBackend for Invlpgb {
         BackendKind::Invlpgb
     }
 
-    fn flush_others(
-        &self,
-        on: &IrqsOn,
-        targets: &CpuMask,
-        _handler: &(dyn Fn(IrqsOff<'_>) + Sync),
-    ) -> CpuMask {
+    fn flush_others(&self, on: &IrqsOn, targets: &CpuMask, _handler: &Handler) -> CpuMask {
         if self.hardware {
             // SAFETY: CPUID reports INVLPGB. rax=0 (no address/ASID/PCID filters), ecx=0,
             // edx=0: invalidate all non-global translations of every CPU, then wait.

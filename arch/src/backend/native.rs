@@ -5,7 +5,7 @@
 
 use mm::cpumask::CpuMask;
 use mm::hw::{BackendKind, FlushBackend};
-use mm::irq::{IrqsOff, IrqsOn};
+use mm::irq::{Handler, IrqsOn};
 
 use crate::ipi::call_handler_on_many;
 use crate::stats::IpiReason;
@@ -18,12 +18,7 @@ impl FlushBackend for NativeIpi {
         BackendKind::NativeIpi
     }
 
-    fn flush_others(
-        &self,
-        on: &IrqsOn,
-        targets: &CpuMask,
-        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
-    ) -> CpuMask {
+    fn flush_others(&self, on: &IrqsOn, targets: &CpuMask, handler: &Handler) -> CpuMask {
         // The targets are mm's decision (`flush.rs`, rule 2), taken as given; what comes
         // back is exactly who took the interrupt.
         call_handler_on_many(on, targets, IpiReason::Flush, handler)

@@ -16,7 +16,7 @@
 use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use mm::cpumask::{CpuMask, MAX_CPUS};
 use mm::hw::{BackendKind, FlushBackend};
-use mm::irq::{IrqsOff, IrqsOn};
+use mm::irq::{Handler, IrqsOn};
 
 use crate::ipi::call_handler_on_many;
 use crate::stats::IpiReason;
@@ -54,12 +54,7 @@ impl FlushBackend for Paravirt {
         BackendKind::Paravirt
     }
 
-    fn flush_others(
-        &self,
-        on: &IrqsOn,
-        targets: &CpuMask,
-        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
-    ) -> CpuMask {
+    fn flush_others(&self, on: &IrqsOn, targets: &CpuMask, handler: &Handler) -> CpuMask {
         // The targets are mm's decision (`flush.rs`, rule 2): this only chooses, for each,
         // between an IPI and a flush deferred to its resume.
         let mut ipi = CpuMask::new();

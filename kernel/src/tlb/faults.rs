@@ -31,7 +31,7 @@ use mm::cpumask::CpuMask;
 use mm::flush::Mmu;
 use mm::gather::{FlushCause, FlushRequest, FlushRequests};
 use mm::hw::{BackendKind, FlushBackend, PhysMem, RunningCpu, TableSyncHw};
-use mm::irq::{IrqsOff, IrqsOn};
+use mm::irq::{Handler, IrqsOn};
 use mm::level::Level;
 use mm::receipt::FlushReceipt;
 
@@ -172,12 +172,7 @@ impl FlushBackend for SkipLazy {
         super::real_backend().kind()
     }
 
-    fn flush_others(
-        &self,
-        on: &IrqsOn,
-        targets: &CpuMask,
-        handler: &(dyn Fn(IrqsOff<'_>) + Sync),
-    ) -> CpuMask {
+    fn flush_others(&self, on: &IrqsOn, targets: &CpuMask, handler: &Handler) -> CpuMask {
         let busy: CpuMask = targets
             .iter()
             .filter(|&c| !super::STATES.cpu(c).is_lazy())
@@ -197,12 +192,7 @@ impl FlushBackend for NoRemoteFlush {
         super::real_backend().kind()
     }
 
-    fn flush_others(
-        &self,
-        _on: &IrqsOn,
-        _targets: &CpuMask,
-        _handler: &(dyn Fn(IrqsOff<'_>) + Sync),
-    ) -> CpuMask {
+    fn flush_others(&self, _on: &IrqsOn, _targets: &CpuMask, _handler: &Handler) -> CpuMask {
         CpuMask::new()
     }
 }
