@@ -166,3 +166,55 @@ fn an_unmap_of_a_sparse_range_skips_each_hole_as_one_entry() {
         "both pages' tables below the root freed"
     );
 }
+
+/// What `unmap_range(start, end)` leaves mapped of `pages`, `start` and `end` not aligned.
+fn left_after_unmap(
+    w: &World,
+    mm: &AddressSpace,
+    pages: &[VirtAddr],
+    start: VirtAddr,
+    end: VirtAddr,
+) -> Vec<VirtAddr> {
+    let ctx = w.ctx();
+    on_cpu(0, || {
+        let locked = mm.lock();
+        let mut g = MmuGather::new(&ctx, &locked);
+        unmap_range(&mut g, start, end);
+        g.finish();
+    });
+    pages
+        .iter()
+        .copied()
+        .filter(|&p| crate::pgtable::translate(&w.mem, mm.root(), p).is_some())
+        .collect()
+}
+
+#[test]
+fn an_unmap_clears_every_page_its_unaligned_range_touches_and_no_other() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let pages: Vec<VirtAddr> = (0..4).map(|p| va(0x4000_0000 + p * 4096)).collect();
+    let mm = w.mm_with(pages.iter().copied());
+    // From the middle of page 1 to just past the start of page 2.
+    let left = left_after_unmap(&w, &mm, &pages, pages[1] + 0x800, pages[2] + 0x10);
+    assert_eq!(left, [pages[0], pages[3]], "pages 1 and 2 go, 0 and 3 stay");
+}
+
+#[test]
+fn an_unmap_that_starts_inside_a_2m_page_clears_the_whole_page() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with([va(0x4000_0000)]); // the tables down to level 2
+    let at = va(0x4000_0000 + (2 << 20));
+    let block = w.mem.alloc_huge().unwrap();
+    crate::pgtable::map_2m(&mm.lock(), &w.mem, at, block, crate::entry::EntryFlags::WRITABLE).unwrap();
+    let probes = [va(0x4000_0000), at, at + 0x1f_f000];
+    let left = left_after_unmap(&w, &mm, &probes, at + 0x10_0000, at + 0x10_1000);
+    assert_eq!(
+        left,
+        [probes[0]],
+        "the 2 MiB page goes whole; the 4 KiB page below it stays"
+    );
+    assert!(
+        w.mem.freed.lock().unwrap().contains(&block),
+        "the 2 MiB block went back after the flush"
+    );
+}
