@@ -488,3 +488,44 @@ fn each_flush_request_names_the_step_that_asks_for_it() {
         [(Collapse, Level::Pte), (Unmap, Level::Pte), (Unshare, Level::Pte)]
     );
 }
+
+/// CPUs 0 and 1 run `mm` and read `pages`; CPU 0 unmaps `[start, end)` through a gather.
+/// The simulated memory refuses to free a data frame that a running CPU still caches a
+/// translation to ([`World::with_machine`]), so a free before the flush panics here.
+fn unmap_with_translations_cached(
+    w: &World,
+    mm: &AddressSpace,
+    pages: &[VirtAddr],
+    start: VirtAddr,
+    end: VirtAddr,
+) {
+    w.run_and_touch(1, mm, pages);
+    w.run_and_touch(0, mm, pages);
+    let ctx = w.ctx();
+    on_cpu(0, || {
+        let locked = mm.lock();
+        let mut g = MmuGather::new(&ctx, &locked);
+        unmap_range(&mut g, start, end);
+        g.finish();
+    });
+    let stale = w.stale(mm, pages);
+    assert!(stale.is_empty(), "stale translations after the unmap: {stale:x?}");
+}
+
+#[test]
+fn an_unmap_frees_its_4k_pages_only_after_the_flush_that_drops_their_translations() {
+    let w = World::with_machine(Machine::new(4), true);
+    let pages: Vec<VirtAddr> = (0..3).map(|i| REGION + i * 4096).collect();
+    let mm = w.mm_with(pages.iter().copied());
+    unmap_with_translations_cached(&w, &mm, &pages, REGION, REGION + 3 * 4096);
+}
+
+#[test]
+fn an_unmap_frees_a_2m_block_only_after_the_flush_that_drops_its_translations() {
+    let w = World::with_machine(Machine::new(4), true);
+    let mm = w.mm_with([REGION]);
+    let huge = FAR.align_down(Level::Pmd);
+    map_2m_block(&w, &mm, huge);
+    let pages = [huge, huge + 0x1000, huge + 0x1f_f000];
+    unmap_with_translations_cached(&w, &mm, &pages, huge, huge + Level::Pmd.span());
+}

@@ -25,7 +25,8 @@
 //! leaf.
 //!
 //! Invalidation (4.10.4.1, CR4.PCIDE = 0):
-//! - INVLPG ([`LocalTlb::flush_page`]) drops the TLB entries of that page and *all*
+//! - INVLPG ([`LocalTlb::flush_page`]) drops the TLB entries of the page that holds the
+//!   address, whatever its size (a 2 MiB page's translations go whole), and *all*
 //!   paging-structure-cache entries, whatever linear addresses they are for;
 //! - a CR3 load ([`LocalTlb::load_root`], and the reload [`LocalTlb::flush_all`]) drops
 //!   every TLB entry (gatherOS maps no global user pages) and every paging-structure-cache
@@ -39,6 +40,12 @@
 //! [`World`] checks at the end of every test (when it is dropped) that no CPU's CR3 or
 //! paging-structure cache points into a freed frame ([`World::assert_no_cached_pointer_into_freed_tables`]).
 //! QEMU's TCG has no paging-structure caches, which is why this check lives here.
+//!
+//! Flush before free, on the machine: the TLB remembers the frame each cached translation
+//! maps to, and freeing a data frame (`free_frame`, `free_huge`) that a CPU running an
+//! address space (not a lazy one: rule 2 of `flush.rs` lets those keep stale user
+//! translations) still caches a translation to panics, naming the CPU, the address and the
+//! frame. An mmu_gather that freed its pages before its flush fails here.
 //!
 //! Not modelled: accessed/dirty bits, access rights, caching of not-present entries (the
 //! SDM allows none), and the invalidation done by [`SimBroadcast`] (INVLPGB). A machine
@@ -57,7 +64,7 @@
 //! for its sync hardware (`force-skip`).
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -216,9 +223,15 @@ impl std::fmt::Display for FreedTableRef {
 
 /// A TLB per simulated CPU: CR3, cached (root, page) translations, and the
 /// paging-structure caches (see the top of this file).
+/// The frame of a translation cached without simulated memory under CR3 (as given).
+pub const UNKNOWN_FRAME: PhysAddr = PhysAddr::new(u64::MAX);
+
 pub struct SimTlb {
-    /// Per CPU: cached leaf translations, as (root, 4 KiB page).
-    pub entries: Vec<Mutex<BTreeSet<(PhysAddr, VirtAddr)>>>,
+    /// Per CPU: cached leaf translations, (root, 4 KiB page) -> the 4 KiB frame it maps to
+    /// ([`UNKNOWN_FRAME`] where it was cached without simulated memory) and the level of
+    /// the leaf it came from (a 2 MiB page's translation goes with one INVLPG anywhere in
+    /// it, SDM 4.10.4.1). Shared with the memory's free check ([`World::with_machine`]).
+    pub entries: Arc<Vec<Mutex<BTreeMap<(PhysAddr, VirtAddr), (PhysAddr, Level)>>>>,
     /// Per CPU: CR3.
     pub root: Vec<Mutex<PhysAddr>>,
     /// Per CPU: paging-structure-cache entries by (level of the cached entry, key).
@@ -231,7 +244,7 @@ impl SimTlb {
     /// `n` CPUs with nothing loaded or cached, attached to no memory.
     pub fn new(n: usize) -> Self {
         Self {
-            entries: (0..n).map(|_| Mutex::new(BTreeSet::new())).collect(),
+            entries: Arc::new((0..n).map(|_| Mutex::new(BTreeMap::new())).collect()),
             root: (0..n).map(|_| Mutex::new(PhysAddr::new(0))).collect(),
             psc: (0..n).map(|_| Mutex::new(BTreeMap::new())).collect(),
             bus: OnceLock::new(),
@@ -263,10 +276,13 @@ impl SimTlb {
         let page = va.align_down(Level::Pte);
         let Some((bus, root)) = self.walkable_root(cpu) else {
             let root = *self.root[cpu].lock().unwrap();
-            self.entries[cpu].lock().unwrap().insert((root, page));
+            self.entries[cpu]
+                .lock()
+                .unwrap()
+                .insert((root, page), (UNKNOWN_FRAME, Level::Pte));
             return;
         };
-        if self.entries[cpu].lock().unwrap().contains(&(root, page)) {
+        if self.entries[cpu].lock().unwrap().contains_key(&(root, page)) {
             return;
         }
         let start = {
@@ -310,7 +326,11 @@ impl SimTlb {
                 continue;
             }
             if entry.is_leaf_at(level) {
-                self.entries[cpu].lock().unwrap().insert((root, page));
+                let frame = entry.addr() + page.offset_in(level);
+                self.entries[cpu]
+                    .lock()
+                    .unwrap()
+                    .insert((root, page), (frame, level));
             }
             return;
         }
@@ -389,7 +409,7 @@ impl SimTlb {
         self.entries[cpu]
             .lock()
             .unwrap()
-            .contains(&(root, va.align_down(Level::Pte)))
+            .contains_key(&(root, va.align_down(Level::Pte)))
     }
 }
 
@@ -404,7 +424,7 @@ impl LocalTlb for SimTlb {
         self.entries[cpu]
             .lock()
             .unwrap()
-            .retain(|&(_, v)| v != va.align_down(Level::Pte));
+            .retain(|&(_, v), &mut (_, leaf)| v.align_down(leaf) != va.align_down(leaf));
         self.psc[cpu].lock().unwrap().clear();
         self.speculate();
     }
@@ -452,7 +472,7 @@ impl crate::hw::CrossCall for SimIpi {
 /// A complete simulated machine.
 pub struct Machine {
     pub tlb: SimTlb,
-    pub states: TlbStates,
+    pub states: Arc<TlbStates>,
     pub stats: TlbStats,
     /// The kernel's address space, boxed: every CPU has it loaded from the start and its
     /// state holds its address, which must not change when the machine is moved (into a
@@ -469,7 +489,7 @@ impl Machine {
     pub fn with_backend(n: usize, backend: Box<dyn FlushBackend>) -> Self {
         let m = Self {
             tlb: SimTlb::new(n),
-            states: TlbStates::new(),
+            states: Arc::new(TlbStates::new()),
             stats: TlbStats::new(),
             kernel: Box::new(AddressSpace::new(PhysAddr::new(0x1000))),
             backend,
@@ -500,6 +520,9 @@ pub struct MemBus {
     pub freed: Mutex<Vec<PhysAddr>>,
     /// The page-table frames among them.
     pub freed_tables: Mutex<Vec<PhysAddr>>,
+    /// Run on every data frame before it is freed ([`World::with_machine`] installs the
+    /// check that no running CPU still caches a translation to it).
+    free_check: OnceLock<Box<dyn Fn(PhysAddr) + Send + Sync>>,
 }
 
 impl MemBus {
@@ -557,6 +580,7 @@ impl SimMem {
                 frames: Mutex::new(Default::default()),
                 freed: Mutex::new(Vec::new()),
                 freed_tables: Mutex::new(Vec::new()),
+                free_check: OnceLock::new(),
             }),
             next: AtomicU64::new(0x10_0000),
         }
@@ -576,6 +600,9 @@ impl PhysMem for SimMem {
         Some(pa)
     }
     fn free_frame(&self, pa: PhysAddr) {
+        if let Some(check) = self.bus.free_check.get() {
+            check(pa);
+        }
         self.bus.free_frame(pa)
     }
     fn free_table(&self, pa: PhysAddr) {
@@ -793,6 +820,26 @@ impl World {
     pub fn with_machine(m: Machine, key: bool) -> Self {
         let mem = SimMem::new();
         m.tlb.attach(&mem);
+        // Flush before free, observed on the machine: a data frame is freed only once no
+        // CPU running an address space caches a translation to it (mmu_gather's rule,
+        // `gather.rs`). Lazy CPUs are left out: they may keep stale user translations by
+        // design (`flush.rs`, rule 2) and touch no user address until they catch up.
+        let (entries, states) = (m.tlb.entries.clone(), m.states.clone());
+        let check = move |frame: PhysAddr| {
+            for (cpu, cached) in entries.iter().enumerate() {
+                if states.cpu(cpu).is_lazy() {
+                    continue;
+                }
+                if let Some((&(root, va), _)) = cached.lock().unwrap().iter().find(|&(_, &(f, _))| f == frame)
+                {
+                    panic!(
+                        "frame {frame:#x} freed while cpu {cpu} still caches {va:#x} -> it \
+                         (root {root:#x}): freed before the flush that drops the translation"
+                    );
+                }
+            }
+        };
+        assert!(mem.bus.free_check.set(Box::new(check)).is_ok());
         Self {
             m,
             no_frames: NoFrames(mem.bus.clone()),
