@@ -223,6 +223,9 @@ impl std::fmt::Display for FreedTableRef {
 
 /// A TLB per simulated CPU: CR3, cached (root, page) translations, and the
 /// paging-structure caches (see the top of this file).
+/// One CPU's TLB: (root, 4 KiB page) -> (the 4 KiB frame, the level of the leaf).
+pub type CachedLeaves = BTreeMap<(PhysAddr, VirtAddr), (PhysAddr, Level)>;
+
 /// The frame of a translation cached without simulated memory under CR3 (as given).
 pub const UNKNOWN_FRAME: PhysAddr = PhysAddr::new(u64::MAX);
 
@@ -231,7 +234,7 @@ pub struct SimTlb {
     /// ([`UNKNOWN_FRAME`] where it was cached without simulated memory) and the level of
     /// the leaf it came from (a 2 MiB page's translation goes with one INVLPG anywhere in
     /// it, SDM 4.10.4.1). Shared with the memory's free check ([`World::with_machine`]).
-    pub entries: Arc<Vec<Mutex<BTreeMap<(PhysAddr, VirtAddr), (PhysAddr, Level)>>>>,
+    pub entries: Arc<Vec<Mutex<CachedLeaves>>>,
     /// Per CPU: CR3.
     pub root: Vec<Mutex<PhysAddr>>,
     /// Per CPU: paging-structure-cache entries by (level of the cached entry, key).
