@@ -148,6 +148,23 @@ ktest::kernel_test!(should_panic(expected = "waits for a cross call with interru
     arch::ipi::call_handler_on_many(&on, &others, IpiReason::Call, &|_| {});
 });
 
+ktest::kernel_test!(
+    needs(scale()) fn a_call_whose_mask_names_cpus_not_online_runs_on_the_online_ones() {
+        // `call_on_many` runs on the *online* CPUs of its mask: one that is not online has
+        // no handler to answer, and waiting for it would never end (`ipi.rs`).
+        let n = cpus::count();
+        if n == mm::cpumask::MAX_CPUS {
+            return; // no index is left that names no CPU
+        }
+        static RAN: AtomicU64 = AtomicU64::new(0);
+        RAN.store(0, Ordering::SeqCst);
+        call_on_many(&CpuMask::first(n + 1), IpiReason::Call, &|| {
+            RAN.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(RAN.load(Ordering::SeqCst), n as u64, "CPUs that ran the call");
+    }
+);
+
 ktest::kernel_test!(needs(scale()) should_panic(expected = "deliberate panic on cpu") fn a_panic_on_another_cpu_is_reported_with_that_cpu() {
     // With one CPU this panics here; with more, on the last CPU (the report names it).
     let last = cpus::count() - 1;
