@@ -33,10 +33,14 @@
 //! use mm::table_free::TableFreer;
 //! fn misuse(cpu: &dyn RunningCpu, on: &mut IrqsOn, freer: &TableFreer) {
 //!     cpu.with_irqs_off(on, &mut |_off| {
-//!         freer.drain(on); // error[E0502]: `*on` is borrowed mutably
+//!         freer.drain(on); // `*on` is borrowed mutably for the closure's whole run
 //!     });
 //! }
 //! ```
+//!
+//! (The expected error code stays out of the example's comments: rustdoc looks for it
+//! in the compiler's whole output, which quotes the failing line, so a comment naming
+//! it would pass any error.)
 //!
 //! The types see the paths mm takes; they do not see code that turns interrupts off by
 //! other means (`arch::irq::without_interrupts`, a raw [`RunningCpu::run_irqs_disabled`])
