@@ -10,14 +10,14 @@ use crate::addr::{PhysAddr, VirtAddr};
 use crate::addr_space::AddressSpace;
 use crate::collapse::collapse;
 use crate::flush::{FLUSH_ALL, FlushInfo, Mmu};
-use crate::gather::MmuGather;
 use crate::hw::{LocalTlb, PhysMem, RunningCpu};
 use crate::irq::IrqsOff;
 use crate::level::Level;
 use crate::pt_walk::PathWalk;
 use crate::share::{share_pmd_table, unshare_pmd_table};
-use crate::sim::{Machine, Pointer, SimBroadcast, SimMem, SkipLazy, World, irqs_off, irqs_on, on_cpu, va};
-use crate::unmap::unmap_range;
+use crate::sim::{
+    Machine, Pointer, SimBroadcast, SimMem, SkipLazy, World, irqs_off, irqs_on, munmap, on_cpu, va,
+};
 
 const REGION: VirtAddr = VirtAddr::new(0x4000_0000);
 
@@ -201,10 +201,7 @@ fn lazy_cpu_after_an_unmap_that_freed_tables(w: &World, mm: &AddressSpace, skip_
         ctx.mmu.backend = &fault;
     }
     on_cpu(0, || {
-        let locked = mm.lock();
-        let mut g = MmuGather::new(&ctx, &locked);
-        unmap_range(&mut g, REGION, REGION + 4096);
-        g.finish();
+        munmap(&ctx, mm, REGION, REGION + 4096);
         w.freer().drain(&irqs_on());
     });
     let mut freed = w.mem.freed_tables.lock().unwrap().clone();
@@ -361,10 +358,7 @@ fn lazy_cpu_after_unmapping_a_huge_leaf(
     assert!(w.m.tlb.cached(1, mm.root(), huge), "cpu 1 read the huge page");
     let ctx = w.ctx();
     on_cpu(0, || {
-        let locked = mm.lock();
-        let mut g = MmuGather::new(&ctx, &locked);
-        unmap_range(&mut g, huge, huge + len);
-        g.finish();
+        munmap(&ctx, mm, huge, huge + len);
         w.freer().drain(&irqs_on());
     });
     let mut freed = w.mem.freed_tables.lock().unwrap().clone();
@@ -474,10 +468,7 @@ fn each_flush_request_names_the_step_that_asks_for_it() {
     on_cpu(0, || collapse(&ctx, &collapsed.lock(), REGION)).expect("collapse");
     let unmapped = w.mm_with(block(REGION));
     on_cpu(0, || {
-        let locked = unmapped.lock();
-        let mut g = MmuGather::new(&ctx, &locked);
-        unmap_range(&mut g, REGION, REGION + Level::Pmd.span());
-        g.finish();
+        munmap(&ctx, &unmapped, REGION, REGION + Level::Pmd.span());
     });
     let owner = w.mm_with([REGION]);
     let other = AddressSpace::new(w.mem.alloc_frame().unwrap());
@@ -503,10 +494,7 @@ fn unmap_with_translations_cached(
     w.run_and_touch(0, mm, pages);
     let ctx = w.ctx();
     on_cpu(0, || {
-        let locked = mm.lock();
-        let mut g = MmuGather::new(&ctx, &locked);
-        unmap_range(&mut g, start, end);
-        g.finish();
+        munmap(&ctx, mm, start, end);
     });
     let stale = w.stale(mm, pages);
     assert!(stale.is_empty(), "stale translations after the unmap: {stale:x?}");

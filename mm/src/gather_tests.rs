@@ -8,7 +8,7 @@ use crate::gather::MmuGather;
 use crate::hw::{BackendKind, PhysMem};
 use crate::level::Level;
 use crate::receipt::UnlinkMark;
-use crate::sim::{World, irqs_off, irqs_on, on_cpu, va};
+use crate::sim::{World, irqs_off, irqs_on, munmap, on_cpu, va};
 use crate::stats::TlbEvent;
 use crate::table_free::{SyncMode, flush_implies_ipi_broadcast};
 use crate::unmap::{teardown, unmap_range};
@@ -78,10 +78,7 @@ fn tables_wait_for_a_grace_period() {
     w.hold_lazily(2, &mm);
     let ctx = w.ctx();
     on_cpu(0, || {
-        let locked = mm.lock();
-        let mut g = MmuGather::new(&ctx, &locked);
-        unmap_range(&mut g, va(0x4000_0000), va(0x4000_1000));
-        g.finish();
+        munmap(&ctx, &mm, va(0x4000_0000), va(0x4000_1000));
     });
     assert_eq!(w.freer.tables_in_flight(), 3);
     on_cpu(0, || w.freer().poll());
@@ -122,10 +119,7 @@ fn any_number_of_batches_waits_without_a_sync() {
     on_cpu(0, || {
         for p in 0..200u64 {
             let at = va_of(p);
-            let locked = mm.lock();
-            let mut g = MmuGather::new(&ctx, &locked);
-            unmap_range(&mut g, at, at + 4096);
-            g.finish();
+            munmap(&ctx, &mm, at, at + 4096);
         }
     });
     assert_eq!(w.sync.syncs.load(std::sync::atomic::Ordering::SeqCst), 0);
@@ -164,10 +158,7 @@ fn fallback_unmap_on(w: &mut World, lazy_cpu_in_mask: bool) -> (u64, u64) {
     }
     let ctx = w.ctx();
     on_cpu(0, || {
-        let locked = mm.lock();
-        let mut g = MmuGather::new(&ctx, &locked);
-        unmap_range(&mut g, va(0x4000_0000), va(0x4000_1000));
-        g.finish();
+        munmap(&ctx, &mm, va(0x4000_0000), va(0x4000_1000));
     });
     assert_eq!(
         w.mem.freed_tables.lock().unwrap().len(),

@@ -983,3 +983,13 @@ impl crate::hw::WalkerHw for SimWalker<'_> {
         *self.tlb.root[SimCpu.this_cpu()].lock().unwrap()
     }
 }
+
+/// The munmap of the simulated machine, as the kernel's `user_space::unmap`: the running
+/// CPU unmaps `[start, end)` of `mm` through one gather built from its page-table guard,
+/// and finishes it.
+pub fn munmap(ctx: &crate::gather::GatherCtx, mm: &AddressSpace, start: VirtAddr, end: VirtAddr) {
+    let locked = mm.lock();
+    let mut g = crate::gather::MmuGather::new(ctx, &locked);
+    crate::unmap::unmap_range(&mut g, start, end);
+    g.finish();
+}

@@ -8,12 +8,11 @@ use std::sync::atomic::AtomicU64;
 
 use crate::addr::{PhysAddr, USER_END, VirtAddr};
 use crate::addr_space::AddressSpace;
-use crate::gather::{GatherCtx, MmuGather};
+use crate::gather::GatherCtx;
 use crate::hw::{BackendKind, PhysMem};
 use crate::level::{ENTRIES, Level};
 use crate::pt_walk::PathWalk;
-use crate::sim::{World, irqs_on, on_cpu, va};
-use crate::unmap::unmap_range;
+use crate::sim::{World, irqs_on, munmap, on_cpu, va};
 
 /// Physical memory that counts, per frame, the entry accesses made through it
 /// ([`PhysMem::word`]: every read and every clear of an entry goes through one).
@@ -81,10 +80,7 @@ fn unmap_counting<'w>(w: &'w World, mm: &AddressSpace, start: VirtAddr, end: Vir
         ..base
     };
     on_cpu(0, || {
-        let locked = mm.lock();
-        let mut g = MmuGather::new(&ctx, &locked);
-        unmap_range(&mut g, start, end);
-        g.finish();
+        munmap(&ctx, mm, start, end);
         w.freer().drain(&irqs_on());
     });
     counting
@@ -177,10 +173,7 @@ fn left_after_unmap(
 ) -> Vec<VirtAddr> {
     let ctx = w.ctx();
     on_cpu(0, || {
-        let locked = mm.lock();
-        let mut g = MmuGather::new(&ctx, &locked);
-        unmap_range(&mut g, start, end);
-        g.finish();
+        munmap(&ctx, mm, start, end);
     });
     pages
         .iter()
