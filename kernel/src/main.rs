@@ -115,6 +115,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         tlb::faults::TableSync::Mode(mode) => tlb::FREER.set_mode(mode),
         tlb::faults::TableSync::ForceSkip => tlb::faults::Fault::ForceSkip.set(true),
     }
+    tlb::FREER.set_form(opts.sync_form);
     tlb::faults::Fault::NoBatchPages.set(opts.table_batch_fails);
     if let Some(fault) = opts.tlb_break {
         log::warn!("tlb: test-only fault: tlb.break={}", fault.name());

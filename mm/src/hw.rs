@@ -140,9 +140,9 @@ pub trait TableSyncHw: Sync {
     fn cpu(&self) -> &dyn RunningCpu;
     /// The boot-time decision, frozen in a static key.
     fn flush_implies_ipi_broadcast(&self) -> bool;
-    /// IPI every other online CPU with an empty function and wait for all (interrupts
-    /// on: `on`).
-    fn sync_ipi_all_others(&self, on: &IrqsOn);
+    /// IPI every CPU of `targets` (never the running one) with an empty function and wait
+    /// for all (interrupts on: `on`).
+    fn sync_ipi(&self, on: &IrqsOn, targets: &CpuMask);
     /// Online CPUs.
     fn online(&self) -> CpuMask;
     /// Interrupts-enabled events (timer ticks) taken by `cpu` so far.

@@ -25,6 +25,7 @@ pub mod table_free;
 pub mod teardown_step;
 pub mod tlb_state;
 pub mod unmap;
+pub mod walk_marker;
 pub mod walker;
 
 /// Loom only: the ordering sites of the protocol, and the switch that weakens one.

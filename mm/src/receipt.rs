@@ -59,6 +59,20 @@ impl FlushReceipt {
     }
 }
 
+impl FlushReceipt {
+    /// The CPUs that took this flush's interrupt after the unlink marked `unlinked` of one
+    /// of `mm`'s tables (none if the flush is of another address space or began before):
+    /// a CPU interrupted then was outside any walk, so no walk it is in can have begun
+    /// before the unlink.
+    pub fn interrupted_after(&self, mm: &AddressSpace, unlinked: UnlinkMark) -> CpuMask {
+        if self.mm_id == mm.id() && self.generation > unlinked.0 {
+            self.interrupted
+        } else {
+            CpuMask::new()
+        }
+    }
+}
+
 /// When a table was unlinked, in flush generations: taken right after the entry that
 /// pointed to it was cleared ([`UnlinkMark::now`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -687,7 +687,7 @@ impl TableSyncHw for SimSync {
     fn flush_implies_ipi_broadcast(&self) -> bool {
         self.broadcast_key
     }
-    fn sync_ipi_all_others(&self, _on: &IrqsOn) {
+    fn sync_ipi(&self, _on: &IrqsOn, _targets: &CpuMask) {
         if self.sync_does_nothing.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
@@ -808,6 +808,8 @@ pub struct World {
     pub mem: SimMem,
     pub sync: SimSync,
     pub freer: crate::table_free::TableFreerState,
+    /// The walk markers (the lock-free walker publishes into them).
+    pub walks: crate::walk_marker::WalkMarkers,
     /// The `table_batch=fail` fault: the freer's batch pages come from [`NoFrames`].
     pub no_batch_pages: bool,
     no_frames: NoFrames,
@@ -849,6 +851,7 @@ impl World {
             mem,
             sync: SimSync::new(4, key),
             freer: crate::table_free::TableFreerState::new(),
+            walks: crate::walk_marker::WalkMarkers::new(),
             no_batch_pages: false,
         }
     }
@@ -882,6 +885,7 @@ impl World {
                 &self.mem
             },
             stats: &self.m.stats,
+            walks: &self.walks,
         }
     }
 

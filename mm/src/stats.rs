@@ -42,9 +42,23 @@ pub enum TlbEvent {
     PoisonHits,
     /// A grace-period wait (`table_sync_rcu`) that was performed.
     SyncRcuWaits,
+    /// CPUs a sync IPI was sent to (a broadcast counts every other online CPU).
+    SyncIpiCpus,
+    /// Other online CPUs a `targeted` sync did not interrupt.
+    SyncSpared,
+    /// A `wait` sync performed (instead of an IPI).
+    SyncWaits,
+    /// CPUs a `wait` sync waited for (their marker named the address space).
+    SyncWaitCpus,
+    /// Clock cycles (the TSC in the kernel) spent in `wait` syncs.
+    SyncWaitCycles,
+    /// A batch of tables freed after its grace or walk period.
+    BatchesFreed,
+    /// Clock cycles from each freed batch's first unlink to its free, summed.
+    UnlinkToFreeCycles,
 }
 
-const EVENTS: usize = 16;
+const EVENTS: usize = 23;
 /// Events printed on the `tlb-stats:` line (the rest go on `mmu-gather-stats:`).
 const TLB_EVENTS: usize = 8;
 const NAMES: [&str; EVENTS] = [
@@ -64,6 +78,13 @@ const NAMES: [&str; EVENTS] = [
     "tables_deferred",
     "poison_hits",
     "sync_rcu_waits",
+    "sync_ipi_cpus",
+    "sync_spared",
+    "sync_waits",
+    "sync_wait_cpus",
+    "sync_wait_cycles",
+    "batches_freed",
+    "unlink_to_free_cycles",
 ];
 
 /// Per-CPU counters.
@@ -129,7 +150,8 @@ impl core::ops::Sub for TlbTotals {
 impl TlbTotals {
     /// The `mmu-gather-stats:` line: `gathers=.. pages_freed=.. tables_freed=..
     /// tables_deferred=.. sync_ipis=.. syncs_skipped=.. poison_hits=..` (then
-    /// `sync_rcu_waits=..`).
+    /// `sync_rcu_waits=.. sync_ipi_cpus=.. sync_spared=.. sync_waits=.. sync_wait_cpus=..
+    /// sync_wait_cycles=.. batches_freed=.. unlink_to_free_cycles=..`).
     pub fn gather_line(&self) -> GatherLine {
         GatherLine(*self)
     }
@@ -163,6 +185,13 @@ impl core::fmt::Display for GatherLine {
             SyncSkipped,
             PoisonHits,
             SyncRcuWaits,
+            SyncIpiCpus,
+            SyncSpared,
+            SyncWaits,
+            SyncWaitCpus,
+            SyncWaitCycles,
+            BatchesFreed,
+            UnlinkToFreeCycles,
         ] {
             write!(f, " {}={}", NAMES[e as usize], self.0.get(e))?;
         }

@@ -100,6 +100,18 @@ pub enum Site {
     InFlightAdd,
     /// `table_free.rs` `TableFreer::poll`.
     InFlightSub,
+    /// `walk_marker.rs` `WalkMarkers::walk`: the marker's store (W1).
+    WalkPublish,
+    /// `walk_marker.rs` `WalkMarkers::walk`: the fence after it (W2).
+    WalkFence,
+    /// `walk_marker.rs` `WalkMarkers::walk`: the marker's clear (W4).
+    WalkEnd,
+    /// `walk_marker.rs`: the freer's fence before it reads the markers (F3).
+    ScanFence,
+    /// `walk_marker.rs`: the freer's first read of a marker (F4).
+    ScanLoad,
+    /// `walk_marker.rs`: the freer's later reads of a marker (waiting for a walk to end).
+    WaitLoad,
 }
 
 /// The ordering `strong` of the operation `site` (see the top of this file).
@@ -116,6 +128,23 @@ pub(crate) fn ord(strong: Ordering, site: Site) -> Ordering {
     match WEAKENED.with(|w| w.get()) {
         Some((s, weaker)) if s == site => weaker,
         _ => strong,
+    }
+}
+
+/// A SeqCst fence (`mfence` on x86), the one at `site`.
+#[cfg(not(loom))]
+#[inline(always)]
+pub(crate) fn fence(_site: Site) {
+    core::sync::atomic::fence(Ordering::SeqCst);
+}
+
+/// A SeqCst fence, or, if a loom test weakened `site`, the weaker fence it set (none for
+/// Relaxed, which `fence` does not take).
+#[cfg(loom)]
+pub(crate) fn fence(site: Site) {
+    match ord(Ordering::SeqCst, site) {
+        Ordering::Relaxed => {}
+        o => loom::sync::atomic::fence(o),
     }
 }
 

@@ -14,9 +14,21 @@
 //!   a batch waits for the first grace period that *starts* after it was queued, and is
 //!   freed by whoever polls next ([`TableFreer::poll`]). The CPU that polls counts as
 //!   quiescent itself (it polls from task context with interrupts on).
-//! * **Sync IPI** (the fallback when no batch page can be had, and for collapse and
-//!   unsharing; Linux's `tlb_remove_table_sync_one`). An IPI to every other online CPU,
-//!   waiting for all: each CPU takes it only with interrupts on, i.e. outside any walk.
+//!   With the `targeted` and `wait` sync forms the batch waits instead for a *walk
+//!   period*: a snapshot of every CPU's walk marker ([`crate::walk_marker`]) taken after
+//!   it was queued, complete once every CPU that was inside a walk at the snapshot has
+//!   left it. Walks are short (interrupts are off for them), ticks are not: the tables
+//!   come back sooner.
+//! * **Sync** (the fallback when no batch page can be had, and for collapse and
+//!   unsharing; Linux's `tlb_remove_table_sync_one`), in one of three forms chosen at
+//!   boot ([`SyncForm`], `tlb.sync=`):
+//!   - `broadcast` (Linux): an IPI to every other online CPU, waiting for all: each CPU
+//!     takes it only with interrupts on, i.e. outside any walk.
+//!   - `targeted`: IPIs only to the CPUs whose walk marker names the address space, less
+//!     those the flush's receipt shows took its IPI after the unlink (a CPU interrupted
+//!     then is not inside a walk that began before it). No walker: nothing is sent.
+//!   - `wait`: no IPI; waits until every CPU whose marker named the address space has left
+//!     that walk (bounded by the watchdog).
 //!
 //! The skip ([`TableFreer::table_sync_one`], [`TableFreer::table_sync_rcu`]): when the TLB
 //! flush that unlinked the table was itself an IPI to every CPU that could walk, the sync
@@ -43,6 +55,7 @@ use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::{TlbEvent, TlbStats};
 use crate::sync::Ordering::SeqCst;
 use crate::sync::{AtomicU8, AtomicU64, Site, const_unless_loom, ord};
+use crate::walk_marker::{WalkMarkers, WalkTag};
 
 /// The boot-time decision (Linux's `native_pv_tlb_init`): the table-free sync is
 /// redundant after a freed-tables flush iff that flush is the native IPI broadcast and
@@ -61,12 +74,55 @@ pub enum SyncMode {
     Always = 1,
 }
 
-/// Table addresses per batch page. The last three words of the page are the batch's
-/// header: the count, the grace period it waits for, and the link to the next queued
-/// batch (Linux's `struct mmu_table_batch`, whose `rcu_head` links it likewise).
-pub const TABLE_BATCH: usize = ENTRIES - 3;
+/// How a sync that is not skipped reaches the walkers (boot option `tlb.sync=`), and what
+/// a table batch waits for (see the top of this file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SyncForm {
+    /// An IPI to every other online CPU (Linux); batches wait for a tick grace period.
+    Broadcast = 0,
+    /// IPIs to the CPUs walking the address space only; batches wait for a walk period.
+    Targeted = 1,
+    /// No IPI: wait for the walks of the address space to end; batches wait for a walk
+    /// period.
+    Wait = 2,
+}
+
+impl SyncForm {
+    /// Every form, in option order.
+    pub const ALL: [SyncForm; 3] = [SyncForm::Broadcast, SyncForm::Targeted, SyncForm::Wait];
+
+    /// The option value and log name: `broadcast`, `targeted`, `wait`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncForm::Broadcast => "broadcast",
+            SyncForm::Targeted => "targeted",
+            SyncForm::Wait => "wait",
+        }
+    }
+
+    /// The form named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => SyncForm::Targeted,
+            2 => SyncForm::Wait,
+            _ => SyncForm::Broadcast,
+        }
+    }
+}
+
+/// Table addresses per batch page. The last four words of the page are the batch's
+/// header: the count, when its first table was unlinked, the grace period it waits for,
+/// and the link to the next queued batch (Linux's `struct mmu_table_batch`, whose
+/// `rcu_head` links it likewise).
+pub const TABLE_BATCH: usize = ENTRIES - 4;
 /// Slot of a batch page holding the number of tables in it.
-pub const BATCH_COUNT: usize = ENTRIES - 3;
+pub const BATCH_COUNT: usize = ENTRIES - 4;
+const BATCH_SINCE: usize = ENTRIES - 3;
 const BATCH_GP: usize = ENTRIES - 2;
 const BATCH_NEXT: usize = ENTRIES - 1;
 
@@ -75,6 +131,9 @@ struct GraceState {
     requested: u64,
     started: u64,
     completed: u64,
+    /// The period in progress is a walk period (markers), not a tick grace period.
+    by_markers: bool,
+    /// Per CPU at the period's start: its tick count, or its walk-marker word.
     snapshot: [u64; MAX_CPUS],
     /// Queued batch pages, oldest first, linked through their `BATCH_NEXT` slot (0 ends
     /// the list). Grace periods only grow, so the list is ordered by the one each needs.
@@ -90,6 +149,7 @@ struct GraceState {
 pub struct TableFreerState {
     state: spin::Mutex<GraceState>,
     mode: AtomicU8,
+    form: AtomicU8,
     in_flight: AtomicU64,
 }
 
@@ -108,6 +168,8 @@ pub struct TableFreer<'a> {
     pub mem: &'a dyn PhysMem,
     /// Counters.
     pub stats: &'a TlbStats,
+    /// The walk markers the `targeted` and `wait` forms read.
+    pub walks: &'a WalkMarkers,
 }
 
 // Orderings of the freer's own atomics: `mode` is a setting (a boot option, or a
@@ -126,12 +188,14 @@ impl TableFreerState {
                     requested: 0,
                     started: 0,
                     completed: 0,
+                    by_markers: false,
                     snapshot: [0; MAX_CPUS],
                     head: 0,
                     tail: 0,
                     newest_gp: 0,
                 }),
                 mode: AtomicU8::new(SyncMode::Decided as u8),
+                form: AtomicU8::new(SyncForm::Broadcast as u8),
                 in_flight: AtomicU64::new(0),
             }
         }
@@ -152,6 +216,18 @@ impl TableFreerState {
         }
     }
 
+    /// Sets the sync form.
+    pub fn set_form(&self, form: SyncForm) {
+        // A setting, like the mode (see above).
+        self.form.store(form as u8, ord(SeqCst, Site::ModeStore));
+    }
+
+    /// The sync form.
+    pub fn form(&self) -> SyncForm {
+        // A setting, like the mode (see above).
+        SyncForm::from_u8(self.form.load(ord(SeqCst, Site::ModeLoad)))
+    }
+
     /// Tables queued and not yet freed.
     pub fn tables_in_flight(&self) -> u64 {
         // A count (see above): Acquire would also be correct.
@@ -161,9 +237,14 @@ impl TableFreerState {
 
 impl TableFreer<'_> {
     /// A fresh batch page, or None (the memory has none: the caller falls back to a
-    /// flush, a sync and an immediate free).
+    /// flush, a sync and an immediate free). Called at the batch's first unlink: the
+    /// page remembers when, for the unlink-to-free time.
     pub fn alloc_batch(&self) -> Option<PhysAddr> {
-        self.mem.alloc_frame()
+        let page = self.mem.alloc_frame()?;
+        self.mem
+            .word(page, BATCH_SINCE)
+            .store(self.hw.wait_clock(), Relaxed);
+        Some(page)
     }
 
     /// Tables queued and not yet freed.
@@ -187,9 +268,10 @@ impl TableFreer<'_> {
         skip
     }
 
-    /// `tlb_remove_table_sync_one`: IPI every other CPU and wait, unless `receipt` proves
-    /// that a flush of `mm` made after the unlink marked `unlinked` already was that
-    /// broadcast (and the decision allows it).
+    /// `tlb_remove_table_sync_one`: make sure no lock-free walker of `mm` is still inside
+    /// a table unlinked at `unlinked` (and flushed since), in the boot's [`SyncForm`],
+    /// unless `receipt` proves that a flush of `mm` made after the unlink already was an
+    /// IPI broadcast (and the decision allows it).
     #[track_caller]
     pub fn table_sync_one(
         &self,
@@ -201,8 +283,59 @@ impl TableFreer<'_> {
         if self.sync_excused(receipt, mm, unlinked) {
             return;
         }
-        self.hw.sync_ipi_all_others(on);
-        self.stats.count(self.hw.cpu().this_cpu(), TlbEvent::SyncSent);
+        let me = self.hw.cpu().this_cpu();
+        let mut others = self.hw.online();
+        others.clear(me);
+        match self.state.form() {
+            SyncForm::Broadcast => self.sync_ipi(on, &others),
+            SyncForm::Targeted => {
+                let walking = self.walks.scan(WalkTag::of(mm), &others);
+                let took_flush = receipt.map_or(CpuMask::new(), |r| r.interrupted_after(mm, unlinked));
+                let targets = walking.and_not(&took_flush);
+                if !targets.is_empty() {
+                    self.sync_ipi(on, &targets);
+                }
+                self.stats.add(
+                    me,
+                    TlbEvent::SyncSpared,
+                    (others.count() - targets.count()) as u64,
+                );
+            }
+            SyncForm::Wait => self.wait_for_walks(mm, &others),
+        }
+    }
+
+    fn sync_ipi(&self, on: &IrqsOn, targets: &CpuMask) {
+        let me = self.hw.cpu().this_cpu();
+        self.hw.sync_ipi(on, targets);
+        self.stats.count(me, TlbEvent::SyncSent);
+        self.stats.add(me, TlbEvent::SyncIpiCpus, targets.count() as u64);
+    }
+
+    /// The `wait` form: no IPI, wait until the walks of `mm` open on `others` have ended.
+    #[track_caller]
+    fn wait_for_walks(&self, mm: &AddressSpace, others: &CpuMask) {
+        let at = Location::caller();
+        let since = self.hw.wait_clock();
+        let mut reported = false;
+        let waited = self.walks.wait_out(WalkTag::of(mm), others, &mut |cpu| {
+            self.hw.relax();
+            if !reported {
+                reported = self.hw.wait_expired(since, "walk-wait", at, &|| {
+                    let mut m = CpuMask::new();
+                    m.set(cpu);
+                    m
+                });
+            }
+        });
+        let me = self.hw.cpu().this_cpu();
+        self.stats.count(me, TlbEvent::SyncWaits);
+        self.stats.add(me, TlbEvent::SyncWaitCpus, waited.count() as u64);
+        self.stats.add(
+            me,
+            TlbEvent::SyncWaitCycles,
+            self.hw.wait_clock().wrapping_sub(since),
+        );
     }
 
     /// `tlb_remove_table_sync_rcu`: wait for a full grace period, with the same skip rule.
@@ -245,8 +378,9 @@ impl TableFreer<'_> {
         }
     }
 
-    /// The CPUs the grace period in progress still waits for (no quiescent state since it
-    /// started); empty if none is in progress.
+    /// The CPUs the grace period (or walk period) in progress still waits for (no
+    /// quiescent state, or still in the walk it was in, since it started); empty if none
+    /// is in progress.
     pub fn gp_laggards(&self) -> CpuMask {
         let hw = self.hw;
         let me = hw.cpu().this_cpu();
@@ -256,8 +390,17 @@ impl TableFreer<'_> {
         }
         hw.online()
             .iter()
-            .filter(|&c| c != me && hw.quiescent_count(c) <= st.snapshot[c])
+            .filter(|&c| c != me && !self.passed(&st, c))
             .collect()
+    }
+
+    /// Whether `cpu` has passed the period in progress.
+    fn passed(&self, st: &GraceState, cpu: usize) -> bool {
+        if st.by_markers {
+            self.walks.ended_since(cpu, st.snapshot[cpu])
+        } else {
+            self.hw.quiescent_count(cpu) > st.snapshot[cpu]
+        }
     }
 
     /// Queues a full (or final) batch page of tables (its count already written) to be
@@ -298,17 +441,22 @@ impl TableFreer<'_> {
         let online = hw.online();
         let mut st = self.state.state.lock();
         if st.started > st.completed {
-            let done = online
-                .iter()
-                .all(|c| c == me || hw.quiescent_count(c) > st.snapshot[c]);
+            let done = online.iter().all(|c| c == me || self.passed(&st, c));
             if done {
                 st.completed = st.started;
             }
         }
         let waiting = st.requested > st.completed || (st.head != 0 && st.newest_gp > st.completed);
         if st.started == st.completed && waiting {
-            for c in online.iter() {
-                st.snapshot[c] = hw.quiescent_count(c);
+            // A walk period only for batches: `table_sync_rcu` asks for a grace period
+            // (`requested`), which is ticks.
+            st.by_markers = st.requested <= st.completed && self.state.form() != SyncForm::Broadcast;
+            if st.by_markers {
+                self.walks.snapshot(&online, &mut st.snapshot);
+            } else {
+                for c in online.iter() {
+                    st.snapshot[c] = hw.quiescent_count(c);
+                }
             }
             st.started += 1;
         }
@@ -336,7 +484,15 @@ impl TableFreer<'_> {
                 }
             };
             let Some(batch) = ready else { break };
+            let since = mem.word(batch, BATCH_SINCE).load(Relaxed);
             freed += free_batch(batch, mem);
+            let cpu = self.hw.cpu().this_cpu();
+            self.stats.count(cpu, TlbEvent::BatchesFreed);
+            self.stats.add(
+                cpu,
+                TlbEvent::UnlinkToFreeCycles,
+                self.hw.wait_clock().wrapping_sub(since),
+            );
         }
         // A count, after the frees (see the top of `TableFreerState`'s impl): Release
         // would also be correct.

@@ -1,6 +1,7 @@
 //! The lock-free page-table walker (GUP-fast analogue).
 //!
-//! Rules: it walks only the running CPU's current address space (checked against the
+//! Rules: it publishes its walk in the running CPU's walk marker for the walk's length
+//! ([`crate::walk_marker`]: the table-free sync reaches or waits for the marked CPUs); it walks only the running CPU's current address space (checked against the
 //! root the CPU has loaded, read with interrupts off, so it cannot change during the
 //! walk: the receipt that lets a sync be skipped covers the CPUs that have an address
 //! space loaded, not walkers of someone else's tables); interrupts stay off for
@@ -15,11 +16,13 @@
 use core::sync::atomic::Ordering;
 
 use crate::addr::{PhysAddr, VirtAddr};
+use crate::addr_space::AddressSpace;
 use crate::hw::{PhysMem, WalkerHw};
 use crate::irq::{IrqsOff, IrqsOn};
 use crate::level::Level;
 use crate::pt_walk::{PathWalk, Step};
 use crate::stats::{TlbEvent, TlbStats};
+use crate::walk_marker::{WalkMarkers, WalkTag};
 
 /// Result of one walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,20 +44,26 @@ pub enum Walk {
     NotLoaded,
 }
 
-/// Walks `va` in the address space whose root is `root` (the current one). It turns
-/// interrupts off for the walk, so the caller must hold them on (`on`).
+/// Walks `va` in the address space `mm` (the current one). It turns interrupts off for
+/// the walk, so the caller must hold them on (`on`), and publishes the walk in this CPU's
+/// marker in `marks` for its length ([`crate::walk_marker`]).
 pub fn walk(
     on: &mut IrqsOn,
     hw: &dyn WalkerHw,
+    marks: &WalkMarkers,
     mem: &dyn PhysMem,
     stats: &TlbStats,
-    root: PhysAddr,
+    mm: &AddressSpace,
     va: VirtAddr,
 ) -> Walk {
     let mut result = Walk::NotMapped;
+    let root = mm.root();
+    let cpu = hw.cpu().this_cpu();
     hw.cpu().with_irqs_off(on, &mut |off| {
         result = if hw.loaded_root() == root {
-            walk_irqs_off(off, hw, mem, root, va)
+            marks.walk(off, cpu, WalkTag::of(mm), || {
+                walk_irqs_off(off, hw, mem, root, va)
+            })
         } else {
             Walk::NotLoaded
         }

@@ -107,7 +107,9 @@ fn walk_on_cpu0(
         tlb: &w.m.tlb,
         at_preemption,
     };
-    on_cpu(0, || walk(&mut irqs_on(), &hw, &w.mem, &w.m.stats, mm.root(), at))
+    on_cpu(0, || {
+        walk(&mut irqs_on(), &hw, &w.walks, &w.mem, &w.m.stats, mm, at)
+    })
 }
 
 #[test]

@@ -580,9 +580,8 @@ impl TableSyncHw for Machine {
         true
     }
 
-    fn sync_ipi_all_others(&self, _on: &IrqsOn) {
-        let others = self.online().and_not(&[self.this_cpu()].into_iter().collect());
-        self.ipi(&others, &|_| ());
+    fn sync_ipi(&self, _on: &IrqsOn, targets: &CpuMask) {
+        self.ipi(targets, &|_| ());
     }
 
     fn online(&self) -> CpuMask {

@@ -80,7 +80,10 @@ pub const KEYS: &[OptionKey] = &[
     key("tlb.backend", "native|pv", |o, v| ["native", "pv"].contains(&v).then(|| o.tlb_backend = v)),
     key("tlb.table_sync", "decided|always|force-skip", table_sync),
     key("tlb.table_batch", "fail|ok", table_batch),
-    key("tlb.break", "none|stride|lazy|noflush", tlb_break),
+    key("tlb.sync", "broadcast|targeted|wait", |o, v| {
+        mm::table_free::SyncForm::from_name(v).map(|f| o.sync_form = f)
+    }),
+    key("tlb.break", "none|stride|lazy|noflush|nomarker", tlb_break),
     key("clearcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, false))),
     key("setcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, true))),
     key("bench", "smp|tlb", |o, v| ["smp", "tlb"].contains(&v).then(|| o.bench = Some(v))),
@@ -170,7 +173,9 @@ pub struct BootOptions {
     pub table_sync: crate::tlb::faults::TableSync,
     /// `tlb.table_batch=fail`: every table-batch allocation fails (fallback path).
     pub table_batch_fails: bool,
-    /// `tlb.break=none|stride|lazy|noflush`: test-only, breaks one TLB mechanism.
+    /// `tlb.sync=broadcast|targeted|wait`: how a table-free sync reaches walkers.
+    pub sync_form: mm::table_free::SyncForm,
+    /// `tlb.break=none|stride|lazy|noflush|nomarker`: test-only, breaks one TLB mechanism.
     pub tlb_break: Option<crate::tlb::faults::Fault>,
 }
 
@@ -189,6 +194,7 @@ impl Default for BootOptions {
             tlb_backend: "native",
             table_sync: crate::tlb::faults::TableSync::Mode(mm::table_free::SyncMode::Decided),
             table_batch_fails: false,
+            sync_form: mm::table_free::SyncForm::Broadcast,
             tlb_break: None,
         }
     }

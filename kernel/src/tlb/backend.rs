@@ -28,14 +28,15 @@ pub fn choose_backend(features: &CpuFeatures, opts: &BootOptions) -> &'static dy
     let skip = mm::table_free::flush_implies_ipi_broadcast(backend.kind(), features.invlpgb);
     arch::static_key::decide_tlb_ipi_broadcast(skip);
     log::info!(
-        "tlb: backend={} invlpgb={} table-sync={}",
+        "tlb: backend={} invlpgb={} table-sync={} sync-form={}",
         backend.kind().name(),
         if features.invlpgb { "yes" } else { "no" },
         if arch::static_key::tlb_table_flush_implies_ipi_broadcast() {
             "skip"
         } else {
             "ipi"
-        }
+        },
+        opts.sync_form.name()
     );
     if opts.table_sync != crate::tlb::faults::TableSync::Mode(mm::table_free::SyncMode::Decided) {
         log::warn!("tlb: table sync mode overridden: {:?}", opts.table_sync);

@@ -16,6 +16,7 @@
 //! | `NoFlush` | `tlb.break=noflush` | `Mmu::backend` | [`NoRemoteFlush`] |
 //! | `ForceSkip` | `tlb.table_sync=force-skip`, the race's `force_skip` | `TableFreer::hw` | [`SyncDoesNothing`] |
 //! | `NoBatchPages` | `tlb.table_batch=fail`, the race's `fallback`, `unmap-nobatch` | `TableFreer::mem` | [`NoBatchPages`] |
+//! | `NoMarker` | `tlb.break=nomarker`, the race's `no_marker` | the walker's markers | [`UNWATCHED`] |
 //!
 //! A fault set at run time takes effect at the next assembly (the next gather, the next
 //! `tlb::mmu()`). mm's host tests have their own doubles of the same parts
@@ -54,6 +55,9 @@ pub enum Fault {
     /// No page can be had for a table batch: every freed table takes the fallback path
     /// (flush, sync, free at once).
     NoBatchPages = 1 << 4,
+    /// Walkers publish their walk markers where no freer looks: the `targeted` and `wait`
+    /// syncs and the walk periods see no walker.
+    NoMarker = 1 << 5,
 }
 
 /// The faults in force, one bit each. Relaxed: a setting that publishes no data; it is
@@ -69,11 +73,12 @@ impl Fault {
             "stride" => Some(Self::Stride),
             "lazy" => Some(Self::Lazy),
             "noflush" => Some(Self::NoFlush),
+            "nomarker" => Some(Self::NoMarker),
             _ => return None,
         })
     }
 
-    /// Name in log lines (a `tlb.break=` value for the first three).
+    /// Name in log lines (a `tlb.break=` value for the first three and `nomarker`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Stride => "stride",
@@ -81,6 +86,7 @@ impl Fault {
             Self::NoFlush => "noflush",
             Self::ForceSkip => "force-skip",
             Self::NoBatchPages => "no-batch-pages",
+            Self::NoMarker => "nomarker",
         }
     }
 
@@ -116,6 +122,18 @@ pub(super) fn backend(real: &'static dyn FlushBackend) -> &'static dyn FlushBack
         &SkipLazy
     } else {
         real
+    }
+}
+
+/// The walk markers no freer reads: where walkers publish under [`Fault::NoMarker`].
+pub static UNWATCHED: mm::walk_marker::WalkMarkers = mm::walk_marker::WalkMarkers::new();
+
+/// The walk markers walkers publish into: the freer's, or [`UNWATCHED`].
+pub(super) fn walker_markers() -> &'static mm::walk_marker::WalkMarkers {
+    if Fault::NoMarker.active() {
+        &UNWATCHED
+    } else {
+        &super::WALKS
     }
 }
 
@@ -219,7 +237,7 @@ impl TableSyncHw for SyncDoesNothing {
         SYNC_HW.flush_implies_ipi_broadcast()
     }
 
-    fn sync_ipi_all_others(&self, _on: &IrqsOn) {
+    fn sync_ipi(&self, _on: &IrqsOn, _targets: &CpuMask) {
         SYNCS_DROPPED.fetch_add(1, Relaxed);
     }
 

@@ -35,8 +35,8 @@ impl mm::hw::TableSyncHw for SyncHw {
         arch::static_key::tlb_table_flush_implies_ipi_broadcast()
     }
 
-    fn sync_ipi_all_others(&self, on: &mm::irq::IrqsOn) {
-        arch::ipi::call_handler_on_many(on, &arch::cpus::online(), arch::stats::IpiReason::Sync, &|_| {});
+    fn sync_ipi(&self, on: &mm::irq::IrqsOn, targets: &mm::cpumask::CpuMask) {
+        arch::ipi::call_handler_on_many(on, targets, arch::stats::IpiReason::Sync, &|_| {});
     }
 
     fn online(&self) -> mm::cpumask::CpuMask {

@@ -31,6 +31,10 @@ static TLB: arch::tlb::X86Tlb = arch::tlb::X86Tlb;
 /// The table freer's state (grace periods, queued batches, sync mode).
 pub static FREER: mm::table_free::TableFreerState = mm::table_free::TableFreerState::new();
 
+/// Every CPU's walk marker: the lock-free walker publishes into it, the `targeted` and
+/// `wait` syncs and walk periods read it (`mm::walk_marker`).
+pub static WALKS: mm::walk_marker::WalkMarkers = mm::walk_marker::WalkMarkers::new();
+
 pub use crate::mem::kernel_space::kernel_mm;
 
 /// Records the flush backend. Boot CPU, before the APs start.
@@ -64,6 +68,7 @@ pub fn freer() -> mm::table_free::TableFreer<'static> {
         hw: faults::table_sync_hw(),
         mem: faults::batch_mem(),
         stats: &STATS,
+        walks: &WALKS,
     }
 }
 
@@ -101,9 +106,10 @@ pub fn walk(mm: &AddressSpace, va: u64) -> mm::walker::Walk {
     mm::walker::walk(
         &mut irqs_on("walks page tables lock-free"),
         &hw::WALKER_HW,
+        faults::walker_markers(),
         &MEM,
         &STATS,
-        mm.root(),
+        mm,
         mm::addr::VirtAddr::new(va),
     )
 }
