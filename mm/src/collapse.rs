@@ -1,10 +1,11 @@
 //! Collapse (khugepaged analogue): a fully populated PTE table becomes one 2 MiB mapping.
 //!
-//! Order, as in Linux's `collapse_huge_page`: clear the level-2 entry that points to the
-//! PTE table and flush (`pmdp_collapse_flush`; gatherOS flushes it as a freed table, so
-//! lazy CPUs are included), then `table_sync_one` so that no lock-free walker can still
-//! be inside the old PTE table, copy the data, free the small pages and the table, and
-//! install the huge mapping.
+//! Order, as in Linux's `collapse_huge_page`: unlink the PTE table (clear the level-2
+//! entry that points to it) and flush (`pmdp_collapse_flush`; gatherOS flushes it as a
+//! freed table, so lazy CPUs are included), then release it (the sequence of
+//! [`crate::unlinked_table`]: the sync, so that no lock-free walker can still be inside
+//! the old PTE table; then, in its last use, copy the data and free the small pages;
+//! then the table is freed), and install the huge mapping.
 //!
 //! The flush's stride is that of the 512 4 KiB leaves under the cleared entry, not the
 //! entry's own 2 MiB: 512 pages is over the ceiling, so a full flush ("collapse entails
@@ -19,7 +20,7 @@ use crate::gather::{FlushCause, FlushRequest, GatherCtx};
 use crate::irq::IrqsOn;
 use crate::level::{ENTRIES, Level};
 use crate::pt_walk::PathWalk;
-use crate::receipt::{FlushReceipt, UnlinkMark};
+use crate::receipt::FlushReceipt;
 use crate::stats::TlbEvent;
 
 /// Why a collapse did not happen.
@@ -58,8 +59,7 @@ pub fn collapse(
         return Err(CollapseError::NotFullyPopulated);
     }
     let huge = mem.alloc_huge().ok_or(CollapseError::OutOfMemory)?;
-    pmd.slot.clear(locked);
-    let unlinked = UnlinkMark::now(mm);
+    let unlinked = pmd.slot.unlink(locked);
     let receipt = ctx.flush(
         &mut on,
         FlushRequest {
@@ -71,16 +71,17 @@ pub fn collapse(
             cause: FlushCause::Collapse,
         },
     );
-    ctx.freer.table_sync_one(&on, Some(&receipt), mm, unlinked);
     let cpu = ctx.mmu.tlb.cpu().this_cpu();
-    for i in 0..ENTRIES {
-        let small = EntrySlot::of(mem, locked.root(), pte_table, i).read().addr();
-        mem.copy_frame(huge + i as u64 * Level::Pte.span(), small);
-        mem.free_frame(small);
-    }
-    mem.free_table(pte_table);
+    // No walker is inside the old table any more: copy its pages, free them, and the
+    // table after them.
+    ctx.freer.release(&on, unlinked, &receipt, &mut |pte_table| {
+        for i in 0..ENTRIES {
+            let small = EntrySlot::of(mem, locked.root(), pte_table, i).read().addr();
+            mem.copy_frame(huge + i as u64 * Level::Pte.span(), small);
+            mem.free_frame(small);
+        }
+    });
     ctx.mmu.stats.add(cpu, TlbEvent::PagesFreed, ENTRIES as u64);
-    ctx.mmu.stats.count(cpu, TlbEvent::TablesFreed);
     pmd.slot.install(
         locked,
         Entry::huge_page(huge, EntryFlags::WRITABLE | EntryFlags::NO_EXECUTE),

@@ -25,6 +25,7 @@ use crate::addr::{PhysAddr, USER_END, VirtAddr};
 use crate::addr_space::PageTableGuard;
 use crate::hw::PhysMem;
 use crate::level::Level;
+use crate::unlinked_table::UnlinkedTable;
 
 /// Flag bits of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,5 +223,24 @@ impl<'m> EntrySlot<'m> {
     pub fn clear(&self, locked: &PageTableGuard) -> Entry {
         self.assert_locked(locked);
         Entry(self.word.swap(0, Ordering::SeqCst))
+    }
+
+    /// Step 1 of removing a table ([`crate::unlinked_table`]): clears this entry, which
+    /// points to a table of the locked address space, and marks the unlink. The table
+    /// is now the returned value's, until its flush and sync give it back.
+    pub fn unlink<'a>(&self, locked: &PageTableGuard<'a>) -> UnlinkedTable<'a> {
+        self.unlink_as(locked, false)
+    }
+
+    /// [`EntrySlot::unlink`] for a table that other address spaces keep using (an
+    /// unshare): it is flushed and synced like a freed one, then not freed.
+    pub fn unlink_shared<'a>(&self, locked: &PageTableGuard<'a>) -> UnlinkedTable<'a> {
+        self.unlink_as(locked, true)
+    }
+
+    fn unlink_as<'a>(&self, locked: &PageTableGuard<'a>, shared: bool) -> UnlinkedTable<'a> {
+        let old = self.clear(locked);
+        assert!(old.is_present(), "unlink: no table under {old:?}");
+        UnlinkedTable::just_unlinked(locked.mm(), old.addr(), shared)
     }
 }

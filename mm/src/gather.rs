@@ -7,9 +7,10 @@
 //! 1. **Clear** the entry (under the address space's page-table lock) and tell the
 //!    gather: `remove_tlb_entry` extends the range to flush and records the level
 //!    (`cleared_ptes` .. `cleared_p4ds`); the page goes into a page batch
-//!    (`remove_page`); a page table that became empty is unlinked from its parent and
-//!    handed to `free_table` (Linux's `pte_free_tlb` / `pmd_free_tlb` / `pud_free_tlb`),
-//!    which also sets `freed_tables`. The walks that do the clearing (unmap, teardown)
+//!    (`remove_page`); a page table that became empty is unlinked from its parent
+//!    (`EntrySlot::unlink`, which returns it as an [`UnlinkedTable`]) and handed to
+//!    `free_table` (Linux's `pte_free_tlb` / `pmd_free_tlb` / `pud_free_tlb`), which also
+//!    sets `freed_tables`. The walks that do the clearing (unmap, teardown)
 //!    are in [`crate::unmap`], as Linux keeps `mm/memory.c` apart from
 //!    `mm/mmu_gather.c`.
 //! 2. **Flush** (`flush_mmu_tlbonly`): one `flush_tlb_mm_range` for the whole range, with
@@ -18,9 +19,9 @@
 //!    went away. After it, no CPU's TLB or paging-structure cache holds the old entries.
 //! 3. **Free**: data pages right after the flush (nothing can reach them any more); page
 //!    tables only once no lock-free walker can still be inside them: through the table
-//!    batch and a grace period, or, if no batch page can be had, right after a
-//!    `table_sync_one` that may be skipped only with the flush's receipt (see
-//!    [`crate::table_free`]).
+//!    batch and a grace (or walk) period, or, if no batch page can be had, through
+//!    `TableFreer::release`, whose sync may be skipped only with the flush's receipt (the
+//!    one sequence of [`crate::unlinked_table`], which collapse and unshare follow too).
 //!
 //! A full page batch forces steps 2 and 3 early (`flush_mmu`). Two gathers in flight on
 //! the same address space at once (`flush_pending > 1`) make `finish` flush everything:
@@ -36,9 +37,10 @@ use crate::flush::{FLUSH_ALL, Mmu};
 use crate::hw::PhysMem;
 use crate::irq::IrqsOn;
 use crate::level::Level;
-use crate::receipt::{FlushReceipt, UnlinkMark};
+use crate::receipt::FlushReceipt;
 use crate::stats::TlbEvent;
-use crate::table_free::{BATCH_COUNT, TABLE_BATCH, TableFreer};
+use crate::table_free::{TableBatch, TableFreer};
+use crate::unlinked_table::UnlinkedTable;
 
 /// Pages one gather holds before it must flush and free (Linux: ~510 per batch page,
 /// about 10000 in all; gatherOS uses one fixed batch).
@@ -201,8 +203,7 @@ pub struct MmuGather<'a> {
     pub cleared: Cleared,
     pages: [PhysAddr; PAGE_BATCH],
     npages: usize,
-    table_batch: Option<PhysAddr>,
-    ntables: usize,
+    table_batch: Option<TableBatch<'a>>,
     last_receipt: Option<FlushReceipt>,
     /// The gather flushes and syncs, which wait for other CPUs: interrupts are on.
     on: IrqsOn,
@@ -235,7 +236,6 @@ impl<'a> MmuGather<'a> {
             pages: [PhysAddr::new(0); PAGE_BATCH],
             npages: 0,
             table_batch: None,
-            ntables: 0,
             last_receipt: None,
             on,
         }
@@ -304,9 +304,10 @@ impl<'a> MmuGather<'a> {
         self.npages
     }
 
-    /// `pte_free_tlb` / `pmd_free_tlb` / `pud_free_tlb`: the table at `table`, of level
-    /// `level`, which mapped around `va`, was unlinked from the entry above it.
-    pub fn free_table(&mut self, level: Level, va: VirtAddr, table: PhysAddr) {
+    /// `pte_free_tlb` / `pmd_free_tlb` / `pud_free_tlb`: `table`, of level `level`,
+    /// which mapped around `va`, was unlinked from the entry above it (step 1 of
+    /// [`crate::unlinked_table`]); the gather flushes it and hands it to the freer.
+    pub fn free_table(&mut self, level: Level, va: VirtAddr, table: UnlinkedTable<'a>) {
         self.extend(va, va + Level::Pte.span());
         self.cleared
             .set(level.above().expect("the root is never freed by a gather"));
@@ -331,55 +332,39 @@ impl<'a> MmuGather<'a> {
         self.unshared_tables = true;
     }
 
-    /// `tlb_remove_table`: into the batch, or — without a batch page — flush, sync, free.
-    fn remove_table(&mut self, table: PhysAddr) {
+    /// `tlb_remove_table`: into the batch, or — without a batch page — flush, then
+    /// [`TableFreer::release`] (sync, free).
+    fn remove_table(&mut self, table: UnlinkedTable<'a>) {
         if self.table_batch.is_none() {
-            self.table_batch = self.ctx.freer.alloc_batch();
-            self.ntables = 0;
+            self.table_batch = self.ctx.freer.alloc_batch(self.mm);
         }
-        let Some(batch) = self.table_batch else {
+        let Some(batch) = self.table_batch.as_mut() else {
             // Fallback (`tlb_remove_table_one`): make the table unreachable from every
-            // TLB now, exclude walkers, free at once. The table was unlinked just before
-            // this call; only a flush after that may excuse the sync.
-            let unlinked = UnlinkMark::now(self.mm);
-            let receipt = self.flush_mmu_tlbonly();
-            self.ctx
-                .freer
-                .table_sync_one(&self.on, receipt.as_ref(), self.mm, unlinked);
-            self.ctx.mem.free_table(table);
-            self.ctx
-                .mmu
-                .stats
-                .count(self.ctx.mmu.tlb.cpu().this_cpu(), TlbEvent::TablesFreed);
-            self.last_receipt = receipt;
+            // TLB now, exclude walkers, free at once.
+            let receipt = self.flush_mmu_tlbonly().expect("a freed table is always flushed");
+            self.ctx.freer.release(&self.on, table, &receipt, &mut |_| {});
+            self.last_receipt = Some(receipt);
             return;
         };
-        self.ctx
-            .mem
-            .word(batch, self.ntables)
-            .store(table.as_u64(), Ordering::Release);
-        self.ntables += 1;
-        self.ctx
-            .mmu
-            .stats
-            .count(self.ctx.mmu.tlb.cpu().this_cpu(), TlbEvent::TablesDeferred);
-        if self.ntables == TABLE_BATCH {
-            self.flush_mmu_tlbonly();
+        if self.ctx.freer.defer(batch, table) {
+            if let Some(r) = self.flush_mmu_tlbonly() {
+                self.last_receipt = Some(r);
+            }
             self.table_flush();
         }
     }
 
-    /// Hands the table batch to the freer (after the flush that unlinked its tables).
+    /// Hands the table batch to the freer, with the receipt of the flush after its last
+    /// unlink (the caller flushed just before).
     fn table_flush(&mut self) {
         let Some(batch) = self.table_batch.take() else {
             return;
         };
-        self.ctx
-            .mem
-            .word(batch, BATCH_COUNT)
-            .store(self.ntables as u64, Ordering::Release);
-        self.ctx.freer.queue_batch(batch);
-        self.ntables = 0;
+        let receipt = self
+            .last_receipt
+            .as_ref()
+            .expect("a batch of tables is queued after their flush");
+        self.ctx.freer.queue_batch(batch, receipt);
     }
 
     /// `tlb_flush_mmu_tlbonly`: flushes what was cleared since the last flush, if

@@ -24,6 +24,7 @@ pub(crate) mod sync;
 pub mod table_free;
 pub mod teardown_step;
 pub mod tlb_state;
+pub mod unlinked_table;
 pub mod unmap;
 pub mod walk_marker;
 pub mod walker;

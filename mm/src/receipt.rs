@@ -60,6 +60,13 @@ impl FlushReceipt {
 }
 
 impl FlushReceipt {
+    /// Whether this is the flush step 2 of [`crate::unlinked_table`] asks for after the
+    /// unlink marked `unlinked` of one of `mm`'s tables: of `mm`, for freed or unshared
+    /// tables, begun after that unlink.
+    pub fn follows_unlink(&self, mm: &AddressSpace, unlinked: UnlinkMark) -> bool {
+        self.mm_id == mm.id() && self.tables && self.generation > unlinked.0
+    }
+
     /// The CPUs that took this flush's interrupt after the unlink marked `unlinked` of one
     /// of `mm`'s tables (none if the flush is of another address space or began before):
     /// a CPU interrupted then was outside any walk, so no walk it is in can have begun

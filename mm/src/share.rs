@@ -15,7 +15,7 @@ use crate::hw::PhysMem;
 use crate::level::Level;
 use crate::pgtable::{MapError, slot_or_alloc};
 use crate::pt_walk::PathWalk;
-use crate::receipt::{FlushReceipt, UnlinkMark};
+use crate::receipt::FlushReceipt;
 
 /// Why sharing failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,20 +64,19 @@ pub fn share_pmd_table(
 /// was there (a 1 GiB page there is left alone).
 #[track_caller]
 pub fn unshare_pmd_table(ctx: &GatherCtx, locked: &PageTableGuard, va: VirtAddr) -> Option<FlushReceipt> {
-    let mm = locked.mm();
     let e = pud_slot(ctx.mem, locked.root(), va)?;
     if !e.read().is_table_at(Level::Pud) {
         return None;
     }
-    // The gather first (it checks that this CPU may wait) and only then the clear, so that
-    // a refusal leaves nothing cleared and unflushed.
+    // The gather first (it checks that this CPU may wait) and only then the unlink, so
+    // that a refusal leaves nothing cleared and unflushed.
     let mut g = MmuGather::new(ctx, locked);
-    e.clear(locked);
-    let unlinked = UnlinkMark::now(mm);
+    let unlinked = e.unlink_shared(locked);
     g.unshare_table(va);
-    let receipt = g.flush_mmu_tlbonly();
-    ctx.freer
-        .table_sync_one(g.irqs_on(), receipt.as_ref(), mm, unlinked);
+    let receipt = g
+        .flush_mmu_tlbonly()
+        .expect("an unshared table is always flushed");
+    ctx.freer.release(g.irqs_on(), unlinked, &receipt, &mut |_| {});
     g.finish();
-    receipt
+    Some(receipt)
 }

@@ -650,6 +650,10 @@ pub struct SimSync {
     /// The `force-skip` fault: a sync IPI does nothing (no CPU is interrupted, `syncs`
     /// does not move), as if the sync had been skipped.
     pub sync_does_nothing: std::sync::atomic::AtomicBool,
+    /// The targets of every sync IPI sent, in order.
+    pub sync_targets: std::sync::Mutex<Vec<CpuMask>>,
+    /// Calls of `relax` (a waiting CPU between two polls).
+    pub relaxes: std::sync::atomic::AtomicU64,
 }
 
 impl SimSync {
@@ -664,6 +668,8 @@ impl SimSync {
             rounds: Default::default(),
             reports: Default::default(),
             sync_does_nothing: Default::default(),
+            sync_targets: Default::default(),
+            relaxes: Default::default(),
         }
     }
 
@@ -687,11 +693,12 @@ impl TableSyncHw for SimSync {
     fn flush_implies_ipi_broadcast(&self) -> bool {
         self.broadcast_key
     }
-    fn sync_ipi(&self, _on: &IrqsOn, _targets: &CpuMask) {
+    fn sync_ipi(&self, _on: &IrqsOn, targets: &CpuMask) {
         if self.sync_does_nothing.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
         self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.sync_targets.lock().unwrap().push(*targets);
     }
     fn online(&self) -> CpuMask {
         CpuMask::first(self.cpus)
@@ -700,6 +707,7 @@ impl TableSyncHw for SimSync {
         self.quiescent[cpu].load(std::sync::atomic::Ordering::SeqCst)
     }
     fn relax(&self) {
+        self.relaxes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.tick_all();
     }
     fn wait_clock(&self) -> u64 {

@@ -43,7 +43,7 @@
 //! proof can use: [`crate::irq`]) and hold no lock that an IPI handler takes.
 
 use core::panic::Location;
-use core::sync::atomic::Ordering::{Acquire, Relaxed};
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::addr::PhysAddr;
 use crate::addr_space::AddressSpace;
@@ -55,6 +55,7 @@ use crate::receipt::{FlushReceipt, UnlinkMark};
 use crate::stats::{TlbEvent, TlbStats};
 use crate::sync::Ordering::SeqCst;
 use crate::sync::{AtomicU8, AtomicU64, Site, const_unless_loom, ord};
+use crate::unlinked_table::UnlinkedTable;
 use crate::walk_marker::{WalkMarkers, WalkTag};
 
 /// The boot-time decision (Linux's `native_pv_tlb_init`): the table-free sync is
@@ -236,15 +237,68 @@ impl TableFreerState {
 }
 
 impl TableFreer<'_> {
-    /// A fresh batch page, or None (the memory has none: the caller falls back to a
-    /// flush, a sync and an immediate free). Called at the batch's first unlink: the
-    /// page remembers when, for the unlink-to-free time.
-    pub fn alloc_batch(&self) -> Option<PhysAddr> {
+    /// A fresh batch for tables of `mm`, or None (the memory has none: the caller falls
+    /// back to [`TableFreer::release`] for each table). Called at the batch's first
+    /// unlink: the page remembers when, for the unlink-to-free time.
+    pub fn alloc_batch<'a>(&self, mm: &'a AddressSpace) -> Option<TableBatch<'a>> {
         let page = self.mem.alloc_frame()?;
         self.mem
             .word(page, BATCH_SINCE)
             .store(self.hw.wait_clock(), Relaxed);
-        Some(page)
+        Some(TableBatch {
+            page,
+            count: 0,
+            mm,
+            newest: None,
+        })
+    }
+
+    /// Step 3 on the batched path ([`crate::unlinked_table`]): puts `table` into
+    /// `batch`. Returns true when the batch is full (flush, then [`TableFreer::queue_batch`]).
+    pub fn defer(&self, batch: &mut TableBatch<'_>, table: UnlinkedTable<'_>) -> bool {
+        assert!(
+            core::ptr::eq(batch.mm, table.mm()) && !table.is_shared() && batch.count < TABLE_BATCH,
+            "defer: a table of another address space, a shared one, or a full batch"
+        );
+        batch.newest = Some(table.mark());
+        // The batch's words are handed over under the freer's lock (see `queue_batch`).
+        self.mem
+            .word(batch.page, batch.count)
+            .store(table.into_frame().as_u64(), Release);
+        batch.count += 1;
+        self.stats
+            .count(self.hw.cpu().this_cpu(), TlbEvent::TablesDeferred);
+        batch.count == TABLE_BATCH
+    }
+
+    /// Step 3 ([`crate::unlinked_table`]): after `receipt`'s flush, which must have begun
+    /// after `table` was unlinked (panics otherwise, naming both), makes sure no walker
+    /// is still inside the table (skipping the sync if the receipt excuses it, else in
+    /// the boot's [`SyncForm`]), hands the frame to `last_use` (collapse reads the
+    /// table's entries there) and frees it; a shared table (an unshare) is synced and
+    /// left to the address spaces that still use it.
+    #[track_caller]
+    pub fn release(
+        &self,
+        on: &IrqsOn,
+        table: UnlinkedTable<'_>,
+        receipt: &FlushReceipt,
+        last_use: &mut dyn FnMut(PhysAddr),
+    ) {
+        let (mm, unlinked, shared) = (table.mm(), table.mark(), table.is_shared());
+        assert!(
+            receipt.follows_unlink(mm, unlinked),
+            "a table of {mm:?} unlinked at {unlinked:?} released after {receipt:?}: the flush \
+             must be of its address space, for tables, and begin after the unlink"
+        );
+        self.table_sync_one(on, Some(receipt), mm, unlinked);
+        let frame = table.into_frame();
+        if shared {
+            return;
+        }
+        last_use(frame);
+        self.mem.free_table(frame);
+        self.stats.count(self.hw.cpu().this_cpu(), TlbEvent::TablesFreed);
     }
 
     /// Tables queued and not yet freed.
@@ -403,9 +457,10 @@ impl TableFreer<'_> {
         }
     }
 
-    /// Queues a full (or final) batch page of tables (its count already written) to be
-    /// freed after the next grace period to start (Linux: `call_rcu`, which cannot fail;
-    /// neither can this: the batch page is its own queue node).
+    /// Queues a full (or final) batch of tables to be freed after the next grace period
+    /// (or walk period) to start (Linux: `call_rcu`, which cannot fail; neither can this:
+    /// the batch page is its own queue node). `receipt` is of the flush made after the
+    /// batch's last unlink (panics otherwise).
     ///
     /// The batch page's words are memory ([`PhysMem::word`], core atomics even under
     /// loom): the page is written by the gathering CPU, then handed over under `state`'s
@@ -413,20 +468,30 @@ impl TableFreer<'_> {
     /// So the Relaxed ones need no more, and the Acquire loads here and in `free_batch`
     /// would also be correct Relaxed (the count is read by the CPU that wrote it, or
     /// after that lock).
-    pub fn queue_batch(&self, batch: PhysAddr) {
+    #[track_caller]
+    pub fn queue_batch(&self, batch: TableBatch<'_>, receipt: &FlushReceipt) {
+        if let Some(newest) = batch.newest {
+            assert!(
+                receipt.follows_unlink(batch.mm, newest),
+                "a batch of {:?}'s tables, the last unlinked at {newest:?}, queued after \
+                 {receipt:?}: the flush must begin after the last unlink",
+                batch.mm
+            );
+        }
         let mem = self.mem;
-        let count = mem.word(batch, BATCH_COUNT).load(Acquire);
+        let (page, count) = (batch.page, batch.count as u64);
+        mem.word(page, BATCH_COUNT).store(count, Release);
         let mut st = self.state.state.lock();
         let need_gp = st.started + 1;
-        mem.word(batch, BATCH_GP).store(need_gp, Relaxed);
-        mem.word(batch, BATCH_NEXT).store(0, Relaxed);
+        mem.word(page, BATCH_GP).store(need_gp, Relaxed);
+        mem.word(page, BATCH_NEXT).store(0, Relaxed);
         if st.tail == 0 {
-            st.head = batch.as_u64();
+            st.head = page.as_u64();
         } else {
             mem.word(PhysAddr::new(st.tail), BATCH_NEXT)
-                .store(batch.as_u64(), Relaxed);
+                .store(page.as_u64(), Relaxed);
         }
-        st.tail = batch.as_u64();
+        st.tail = page.as_u64();
         st.newest_gp = need_gp;
         // A count (see the top of `TableFreerState`'s impl): Release would also be correct.
         self.state
@@ -522,6 +587,31 @@ impl TableFreer<'_> {
     }
 }
 
+/// A page of tables of one address space waiting to be queued (step 3 on the batched
+/// path, [`crate::unlinked_table`]): filled by [`TableFreer::defer`], handed over by
+/// [`TableFreer::queue_batch`] with the receipt of the flush after its last unlink.
+#[must_use = "a table batch goes to TableFreer::queue_batch after the flush of its tables"]
+#[derive(Debug)]
+pub struct TableBatch<'a> {
+    page: PhysAddr,
+    count: usize,
+    mm: &'a AddressSpace,
+    /// The mark of the last table put in, if any.
+    newest: Option<UnlinkMark>,
+}
+
+impl TableBatch<'_> {
+    /// Tables in the batch.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the batch holds no table.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
 impl Default for TableFreerState {
     fn default() -> Self {
         Self::new()
@@ -539,3 +629,7 @@ fn free_batch(batch: PhysAddr, mem: &dyn PhysMem) -> u64 {
     mem.free_frame(batch);
     count
 }
+
+#[cfg(test)]
+#[path = "table_free_tests.rs"]
+mod tests;

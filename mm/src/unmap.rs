@@ -93,8 +93,8 @@ fn zap_table(
             if let Some(at) = zap_table(g, child, child_level, va, next)
                 && pgtable::table_is_empty(mem, child)
             {
-                slot.clear(locked);
-                g.free_table(child_level, at, child);
+                let unlinked = slot.unlink(locked);
+                g.free_table(child_level, at, unlinked);
                 changed = Some(at);
             }
         } else if entry.is_present() {
@@ -177,8 +177,8 @@ fn sweep_tables(g: &mut MmuGather, table: PhysAddr, level: Level, base: VirtAddr
             sweep_tables(g, child, child_level, va);
         }
         if pgtable::table_is_empty(mem, child) {
-            slot.clear(locked);
-            g.free_table(child_level, va, child);
+            let unlinked = slot.unlink(locked);
+            g.free_table(child_level, va, unlinked);
         }
     }
 }

@@ -1,0 +1,253 @@
+//! Host tests of the sync forms (`broadcast`, `targeted`, `wait`), the walk period of
+//! the batched path, and the one sequence's checks (`release`, `queue_batch`).
+//!
+//! The walkers here are mm's own (`walker::walk` on a thread that is simulated CPU 1,
+//! publishing into the world's walk markers); the simulated memory panics on any read of
+//! a freed frame, so a table freed under a walker shows as that walker's panic.
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use crate::addr_space::AddressSpace;
+use crate::cpumask::CpuMask;
+use crate::hw::BackendKind;
+use crate::irq::IrqsOff;
+use crate::sim::{SimWalker, World, irqs_off, irqs_on, munmap, on_cpu, va};
+use crate::stats::TlbEvent;
+use crate::table_free::SyncForm;
+use crate::walk_marker::{WalkMarkers, WalkTag};
+use crate::walker::{Walk, walk};
+
+const BASE: u64 = 0x4000_0000;
+
+fn cpus(list: &[usize]) -> CpuMask {
+    list.iter().copied().collect()
+}
+
+/// A world with `backend` and the key off (no skip) whose batch pages fail (every table
+/// takes `release`: flush, sync, free), with the sync form `form`; `$mm` maps one page
+/// and is loaded on CPU 1. A macro, not a function: an address space must not move once
+/// a CPU has loaded it (the CPU's TLB state holds its address).
+macro_rules! fallback_world {
+    ($w:ident, $mm:ident, $backend:expr, $form:expr) => {
+        let mut $w = World::new($backend, false);
+        $w.freer.set_form($form);
+        $w.no_batch_pages = true;
+        let $mm = $w.mm_with_pages(BASE, 1);
+        on_cpu(1, || irqs_off(|off| $w.m.mmu().switch_mm(off, &$mm)));
+    };
+}
+
+/// Runs `f` on this thread with CPU `cpu`'s marker naming `mm` (inside a walk, as far as
+/// any freer can tell). The proof is made here: `cpu` stands for another CPU, whose
+/// interrupts are off, while this thread goes on as CPU 0 with its own on.
+fn marked<R>(w: &World, cpu: usize, mm: &AddressSpace, f: impl FnOnce() -> R) -> R {
+    w.walks.walk(IrqsOff::new(), cpu, WalkTag::of(mm), f)
+}
+
+#[test]
+fn targeted_sync_interrupts_only_the_walking_cpu() {
+    fallback_world!(w, mm, BackendKind::Paravirt, SyncForm::Targeted);
+    let ctx = w.ctx();
+    marked(&w, 2, &mm, || {
+        on_cpu(0, || munmap(&ctx, &mm, va(BASE), va(BASE + 4096)))
+    });
+    let t = w.m.stats.total();
+    assert_eq!(w.mem.freed_tables.lock().unwrap().len(), 3);
+    assert_eq!(
+        *w.sync.sync_targets.lock().unwrap(),
+        vec![cpus(&[2]); 3],
+        "one sync per table, to the walking CPU only"
+    );
+    assert_eq!(t.get(TlbEvent::SyncIpiCpus), 3);
+    assert_eq!(
+        t.get(TlbEvent::SyncSpared),
+        3 * 2,
+        "CPUs 1 and 3 spared each time"
+    );
+}
+
+#[test]
+fn targeted_sync_with_no_walker_sends_nothing() {
+    fallback_world!(w, mm, BackendKind::Invlpgb, SyncForm::Targeted);
+    let ctx = w.ctx();
+    on_cpu(0, || munmap(&ctx, &mm, va(BASE), va(BASE + 4096)));
+    let t = w.m.stats.total();
+    assert_eq!(w.mem.freed_tables.lock().unwrap().len(), 3);
+    assert!(w.sync.sync_targets.lock().unwrap().is_empty());
+    assert_eq!((t.get(TlbEvent::SyncSent), t.get(TlbEvent::SyncSpared)), (0, 9));
+}
+
+#[test]
+fn targeted_sync_spares_a_walker_of_another_address_space() {
+    fallback_world!(w, mm, BackendKind::Paravirt, SyncForm::Targeted);
+    let other = w.mm_with_pages(BASE, 1);
+    let ctx = w.ctx();
+    marked(&w, 2, &other, || {
+        on_cpu(0, || munmap(&ctx, &mm, va(BASE), va(BASE + 4096)))
+    });
+    assert!(w.sync.sync_targets.lock().unwrap().is_empty());
+}
+
+#[test]
+fn targeted_sync_spares_a_walker_that_took_the_flush_ipi_after_the_unlink() {
+    // CPU 1 has `mm` loaded: the native flush interrupts it after each unlink, so its
+    // marker names a walk begun after the unlink (it read the cleared entry).
+    fallback_world!(w, mm, BackendKind::NativeIpi, SyncForm::Targeted);
+    let ctx = w.ctx();
+    marked(&w, 1, &mm, || {
+        on_cpu(0, || munmap(&ctx, &mm, va(BASE), va(BASE + 4096)))
+    });
+    assert!(w.sync.sync_targets.lock().unwrap().is_empty());
+    assert_eq!(w.m.stats.total().get(TlbEvent::SyncSpared), 9);
+}
+
+/// CPU 1 walks `mm` with mm's walker, publishing into `marks`; at its preemption point
+/// (after it read the level-2 entry, before it reads the PTE table) it waits until the
+/// freer on CPU 0 either waits for it or has freed a table, then goes on to read the
+/// PTE table. Returns the walk, or the walker's panic message (a read of a freed frame).
+fn walk_against_a_freer(w: &World, mm: &AddressSpace, marks: &WalkMarkers) -> Result<Walk, String> {
+    let in_walk = AtomicBool::new(false);
+    let ctx = w.ctx();
+    std::thread::scope(|s| {
+        let walker = s.spawn(|| {
+            on_cpu(1, || {
+                let hook = || {
+                    in_walk.store(true, SeqCst);
+                    while w.sync.relaxes.load(SeqCst) == 0 && w.mem.freed_tables.lock().unwrap().is_empty() {
+                        std::thread::yield_now();
+                    }
+                };
+                let hw = SimWalker {
+                    tlb: &w.m.tlb,
+                    at_preemption: &hook,
+                };
+                walk(&mut irqs_on(), &hw, marks, &w.mem, &w.m.stats, mm, va(BASE))
+            })
+        });
+        while !in_walk.load(SeqCst) {
+            std::thread::yield_now();
+        }
+        on_cpu(0, || munmap(&ctx, mm, va(BASE), va(BASE + 4096)));
+        walker.join().map_err(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "a panic".into())
+        })
+    })
+}
+
+#[test]
+fn wait_sync_sends_nothing_and_frees_only_after_the_walk_ends() {
+    fallback_world!(w, mm, BackendKind::Invlpgb, SyncForm::Wait);
+    let got = walk_against_a_freer(&w, &mm, &w.walks);
+    assert!(
+        matches!(got, Ok(Walk::NotMapped | Walk::BackedOff)),
+        "the walker read its tables while they were still allocated: {got:?}"
+    );
+    let t = w.m.stats.total();
+    assert_eq!(w.mem.freed_tables.lock().unwrap().len(), 3);
+    assert!(w.sync.sync_targets.lock().unwrap().is_empty(), "no IPI");
+    assert_eq!(t.get(TlbEvent::SyncWaits), 3);
+    assert!(
+        t.get(TlbEvent::SyncWaitCpus) >= 1,
+        "the first sync waited for CPU 1: {}",
+        t.gather_line()
+    );
+}
+
+/// The twin: the walker publishes where the freer does not look (the kernel's
+/// `tlb.break=nomarker`): the wait sees no walker, frees the PTE table, and the walker
+/// reads it.
+#[test]
+fn wait_sync_without_the_marker_frees_the_table_under_the_walker() {
+    fallback_world!(w, mm, BackendKind::Invlpgb, SyncForm::Wait);
+    let unwatched = WalkMarkers::new();
+    let got = walk_against_a_freer(&w, &mm, &unwatched);
+    let msg = got.expect_err("the walker read a freed table");
+    assert!(msg.contains("unallocated frame"), "{msg}");
+}
+
+/// The same twin for `targeted`: the scan sees no walker, nothing is sent.
+#[test]
+fn targeted_sync_without_the_marker_frees_the_table_under_the_walker() {
+    fallback_world!(w, mm, BackendKind::Paravirt, SyncForm::Targeted);
+    let unwatched = WalkMarkers::new();
+    let got = walk_against_a_freer(&w, &mm, &unwatched);
+    assert!(got.is_err(), "the walker read a freed table: {got:?}");
+}
+
+/// The batched path under `targeted` / `wait`: a walk period, not ticks. While CPU 2 is
+/// in a walk of `mm` that was open at the period's start, the batch waits; once it
+/// ends, the next poll frees it, with no tick taken by anyone.
+#[test]
+fn a_batch_waits_for_the_walks_open_at_its_period_then_not_for_ticks() {
+    for form in [SyncForm::Targeted, SyncForm::Wait] {
+        let w = World::new(BackendKind::Paravirt, false);
+        w.freer.set_form(form);
+        let mm = w.mm_with_pages(BASE, 1);
+        let ctx = w.ctx();
+        let freed_in_walk = AtomicUsize::new(usize::MAX);
+        marked(&w, 2, &mm, || {
+            on_cpu(0, || munmap(&ctx, &mm, va(BASE), va(BASE + 4096)));
+            on_cpu(0, || w.freer().poll());
+            freed_in_walk.store(w.mem.freed_tables.lock().unwrap().len(), SeqCst);
+        });
+        assert_eq!(
+            freed_in_walk.load(SeqCst),
+            0,
+            "{form:?}: freed while CPU 2 walked"
+        );
+        assert_eq!(w.freer.tables_in_flight(), 3);
+        let ticks_before: u64 = (0..4).map(|c| w.sync.quiescent[c].load(SeqCst)).sum();
+        on_cpu(0, || w.freer().poll());
+        assert_eq!(
+            w.freer.tables_in_flight(),
+            0,
+            "{form:?}: freed once the walk ended"
+        );
+        let ticks_after: u64 = (0..4).map(|c| w.sync.quiescent[c].load(SeqCst)).sum();
+        assert_eq!(ticks_before, ticks_after, "no tick was needed");
+        let t = w.m.stats.total();
+        assert_eq!(t.get(TlbEvent::BatchesFreed), 1);
+    }
+}
+
+/// Under `broadcast` the batch waits for ticks (the grace period), walk or no walk.
+#[test]
+fn under_broadcast_a_batch_waits_for_ticks() {
+    let w = World::new(BackendKind::Paravirt, false);
+    let mm = w.mm_with_pages(BASE, 1);
+    let ctx = w.ctx();
+    on_cpu(0, || munmap(&ctx, &mm, va(BASE), va(BASE + 4096)));
+    on_cpu(0, || w.freer().poll());
+    assert_eq!(w.freer.tables_in_flight(), 3, "no tick yet");
+    w.sync.tick_all();
+    on_cpu(0, || w.freer().poll());
+    assert_eq!(w.freer.tables_in_flight(), 0);
+}
+
+/// Step 3 refuses a receipt of a flush made before the unlink.
+#[test]
+#[should_panic(expected = "begin after the unlink")]
+fn release_refuses_a_flush_made_before_the_unlink() {
+    let w = World::new(BackendKind::NativeIpi, true);
+    let mm = w.mm_with_pages(BASE, 1);
+    on_cpu(0, || {
+        let mut on = irqs_on();
+        let early = w.m.mmu().flush_tlb_mm_range(
+            &mut on,
+            &mm,
+            va(BASE),
+            va(BASE + 4096),
+            crate::level::Level::Pte,
+            true,
+        );
+        let locked = mm.lock();
+        let pmd = crate::pt_walk::PathWalk::new(&w.mem, locked.root(), va(BASE))
+            .find(|s| s.level == crate::level::Level::Pmd)
+            .unwrap();
+        let unlinked = pmd.slot.unlink(&locked);
+        w.freer().release(&on, unlinked, &early, &mut |_| {});
+    });
+}
