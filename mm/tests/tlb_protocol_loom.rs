@@ -217,6 +217,8 @@ struct Machine {
     states: TlbStates,
     stats: TlbStats,
     freer: TableFreerState,
+    /// The walk markers (no walker here: the table freer reads them in its walk periods).
+    walks: mm::walk_marker::WalkMarkers,
     cpus: Vec<Cpu>,
     frames: Vec<[AtomicU64; ENTRIES]>,
     frame_used: Mutex<Vec<bool>>,
@@ -270,6 +272,7 @@ impl Machine {
             states: TlbStates::new(),
             stats: TlbStats::new(),
             freer: TableFreerState::new(),
+            walks: mm::walk_marker::WalkMarkers::new(),
             cpus: (0..ncpu)
                 .map(|_| Cpu {
                     irqs_off: AtomicBool::new(false),
@@ -468,6 +471,7 @@ impl Machine {
                 hw: self,
                 mem: self,
                 stats: &self.stats,
+                walks: &self.walks,
             },
             flushes: &mm::gather::AsAsked,
         };
