@@ -165,3 +165,7 @@ impl Default for WalkMarkers {
         Self::new()
     }
 }
+
+#[cfg(test)]
+#[path = "walk_marker_tests.rs"]
+mod tests;
