@@ -113,9 +113,10 @@ pub(crate) struct Exec {
 }
 
 /// Explores every execution of the model whose first thread runs `body()`.
-pub(crate) fn explore(body: impl Fn() -> Box<dyn FnOnce() + Send>) -> Explored {
+pub(crate) fn explore(no_reduction: bool, body: impl Fn() -> Box<dyn FnOnce() + Send>) -> Explored {
     let owner = std::thread::current().id();
     let mut explorer = Explorer::default();
+    explorer.no_reduction = no_reduction;
     let mut explored = Explored {
         executions: 0,
         redundant: 0,

@@ -36,13 +36,20 @@ impl Step {
     }
 
     /// Whether taking `self` then `other` reaches the same state as the other order, and
-    /// neither disables the other. Conservative: steps of one CPU (its thread and its
-    /// buffer) never commute (a drain changes what the thread's load reads from where,
-    /// and whether its fence or locked instruction may proceed); steps of two CPUs
-    /// commute unless they touch one location and one of them writes it.
+    /// neither disables the other (conservative: false is always safe).
+    /// - Two steps of one CPU: its load and a drain of its own buffer commute (the load
+    ///   returns the newest value the CPU wrote to its location either way: from the
+    ///   buffer before the drain, from memory after it); its locked instruction is never
+    ///   possible together with a drain (it needs an empty buffer).
+    /// - Steps of two CPUs commute unless they touch one location and one of them
+    ///   writes it.
     pub(crate) fn commutes_with(self, other: Step) -> bool {
         if self.cpu() == other.cpu() {
-            return false;
+            return matches!(
+                (self, other),
+                (Step::Run { writes: false, .. }, Step::Drain { .. })
+                    | (Step::Drain { .. }, Step::Run { writes: false, .. })
+            );
         }
         let (a, aw) = self.footprint();
         let (b, bw) = other.footprint();
@@ -67,6 +74,8 @@ struct Node {
 pub(crate) struct Explorer {
     path: Vec<Node>,
     depth: usize,
+    /// Whether to prune with sleep sets (off only to cross-check them).
+    pub(crate) no_reduction: bool,
 }
 
 /// Why [`Explorer::choose`] returned no step.
@@ -101,6 +110,7 @@ impl Explorer {
             return Ok(node.enabled[node.chosen]);
         }
         let sleep: Vec<Step> = match self.path.last() {
+            _ if self.no_reduction => Vec::new(),
             None => Vec::new(),
             Some(parent) => {
                 let taken = parent.enabled[parent.chosen];

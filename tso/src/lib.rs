@@ -92,8 +92,25 @@ pub fn model<F>(f: F) -> Explored
 where
     F: Fn() + Send + Sync + 'static,
 {
+    explore(false, f)
+}
+
+/// As [`model`], without pruning equivalent executions: every order of every step (for
+/// the checker's own tests, which compare the two).
+#[doc(hidden)]
+pub fn model_every_order<F>(f: F) -> Explored
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    explore(true, f)
+}
+
+fn explore<F>(no_reduction: bool, f: F) -> Explored
+where
+    F: Fn() + Send + Sync + 'static,
+{
     let f = Arc::new(f);
-    exec::explore(move || {
+    exec::explore(no_reduction, move || {
         let f = f.clone();
         Box::new(move || f())
     })
