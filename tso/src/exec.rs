@@ -7,14 +7,16 @@
 //! until it must wait (a fence or locked instruction with a non-empty buffer, a spin,
 //! a join); there it records what it waits to do and calls [`State::decide`], which
 //! drains buffers as the explorer chooses until it picks a thread to run (maybe itself).
-//! Threads wait for their turn on one condition variable.
+//! Each thread waits for its turn on a condition variable of its own. The OS threads are
+//! kept across the executions of one [`crate::model`] call (a [`Pool`]): thread `i`
+//! runs CPU `i` of every execution.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, Location};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
 use std::thread::{JoinHandle, ThreadId};
 
 use crate::Explored;
@@ -24,6 +26,44 @@ use crate::explore::{Explorer, Loc, NoStep, Step};
 /// Most choice points in one execution: a longer one is reported as a failure (a loop
 /// that does not call [`crate::hint::spin_loop`] would otherwise run forever).
 pub const MAX_STEPS: usize = 20_000;
+
+/// Most CPUs in a model.
+pub const MAX_CPUS: usize = 16;
+
+/// The condition variable the thread running [`explore`] waits on.
+const RUNNER: usize = MAX_CPUS;
+
+/// What a model thread runs.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// OS threads kept across the executions of one model (thread `i` runs CPU `i`).
+#[derive(Default)]
+struct Pool {
+    workers: Mutex<Vec<(mpsc::Sender<Job>, JoinHandle<()>)>>,
+}
+
+impl Pool {
+    /// Runs `job` on thread `i` (made if need be).
+    fn run(&self, i: usize, job: Job) {
+        let mut w = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        while w.len() <= i {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let thread = std::thread::spawn(move || rx.into_iter().for_each(|job| job()));
+            w.push((tx, thread));
+        }
+        w[i].0.send(job).expect("a pool thread");
+    }
+
+    /// Ends the threads (by the thread that made the pool, once no job runs: a job's
+    /// thread may hold the pool last, so this is not `Drop`).
+    fn shut_down(&self) {
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        for (jobs, thread) in workers {
+            drop(jobs);
+            let _ = thread.join();
+        }
+    }
+}
 
 /// Execution ids (cells remember their location per execution).
 static NEXT_EXEC: AtomicU32 = AtomicU32::new(1);
@@ -101,7 +141,8 @@ pub(crate) struct State {
     end: Option<End>,
     trace: Vec<String>,
     explorer: Explorer,
-    threads: Vec<JoinHandle<()>>,
+    /// Model threads whose job has not returned yet.
+    running: usize,
 }
 
 /// One execution.
@@ -109,7 +150,9 @@ pub(crate) struct Exec {
     id: u32,
     owner: ThreadId,
     state: Mutex<State>,
-    turn: Condvar,
+    /// One per CPU, and the runner's ([`RUNNER`]).
+    turns: [Condvar; MAX_CPUS + 1],
+    pool: Arc<Pool>,
 }
 
 /// Explores every execution of the model whose first thread runs `body()`.
@@ -121,6 +164,7 @@ pub(crate) fn explore(no_reduction: bool, body: impl Fn() -> Box<dyn FnOnce() + 
         executions: 0,
         redundant: 0,
     };
+    let pool = Arc::new(Pool::default());
     loop {
         explorer.begin();
         let exec = Arc::new(Exec {
@@ -135,41 +179,39 @@ pub(crate) fn explore(no_reduction: bool, body: impl Fn() -> Box<dyn FnOnce() + 
                 end: None,
                 trace: Vec::new(),
                 explorer,
-                threads: Vec::new(),
+                running: 1,
             }),
-            turn: Condvar::new(),
+            turns: std::array::from_fn(|_| Condvar::new()),
+            pool: pool.clone(),
         });
         exec.lock().cpus.push(Cpu::new(Pending::Running));
-        let first = {
+        {
             let e = exec.clone();
             let f = body();
-            std::thread::spawn(move || run_cpu(e, 0, f))
-        };
-        let (end, threads, back) = {
+            pool.run(0, Box::new(move || run_cpu(e, 0, f)));
+        }
+        // Wait until the execution is over and every model thread's job has returned.
+        let (end, back) = {
             let mut st = exec.lock();
-            while st.end.is_none() {
-                st = exec.turn.wait(st).unwrap_or_else(|e| e.into_inner());
+            while st.end.is_none() || st.running > 0 {
+                st = exec.turns[RUNNER].wait(st).unwrap_or_else(|e| e.into_inner());
             }
-            (
-                st.end.clone().expect("ended"),
-                std::mem::take(&mut st.threads),
-                std::mem::take(&mut st.explorer),
-            )
+            (st.end.clone().expect("ended"), std::mem::take(&mut st.explorer))
         };
         explorer = back;
-        // Every thread has finished or unwinds now (the execution is over).
-        for t in std::iter::once(first).chain(threads) {
-            let _ = t.join();
-        }
         match end {
             End::Done => explored.executions += 1,
             End::Redundant => explored.redundant += 1,
-            End::Failed(msg) => panic!(
-                "{msg}\n(after {} executions, {} cut short)",
-                explored.executions, explored.redundant
-            ),
+            End::Failed(msg) => {
+                pool.shut_down();
+                panic!(
+                    "{msg}\n(after {} executions, {} cut short)",
+                    explored.executions, explored.redundant
+                )
+            }
         }
         if !explorer.advance() {
+            pool.shut_down();
             return explored;
         }
     }
@@ -181,7 +223,7 @@ fn run_cpu(exec: Arc<Exec>, me: usize, body: Box<dyn FnOnce() + Send>) {
     let started = {
         let mut st = exec.lock();
         while st.active != me && st.end.is_none() {
-            st = exec.turn.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = exec.turns[me].wait(st).unwrap_or_else(|e| e.into_inner());
         }
         if st.end.is_none() {
             st.cpus[me].pending = Pending::Running;
@@ -213,9 +255,11 @@ fn run_cpu(exec: Arc<Exec>, me: usize, body: Box<dyn FnOnce() + Send>) {
                 }
             }
         }
-        exec.turn.notify_all();
+        exec.hand_over(&st);
     }
     CURRENT.with(|c| *c.borrow_mut() = None);
+    exec.lock().running -= 1;
+    exec.turns[RUNNER].notify_one();
 }
 
 impl Cpu {
@@ -229,6 +273,16 @@ impl Cpu {
 }
 
 impl Exec {
+    /// Wakes whoever moves next: the active thread, or everyone once the execution is
+    /// over.
+    fn hand_over(&self, st: &State) {
+        if st.end.is_some() {
+            self.turns.iter().for_each(Condvar::notify_all);
+        } else if st.active < MAX_CPUS {
+            self.turns[st.active].notify_one();
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A model thread's panic never happens with the lock held (assertions run
         // outside it), but do not make one failure two.
@@ -268,7 +322,7 @@ impl Exec {
         st.cpus[me].pending = what;
         st.decide();
         if st.active != me {
-            self.turn.notify_all();
+            self.hand_over(&st);
         }
         loop {
             if st.end.is_some() {
@@ -279,7 +333,7 @@ impl Exec {
                 st.cpus[me].pending = Pending::Running;
                 return st;
             }
-            st = self.turn.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self.turns[me].wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -377,13 +431,14 @@ impl Exec {
             panic!("tso: spawn while the execution ends");
         };
         let t = st.cpus.len();
+        assert!(t < MAX_CPUS, "tso: at most {MAX_CPUS} CPUs");
         let mut cpu = Cpu::new(Pending::Start);
         cpu.seen_writes = st.writes;
         st.cpus.push(cpu);
         st.log(format!("cpu{me} spawns cpu{t}"));
+        st.running += 1;
         let e = self.clone();
-        let handle = std::thread::spawn(move || run_cpu(e, t, body));
-        st.threads.push(handle);
+        self.pool.run(t, Box::new(move || run_cpu(e, t, body)));
         t
     }
 
