@@ -65,7 +65,7 @@ pub mod thread;
 
 use std::sync::Arc;
 
-pub use exec::MAX_STEPS;
+pub use exec::{MAX_CPUS, MAX_STEPS};
 
 /// What [`model`] explored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

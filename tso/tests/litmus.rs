@@ -87,8 +87,7 @@ fn sb_outcomes(a: Side, b: Side) -> BTreeSet<(u64, u64)> {
         let r1 = t.join().unwrap();
         s.lock().unwrap().insert((r0, r1));
     });
-    let got = seen.lock().unwrap().clone();
-    got
+    seen.lock().unwrap().clone()
 }
 
 /// The exploration is exhaustive: every outcome TSO allows shows up, and only those.
