@@ -30,7 +30,9 @@
 //!     the flag changes, standing for the acknowledgement its IPI handler would store
 //!     once interrupts are on, after the walk's loads;
 //!   - wait: `wait_out`;
-//!   - walk period: `snapshot`, then `ended_since` for every CPU until all are true.
+//!   - walk period: `snapshot`, then `ended_since` for every CPU until all are true;
+//!   - and the kernel's freer itself, `TableFreer::table_sync_one` without a receipt,
+//!     in the `targeted` form (its `sync_ipi` is the IPI above) and the `wait` form.
 //! - Not modelled: the flush (F2; no TLB: walkers read memory), the rest of the page
 //!   table (one entry, one word), the receipt rule (which may skip the sync before
 //!   any of this), more than one address space.
@@ -41,7 +43,8 @@
 //!   without fences (its trace printed), not with `mfence` on both sides, nor with a
 //!   locked `swap` (Relaxed) as one side's store and fence; a SeqCst *load* does not
 //!   fence (the outcome is found again).
-//! - `protocol_*`: mm's code as written, on 2 CPUs (one walker walking twice) and 3
+//! - `protocol_*`: mm's code as written (the markers' functions, and
+//!   `TableFreer::table_sync_one` on them), on 2 CPUs (one walker walking twice) and 3
 //!   CPUs (two walkers walking once; twice each in an `#[ignore]`d test, 110 000
 //!   executions), with each way to wait: no walker reads POISON in any execution.
 //! - `pruning_loses_nothing_on_the_protocol`: the checker's pruning of equivalent
@@ -50,7 +53,8 @@
 //!   freer's Acquire loads made Relaxed are the same x86 instructions: still no use
 //!   after free (what x86 adds to Rust's model; loom holds mm to the orderings).
 //! - `twin_*`: mm's code with one fence removed (`mm::weaken(Some((site, Relaxed)))`):
-//!   the walker's W2 (`Site::WalkFence`) or the freer's F3 (`Site::ScanFence`); the
+//!   the walker's W2 (`Site::WalkFence`) or the freer's F3 (`Site::ScanFence`), with
+//!   each way to wait; the
 //!   check must find the use-after-free and print its trace (the test passes when the
 //!   checker fails the weakened code).
 //!
@@ -69,8 +73,11 @@ use mm::Site;
 use mm::addr::PhysAddr;
 use mm::addr_space::AddressSpace;
 use mm::cpumask::{CpuMask, MAX_CPUS};
-use mm::hw::RunningCpu;
+use mm::hw::{PhysMem, RunningCpu, TableSyncHw};
 use mm::irq::IrqsOn;
+use mm::receipt::UnlinkMark;
+use mm::stats::TlbStats;
+use mm::table_free::{SyncForm, TableFreer, TableFreerState};
 use mm::walk_marker::{WalkMarkers, WalkTag};
 use tso::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 use tso::sync::atomic::{AtomicBool, AtomicU64, fence};
@@ -182,11 +189,84 @@ enum Form {
     Wait,
     /// `snapshot`, then `ended_since` for each CPU.
     Period,
+    /// `TableFreer::table_sync_one` in the `targeted` form, without a receipt (the
+    /// kernel's freer: `scan`, then [`TableSyncHw::sync_ipi`] to the CPUs walking).
+    SyncOneTargeted,
+    /// `TableFreer::table_sync_one` in the `wait` form (`wait_out`, relaxing through
+    /// [`TableSyncHw::relax`]).
+    SyncOneWait,
+}
+
+/// The freer's machine for `TableFreer` (cpu0): online CPUs, the sync IPI.
+struct FreerHw<'a> {
+    cpu: Cpu<'a>,
+    ncpu: usize,
+}
+
+impl TableSyncHw for FreerHw<'_> {
+    fn cpu(&self) -> &dyn RunningCpu {
+        &self.cpu
+    }
+
+    fn flush_implies_ipi_broadcast(&self) -> bool {
+        false
+    }
+
+    fn sync_ipi(&self, _on: &IrqsOn, targets: &CpuMask) {
+        for c in targets.iter() {
+            ipi(self.cpu.m, c);
+        }
+    }
+
+    fn online(&self) -> CpuMask {
+        CpuMask::first(self.ncpu)
+    }
+
+    fn quiescent_count(&self, _cpu: usize) -> u64 {
+        0
+    }
+
+    fn relax(&self) {
+        tso::hint::spin_loop();
+    }
+}
+
+/// `TableFreer` needs memory for its batches; `table_sync_one` uses none.
+struct NoMem;
+
+impl PhysMem for NoMem {
+    fn alloc_frame(&self) -> Option<PhysAddr> {
+        unreachable!("table_sync_one allocates nothing")
+    }
+
+    fn free_frame(&self, _frame: PhysAddr) {
+        unreachable!("table_sync_one frees nothing")
+    }
+
+    fn word(&self, _frame: PhysAddr, _index: usize) -> &core::sync::atomic::AtomicU64 {
+        unreachable!("table_sync_one reads no page table")
+    }
+}
+
+/// The sync IPI to CPU `c`: taken once its interrupts are on.
+fn ipi(m: &Machine, c: usize) {
+    while !m.irqs_on[c].load(Relaxed) {
+        tso::hint::spin_loop();
+    }
+}
+
+/// The freer's side of the kernel's `TableFreer` (made outside the model: its settings
+/// are outside values, the initial state of every execution).
+struct Freeing {
+    state: TableFreerState,
+    stats: TlbStats,
+    mm: AddressSpace,
 }
 
 /// CPU `me` unlinks the table, waits as `form` says, and frees it; the CPUs it found
-/// walking (the scan's, `wait_out`'s, or the snapshot's marked ones).
-fn freer(m: &Machine, me: usize, ncpu: usize, form: Form) -> CpuMask {
+/// walking (the scan's, `wait_out`'s, or the snapshot's marked ones; none through
+/// `table_sync_one`, which does not say).
+fn freer(m: &Machine, f: &Freeing, me: usize, ncpu: usize, form: Form) -> CpuMask {
     // F1: the unlink (a plain store: see the top of this file).
     m.entry.store(0, Relaxed);
     let mut others = CpuMask::first(ncpu);
@@ -195,10 +275,7 @@ fn freer(m: &Machine, me: usize, ncpu: usize, form: Form) -> CpuMask {
         Form::Targeted => {
             let marked = m.markers.scan(m.tag, &others);
             for c in marked.iter() {
-                // The sync IPI: taken once that CPU's interrupts are on.
-                while !m.irqs_on[c].load(Relaxed) {
-                    tso::hint::spin_loop();
-                }
+                ipi(m, c);
             }
             marked
         }
@@ -219,6 +296,22 @@ fn freer(m: &Machine, me: usize, ncpu: usize, form: Form) -> CpuMask {
             }
             open
         }
+        Form::SyncOneTargeted | Form::SyncOneWait => {
+            let hw = FreerHw {
+                cpu: Cpu::new(m, me),
+                ncpu,
+            };
+            let freer = TableFreer {
+                state: &f.state,
+                hw: &hw,
+                mem: &NoMem,
+                stats: &f.stats,
+                walks: &m.markers,
+            };
+            let on = IrqsOn::check(&hw.cpu, "table_sync_one");
+            freer.table_sync_one(&on, None, &f.mm, UnlinkMark::now(&f.mm));
+            CpuMask::new()
+        }
     };
     // The free: the frame is reused.
     m.table.store(POISON, Relaxed);
@@ -237,9 +330,19 @@ fn check(ncpu: usize, walks: usize, form: Form) -> tso::Explored {
 /// [`check`], and what each execution saw; `every_order`: without the checker's
 /// pruning of equivalent executions.
 fn explore(ncpu: usize, walks: usize, form: Form, every_order: bool) -> (tso::Explored, BTreeSet<Seen>) {
-    // An address space made outside the model: only its tag is used (its atomics,
-    // the checker's under `--cfg tso`, are not touched).
-    let tag = WalkTag::of(&AddressSpace::new(PhysAddr::new(0x1000)));
+    // Made outside the model: an address space (its atomics, the checker's under
+    // `--cfg tso`, start each execution with the values they have here), and the
+    // freer's state with the form set.
+    let freeing = Arc::new(Freeing {
+        state: TableFreerState::new(),
+        stats: TlbStats::new(),
+        mm: AddressSpace::new(PhysAddr::new(0x1000)),
+    });
+    freeing.state.set_form(match form {
+        Form::SyncOneWait => SyncForm::Wait,
+        _ => SyncForm::Targeted,
+    });
+    let tag = WalkTag::of(&freeing.mm);
     let seen = Arc::new(Mutex::new(BTreeSet::new()));
     let record = seen.clone();
     let run = move || {
@@ -250,7 +353,7 @@ fn explore(ncpu: usize, walks: usize, form: Form, every_order: bool) -> (tso::Ex
                 thread::spawn(move || walker(&m, c, walks))
             })
             .collect();
-        let found = freer(&m, 0, ncpu, form);
+        let found = freer(&m, &freeing, 0, ncpu, form);
         let reads = walkers.into_iter().map(|w| w.join().unwrap()).collect();
         // Test bookkeeping outside the model (a std mutex): nothing in it is read by
         // a model thread.
@@ -361,6 +464,20 @@ fn protocol_2cpus_period() {
 }
 
 #[test]
+fn protocol_2cpus_table_sync_one() {
+    for form in [Form::SyncOneTargeted, Form::SyncOneWait] {
+        println!("protocol_2cpus_table_sync_one {form:?}: {}", check(2, 2, form));
+    }
+}
+
+#[test]
+fn protocol_3cpus_table_sync_one() {
+    for form in [Form::SyncOneTargeted, Form::SyncOneWait] {
+        println!("protocol_3cpus_table_sync_one {form:?}: {}", check(3, 1, form));
+    }
+}
+
+#[test]
 fn protocol_3cpus_targeted() {
     println!("protocol_3cpus_targeted: {}", check(3, 1, Form::Targeted));
 }
@@ -405,6 +522,8 @@ fn pruning_loses_nothing_on_the_protocol_two_walks() {
 }
 
 fn pruning_loses_nothing(walks: usize) {
+    // (Not the `table_sync_one` forms: their extra loads of settings nobody writes
+    // multiply the orders of every step, 30 000 executions for one walk.)
     for form in [Form::Targeted, Form::Wait, Form::Period] {
         let (pruned, a) = explore(2, walks, form, false);
         let (every, b) = explore(2, walks, form, true);
@@ -480,6 +599,18 @@ fn twin_no_scan_fence_wait() {
 #[test]
 fn twin_no_scan_fence_period() {
     twin(Site::ScanFence, 2, 1, Form::Period);
+}
+
+#[test]
+fn twin_no_walk_fence_table_sync_one() {
+    twin(Site::WalkFence, 2, 1, Form::SyncOneTargeted);
+    twin(Site::WalkFence, 2, 1, Form::SyncOneWait);
+}
+
+#[test]
+fn twin_no_scan_fence_table_sync_one() {
+    twin(Site::ScanFence, 2, 1, Form::SyncOneTargeted);
+    twin(Site::ScanFence, 2, 1, Form::SyncOneWait);
 }
 
 #[test]

@@ -47,6 +47,29 @@
 //! that execution: every operation, which value each load read and from where, and when
 //! each buffer entry drained.
 //!
+//! # Example: the store-buffer litmus
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tso::sync::atomic::{AtomicU64, Ordering::Relaxed};
+//!
+//! let found = std::panic::catch_unwind(|| {
+//!     tso::model(|| {
+//!         let (x, y) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+//!         let (x1, y1) = (x.clone(), y.clone());
+//!         let t = tso::thread::spawn(move || {
+//!             y1.store(1, Relaxed);
+//!             x1.load(Relaxed)
+//!         });
+//!         x.store(1, Relaxed);
+//!         let r0 = y.load(Relaxed);
+//!         let r1 = t.join().unwrap();
+//!         assert!(!(r0 == 0 && r1 == 0), "both loads read 0");
+//!     })
+//! });
+//! assert!(found.is_err()); // x86 allows it: both stores still in their buffers
+//! ```
+//!
 //! # Rules for the code under test
 //!
 //! - It must be deterministic given the values its loads return (no clocks, no
