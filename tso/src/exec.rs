@@ -16,12 +16,13 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::panic::{AssertUnwindSafe, Location};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, mpsc};
-use std::thread::{JoinHandle, ThreadId};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::ThreadId;
 
 use crate::Explored;
 use crate::cell::Cell;
 use crate::explore::{Explorer, Loc, NoStep, Step};
+use crate::pool::Pool;
 
 /// Most choice points in one execution: a longer one is reported as a failure (a loop
 /// that does not call [`crate::hint::spin_loop`] would otherwise run forever).
@@ -32,38 +33,6 @@ pub const MAX_CPUS: usize = 16;
 
 /// The condition variable the thread running [`explore`] waits on.
 const RUNNER: usize = MAX_CPUS;
-
-/// What a model thread runs.
-type Job = Box<dyn FnOnce() + Send>;
-
-/// OS threads kept across the executions of one model (thread `i` runs CPU `i`).
-#[derive(Default)]
-struct Pool {
-    workers: Mutex<Vec<(mpsc::Sender<Job>, JoinHandle<()>)>>,
-}
-
-impl Pool {
-    /// Runs `job` on thread `i` (made if need be).
-    fn run(&self, i: usize, job: Job) {
-        let mut w = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-        while w.len() <= i {
-            let (tx, rx) = mpsc::channel::<Job>();
-            let thread = std::thread::spawn(move || rx.into_iter().for_each(|job| job()));
-            w.push((tx, thread));
-        }
-        w[i].0.send(job).expect("a pool thread");
-    }
-
-    /// Ends the threads (by the thread that made the pool, once no job runs: a job's
-    /// thread may hold the pool last, so this is not `Drop`).
-    fn shut_down(&self) {
-        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
-        for (jobs, thread) in workers {
-            drop(jobs);
-            let _ = thread.join();
-        }
-    }
-}
 
 /// Execution ids (cells remember their location per execution).
 static NEXT_EXEC: AtomicU32 = AtomicU32::new(1);

@@ -83,6 +83,7 @@ mod cell;
 mod exec;
 mod explore;
 pub mod hint;
+mod pool;
 pub mod sync;
 pub mod thread;
 
