@@ -8,11 +8,11 @@ use crate::sync::Ordering::SeqCst;
 use crate::sync::{AtomicU64, Site, atomic_array, const_unless_loom, ord};
 
 /// Most CPUs gatherOS supports.
-#[cfg(not(loom))]
+#[cfg(not(any(loom, tso)))]
 pub const MAX_CPUS: usize = 512;
-/// Most CPUs gatherOS supports; under loom 4 (the models run 2 or 3 CPUs, and every
-/// per-CPU atomic is a loom object created again in each explored execution).
-#[cfg(loom)]
+/// Most CPUs gatherOS supports; under loom and tso 4 (the models run 2 or 3 CPUs, and
+/// every per-CPU atomic is a model object created again in each explored execution).
+#[cfg(any(loom, tso))]
 pub const MAX_CPUS: usize = 4;
 const WORDS: usize = MAX_CPUS.div_ceil(64);
 

@@ -29,8 +29,8 @@ pub mod unmap;
 pub mod walk_marker;
 pub mod walker;
 
-/// Loom only: the ordering sites of the protocol, and the switch that weakens one.
-#[cfg(loom)]
+/// Loom and tso only: the ordering sites of the protocol, and the switch that weakens one.
+#[cfg(any(loom, tso))]
 pub use sync::{Site, weaken};
 
 #[cfg(test)]

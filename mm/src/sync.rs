@@ -1,6 +1,8 @@
 //! The atomics of mm's TLB protocol, in one place: `core::sync::atomic` normally,
 //! loom's under `--cfg loom`, so that the loom check (`mm/tests/tlb_protocol_loom.rs`)
-//! explores every interleaving and every weak-memory outcome of mm's own code.
+//! explores every interleaving and every weak-memory outcome of mm's own code, and the
+//! x86-TSO checker's (the workspace crate `tso`) under `--cfg tso`, so that its check
+//! (`mm/tests/walk_marker_tso.rs`) runs mm's own code as an x86 CPU runs it.
 //!
 //! What goes through here: the state that CPUs read and write concurrently in the
 //! switch / flush / lazy / release protocol (the per-CPU TLB state, the address space's
@@ -23,19 +25,23 @@
 //! code with that one ordering one step weaker and must fail the check.
 
 pub(crate) use core::sync::atomic::Ordering;
-#[cfg(not(loom))]
+#[cfg(not(any(loom, tso)))]
 pub(crate) use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize};
+#[cfg(tso)]
+pub(crate) use tso::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize};
+#[cfg(all(loom, tso))]
+compile_error!("`--cfg loom` and `--cfg tso` are two checkers: one at a time");
 
-/// Declares a constructor that is a `const fn` normally and a plain `fn` under loom
-/// (loom's atomics have no `const` `new`).
+/// Declares a constructor that is a `const fn` normally and a plain `fn` under loom and
+/// tso (their atomics have no `const` `new`).
 macro_rules! const_unless_loom {
     ($(#[$m:meta])* $vis:vis fn $name:ident() -> $ret:ty $body:block) => {
-        #[cfg(not(loom))]
+        #[cfg(not(any(loom, tso)))]
         $(#[$m])*
         $vis const fn $name() -> $ret $body
-        #[cfg(loom)]
+        #[cfg(any(loom, tso))]
         $(#[$m])*
         $vis fn $name() -> $ret $body
     };
@@ -43,14 +49,14 @@ macro_rules! const_unless_loom {
 pub(crate) use const_unless_loom;
 
 /// `[$e; $n]` for a non-`Copy` atomic `$e`: a `const` block normally, `from_fn` under
-/// loom.
-#[cfg(not(loom))]
+/// loom and tso.
+#[cfg(not(any(loom, tso)))]
 macro_rules! atomic_array {
     ($e:expr; $n:expr) => {
         [const { $e }; $n]
     };
 }
-#[cfg(loom)]
+#[cfg(any(loom, tso))]
 macro_rules! atomic_array {
     ($e:expr; $n:expr) => {
         core::array::from_fn(|_| $e)
@@ -115,7 +121,7 @@ pub enum Site {
 }
 
 /// The ordering `strong` of the operation `site` (see the top of this file).
-#[cfg(not(loom))]
+#[cfg(not(any(loom, tso)))]
 #[inline(always)]
 pub(crate) const fn ord(strong: Ordering, _site: Site) -> Ordering {
     strong
@@ -132,7 +138,7 @@ pub(crate) fn ord(strong: Ordering, site: Site) -> Ordering {
 }
 
 /// A SeqCst fence (`mfence` on x86), the one at `site`.
-#[cfg(not(loom))]
+#[cfg(not(any(loom, tso)))]
 #[inline(always)]
 pub(crate) fn fence(_site: Site) {
     core::sync::atomic::fence(Ordering::SeqCst);
@@ -148,8 +154,8 @@ pub(crate) fn fence(site: Site) {
     }
 }
 
-#[cfg(loom)]
-extern crate std; // loom needs std anyway; mm is `no_std` otherwise
+#[cfg(any(loom, tso))]
+extern crate std; // loom and tso need std anyway; mm is `no_std` otherwise
 
 #[cfg(loom)]
 std::thread_local! {
@@ -163,4 +169,53 @@ std::thread_local! {
 #[cfg(loom)]
 pub fn weaken(twin: Option<(Site, Ordering)>) {
     WEAKENED.with(|w| w.set(twin));
+}
+
+/// The ordering `strong` of the operation `site`, or the weaker one the test running
+/// this model set for it with [`weaken`] (tso).
+#[cfg(tso)]
+pub(crate) fn ord(strong: Ordering, site: Site) -> Ordering {
+    match weakened() {
+        Some((s, weaker)) if s == site => weaker,
+        _ => strong,
+    }
+}
+
+/// A SeqCst fence (`mfence` under tso), or, if the test weakened `site`, the weaker
+/// fence it set (none for Relaxed; Acquire, Release and AcqRel emit no instruction on
+/// x86, and tso models them so).
+#[cfg(tso)]
+#[track_caller]
+pub(crate) fn fence(site: Site) {
+    match ord(Ordering::SeqCst, site) {
+        Ordering::Relaxed => {}
+        o => tso::sync::atomic::fence(o),
+    }
+}
+
+/// The weakened site of each test thread (tso). tso runs a model's CPUs on threads of
+/// their own, so the setting is found through the thread that runs the model
+/// ([`tso::model_owner`]) rather than a thread-local as under loom.
+#[cfg(tso)]
+type Weakened = std::sync::Mutex<std::vec::Vec<(std::thread::ThreadId, (Site, Ordering))>>;
+#[cfg(tso)]
+static WEAKENED: Weakened = std::sync::Mutex::new(std::vec::Vec::new());
+
+#[cfg(tso)]
+fn weakened() -> Option<(Site, Ordering)> {
+    let owner = tso::model_owner();
+    let w = WEAKENED.lock().unwrap_or_else(|e| e.into_inner());
+    w.iter().find(|(t, _)| *t == owner).map(|&(_, twin)| twin)
+}
+
+/// tso only: makes `site` use `weaker` instead of its own ordering in the models this
+/// thread runs until the next call (`None`: the code as written).
+#[cfg(tso)]
+pub fn weaken(twin: Option<(Site, Ordering)>) {
+    let me = std::thread::current().id();
+    let mut w = WEAKENED.lock().unwrap_or_else(|e| e.into_inner());
+    w.retain(|(t, _)| *t != me);
+    if let Some(twin) = twin {
+        w.push((me, twin));
+    }
 }
