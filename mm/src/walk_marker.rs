@@ -37,10 +37,11 @@
 //! Release / Acquire; the fences W2 and F3 are SeqCst fences in Rust's model, which order
 //! the two store-load pairs in one total order (the rule loom checks).
 //!
-//! A walk's marker word changes only at W1 and W4, and W1 counts the walk, so a freer
+//! A walk's marker word changes only at W1 and W4, and W4 counts the walk, so a freer
 //! that read a word naming its address space knows the walk it saw has ended as soon as
-//! the word is anything else ([`WalkMarkers::wait_out`]): no CPU's word returns to a value
-//! it had (the count is 32 bits; after 2^32 walks a wait could only last one walk more).
+//! the count is another ([`WalkMarkers::wait_out`]) or the word is anything else
+//! ([`WalkMarkers::ended_since`]). The count is 32 bits: after 2^32 walks it returns to a
+//! value it had, which can only make a wait last one walk more.
 //!
 //! The walker never waits: it publishes, walks and clears with interrupts off. Only the
 //! freer waits, with interrupts on, bounded by the watchdog.
@@ -67,6 +68,10 @@ impl WalkTag {
 /// One CPU's marker word: the tag in the low 32 bits, the walks begun in the high 32.
 fn word(walks: u64, tag: Option<WalkTag>) -> u64 {
     (walks << 32) | tag.map_or(0, |t| t.0 as u64)
+}
+
+fn walks_of(word: u64) -> u32 {
+    (word >> 32) as u32
 }
 
 fn names(word: u64, tag: WalkTag) -> bool {
@@ -123,26 +128,31 @@ impl WalkMarkers {
     }
 
     /// F3, F4 and the wait: after the unlink and its flush, waits until no CPU of `among`
-    /// is inside a walk of `mm` that was open when its marker was read (its word
-    /// changed). One CPU at a time: every read is after F3, which is all the protocol
-    /// asks; a CPU read later may be in a walk begun after the unlink (which reads the
-    /// cleared entry), and waiting for it is only longer. `relax(cpu)` runs between polls
-    /// of the CPU still walking (the caller's watchdog). Returns the CPUs it waited for.
+    /// is inside a walk of `mm` that was open at the scan (its walk count moved). Every
+    /// marker is read first, right after F3, so the wait lasts as long as the longest of
+    /// those walks, not the sum of them and of walks begun since (which read the cleared
+    /// entry). `relax(cpu)` runs between polls of a CPU still walking (the caller's
+    /// watchdog). Returns the CPUs it waited for.
     pub fn wait_out(&self, mm: WalkTag, among: &CpuMask, relax: &mut dyn FnMut(usize)) -> CpuMask {
         fence(Site::ScanFence);
-        let mut waited = CpuMask::new();
+        let mut open = CpuMask::new();
+        // The walk count each marked CPU had at the scan (2 KiB at 512 CPUs): a walk's
+        // end stores the next count, so "the count moved" is "that walk ended".
+        let mut seen = [0u32; MAX_CPUS];
         for c in among.iter() {
-            let seen = self.cpus[c].load(ord(Acquire, Site::ScanLoad));
-            if !names(seen, mm) {
-                continue;
+            let w = self.cpus[c].load(ord(Acquire, Site::ScanLoad));
+            if names(w, mm) {
+                open.set(c);
+                seen[c] = walks_of(w);
             }
-            waited.set(c);
+        }
+        for c in open.iter() {
             // Acquire: pairs with W4, so the walk's reads happen before the free.
-            while self.cpus[c].load(ord(Acquire, Site::WaitLoad)) == seen {
+            while walks_of(self.cpus[c].load(ord(Acquire, Site::WaitLoad))) == seen[c] {
                 relax(c);
             }
         }
-        waited
+        open
     }
 
     /// F3 and every marker of `among`, for a walk period ([`crate::table_free`]'s batched
