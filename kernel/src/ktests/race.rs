@@ -81,7 +81,8 @@ fn assert_no_hits(r: &RaceResult) {
 
 /// What a run on the fallback path must have sent in its form, where the sync is needed
 /// (not skipped) at least `syncs` times and no fault is in force: mm's counters, and the
-/// sync IPIs the walker and idle CPUs ran (the machine's own count).
+/// sync IPIs the walker and idle CPUs ran (the machine's own count). The pv soak checks
+/// its runs with it too.
 pub fn assert_form_sent(r: &RaceResult, syncs: u64) {
     let d = &r.delta;
     let (sent, ipi_cpus, spared) = (

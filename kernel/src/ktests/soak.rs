@@ -82,8 +82,10 @@ ktest::kernel_test!(
         // A third of the frees in each sync form.
         let each = tables().div_ceil(SyncForm::ALL.len() as u64);
         for form in SyncForm::ALL {
-            let r = soak("pv", "decided", each.div_ceil(TABLES_PER_ROUND), Some(form), false, false);
+            let rounds = each.div_ceil(TABLES_PER_ROUND);
+            let r = soak("pv", "decided", rounds, Some(form), false, false);
             assert_clean_soak(&r, each);
+            super::race::assert_form_sent(&r, rounds);
         }
     }
 );
