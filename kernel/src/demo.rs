@@ -33,13 +33,7 @@ pub fn run() {
     );
     remap_while_others_sleep();
     for (name, fallback) in [("demo-fallback", true), ("demo-batched", false)] {
-        let r = crate::workload::race(crate::workload::RaceConfig {
-            rounds: 10,
-            fallback,
-            force_skip: false,
-            preempt_us: 100,
-            stop_at_first_hit: false,
-        });
+        let r = crate::workload::race(crate::workload::RaceConfig::new(10, fallback, 100));
         crate::workload::log_result(name, &r);
     }
     collapse_and_unshare();

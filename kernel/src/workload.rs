@@ -13,6 +13,7 @@ use mm::addr_space::AddressSpace;
 
 use mm::hw::PhysMem;
 use mm::stats::{TlbEvent, TlbTotals};
+use mm::table_free::SyncForm;
 use mm::walker::Walk;
 
 use crate::mem::phys::MEM;
@@ -69,6 +70,34 @@ pub struct RaceConfig {
     pub preempt_us: u32,
     /// End the run at the first poison hit (the soak's detection count).
     pub stop_at_first_hit: bool,
+    /// The table-free sync form for the run (None: the one in force, `tlb.sync=`); the
+    /// one in force before is restored after.
+    pub form: Option<SyncForm>,
+    /// Test-only: walkers publish their walk markers where no freer looks
+    /// ([`Fault::NoMarker`]).
+    pub no_marker: bool,
+    /// Most CPUs that run a walker (None: every CPU of [`busy_cpus`]); the rest of
+    /// [`busy_cpus`] stay idle, outside the address space (what the `targeted` sync
+    /// must spare).
+    pub walkers: Option<usize>,
+}
+
+impl RaceConfig {
+    /// `rounds` rounds on the fallback path (`fallback`) or the batched one, walkers
+    /// on every busy CPU preempted by the host for `preempt_us` per walk, in the sync
+    /// form in force, no fault.
+    pub const fn new(rounds: u64, fallback: bool, preempt_us: u32) -> Self {
+        Self {
+            rounds,
+            fallback,
+            force_skip: false,
+            preempt_us,
+            stop_at_first_hit: false,
+            form: None,
+            no_marker: false,
+            walkers: None,
+        }
+    }
 }
 
 /// What the race produced.
@@ -89,6 +118,37 @@ pub struct RaceResult {
     pub tables_freed_at_first_hit: Option<u64>,
     /// TSC cycles the map/unmap rounds took.
     pub cycles: u64,
+    /// The sync form the run used.
+    pub form: SyncForm,
+    /// CPUs that ran a walker.
+    pub walker_cpus: u64,
+    /// Other CPUs that ran none (idle, outside the address space).
+    pub idle_cpus: u64,
+    /// Sync IPI requests the walker CPUs ran (the machine's own count: arch's per-CPU
+    /// `received` IPI counters).
+    pub sync_ipis_to_walkers: u64,
+    /// Sync IPI requests the idle CPUs ran (the same count).
+    pub sync_ipis_to_idle: u64,
+}
+
+/// Runs `f` with the table-free sync form `form` in force, restoring the one in force
+/// before. Test-only: the form is a boot setting (`tlb.sync=`) that a test may switch
+/// between its runs, never while a sync or walk period of another task is under way.
+pub fn with_sync_form<R>(form: SyncForm, f: impl FnOnce() -> R) -> R {
+    let before = tlb::FREER.form();
+    tlb::FREER.set_form(form);
+    let r = f();
+    tlb::FREER.set_form(before);
+    r
+}
+
+/// Sync IPI requests each CPU has run so far (arch's per-CPU counters).
+fn sync_ipis_received() -> [u64; mm::cpumask::MAX_CPUS] {
+    let mut out = [0; mm::cpumask::MAX_CPUS];
+    for (c, n) in out.iter_mut().enumerate().take(arch::cpus::count()) {
+        *n = arch::cpus::get(c).ipis.received[arch::stats::IpiReason::Sync as usize].load(Ordering::Relaxed);
+    }
+    out
 }
 
 /// Maps a fresh page at `va` in `mm` whose word at `va` holds `va` itself (what a
@@ -102,7 +162,19 @@ pub fn map_page(mm: &AddressSpace, va: u64) -> u64 {
 
 /// Runs the race and returns its counters.
 pub fn race(cfg: RaceConfig) -> RaceResult {
+    match cfg.form {
+        Some(form) => with_sync_form(form, || race_in_form(cfg)),
+        None => race_in_form(cfg),
+    }
+}
+
+fn race_in_form(cfg: RaceConfig) -> RaceResult {
     tlb::settle();
+    let form = tlb::FREER.form();
+    let busy = busy_cpus();
+    let walking = busy.len().min(cfg.walkers.unwrap_or(usize::MAX));
+    let walker_cpus = &busy[..walking];
+    let received_before = sync_ipis_received();
     let frames_before = crate::mem::frames_used_outside_heap() as i64;
     let before = tlb::STATS.total();
     let dropped_before = crate::tlb::faults::syncs_dropped();
@@ -119,9 +191,13 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     if cfg.force_skip {
         Fault::ForceSkip.set(true);
     }
-    let walkers: Vec<_> = busy_cpus()
-        .into_iter()
-        .map(|cpu| {
+    let unmarked_before = Fault::NoMarker.active();
+    if cfg.no_marker {
+        Fault::NoMarker.set(true);
+    }
+    let walkers: Vec<_> = walker_cpus
+        .iter()
+        .map(|&cpu| {
             sched::spawn("walker", cpu, Some(mm), move || {
                 let mut s = cpu as u64;
                 while !STOP.load(Ordering::SeqCst) {
@@ -187,9 +263,13 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
     sched::use_mm(None);
     destroy(mm);
     Fault::ForceSkip.set(forced_before);
+    Fault::NoMarker.set(unmarked_before);
     Fault::NoBatchPages.set(false);
     tlb::settle();
     let delta = tlb::STATS.total() - before;
+    let received_after = sync_ipis_received();
+    let received = |c: usize| received_after[c] - received_before[c];
+    let others = arch::cpus::count().saturating_sub(1);
     RaceResult {
         delta,
         walks: WALKS.load(Ordering::SeqCst),
@@ -198,22 +278,43 @@ pub fn race(cfg: RaceConfig) -> RaceResult {
         syncs_dropped: crate::tlb::faults::syncs_dropped() - dropped_before,
         tables_freed_at_first_hit: first_hit,
         cycles,
+        form,
+        walker_cpus: walking as u64,
+        idle_cpus: (others - walking) as u64,
+        sync_ipis_to_walkers: walker_cpus.iter().map(|&c| received(c)).sum(),
+        sync_ipis_to_idle: (1..=others)
+            .filter(|c| !walker_cpus.contains(c))
+            .map(received)
+            .sum(),
     }
 }
 
 /// Logs a race result as one line.
 pub fn log_result(name: &str, r: &RaceResult) {
+    let hz = arch::timer::tsc_hz().max(1);
     log::info!(
-        "race: case={name} walks={} found={} backed_off={} poison_hits={} bad_reads={} sync_ipis={} syncs_skipped={} syncs_dropped={} tables_freed={} frames_leaked={}",
+        "race: case={name} form={} walkers={} idle={} walks={} found={} backed_off={} poison_hits={} first_hit_after={} bad_reads={} sync_ipis={} sync_ipi_cpus={} sync_spared={} sync_waits={} sync_wait_cpus={} sync_wait_ms={} sync_ipis_to_walkers={} sync_ipis_to_idle={} syncs_skipped={} syncs_dropped={} tables_freed={} frames_leaked={} ms={}",
+        r.form.name(),
+        r.walker_cpus,
+        r.idle_cpus,
         r.walks,
         OUTCOMES[0].load(Ordering::Relaxed),
         OUTCOMES[1].load(Ordering::Relaxed),
         r.delta.get(TlbEvent::PoisonHits),
+        r.tables_freed_at_first_hit.map_or(-1, |n| n as i64),
         r.bad_reads,
         r.delta.get(TlbEvent::SyncSent) - r.syncs_dropped,
+        r.delta.get(TlbEvent::SyncIpiCpus),
+        r.delta.get(TlbEvent::SyncSpared),
+        r.delta.get(TlbEvent::SyncWaits),
+        r.delta.get(TlbEvent::SyncWaitCpus),
+        r.delta.get(TlbEvent::SyncWaitCycles) * 1000 / hz,
+        r.sync_ipis_to_walkers,
+        r.sync_ipis_to_idle,
         r.delta.get(TlbEvent::SyncSkipped),
         r.syncs_dropped,
         r.delta.get(TlbEvent::TablesFreed),
-        r.frames_leaked
+        r.frames_leaked,
+        r.cycles * 1000 / hz
     );
 }

@@ -6,7 +6,8 @@
 //! (`needs(handler_flush())`: the oracle requires lazy CPUs to leave an address space
 //! whose tables were freed, which only a flush that runs a handler makes them do;
 //! `up_to_cpus(16)`, for time: `-smp 64` reports them as ignored), and boots
-//! `tlb.break=` runs that must fail.
+//! `tlb.break=` runs that must fail. Each operation that frees or unshares tables runs
+//! once in each table-free sync form (`broadcast`, `targeted`, `wait`: `oracle::check`).
 //!
 //! The release tests are about every backend (`needs(per_backend())`): lazy holders
 //! leave a released address space by the release's own cross call whatever the flush

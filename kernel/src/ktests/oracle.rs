@@ -45,7 +45,10 @@
 //! host during the operation: the pv flush defers them, and they flush when they resume,
 //! just before probing (`deferred=` counts those flushes).
 //!
-//! Each run prints `coherence: op=.. scen=.. backend=.. cpus=.. probes=.. stale=..
+//! An operation that frees or unshares tables runs once in each table-free sync form
+//! (`broadcast`, `targeted`, `wait`: [`check`]); the others once.
+//!
+//! Each run prints `coherence: op=.. scen=.. backend=.. sync=.. cpus=.. probes=.. stale=..
 //! left_behind=.. deferred=..` and one `coherence: stale ...` line for the first stale read of each
 //! CPU. Test-only code: product paths never call it.
 
@@ -60,11 +63,12 @@ use mm::cpumask::MAX_CPUS;
 use mm::entry::EntryFlags;
 use mm::hw::PhysMem;
 use mm::pgtable::{GIANT_SIZE, HUGE_SIZE, PAGE_SIZE};
+use mm::table_free::SyncForm;
 
 use crate::mem::phys::MEM;
 use crate::sched;
 use crate::user_space::{destroy, unmap};
-use crate::workload::map_page;
+use crate::workload::{map_page, with_sync_form};
 use crate::{mem, tlb, user_space};
 
 /// Start of the region: index 1 at every level (index 0 of a freed frame holds the
@@ -661,8 +665,9 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
         alloc::string::String::new()
     };
     log::info!(
-        "coherence: op={name} scen={scen:?} backend={} cpus={cpus} probes={} stale={} left_behind={} deferred={deferred}{release}",
+        "coherence: op={name} scen={scen:?} backend={} sync={} cpus={cpus} probes={} stale={} left_behind={} deferred={deferred}{release}",
         tlb::mmu().backend.kind().name(),
+        tlb::FREER.form().name(),
         out.probes,
         out.stale,
         out.left_behind
@@ -680,16 +685,31 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
     out
 }
 
-/// Runs the oracle and fails the test on any stale read or lazy CPU left behind.
+/// Runs the oracle and fails the test on any stale read or lazy CPU left behind: once
+/// in each table-free sync form (`tlb.sync=`, set for the run) if `op` frees or unshares
+/// tables (the form decides how the sync and the batched path's wait reach the other
+/// CPUs, and none may leave a translation behind), else once in the form in force (no
+/// sync is made).
 pub fn check(op: Op, scen: Scenario) {
+    if op.frees_tables() {
+        for form in SyncForm::ALL {
+            with_sync_form(form, || check_in_form(op, scen));
+        }
+    } else {
+        check_in_form(op, scen);
+    }
+}
+
+fn check_in_form(op: Op, scen: Scenario) {
     let out = run(op, scen);
     assert!(
         out.stale == 0 && out.left_behind == 0 && out.root_freed_early == 0,
-        "coherence: {} stale reads, {} lazy cpus left behind, {} cpus on a freed root ({:?}, {scen:?})",
+        "coherence: {} stale reads, {} lazy cpus left behind, {} cpus on a freed root ({:?}, {scen:?}, sync={})",
         out.stale,
         out.left_behind,
         out.root_freed_early,
-        op
+        op,
+        tlb::FREER.form().name()
     );
     if op == Op::Release && scen == Scenario::A && arch::cpus::count() > 1 {
         assert!(

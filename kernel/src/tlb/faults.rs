@@ -14,7 +14,7 @@
 //! | `Stride` | `tlb.break=stride` | `GatherCtx::flushes` | [`OwnStride`] |
 //! | `Lazy` | `tlb.break=lazy` | `Mmu::backend` | [`SkipLazy`] |
 //! | `NoFlush` | `tlb.break=noflush` | `Mmu::backend` | [`NoRemoteFlush`] |
-//! | `ForceSkip` | `tlb.table_sync=force-skip`, the race's `force_skip` | `TableFreer::hw` | [`SyncDoesNothing`] |
+//! | `ForceSkip` | `tlb.table_sync=force-skip`, the race's `force_skip` | `TableFreer::hw`, `TableFreer::walks` | [`SyncDoesNothing`], [`NO_WALKS`] |
 //! | `NoBatchPages` | `tlb.table_batch=fail`, the race's `fallback`, `unmap-nobatch` | `TableFreer::mem` | [`NoBatchPages`] |
 //! | `NoMarker` | `tlb.break=nomarker`, the race's `no_marker` | the walker's markers | [`UNWATCHED`] |
 //!
@@ -50,7 +50,8 @@ pub enum Fault {
     Lazy = 1 << 1,
     /// Flushes leave out the remote flush altogether (only the local TLB is flushed).
     NoFlush = 1 << 2,
-    /// The table-free sync reaches no CPU, even where it is needed.
+    /// The table-free sync reaches no CPU, even where it is needed: its IPIs go nowhere
+    /// and the freer sees no walker (so `wait` waits for none).
     ForceSkip = 1 << 3,
     /// No page can be had for a table batch: every freed table takes the fallback path
     /// (flush, sync, free at once).
@@ -127,6 +128,27 @@ pub(super) fn backend(real: &'static dyn FlushBackend) -> &'static dyn FlushBack
 
 /// The walk markers no freer reads: where walkers publish under [`Fault::NoMarker`].
 pub static UNWATCHED: mm::walk_marker::WalkMarkers = mm::walk_marker::WalkMarkers::new();
+
+/// The walk markers the freer reads under [`Fault::ForceSkip`]: no walker publishes into
+/// them, so the `targeted` sync finds no CPU to interrupt, the `wait` sync no walk to wait
+/// for, and a walk period (the batched path's sync in those forms) ends at once.
+///
+/// Why the fault reaches the markers and not only the IPI: `force-skip` is the sync
+/// switched off where it is needed, and in the `wait` form the sync is a wait on the
+/// markers, which never goes through the freer's hardware ([`SyncDoesNothing`]); blinding
+/// the freer is the one seam that switches off every form (`broadcast` and `targeted`
+/// IPIs, `wait`, walk periods) while mm stays as it is. Tick grace periods (the batched
+/// path under `broadcast`) stay real.
+pub static NO_WALKS: mm::walk_marker::WalkMarkers = mm::walk_marker::WalkMarkers::new();
+
+/// The walk markers the freer reads: the walkers', or [`NO_WALKS`].
+pub(super) fn freer_markers() -> &'static mm::walk_marker::WalkMarkers {
+    if Fault::ForceSkip.active() {
+        &NO_WALKS
+    } else {
+        &super::WALKS
+    }
+}
 
 /// The walk markers walkers publish into: the freer's, or [`UNWATCHED`].
 pub(super) fn walker_markers() -> &'static mm::walk_marker::WalkMarkers {

@@ -68,7 +68,7 @@ pub fn freer() -> mm::table_free::TableFreer<'static> {
         hw: faults::table_sync_hw(),
         mem: faults::batch_mem(),
         stats: &STATS,
-        walks: &WALKS,
+        walks: faults::freer_markers(),
     }
 }
 
