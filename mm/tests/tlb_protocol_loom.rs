@@ -136,6 +136,7 @@ use mm::level::{ENTRIES, Level};
 use mm::stats::TlbStats;
 use mm::table_free::{TableFreer, TableFreerState};
 use mm::tlb_state::TlbStates;
+use mm::walk_marker::WalkMarkers;
 
 /// The kernel's address space (`init_mm`): lazy CPUs fall back to it.
 const KERNEL: usize = 0;
@@ -217,6 +218,9 @@ struct Machine {
     states: TlbStates,
     stats: TlbStats,
     freer: TableFreerState,
+    /// The walk markers (no model here walks locklessly: the freer reads them only in
+    /// the `targeted` and `wait` forms).
+    walks: WalkMarkers,
     cpus: Vec<Cpu>,
     frames: Vec<[AtomicU64; ENTRIES]>,
     frame_used: Mutex<Vec<bool>>,
@@ -270,6 +274,7 @@ impl Machine {
             states: TlbStates::new(),
             stats: TlbStats::new(),
             freer: TableFreerState::new(),
+            walks: WalkMarkers::new(),
             cpus: (0..ncpu)
                 .map(|_| Cpu {
                     irqs_off: AtomicBool::new(false),
@@ -288,8 +293,9 @@ impl Machine {
             parked: Mutex::new(vec![false; ncpu]),
         };
         m.finished.store(0, SeqCst);
-        // The freer's setting, written once more with SeqCst (its default).
+        // The freer's settings, written once more with SeqCst (their defaults).
         m.freer.set_mode(mm::table_free::SyncMode::Decided);
+        m.freer.set_form(mm::table_free::SyncForm::Broadcast);
         // MM1 maps the page: teardown has a page and three tables to free.
         let data = m.alloc_frame().expect("a frame");
         mm::pgtable::map_4k(&m.mms[MM1].lock(), &m, PAGE, data, EntryFlags::USER).expect("map");
@@ -468,6 +474,7 @@ impl Machine {
                 hw: self,
                 mem: self,
                 stats: &self.stats,
+                walks: &self.walks,
             },
             flushes: &mm::gather::AsAsked,
         };
