@@ -12,7 +12,7 @@
 //!
 //! ```text
 //!   walker (interrupts off)                 freer (interrupts on)
-//!   W1 marker := (walks, tag)               F1 entry := 0          (the unlink)
+//!   W1 marker := (walks, tag)    Release    F1 entry := 0          (the unlink)
 //!   W2 fence SeqCst         (mfence)        F2 flush                (receipt)
 //!   W3 read entry, the table, the page      F3 fence SeqCst         (mfence)
 //!   W4 marker := (walks + 1, 0)  Release    F4 read every marker    Acquire
@@ -33,7 +33,9 @@
 //!
 //! W4 needs Release (on x86 a plain store: TSO keeps loads before a later store): the
 //! walker's reads of the table happen before a freer that reads the cleared marker
-//! (Acquire, F4 and the waits) frees it. Rust's model says the same with the pair
+//! (Acquire, F4 and the waits) frees it. W1 needs Release for the same reason, for the
+//! walk before it: a freer may read the next walk's marker and so learn that the walk
+//! it cares about has ended. Rust's model says the same with the pair
 //! Release / Acquire; the fences W2 and F3 are SeqCst fences in Rust's model, which order
 //! the two store-load pairs in one total order (the rule loom checks).
 //!
@@ -99,8 +101,14 @@ impl WalkMarkers {
         let marker = &self.cpus[cpu];
         // Only this CPU writes its own word: read-coherence returns its last store.
         let walks = marker.load(Relaxed) >> 32;
-        // W1: a plain store (Relaxed; on x86 a `mov`): the fence below orders it.
-        marker.store(word(walks, Some(mm)), ord(Relaxed, Site::WalkPublish));
+        // W1: a plain store on x86 (`mov`); the fence below orders it before the walk.
+        // Release, not Relaxed, for the walk before this one: a freer that reads this
+        // word learns that the previous walk ended (another tag, or the count moved),
+        // and must then see that walk's reads as done; W4's Release does not reach
+        // through a later plain store (a release sequence continues only through
+        // read-modify-writes), so this store carries it (found by the loom check,
+        // `mm/tests/walk_marker_loom.rs`, `twin_w1_relaxed_next_walk`).
+        marker.store(word(walks, Some(mm)), ord(Release, Site::WalkPublish));
         // W2: the store above must be visible before the walk's first read (the top of
         // this file): SeqCst fence, `mfence` on x86.
         fence(Site::WalkFence);

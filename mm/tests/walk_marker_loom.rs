@@ -40,10 +40,9 @@
 //!   idles with interrupts on (see `Machine::sync_ipi`).
 //! - One walker CPU that walks the freer's address space, takes interrupts, then walks
 //!   another address space, and the freer: exhaustive ((a) 21 000, (b) 8 800, (c) 9 100
-//!   executions). This model finds that the marker's publishing store (W1) must be
-//!   Release under Rust's model, not Relaxed as written (see
-//!   `w1_relaxed_next_walk_unsynchronised`): it fails in all three ways as written, and
-//!   passes with W1 Release (set through the same site switch as the twins).
+//!   executions). This model found that the marker's publishing store (W1) must be
+//!   Release under Rust's model (it was Relaxed): its twin `twin_w1_relaxed_next_walk`
+//!   fails in all three ways, the code as written passes.
 //!
 //! The whole file takes about 30 s of wall time on a loaded 2-core machine.
 //!
@@ -56,8 +55,8 @@
 //! freer reads the marker before it is published), the walker's marker clear (W4)
 //! Relaxed, the freer's first marker read (F4) Relaxed and its later reads (the wait)
 //! Relaxed (W4's Release pairs with those Acquire loads: without either, the freer sees
-//! the walk ended but not what the walk read). The one-walk models need W1 no stronger
-//! than Relaxed (the fence W2 orders it before the walk's reads).
+//! the walk ended but not what the walk read). The one-walk models would pass with W1
+//! Relaxed (the fence W2 orders it before the walk's reads); the next-walk models do not.
 //!
 //! # Running it
 //!
@@ -402,55 +401,45 @@ fn twin_wait_load_relaxed() {
 
 // ---- a walk followed by a walk of another address space ----------------------------
 
-/// The marker's publishing store (W1) as written, Relaxed: a freer that reads the word
-/// of the CPU's *next* walk (of another address space: not its tag; or, waiting, "the
-/// word changed") learns that the walk it cares about ended, but the next walk's
-/// Relaxed store carries no happens-before from the ended walk's reads (a release
-/// sequence is the Release store and the read-modify-writes after it, not later plain
-/// stores), so under Rust's model the free races with that walk's read of the table.
-/// Found by this model; x86-TSO (stores in order, loads acquire) does not have it.
-/// Expected to fail until W1 is Release; then this test fails and goes, and the three
-/// models below run without the strengthening.
+/// The twin of W1 (the marker's publishing store) Relaxed: a freer that reads the word
+/// of the CPU's *next* walk (of another address space: not its tag; or, waiting, the
+/// count moved) learns that the walk it cares about ended, but a Relaxed store carries
+/// no happens-before from the ended walk's reads (a release sequence is the Release
+/// store and the read-modify-writes after it, not later plain stores), so under Rust's
+/// model the free races with that walk's read of the table. This model found it (W1 was
+/// Relaxed); x86-TSO (stores in order, loads acquire) does not have it.
 #[test]
-fn w1_relaxed_next_walk_unsynchronised() {
+fn twin_w1_relaxed_next_walk() {
     for way in WAYS {
-        match outcome(Walkers::OneThenOther, way, None) {
-            Ok(n) => panic!(
-                "{way:?}: W1 as written passes ({n} executions): make the models below run \
-                 the code as written, and drop this test"
-            ),
+        match outcome(Walkers::OneThenOther, way, Some((Site::WalkPublish, Relaxed))) {
+            Ok(n) => panic!("{way:?}: W1 Relaxed passes ({n} executions)"),
             Err(msg) => assert!(reads_freed_table(&msg), "{way:?}: failed with {msg:?}"),
         }
     }
 }
 
-/// The same models with W1 Release (the site switch, strengthening: mm's code
-/// otherwise): they pass.
-fn with_w1_release(way: FreerWay) -> usize {
-    match outcome(
-        Walkers::OneThenOther,
-        way,
-        Some((Site::WalkPublish, Ordering::Release)),
-    ) {
+/// The same models with mm's code as written (W1 Release): they pass.
+fn next_walk(way: FreerWay) -> usize {
+    match outcome(Walkers::OneThenOther, way, None) {
         Ok(n) => n,
-        Err(msg) => panic!("{way:?} with W1 Release fails: {msg}"),
+        Err(msg) => panic!("{way:?} fails: {msg}"),
     }
 }
 
 #[test]
-fn a_next_walk_scan_and_sync_ipi_w1_release() {
-    let n = with_w1_release(FreerWay::ScanAndSync);
-    println!("a_next_walk_scan_and_sync_ipi_w1_release: {n} executions");
+fn a_next_walk_scan_and_sync_ipi() {
+    let n = next_walk(FreerWay::ScanAndSync);
+    println!("a_next_walk_scan_and_sync_ipi: {n} executions");
 }
 
 #[test]
-fn b_next_walk_wait_out_w1_release() {
-    let n = with_w1_release(FreerWay::WaitOut);
-    println!("b_next_walk_wait_out_w1_release: {n} executions");
+fn b_next_walk_wait_out() {
+    let n = next_walk(FreerWay::WaitOut);
+    println!("b_next_walk_wait_out: {n} executions");
 }
 
 #[test]
-fn c_next_walk_walk_period_w1_release() {
-    let n = with_w1_release(FreerWay::WalkPeriod);
-    println!("c_next_walk_walk_period_w1_release: {n} executions");
+fn c_next_walk_walk_period() {
+    let n = next_walk(FreerWay::WalkPeriod);
+    println!("c_next_walk_walk_period: {n} executions");
 }
