@@ -553,12 +553,10 @@ impl MemBus {
     }
 
     fn word(&self, table: PhysAddr, index: usize) -> &'static AtomicU64 {
-        let f = *self
-            .frames
-            .lock()
-            .unwrap()
-            .get(&table)
-            .unwrap_or_else(|| panic!("access to unallocated frame {table:#x}"));
+        // The lock is let go before a panic: a walker that reads a freed table (a test
+        // showing that failure) must not poison the memory for the freer still at work.
+        let f = self.frames.lock().unwrap().get(&table).copied();
+        let f = f.unwrap_or_else(|| panic!("access to unallocated frame {table:#x}"));
         &f[index]
     }
 }
