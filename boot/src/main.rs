@@ -198,10 +198,17 @@ fn bench(
     }
     print!("{}", boot::bench::table(&records));
     print!("{}", boot::bench::saving(&records));
+    let walk_lines = boot::bench::walk_lines(&report);
+    print!("{walk_lines}");
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let csv = out.join("bench.csv");
     boot::bench::write_csv(&records, &csv)?;
     println!("bench: wrote {}", csv.display());
+    if !walk_lines.is_empty() {
+        let path = out.join("walk.txt");
+        std::fs::write(&path, &walk_lines).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("bench: wrote {}", path.display());
+    }
     let plots = boot::bench::plot(&records, out)?;
     println!("bench: wrote {} plots in {}", plots.len(), out.display());
     if let Some(base) = baseline {
