@@ -134,8 +134,9 @@ pub struct BenchPlan {
     #[arg(long, default_value = "broadcast", value_parser = parse_syncs)]
     pub syncs: String,
     /// Walkers (comma-separated): 0, and all (scenario A once more with its tasks
-    /// walking the address space lock-free: `walkers=` N-1).
-    #[arg(long, default_value = "0,all", value_parser = parse_walkers)]
+    /// walking the address space lock-free: `walkers=` N-1). Busy walkers take the host
+    /// cores from CPU 0 under TCG (as `--spin busy` does): not in the default run.
+    #[arg(long, default_value = "0", value_parser = parse_walkers)]
     pub walkers: String,
     /// Operations (comma-separated): unmap, unmap-nobatch, collapse, unshare.
     #[arg(long, default_value = bench_spec::Op::LIST, value_parser = parse_ops)]

@@ -11,7 +11,7 @@
 extern crate alloc;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use mm::addr_space::AddressSpace;
 use mm::walker::Walk;
 
@@ -20,17 +20,20 @@ use crate::tlb;
 
 /// Running walkers; [`Walkers::stop`] ends them.
 pub struct Walkers {
-    // Relaxed is enough for both: `stop` is a flag polled in a loop (the join that
-    // follows is the synchronisation), `walks` a count read after the join.
+    // Relaxed is enough for all three: `stop` is a flag polled in a loop (the join that
+    // follows is the synchronisation), `walks` a count read after the join, `walking` a
+    // count polled until it is complete (nothing is read through it).
     stop: Arc<AtomicBool>,
     walks: Arc<AtomicU64>,
+    walking: Arc<AtomicUsize>,
     tasks: Vec<JoinHandle>,
 }
 
 impl Walkers {
     /// Starts a walker on each of `cpus`, walking the `pages` pages from `va` of `mm` in
     /// turn; one on a CPU for which `preempted` holds counts as preempted by the host
-    /// until it stops.
+    /// until it stops. Returns once every walker has walked (so that they walk
+    /// throughout what follows, even on a host slow to run their vCPUs).
     pub fn start(
         mm: &'static AddressSpace,
         cpus: impl Iterator<Item = usize>,
@@ -40,9 +43,10 @@ impl Walkers {
     ) -> Walkers {
         let stop = Arc::new(AtomicBool::new(false));
         let walks = Arc::new(AtomicU64::new(0));
-        let tasks = cpus
+        let walking = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<JoinHandle> = cpus
             .map(|cpu| {
-                let (stop, walks) = (stop.clone(), walks.clone());
+                let (stop, walks, walking) = (stop.clone(), walks.clone(), walking.clone());
                 let preempted = preempted(cpu);
                 sched::spawn("bench-walker", cpu, Some(mm), move || {
                     if preempted {
@@ -56,6 +60,9 @@ impl Walkers {
                             w != Walk::NotLoaded,
                             "bench: walker on cpu {cpu} outside its address space"
                         );
+                        if n == 0 {
+                            walking.fetch_add(1, Ordering::Relaxed);
+                        }
                         n += 1;
                     }
                     walks.fetch_add(n, Ordering::Relaxed);
@@ -65,12 +72,20 @@ impl Walkers {
                 })
             })
             .collect();
-        Walkers { stop, walks, tasks }
+        while walking.load(Ordering::Relaxed) < tasks.len() {
+            core::hint::spin_loop();
+        }
+        Walkers {
+            stop,
+            walks,
+            walking,
+            tasks,
+        }
     }
 
-    /// How many walkers run.
+    /// How many walkers run (each has walked).
     pub fn count(&self) -> usize {
-        self.tasks.len()
+        self.walking.load(Ordering::Relaxed)
     }
 
     /// Stops the walkers and waits for them; returns the walks they made.
