@@ -352,7 +352,7 @@ pub fn run(opts: &BenchOptions) {
     };
     for &form in &forms {
         for &walkers in walker_counts {
-            log::info!("{}", super::unlink_to_free::measure(form, walkers));
+            log::info!("{}", super::unlink_to_free::measure(form, walkers, opts.iters));
         }
     }
     let native = tlb::mmu().backend.kind() == mm::hw::BackendKind::NativeIpi;

@@ -19,15 +19,16 @@ use super::walkers::Walkers;
 use crate::user_space::{destroy, map_new_page, unmap};
 use crate::{sched, tlb, user_space};
 
-/// Samples per line.
+/// Samples per line (fewer if the run measures fewer iterations per configuration).
 const BATCHES: usize = 20;
 /// Samples run first and discarded.
 const WARMUP: usize = 2;
 const VA: u64 = 0x4000_0000;
 
 /// Measures `form` (set at run time; the caller restores the boot's) with walkers on
-/// every other CPU or none.
-pub fn measure(form: SyncForm, walkers: bool) -> UnlinkToFree {
+/// every other CPU or none, over [`BATCHES`] batches or `iters` if fewer.
+pub fn measure(form: SyncForm, walkers: bool, iters: usize) -> UnlinkToFree {
+    let batches = iters.clamp(1, BATCHES);
     tlb::settle();
     tlb::FREER.set_form(form);
     let mm = user_space::new_address_space();
@@ -37,15 +38,15 @@ pub fn measure(form: SyncForm, walkers: bool) -> UnlinkToFree {
     let walking = walkers.then(|| Walkers::start(mm, others, VA, 1, |_| false));
     let count = walking.as_ref().map_or(0, Walkers::count);
     sched::use_mm(Some(mm));
-    let mut samples = Vec::with_capacity(BATCHES);
-    for i in 0..WARMUP + BATCHES {
+    let mut samples = Vec::with_capacity(batches);
+    for i in 0..WARMUP + batches {
         map_new_page(mm, VA);
         let before = tlb::STATS.total();
         unmap(mm, VA, VA + 4096);
         tlb::freer().drain(&tlb::irqs_on("drains the table freer"));
         let d = tlb::STATS.total() - before;
-        let batches = d.get(TlbEvent::BatchesFreed);
-        assert_eq!(batches, 1, "bench: one batch per unmap of one table");
+        let freed = d.get(TlbEvent::BatchesFreed);
+        assert_eq!(freed, 1, "bench: one batch per unmap of one table");
         if i >= WARMUP {
             samples.push(d.get(TlbEvent::UnlinkToFreeCycles));
         }
@@ -63,7 +64,7 @@ pub fn measure(form: SyncForm, walkers: bool) -> UnlinkToFree {
         backend: super::tlb::backend(tlb::mmu().backend.kind()),
         sync: super::tlb::sync_of(form),
         walkers: count,
-        batches: BATCHES,
+        batches,
         median_cycles: median,
         p99_cycles: percentile(&samples, 99).unwrap_or(0),
         median_ns: arch::timer::cycles_to_ns(median),
