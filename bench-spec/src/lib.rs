@@ -7,6 +7,9 @@
 //!   ([`DEFAULT_ITERS`], [`warmup`]);
 //! - how a result is written: one line per configuration ([`Line`], its [`FIELDS`]),
 //!   formatted by its `Display` and read back by [`Line::parse`];
+//! - the walker's price ([`WalkCost`], the `walk-cost:` line) and how long a batched
+//!   table waits to be freed ([`UnlinkToFree`], the `unlink-to-free:` line), each with
+//!   its `Display` and `parse`;
 //! - how samples are summarised: [`percentile`].
 //!
 //! It has no dependencies and no allocation, so it builds for the kernel's target.
@@ -22,11 +25,15 @@ mod mode;
 mod op;
 mod percentile;
 mod scenario;
+mod unlink_to_free;
+mod walk_cost;
 
 pub use config::{Config, Tables};
 pub use iters::{DEFAULT_ITERS, warmup};
 pub use line::{Apic, Collapsed, FIELDS, Line, OPTIONAL_FIELDS, Os, ParseError, PerOp};
-pub use mode::{Backend, Sync};
+pub use mode::{Backend, Sync, Walkers};
 pub use op::Op;
 pub use percentile::percentile;
 pub use scenario::Scenario;
+pub use unlink_to_free::{UNLINK_TO_FREE_FIELDS, UNLINK_TO_FREE_PREFIX, UnlinkToFree, period};
+pub use walk_cost::{WALK_COST_FIELDS, WALK_COST_PREFIX, WalkCost};

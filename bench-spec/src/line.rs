@@ -3,7 +3,7 @@
 //! [`Line::parse`] its only reader:
 //!
 //! `<os> smp=<n> scen=<A|B|C> pages=<P> tables=<free|keep> op=<op> backend=<backend>
-//! sync=<skip|ipi> ns_median=.. ns_p99=.. tlb_ipis_per_op=.. cal_ipis_per_op=..
+//! sync=<skip|broadcast|targeted|wait> walkers=<k> ns_median=.. ns_p99=.. tlb_ipis_per_op=.. cal_ipis_per_op=..
 //! sync_ipis_per_op=.. tsc_median=.. tsc_p99=.. iters=.. pt_freed_kb=.. apic=..
 //! levels=.. [collapsed=<ok>/<tried>]`
 
@@ -13,7 +13,7 @@ use core::str::FromStr;
 use crate::{Backend, Config, Sync};
 
 /// The fields of a line after its first word, in order.
-pub const FIELDS: [&str; 18] = [
+pub const FIELDS: [&str; 19] = [
     "smp",
     "scen",
     "pages",
@@ -21,6 +21,7 @@ pub const FIELDS: [&str; 18] = [
     "op",
     "backend",
     "sync",
+    "walkers",
     "ns_median",
     "ns_p99",
     "tlb_ipis_per_op",
@@ -123,8 +124,10 @@ pub struct Line {
     pub config: Config,
     /// The remote-flush backend.
     pub backend: Backend,
-    /// Whether the table-free sync was sent.
+    /// The table-free sync: skipped, or the form that ran.
     pub sync: Sync,
+    /// Other CPUs running lock-free walks of the address space throughout the operation.
+    pub walkers: usize,
     /// Median time of the operation, ns.
     pub ns_median: u64,
     /// 99th percentile of the time, ns.
@@ -179,21 +182,37 @@ impl Display for ParseError {
 }
 
 /// The value of `word` if it is `name=<value>`.
-fn value_of<'a>(word: &'a str, name: &'static str) -> Result<&'a str, ParseError> {
+pub(crate) fn value_of<'a>(word: &'a str, name: &'static str) -> Result<&'a str, ParseError> {
     match word.split_once('=') {
         Some((k, v)) if k == name => Ok(v),
         _ => Err(ParseError::Expected(name)),
     }
 }
 
+/// The values of `names`, in order, from `words` (each `name=value`), with nothing after
+/// them: the reader of the one-line results other than [`Line`].
+pub(crate) fn read_fields<'a, const N: usize>(
+    mut words: impl Iterator<Item = &'a str>,
+    names: &[&'static str; N],
+) -> Result<[&'a str; N], ParseError> {
+    let mut v = [""; N];
+    for (slot, &name) in v.iter_mut().zip(names.iter()) {
+        *slot = value_of(words.next().ok_or(ParseError::Missing(name))?, name)?;
+    }
+    if words.next().is_some() {
+        return Err(ParseError::Trailing);
+    }
+    Ok(v)
+}
+
 /// `value` read as field `name`.
-fn field<T: FromStr>(name: &'static str, value: &str) -> Result<T, ParseError> {
+pub(crate) fn field<T: FromStr>(name: &'static str, value: &str) -> Result<T, ParseError> {
     value.parse().map_err(|_| ParseError::BadValue(name))
 }
 
 impl Line {
     /// The values of [`FIELDS`], in order.
-    pub fn values(&self) -> [&dyn Display; 18] {
+    pub fn values(&self) -> [&dyn Display; 19] {
         [
             &self.smp,
             &self.config.scen,
@@ -202,6 +221,7 @@ impl Line {
             &self.config.op,
             &self.backend,
             &self.sync,
+            &self.walkers,
             &self.ns_median,
             &self.ns_p99,
             &self.tlb_ipis_per_op,
@@ -237,7 +257,7 @@ impl Line {
     pub fn parse(text: &str) -> Result<Line, ParseError> {
         let mut words = text.split_ascii_whitespace();
         let os = words.next().and_then(Os::parse).ok_or(ParseError::NotALine)?;
-        let mut v = [""; 18];
+        let mut v = [""; 19];
         for (slot, &name) in v.iter_mut().zip(FIELDS.iter()) {
             *slot = value_of(words.next().ok_or(ParseError::Missing(name))?, name)?;
         }
@@ -256,6 +276,7 @@ impl Line {
             op,
             backend,
             sync,
+            walkers,
             ns_median,
             ns_p99,
             tlb,
@@ -279,6 +300,7 @@ impl Line {
             },
             backend: field("backend", backend)?,
             sync: field("sync", sync)?,
+            walkers: field("walkers", walkers)?,
             ns_median: field("ns_median", ns_median)?,
             ns_p99: field("ns_p99", ns_p99)?,
             tlb_ipis_per_op: field("tlb_ipis_per_op", tlb)?,

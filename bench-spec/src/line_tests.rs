@@ -2,10 +2,11 @@ use super::*;
 use crate::{Op, Scenario, Tables};
 
 /// A line printed by the kernel (`cargo run -- --smp 4 --args "bench=tlb bench.iters=5"`,
-/// QEMU TCG).
-const GATHEROS: &str = "gatherOS smp=4 scen=A pages=1 tables=free op=unshare backend=native sync=ipi ns_median=164594 ns_p99=168406 tlb_ipis_per_op=3.00 cal_ipis_per_op=6.00 sync_ipis_per_op=3.00 tsc_median=426582 tsc_p99=436462 iters=5 pt_freed_kb=0 apic=x2apic levels=4";
-/// A line printed by `linux-bench` under Linux 6.12 (docs/bench/bench-linux-6.12-7.3.4.csv).
-const LINUX: &str = "linux smp=4 scen=C pages=512 tables=free op=collapse backend=native sync=ipi ns_median=10575185 ns_p99=42846347 tlb_ipis_per_op=3.00 cal_ipis_per_op=6.63 sync_ipis_per_op=3.63 tsc_median=27436864 tsc_p99=111213310 iters=200 pt_freed_kb=0 apic=x2apic levels=4 collapsed=200/200";
+/// QEMU TCG; its `sync=broadcast walkers=0` as issue 21 writes what was `sync=ipi`).
+const GATHEROS: &str = "gatherOS smp=4 scen=A pages=1 tables=free op=unshare backend=native sync=broadcast walkers=0 ns_median=164594 ns_p99=168406 tlb_ipis_per_op=3.00 cal_ipis_per_op=6.00 sync_ipis_per_op=3.00 tsc_median=426582 tsc_p99=436462 iters=5 pt_freed_kb=0 apic=x2apic levels=4";
+/// A line printed by `linux-bench` under Linux 6.12 (docs/bench/bench-linux-6.12-7.3.4.csv;
+/// `sync=broadcast walkers=0` as above).
+const LINUX: &str = "linux smp=4 scen=C pages=512 tables=free op=collapse backend=native sync=broadcast walkers=0 ns_median=10575185 ns_p99=42846347 tlb_ipis_per_op=3.00 cal_ipis_per_op=6.63 sync_ipis_per_op=3.63 tsc_median=27436864 tsc_p99=111213310 iters=200 pt_freed_kb=0 apic=x2apic levels=4 collapsed=200/200";
 
 #[test]
 fn real_lines_parse_and_print_back_byte_for_byte() {
@@ -22,7 +23,7 @@ fn real_lines_parse_and_print_back_byte_for_byte() {
     );
     assert_eq!(
         (g.backend, g.sync, g.smp, g.iters),
-        (Backend::Native, Sync::Ipi, 4, 5)
+        (Backend::Native, Sync::Broadcast, 4, 5)
     );
     assert_eq!(g.cal_ipis_per_op, PerOp(6.0));
     assert_eq!(g.collapsed, None);
@@ -67,10 +68,12 @@ fn round_trips_every_configuration() {
     for &op in Op::ALL {
         for &scen in Scenario::ALL {
             for config in Config::matrix(op, scen) {
-                for &backend in Backend::ALL {
+                for (&backend, &sync) in Backend::ALL.iter().zip(Sync::ALL.iter().cycle()) {
                     let line = Line {
                         config,
                         backend,
+                        sync,
+                        walkers: backend as usize * 3,
                         tlb_ipis_per_op: PerOp(2.25),
                         collapsed: Some(Collapsed { ok: 3, tried: 5 }),
                         ..base
@@ -113,6 +116,9 @@ fn malformed_lines_are_refused() {
         (GATHEROS.replace("=3.00", "=NaN"), BadValue("tlb_ipis_per_op")),
         (GATHEROS.replace("smp=4", "smp"), Expected("smp")),
         (format!("{GATHEROS} unknown=1"), Expected("collapsed")),
+        (GATHEROS.replace(" walkers=0", ""), Expected("walkers")),
+        (GATHEROS.replace("walkers=0", "walkers=all"), BadValue("walkers")),
+        (GATHEROS.replace("sync=broadcast", "sync=ipi"), BadValue("sync")),
         (format!("{GATHEROS} collapsed=3/2"), BadValue("collapsed")),
         (format!("{GATHEROS} collapsed=3"), BadValue("collapsed")),
         (format!("{LINUX} levels=4"), Trailing),

@@ -1,6 +1,7 @@
 //! `cargo run -- bench`: boots the kernel's `bench=tlb` matrix per CPU count and backend
 //! (and, with `--os linux`, the same operations in a Linux guest, see [`crate::linux`]),
-//! prints the `gatherOS smp=...` / `linux smp=...` lines as a table, writes them to CSV,
+//! prints the `gatherOS smp=...` / `linux smp=...` lines as a table (and each boot's
+//! `walk-cost:` and `unlink-to-free:` lines after it), writes them to CSV,
 //! compares with a baseline CSV and draws one SVG per operation and scenario (time
 //! against CPU count). A boot or configuration that fails does not lose the others:
 //! [`run`] keeps every line that was measured and lists the failures ([`Report`]).
@@ -20,8 +21,12 @@ const HOST: &[&str] = &["os", "kernel"];
 
 /// The fields identifying a configuration (for baselines).
 const KEY: &[&str] = &[
-    "os", "kernel", "smp", "scen", "pages", "tables", "op", "backend", "sync",
+    "os", "kernel", "smp", "scen", "pages", "tables", "op", "backend", "sync", "walkers",
 ];
+
+/// Fields of [`FIELDS`] that results written before them lack, with the value they
+/// meant there (issue 21 added the walkers; before it nothing walked).
+const ADDED: &[(&str, &str)] = &[("walkers", "0")];
 
 /// One configuration's measurements.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,10 +41,19 @@ impl Record {
     }
 
     /// Fills the fields older lines and files lack: `collapsed` (all iterations
-    /// succeeded), `kernel` (unknown: empty) and `os` (gatherOS).
+    /// succeeded), `kernel` (unknown: empty), `os` (gatherOS) and the [`ADDED`] ones; and
+    /// writes an earlier `sync=ipi` as what it was, `broadcast`
+    /// ([`bench_spec::Sync::parse_legacy`]).
     fn fill_defaults(&mut self) {
         let iters = self.get("iters").to_string();
+        let sync = bench_spec::Sync::parse_legacy(self.get("sync"));
         let m = &mut self.0;
+        if let Some(sync) = sync {
+            m.insert("sync".into(), sync.name().into());
+        }
+        for (k, v) in ADDED {
+            m.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
         m.entry("collapsed".into())
             .or_insert_with(|| format!("{iters}/{iters}"));
         m.entry("kernel".into()).or_default();
@@ -85,6 +99,17 @@ fn parse_scenarios(s: &str) -> Result<String, String> {
     parse_list(s, bench_spec::Scenario::parse, bench_spec::Scenario::LIST)
 }
 
+/// `--syncs`: comma-separated sync forms (not `skip`, which is the static key's).
+fn parse_syncs(s: &str) -> Result<String, String> {
+    let form = |w: &str| bench_spec::Sync::parse(w).filter(|&f| f != bench_spec::Sync::Skip);
+    parse_list(s, form, "broadcast,targeted,wait")
+}
+
+/// `--walkers`: comma-separated `0` (none) and `all` (every other CPU, scenario A).
+fn parse_walkers(s: &str) -> Result<String, String> {
+    parse_list(s, bench_spec::Walkers::parse, bench_spec::Walkers::LIST)
+}
+
 /// `s` if every comma-separated word of it is a name `parse` knows (of `all`).
 fn parse_list<T>(s: &str, parse: fn(&str) -> Option<T>, all: &str) -> Result<String, String> {
     match s.split(',').find(|w| parse(w).is_none()) {
@@ -99,9 +124,20 @@ pub struct BenchPlan {
     /// CPU counts.
     #[arg(long, value_delimiter = ',', default_values_t = [2u32, 4, 8], value_parser = crate::qemu::parse_smp)]
     pub smp: Vec<u32>,
-    /// Backends: native (sync as decided, and forced) and pv.
-    #[arg(long, value_delimiter = ',', default_values_t = ["native".to_string(), "pv".to_string()], value_parser = ["native", "pv"])]
+    /// Backends: native (sync as decided, and forced), pv, and invlpgb (the decision
+    /// forced with `setcpuid=invlpgb`; QEMU cannot run the instruction, the kernel's
+    /// emulation stands in).
+    #[arg(long, value_delimiter = ',', default_values_t = ["native".to_string(), "pv".to_string()], value_parser = ["native", "pv", "invlpgb"])]
     pub modes: Vec<String>,
+    /// Sync forms (comma-separated), each measured in every boot: broadcast (Linux's
+    /// IPI to every other CPU), targeted (IPIs to the CPUs walking), wait (no IPI).
+    #[arg(long, default_value = "broadcast", value_parser = parse_syncs)]
+    pub syncs: String,
+    /// Walkers (comma-separated): 0, and all (scenario A once more with its tasks
+    /// walking the address space lock-free: `walkers=` N-1). Busy walkers take the host
+    /// cores from CPU 0 under TCG (as `--spin busy` does): not in the default run.
+    #[arg(long, default_value = "0", value_parser = parse_walkers)]
+    pub walkers: String,
     /// Operations (comma-separated): unmap, unmap-nobatch, collapse, unshare.
     #[arg(long, default_value = bench_spec::Op::LIST, value_parser = parse_ops)]
     pub ops: String,
@@ -165,6 +201,10 @@ pub struct Report {
     pub failures: Vec<Failure>,
     /// How each boot ended, and its last lines ([`qemu::describe`]), in boot order.
     pub boots: Vec<(String, String)>,
+    /// Each gatherOS boot's `walk-cost:` line.
+    pub walk_costs: Vec<bench_spec::WalkCost>,
+    /// Each gatherOS boot's `unlink-to-free:` lines.
+    pub unlink_to_free: Vec<bench_spec::UnlinkToFree>,
 }
 
 impl Report {
@@ -180,7 +220,7 @@ impl Report {
             .records
             .iter()
             .map(|r| {
-                ["os", "smp", "op", "scen", "pages", "tables", "sync"]
+                ["os", "smp", "op", "scen", "pages", "tables", "sync", "walkers"]
                     .iter()
                     .map(|k| r.get(k))
                     .collect::<Vec<_>>()
@@ -210,6 +250,10 @@ pub struct BootLog {
     /// The guest kernel's console, where it is kept apart from the result lines (the
     /// Linux guest's second serial port), for the description of a failed boot.
     pub console: Vec<String>,
+    /// The `walk-cost:` lines so far.
+    pub walk_costs: Vec<bench_spec::WalkCost>,
+    /// The `unlink-to-free:` lines so far.
+    pub unlink_to_free: Vec<bench_spec::UnlinkToFree>,
     kernel: String,
     done: bool,
 }
@@ -223,6 +267,20 @@ impl BootLog {
             self.failed.push(rest.trim().to_string());
         } else if l.trim() == "bench: done" {
             self.done = true;
+        } else if l.starts_with(bench_spec::WALK_COST_PREFIX) {
+            match bench_spec::WalkCost::parse(l) {
+                Ok(c) => self.walk_costs.push(c),
+                Err(e) => self
+                    .unreadable
+                    .push(format!("unreadable walk-cost line ({e}): {}", l.trim())),
+            }
+        } else if l.starts_with(bench_spec::UNLINK_TO_FREE_PREFIX) {
+            match bench_spec::UnlinkToFree::parse(l) {
+                Ok(u) => self.unlink_to_free.push(u),
+                Err(e) => self
+                    .unreadable
+                    .push(format!("unreadable unlink-to-free line ({e}): {}", l.trim())),
+            }
         } else if let Some(mut r) = Record::parse(l) {
             r.0.insert("kernel".into(), self.kernel.clone());
             self.records.push(r);
@@ -261,6 +319,8 @@ impl BootLog {
             .map(|l| format!("; kernel console: {}", l.trim()))
             .unwrap_or_default();
         report.records.extend(self.records);
+        report.walk_costs.extend(self.walk_costs);
+        report.unlink_to_free.extend(self.unlink_to_free);
         let explained = self.done && !self.failed.is_empty();
         report.failures.extend(
             self.failed
@@ -329,9 +389,15 @@ pub fn run(plan: &BenchPlan) -> Result<Report, String> {
             ..Default::default()
         };
         for mode in plan.modes.iter().filter(|_| gatheros) {
+            // INVLPGB: the decision forced by the CPUID override (the backend then
+            // emulates the instruction, which QEMU's TCG does not run).
+            let backend = match mode.as_str() {
+                "invlpgb" => "setcpuid=invlpgb".to_string(),
+                m => format!("tlb.backend={m}"),
+            };
             let args = format!(
-                "bench=tlb bench.iters={} bench.ops={} bench.scen={} bench.spin={} tlb.backend={mode}",
-                plan.iters, plan.ops, plan.scenarios, plan.spin
+                "bench=tlb bench.iters={} bench.ops={} bench.scen={} bench.spin={} bench.syncs={} bench.walkers={} {backend}",
+                plan.iters, plan.ops, plan.scenarios, plan.spin, plan.syncs, plan.walkers
             );
             let image = dir.path().join(format!("bench-{smp}-{mode}.img"));
             image::build(&image::kernel_elf(), Firmware::Bios, &args, &image)?;
@@ -384,10 +450,11 @@ pub fn run(plan: &BenchPlan) -> Result<Report, String> {
             if let Some(r) = log.line(l) {
                 done += 1;
                 bar.set_message(format!(
-                    "{}: {done}/{total} configurations ({} {} scen {})",
+                    "{}: {done}/{total} configurations ({} {} walkers {} scen {})",
                     b.label,
                     r.get("op"),
                     r.get("sync"),
+                    r.get("walkers"),
                     r.get("scen")
                 ));
             }
@@ -414,6 +481,13 @@ pub fn failures(report: &Report) -> String {
         .iter()
         .map(|f| format!("failed: {}: {}\n", f.boot, f.reason))
         .collect()
+}
+
+/// Each boot's `walk-cost:` and `unlink-to-free:` lines, as the kernel printed them.
+pub fn walk_lines(report: &Report) -> String {
+    let costs = report.walk_costs.iter().map(|c| c.to_string());
+    let frees = report.unlink_to_free.iter().map(|u| u.to_string());
+    costs.chain(frees).map(|l| l + "\n").collect()
 }
 
 /// The records as an aligned text table.
@@ -475,9 +549,11 @@ pub fn read_csv(path: &Path) -> Result<Vec<Record>, String> {
         .ok_or(format!("{}: empty", path.display()))?
         .split(',')
         .collect();
-    // Earlier files lack some columns (`os`: gatherOS only; `kernel`, `collapsed`).
+    // Earlier files lack some columns (`os`: gatherOS only; `kernel`, `collapsed`, the
+    // `ADDED` fields).
     let known = csv_columns();
-    if FIELDS.iter().any(|f| !header.contains(f)) || header.iter().any(|h| !known.contains(h)) {
+    let needed = FIELDS.iter().filter(|f| !ADDED.iter().any(|(a, _)| a == *f));
+    if needed.clone().any(|f| !header.contains(f)) || header.iter().any(|h| !known.contains(h)) {
         return Err(format!("{}: not a gatherOS benchmark CSV", path.display()));
     }
     Ok(lines
@@ -512,11 +588,12 @@ pub fn compare(new: &[Record], old: &[Record]) -> String {
 }
 
 /// The saving: for every gatherOS native configuration measured both ways, the median
-/// time with the sync forced divided by the time with it skipped, and the extra IPIs
-/// per op; and for every Linux configuration, Linux's median over gatherOS's forced one.
+/// time with the sync forced (`broadcast`) divided by the time with it skipped, and the
+/// extra IPIs per op; and for every Linux configuration, Linux's median over gatherOS's
+/// forced one.
 pub fn saving(records: &[Record]) -> String {
     // What makes two lines the same configuration, apart from kernel and mode.
-    const CONFIG: &[&str] = &["smp", "scen", "op", "pages", "tables"];
+    const CONFIG: &[&str] = &["smp", "scen", "op", "pages", "tables", "walkers"];
     let words = |r: &Record| {
         ["kernel"]
             .iter()
@@ -539,7 +616,7 @@ pub fn saving(records: &[Record]) -> String {
         .iter()
         .filter(|r| r.get("os") == "gatherOS" && r.get("sync") == "skip")
     {
-        if let Some(forced) = find(skip, "gatherOS", "native", "ipi") {
+        if let Some(forced) = find(skip, "gatherOS", "native", "broadcast") {
             out += &format!(
                 "saving: {} forced_over_skip={:.2} extra_ipis_per_op={:.2}\n",
                 words(skip),
@@ -549,7 +626,7 @@ pub fn saving(records: &[Record]) -> String {
         }
     }
     for l in records.iter().filter(|r| r.get("os") == "linux") {
-        if let Some(g) = find(l, "gatherOS", "native", "ipi") {
+        if let Some(g) = find(l, "gatherOS", "native", "broadcast") {
             out += &format!(
                 "versus-linux: {} linux_over_gatheros_forced={:.2} linux_cal_ipis_per_op={} gatheros_cal_ipis_per_op={}\n",
                 words(l),
@@ -563,7 +640,7 @@ pub fn saving(records: &[Record]) -> String {
 }
 
 /// Draws one SVG per (op, scenario): median ns per op against CPU count, one line per
-/// (backend, sync). Returns the files written.
+/// (backend, sync, walkers). Returns the files written.
 pub fn plot(records: &[Record], dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
     use plotters::prelude::*;
     let mut groups: BTreeMap<(String, String, String, String), Vec<&Record>> = BTreeMap::new();
@@ -604,11 +681,12 @@ pub fn plot(records: &[Record], dir: &Path) -> Result<Vec<std::path::PathBuf>, S
             series
                 .entry(
                     format!(
-                        "{} {} {} sync={}",
+                        "{} {} {} sync={} walkers={}",
                         r.get("os"),
                         r.get("kernel"),
                         r.get("backend"),
-                        r.get("sync")
+                        r.get("sync"),
+                        r.get("walkers")
                     )
                     .replace("  ", " "),
                 )

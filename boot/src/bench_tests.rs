@@ -1,6 +1,6 @@
 use super::*;
 
-const LINE: &str = "gatherOS smp=4 scen=A pages=512 tables=free op=unmap backend=native sync=skip ns_median=100 ns_p99=200 tlb_ipis_per_op=3.00 cal_ipis_per_op=3.00 sync_ipis_per_op=0.00 tsc_median=250 tsc_p99=500 iters=20 pt_freed_kb=4 apic=x2apic levels=4";
+const LINE: &str = "gatherOS smp=4 scen=A pages=512 tables=free op=unmap backend=native sync=skip walkers=0 ns_median=100 ns_p99=200 tlb_ipis_per_op=3.00 cal_ipis_per_op=3.00 sync_ipis_per_op=0.00 tsc_median=250 tsc_p99=500 iters=20 pt_freed_kb=4 apic=x2apic levels=4";
 
 #[test]
 fn lines_parse_only_when_complete_and_ordered() {
@@ -66,7 +66,7 @@ fn csv_round_trips_and_baseline_ratios() {
     assert_eq!(back, vec![r.clone()]);
     let forced = Record::parse(
         &LINE
-            .replace("sync=skip", "sync=ipi")
+            .replace("sync=skip", "sync=broadcast")
             .replace("ns_median=100", "ns_median=150")
             .replace("cal_ipis_per_op=3.00", "cal_ipis_per_op=6.00"),
     )
@@ -77,4 +77,66 @@ fn csv_round_trips_and_baseline_ratios() {
     assert!(compare(&[faster], &back).contains("ratio=0.500"));
     assert!(table(&back).contains("unmap"));
     assert_eq!(plot(&back, dir.path()).unwrap().len(), 1);
+}
+
+#[test]
+fn syncs_and_walkers_are_checked_on_the_command_line() {
+    assert_eq!(
+        parse_syncs("broadcast,targeted,wait").as_deref(),
+        Ok("broadcast,targeted,wait")
+    );
+    assert!(parse_syncs("targeted,skip").unwrap_err().contains("'skip'"));
+    assert!(parse_syncs("ipi").is_err());
+    assert_eq!(parse_walkers("0,all").as_deref(), Ok("0,all"));
+    assert!(parse_walkers("3").is_err());
+}
+
+#[test]
+fn an_earlier_csv_reads_as_broadcast_without_walkers() {
+    // As files before issue 21 were written: no `walkers` column, `sync=ipi`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.csv");
+    let header = "os,kernel,smp,scen,pages,tables,op,backend,sync,ns_median,ns_p99,tlb_ipis_per_op,cal_ipis_per_op,sync_ipis_per_op,tsc_median,tsc_p99,iters,pt_freed_kb,apic,levels,collapsed";
+    let row = "gatherOS,,2,B,1,free,unshare,native,ipi,54000,60000,0.00,1.00,1.00,140000,150000,30,0,x2apic,4,30/30";
+    std::fs::write(&path, format!("{header}\n{row}\n")).unwrap();
+    let old = read_csv(&path).unwrap();
+    assert_eq!((old[0].get("sync"), old[0].get("walkers")), ("broadcast", "0"));
+    let now = Record::parse(
+        &LINE
+            .replace("sync=skip", "sync=broadcast")
+            .replace(
+                "scen=A pages=512 tables=free op=unmap",
+                "scen=B pages=1 tables=free op=unshare",
+            )
+            .replace("smp=4", "smp=2"),
+    )
+    .unwrap();
+    assert!(
+        compare(&[now], &old).contains("ratio="),
+        "the same configuration as before"
+    );
+    // A file that lacks a field that was always there is not a benchmark CSV.
+    std::fs::write(&path, format!("{}\n{row}\n", header.replace(",ns_p99", ""))).unwrap();
+    assert!(read_csv(&path).is_err());
+}
+
+#[test]
+fn walk_cost_and_unlink_to_free_lines_are_kept_and_bad_ones_are_failures() {
+    let cost = "walk-cost: smp=4 backend=pv marker_cycles=1100 plain_cycles=1000 ratio=1.100 samples=200 walks_per_sample=64";
+    let free = "unlink-to-free: smp=4 backend=pv sync=wait walkers=3 period=walks batches=20 median_cycles=5000 p99_cycles=9000 median_ns=1900";
+    let mut log = BootLog::default();
+    assert!(log.line(cost).is_none());
+    assert!(log.line(free).is_none());
+    assert!(log.line(&free.replace("period=walks", "period=ticks")).is_none());
+    assert_eq!(log.walk_costs.len(), 1);
+    assert_eq!(log.unlink_to_free.len(), 1);
+    assert_eq!(log.unreadable.len(), 1, "{:?}", log.unreadable);
+    assert!(
+        log.unreadable[0].starts_with("unreadable unlink-to-free line (bad value for period=)"),
+        "{:?}",
+        log.unreadable
+    );
+    let mut report = Report::default();
+    log.finish("gatherOS smp=4 pv", Err("killed".into()), &mut report);
+    assert_eq!(walk_lines(&report), format!("{cost}\n{free}\n"));
 }

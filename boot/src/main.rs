@@ -58,8 +58,9 @@ enum Cmd {
     /// count and backend); prints a table, writes CSV and SVG plots, lists what failed
     /// at the end (and then exits with status 1), keeping everything that was measured.
     Bench {
+        // Boxed: the plan is most of the enum's size (clippy's large_enum_variant).
         #[command(flatten)]
-        plan: boot::bench::BenchPlan,
+        plan: Box<boot::bench::BenchPlan>,
         /// Output directory for bench.csv and the SVG plots.
         #[arg(long, default_value = "bench-out")]
         out: std::path::PathBuf,
@@ -198,10 +199,17 @@ fn bench(
     }
     print!("{}", boot::bench::table(&records));
     print!("{}", boot::bench::saving(&records));
+    let walk_lines = boot::bench::walk_lines(&report);
+    print!("{walk_lines}");
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let csv = out.join("bench.csv");
     boot::bench::write_csv(&records, &csv)?;
     println!("bench: wrote {}", csv.display());
+    if !walk_lines.is_empty() {
+        let path = out.join("walk.txt");
+        std::fs::write(&path, &walk_lines).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("bench: wrote {}", path.display());
+    }
     let plots = boot::bench::plot(&records, out)?;
     println!("bench: wrote {} plots in {}", plots.len(), out.display());
     if let Some(base) = baseline {

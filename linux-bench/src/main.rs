@@ -7,7 +7,8 @@
 //! which prints `linux-bench: symbols name=yes|no ...` from `/proc/kallsyms`, to see
 //! which of the kernel's functions and keys exist), and prints one line per
 //! configuration in gatherOS's format ([`bench_spec::Line`]), starting with `linux`
-//! instead of `gatherOS`, always `backend=native sync=ipi`:
+//! instead of `gatherOS`, always `backend=native sync=broadcast walkers=0` (Linux's
+//! sync is the broadcast):
 //! `linux smp=<n> scen=.. ... levels=.. [collapsed=<ok>/<tried>]`. Option words it
 //! cannot read are listed as `linux-bench: ignored <word>`.
 //!
@@ -303,7 +304,8 @@ fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine, fail: bool
         smp: cpus,
         config: cfg,
         backend: Backend::Native,
-        sync: Sync::Ipi,
+        sync: Sync::Broadcast,
+        walkers: 0,
         ns_median: at(&nanos, 50),
         ns_p99: at(&nanos, 99),
         tlb_ipis_per_op: PerOp::of(tlb, iters),

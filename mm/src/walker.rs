@@ -56,16 +56,46 @@ pub fn walk(
     mm: &AddressSpace,
     va: VirtAddr,
 ) -> Walk {
+    walk_marked(on, hw, Some(marks), mem, stats, mm, va)
+}
+
+/// [`walk`] without publishing the walk in a marker: for measuring the marker's price
+/// only (the benchmark's `walk-cost:` line). Not safe against the `targeted` and `wait`
+/// syncs or walk periods, which look only for marked walks; only the `broadcast` sync
+/// and tick grace periods exclude it.
+pub fn walk_unpublished(
+    on: &mut IrqsOn,
+    hw: &dyn WalkerHw,
+    mem: &dyn PhysMem,
+    stats: &TlbStats,
+    mm: &AddressSpace,
+    va: VirtAddr,
+) -> Walk {
+    walk_marked(on, hw, None, mem, stats, mm, va)
+}
+
+/// The walk, published in `marks` if given.
+fn walk_marked(
+    on: &mut IrqsOn,
+    hw: &dyn WalkerHw,
+    marks: Option<&WalkMarkers>,
+    mem: &dyn PhysMem,
+    stats: &TlbStats,
+    mm: &AddressSpace,
+    va: VirtAddr,
+) -> Walk {
     let mut result = Walk::NotMapped;
     let root = mm.root();
     let cpu = hw.cpu().this_cpu();
     hw.cpu().with_irqs_off(on, &mut |off| {
-        result = if hw.loaded_root() == root {
+        result = if hw.loaded_root() != root {
+            Walk::NotLoaded
+        } else if let Some(marks) = marks {
             marks.walk(off, cpu, WalkTag::of(mm), || {
                 walk_irqs_off(off, hw, mem, root, va)
             })
         } else {
-            Walk::NotLoaded
+            walk_irqs_off(off, hw, mem, root, va)
         }
     });
     if result == Walk::Poisoned {

@@ -228,3 +228,42 @@ fn the_walker_finds_nothing_under_the_page_size_bit_at_the_root() {
     w.put_page_size_entry(&mm, g, Level::Pgd);
     assert_eq!(walk_on_cpu0(&w, &mm, g, &|| {}), Walk::NotMapped);
 }
+
+#[test]
+fn the_unpublished_walk_reads_the_same_but_leaves_no_marker() {
+    use crate::cpumask::CpuMask;
+    use crate::walk_marker::WalkTag;
+    use crate::walker::walk_unpublished;
+    use core::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let (w, mm) = walked_world(0xfeed);
+    let cpu0: CpuMask = [0].into_iter().collect();
+    // Read mid-walk (at the walker's preemption point): is CPU 0 marked as walking `mm`?
+    let marked = AtomicBool::new(false);
+    let look = || marked.store(!w.walks.scan(WalkTag::of(&mm), &cpu0).is_empty(), SeqCst);
+    let hw = SimWalker {
+        tlb: &w.m.tlb,
+        at_preemption: &look,
+    };
+    let published = on_cpu(0, || {
+        walk(&mut irqs_on(), &hw, &w.walks, &w.mem, &w.m.stats, &mm, va(X + 8))
+    });
+    assert!(marked.load(SeqCst), "the walk is published while it runs");
+    let plain = on_cpu(0, || {
+        walk_unpublished(&mut irqs_on(), &hw, &w.mem, &w.m.stats, &mm, va(X + 8))
+    });
+    assert!(!marked.load(SeqCst), "the unpublished walk is not");
+    assert_eq!(plain, published);
+    assert!(matches!(plain, Walk::Page { value: 0xfeed, .. }), "{plain:?}");
+    let other = w.mm_with([va(X)]);
+    assert_eq!(
+        on_cpu(0, || walk_unpublished(
+            &mut irqs_on(),
+            &hw,
+            &w.mem,
+            &w.m.stats,
+            &other,
+            va(X)
+        )),
+        Walk::NotLoaded
+    );
+}

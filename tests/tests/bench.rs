@@ -1,5 +1,6 @@
-//! The benchmark runs (a short matrix) and its lines are well-formed. No timing is
-//! asserted: figures are for people, not for tests.
+//! The benchmark runs (a short matrix) and its lines are well-formed, with the IPI
+//! counts each sync form promises. No timing is asserted: figures are for people, not
+//! for tests.
 
 use boot::bench::{BenchPlan, FIELDS, Record, run};
 
@@ -8,10 +9,12 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
     boot::install::ensure().expect("QEMU");
     let plan = BenchPlan {
         smp: vec![2],
-        modes: vec!["native".into()],
+        modes: vec!["native".into(), "invlpgb".into()],
         ops: "unmap,unshare".into(),
         scenarios: "A,B,C".into(),
         iters: 2,
+        syncs: "broadcast,targeted,wait".into(),
+        walkers: "0,all".into(),
         spin: "halt".into(),
         os: vec!["gatheros".into()],
         linux_kernel: vec![],
@@ -24,8 +27,11 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
     let got = report.describe();
     assert_eq!(report.failures, vec![], "nothing failed; the run:\n{got}");
     let records: Vec<Record> = report.records;
-    // unmap: 3 page/table variants; unshare: 1; three scenarios; skip and forced.
-    assert_eq!(records.len(), (3 + 1) * 3 * 2, "the run:\n{got}");
+    // unmap: 3 page/table variants; unshare: 1; three scenarios. Per configuration: native
+    // the key's skip and the three forms forced, invlpgb the three forms; scenario A once
+    // more with its task walking (walkers=1).
+    let rows = |forms_per_walker_count: usize| 4 * (2 + 1 + 1) * forms_per_walker_count;
+    assert_eq!(records.len(), rows(4) + rows(3), "the run:\n{got}");
     for r in &records {
         assert_eq!(
             r.0.len(),
@@ -35,9 +41,35 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
         assert_eq!(r.get("os"), "gatherOS");
         assert_eq!(r.get("smp"), "2");
         assert!(r.get("ns_median").parse::<u64>().is_ok());
+        let walkers: f64 = r.get("walkers").parse().unwrap();
+        assert!(
+            walkers == 0.0 || (walkers == 1.0 && r.get("scen") == "A"),
+            "{:?}",
+            r.0
+        );
         let sync: f64 = r.get("sync_ipis_per_op").parse().unwrap();
-        if r.get("sync") == "skip" {
-            assert_eq!(sync, 0.0, "{:?}", r.0);
+        match r.get("sync") {
+            "skip" | "wait" => assert_eq!(sync, 0.0, "no sync IPI: {:?}", r.0),
+            "targeted" => assert!(sync <= walkers, "at most one per walker: {:?}", r.0),
+            "broadcast" if r.get("op") == "unshare" => {
+                assert_eq!(sync, 1.0, "every other CPU: {:?}", r.0)
+            }
+            "broadcast" => {}
+            other => panic!("sync={other}: {:?}", r.0),
         }
     }
+    // Per boot: the walker's price, and the unlink-to-free time per form and walker count.
+    assert_eq!(report.walk_costs.len(), 2, "the run:\n{got}");
+    assert!(
+        report
+            .walk_costs
+            .iter()
+            .all(|c| c.marker_cycles > 0 && c.plain_cycles > 0)
+    );
+    let frees = &report.unlink_to_free;
+    assert_eq!(frees.len(), 2 * 3 * 2, "the run:\n{got}");
+    assert!(
+        frees.iter().all(|u| u.batches > 0 && u.median_cycles > 0),
+        "{frees:?}"
+    );
 }

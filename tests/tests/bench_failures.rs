@@ -138,6 +138,8 @@ fn a_real_linux_boot_with_one_failing_configuration_keeps_the_others() {
         ops: "unmap,collapse".into(),
         scenarios: "B".into(),
         iters: 2,
+        syncs: "broadcast".into(),
+        walkers: "0".into(),
         spin: "halt".into(),
         os: vec!["linux".into()],
         linux_kernel: vec!["default".into()],

@@ -1,6 +1,11 @@
 //! The benchmarks a boot can run instead of the demo (`bench=smp|tlb`): IPI round trips
 //! and bring-up ([`smp`]), and the table-freeing operations measured the way Linux's
-//! counters would show them ([`tlb`]).
+//! counters would show them ([`tlb`]), with the walker's price ([`walk_cost`]), the
+//! unlink-to-free time of batched tables ([`unlink_to_free`]) and the lock-free walkers
+//! both use ([`walkers`]).
 
 pub mod smp;
 pub mod tlb;
+pub mod unlink_to_free;
+pub mod walk_cost;
+pub mod walkers;

@@ -11,6 +11,17 @@
 //! forced (`tlb.table_sync=always`). Time is the TSC around the op alone; IPI counts are
 //! the per-CPU interrupt counters' deltas over the op alone, summed over CPUs.
 //!
+//! Sync forms (`bench.syncs=`, each set at run time with `TableFreerState::set_form`):
+//! every configuration is measured once per form (`sync=broadcast|targeted|wait`); with
+//! the native backend the static key's skip comes first (`sync=skip`, measured once,
+//! under the first form), and the forms are measured forced. Walkers (`bench.walkers=`):
+//! with `all`, scenario A is measured once more with its tasks walking the operation's
+//! region lock-free ([`super::walkers`]) instead of halting (`walkers=` N-1); B and C
+//! have no walkers (their other CPUs do not run the address space). Each boot also
+//! prints the walker's price ([`super::walk_cost`], `walk-cost:`) and, per form and
+//! walker count, the unlink-to-free time of batched tables ([`super::unlink_to_free`],
+//! `unlink-to-free:`).
+//!
 //! With the paravirt backend, half of scenario A's tasks (those on odd CPUs) count as
 //! preempted by the host for the whole run: the pv flush defers them (no IPI, a flush
 //! when they resume at the end), so only the other half take flush IPIs, and the sync
@@ -22,11 +33,13 @@
 
 extern crate alloc;
 use alloc::vec::Vec;
-use bench_spec::{Apic, Backend, Config, Line, Op, Os, PerOp, Scenario, Sync, percentile};
+use bench_spec::{Apic, Backend, Config, Line, Op, Os, PerOp, Scenario, Sync, Walkers, percentile};
 use core::sync::atomic::{AtomicBool, Ordering};
 use mm::addr_space::AddressSpace;
 use mm::stats::TlbEvent;
-use mm::table_free::SyncMode;
+use mm::table_free::{SyncForm, SyncMode};
+
+use super::walkers::Walkers as WalkerTasks;
 
 use crate::mem::phys::MEM;
 use crate::options::BenchOptions;
@@ -98,12 +111,80 @@ fn cleanup(cfg: Config, mm: &'static AddressSpace) {
 }
 
 /// The backend's word in the line.
-fn backend(kind: mm::hw::BackendKind) -> Backend {
+pub(super) fn backend(kind: mm::hw::BackendKind) -> Backend {
     match kind {
         mm::hw::BackendKind::NativeIpi => Backend::Native,
         mm::hw::BackendKind::Paravirt => Backend::Pv,
         mm::hw::BackendKind::Invlpgb => Backend::Invlpgb,
     }
+}
+
+/// The form's word in the line.
+pub(super) fn sync_of(form: SyncForm) -> Sync {
+    match form {
+        SyncForm::Broadcast => Sync::Broadcast,
+        SyncForm::Targeted => Sync::Targeted,
+        SyncForm::Wait => Sync::Wait,
+    }
+}
+
+/// The form a `sync=` word names (never `skip`: the options refuse it).
+fn form_of(sync: Sync) -> SyncForm {
+    match sync {
+        Sync::Broadcast | Sync::Skip => SyncForm::Broadcast,
+        Sync::Targeted => SyncForm::Targeted,
+        Sync::Wait => SyncForm::Wait,
+    }
+}
+
+/// The region the operation works on, as walkers walk it: its first page and how many.
+fn walked(cfg: Config) -> (u64, u64) {
+    match cfg.op {
+        Op::Unmap | Op::UnmapNobatch | Op::Collapse => (BASE, cfg.pages.max(1)),
+        Op::Unshare => (SHARED_VA, 1),
+    }
+}
+
+/// One line of a configuration: whether the sync is forced, in which form, with how
+/// many walkers.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    forced: bool,
+    form: SyncForm,
+    walkers: usize,
+}
+
+/// The rows of a configuration in `scen`, in the order they are measured: per walker
+/// count, the key's skip (native only, under the first form), then every form (forced
+/// with the native backend, where the key would skip).
+fn rows(opts: &BenchOptions, forms: &[SyncForm], scen: Scenario, native: bool) -> Vec<Row> {
+    let others = arch::cpus::count() - 1;
+    let mut counts: Vec<usize> = opts
+        .walkers
+        .iter()
+        .filter_map(|w| match w {
+            Walkers::None => Some(0),
+            Walkers::All if scen == Scenario::A && others > 0 => Some(others),
+            Walkers::All => None,
+        })
+        .collect();
+    counts.dedup();
+    let mut rows = Vec::new();
+    for walkers in counts {
+        if native {
+            rows.push(Row {
+                forced: false,
+                form: forms[0],
+                walkers,
+            });
+        }
+        rows.extend(forms.iter().map(|&form| Row {
+            forced: native,
+            form,
+            walkers,
+        }));
+    }
+    rows
 }
 
 /// The APIC mode's word in the line.
@@ -114,7 +195,8 @@ fn apic(mode: arch::apic::ApicMode) -> Apic {
     }
 }
 
-fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
+fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
+    let forced = row.forced;
     let mm = user_space::new_address_space();
     let owner = user_space::new_address_space();
     if cfg.op == Op::Unshare {
@@ -129,17 +211,25 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
     } else {
         SyncMode::Decided
     });
+    tlb::FREER.set_form(row.form);
     tlb::faults::Fault::NoBatchPages.set(cfg.op == Op::UnmapNobatch);
     static STOP: AtomicBool = AtomicBool::new(false);
     STOP.store(false, Ordering::SeqCst);
     let others = 1..arch::cpus::count();
     let pv = tlb::mmu().backend.kind() == mm::hw::BackendKind::Paravirt;
+    let preempted = |c: usize| pv && c % 2 == 1;
+    // Scenario A with walkers: its tasks walk instead of halting (`super::walkers`).
+    let walkers = (row.walkers > 0).then(|| {
+        let (va, pages) = walked(cfg);
+        WalkerTasks::start(mm, others.clone(), va, pages, preempted)
+    });
     let spinners: Vec<_> = match cfg.scen {
+        Scenario::A if walkers.is_some() => Vec::new(),
         Scenario::A => others
             .clone()
             .map(|c| {
                 let halts = opts.spin_halts;
-                let preempted = pv && c % 2 == 1;
+                let preempted = preempted(c);
                 sched::spawn("bench-spinner", c, Some(mm), move || {
                     if preempted {
                         ktest::pv_host::enter_preempted();
@@ -200,6 +290,11 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
     spinners
         .into_iter()
         .for_each(|s| s.join(crate::sched::JOIN_BOUND_MS));
+    let walkers = walkers.map_or(0, |w| {
+        let n = w.count();
+        assert!(w.stop() > 0, "bench: the walkers walked");
+        n
+    });
     destroy(mm);
     destroy(owner);
     tlb::FREER.set_mode(SyncMode::Decided);
@@ -211,7 +306,7 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
     let sync_mode = if !forced && arch::static_key::tlb_table_flush_implies_ipi_broadcast() {
         Sync::Skip
     } else {
-        Sync::Ipi
+        sync_of(row.form)
     };
     let line = Line {
         os: Os::GatherOS,
@@ -219,6 +314,7 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
         config: cfg,
         backend: backend(tlb::mmu().backend.kind()),
         sync: sync_mode,
+        walkers,
         ns_median: arch::timer::cycles_to_ns(median),
         ns_p99: arch::timer::cycles_to_ns(p99),
         tlb_ipis_per_op: PerOp::of(tlb, opts.iters),
@@ -235,28 +331,47 @@ fn measure(cfg: Config, opts: &BenchOptions, forced: bool) {
     log::info!("{line}");
 }
 
-/// Runs the benchmark matrix of this boot and prints one line per configuration.
+/// Runs the benchmark matrix of this boot and prints one line per configuration, after
+/// the walker's price and the unlink-to-free times.
 pub fn run(opts: &BenchOptions) {
     // The race detector's poisoning of freed frames and the table quarantine stay out of
     // the timed operations: tables and pages go straight back to the allocator.
     mem::poison::set_debug_poison(false);
     log::info!("bench: debug-poison=off");
+    let boot_form = tlb::FREER.form();
+    let forms: Vec<SyncForm> = if opts.syncs.is_empty() {
+        alloc::vec![boot_form]
+    } else {
+        opts.syncs.iter().map(|&s| form_of(s)).collect()
+    };
+    log::info!("{}", super::walk_cost::measure());
+    let walker_counts: &[bool] = if opts.walkers.contains(&Walkers::All) && arch::cpus::count() > 1 {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &form in &forms {
+        for &walkers in walker_counts {
+            log::info!("{}", super::unlink_to_free::measure(form, walkers, opts.iters));
+        }
+    }
     let native = tlb::mmu().backend.kind() == mm::hw::BackendKind::NativeIpi;
-    let total = Config::count(&opts.ops, &opts.scenarios);
-    log::info!(
-        "bench: configurations={} iters={}",
-        total * if native { 2 } else { 1 },
-        opts.iters
-    );
+    let total: usize = opts
+        .ops
+        .iter()
+        .flat_map(|&op| opts.scenarios.iter().map(move |&scen| (op, scen)))
+        .map(|(op, scen)| Config::matrix(op, scen).count() * rows(opts, &forms, scen, native).len())
+        .sum();
+    log::info!("bench: configurations={} iters={}", total, opts.iters);
     for &op in &opts.ops {
         for &scen in &opts.scenarios {
             for cfg in Config::matrix(op, scen) {
-                measure(cfg, opts, false);
-                if native {
-                    measure(cfg, opts, true);
+                for row in rows(opts, &forms, scen, native) {
+                    measure(cfg, opts, row);
                 }
             }
         }
     }
+    tlb::FREER.set_form(boot_form);
     log::info!("bench: done");
 }

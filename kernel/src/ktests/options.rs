@@ -47,17 +47,24 @@ ktest::kernel_test!(
 
 ktest::kernel_test!(
     fn parses_the_benchmark_matrix_and_refuses_unknown_ops() {
-        use bench_spec::{Op, Scenario};
-        let (o, errors) =
-            BootOptions::parse("bench=tlb bench.ops=unshare,collapse bench.scen=C,A bench.iters=0");
+        use bench_spec::{Op, Scenario, Sync, Walkers};
+        let (o, errors) = BootOptions::parse(
+            "bench=tlb bench.ops=unshare,collapse bench.scen=C,A bench.iters=0 bench.syncs=wait,broadcast bench.walkers=all,0",
+        );
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(o.bench_tlb.ops, [Op::Unshare, Op::Collapse]);
         assert_eq!(o.bench_tlb.scenarios, [Scenario::C, Scenario::A]);
         assert_eq!(o.bench_tlb.iters, 1);
-        let (o, errors) = BootOptions::parse("bench.ops=unmap,share bench.scen=D");
+        assert_eq!(o.bench_tlb.syncs, [Sync::Wait, Sync::Broadcast]);
+        assert_eq!(o.bench_tlb.walkers, [Walkers::All, Walkers::None]);
+        let (o, errors) = BootOptions::parse(
+            "bench.ops=unmap,share bench.scen=D bench.syncs=targeted,skip bench.walkers=1",
+        );
         assert_eq!(o.bench_tlb.ops, Op::ALL);
         assert_eq!(o.bench_tlb.scenarios, Scenario::ALL);
-        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(o.bench_tlb.syncs, [], "skip is not a form; the boot's form");
+        assert_eq!(o.bench_tlb.walkers, [Walkers::None]);
+        assert_eq!(errors.len(), 4, "{errors:?}");
     }
 );
 

@@ -1,11 +1,13 @@
-//! The benchmark's options (`bench.ops=`, `bench.scen=`, `bench.iters=`, `bench.spin=`),
-//! kept with the other options so that parsing them needs nothing of the benchmark.
+//! The benchmark's options (`bench.ops=`, `bench.scen=`, `bench.iters=`, `bench.spin=`,
+//! `bench.syncs=`, `bench.walkers=`), kept with the other options so that parsing them
+//! needs nothing of the benchmark.
 
 extern crate alloc;
 use alloc::vec::Vec;
-use bench_spec::{Op, Scenario};
+use bench_spec::{Op, Scenario, Sync, Walkers};
 
-/// What to run (boot options `bench.ops=`, `bench.scen=`, `bench.iters=`).
+/// What to run (boot options `bench.ops=`, `bench.scen=`, `bench.iters=`, `bench.spin=`,
+/// `bench.syncs=`, `bench.walkers=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BenchOptions {
     /// Operations, in the order they run.
@@ -19,6 +21,12 @@ pub struct BenchOptions {
     /// space on its CPU (not lazy), so every flush must interrupt it; halting keeps
     /// emulated CPUs from taking the host cores that CPU 0 needs under TCG.
     pub spin_halts: bool,
+    /// The sync forms measured, each set at run time (`bench.syncs=`, comma-separated
+    /// `broadcast`, `targeted`, `wait`; never `skip`). Empty: the boot's `tlb.sync=` form.
+    pub syncs: Vec<Sync>,
+    /// Walker counts measured (`bench.walkers=0,all`): with `all`, scenario A is measured
+    /// once more with its tasks walking the address space lock-free.
+    pub walkers: Vec<Walkers>,
 }
 
 impl Default for BenchOptions {
@@ -28,6 +36,8 @@ impl Default for BenchOptions {
             scenarios: Scenario::ALL.to_vec(),
             iters: bench_spec::DEFAULT_ITERS,
             spin_halts: true,
+            syncs: Vec::new(),
+            walkers: alloc::vec![Walkers::None],
         }
     }
 }

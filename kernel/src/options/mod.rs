@@ -17,7 +17,7 @@ mod test;
 mod value;
 
 pub use bench::BenchOptions;
-use bench_spec::{Op, Scenario};
+use bench_spec::{Op, Scenario, Sync, Walkers};
 pub use test::TestOptions;
 use test::parse_suites;
 pub use value::OptionError;
@@ -93,6 +93,11 @@ pub const KEYS: &[OptionKey] = &[
     key("bench.iters", A_NUMBER, |o, v| parse_usize(v).map(|n| o.bench_tlb.iters = n.max(1))),
     key("bench.spin", "busy|halt",
         |o, v| choose(v, &[("busy", false), ("halt", true)]).map(|h| o.bench_tlb.spin_halts = h)),
+    key("bench.syncs", "broadcast,targeted,wait (comma-separated)", |o, v| {
+        parse_list(v, |w| Sync::parse(w).filter(|&s| s != Sync::Skip)).map(|s| o.bench_tlb.syncs = s)
+    }),
+    key("bench.walkers", "0,all (comma-separated)",
+        |o, v| parse_list(v, Walkers::parse).map(|w| o.bench_tlb.walkers = w)),
     key("test", ON_OFF,
         |o, v| parse_bool(v).map(|on| o.test = on.then(|| o.test.take().unwrap_or_default()))),
     key("test.suites", "quick, watchdog, soak (comma-separated) or all",

@@ -114,6 +114,20 @@ pub fn walk(mm: &AddressSpace, va: u64) -> mm::walker::Walk {
     )
 }
 
+/// [`walk`] without publishing the walk in this CPU's marker: for the benchmark's
+/// `walk-cost:` measurement only (`mm::walker::walk_unpublished`; the `targeted` and
+/// `wait` syncs do not see such a walk).
+pub fn walk_unpublished(mm: &AddressSpace, va: u64) -> mm::walker::Walk {
+    mm::walker::walk_unpublished(
+        &mut irqs_on("walks page tables lock-free"),
+        &hw::WALKER_HW,
+        &MEM,
+        &STATS,
+        mm,
+        mm::addr::VirtAddr::new(va),
+    )
+}
+
 /// Waits for every deferred table and empties the quarantine: afterwards the frame
 /// accounting reflects only live memory.
 pub fn settle() {
