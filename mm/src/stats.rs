@@ -56,9 +56,13 @@ pub enum TlbEvent {
     BatchesFreed,
     /// Clock cycles from each freed batch's first unlink to its free, summed.
     UnlinkToFreeCycles,
+    /// A `targeted` sync that found no CPU to interrupt (no walker, or only ones the
+    /// flush interrupted after the unlink). Every sync asked for ends as exactly one of
+    /// `syncs_skipped`, `sync_ipis`, `sync_waits` and this.
+    SyncUnneeded,
 }
 
-const EVENTS: usize = 23;
+const EVENTS: usize = 24;
 /// Events printed on the `tlb-stats:` line (the rest go on `mmu-gather-stats:`).
 const TLB_EVENTS: usize = 8;
 const NAMES: [&str; EVENTS] = [
@@ -85,6 +89,7 @@ const NAMES: [&str; EVENTS] = [
     "sync_wait_cycles",
     "batches_freed",
     "unlink_to_free_cycles",
+    "syncs_unneeded",
 ];
 
 /// Per-CPU counters.
@@ -151,7 +156,7 @@ impl TlbTotals {
     /// The `mmu-gather-stats:` line: `gathers=.. pages_freed=.. tables_freed=..
     /// tables_deferred=.. sync_ipis=.. syncs_skipped=.. poison_hits=..` (then
     /// `sync_rcu_waits=.. sync_ipi_cpus=.. sync_spared=.. sync_waits=.. sync_wait_cpus=..
-    /// sync_wait_cycles=.. batches_freed=.. unlink_to_free_cycles=..`).
+    /// sync_wait_cycles=.. batches_freed=.. unlink_to_free_cycles=.. syncs_unneeded=..`).
     pub fn gather_line(&self) -> GatherLine {
         GatherLine(*self)
     }
@@ -192,6 +197,7 @@ impl core::fmt::Display for GatherLine {
             SyncWaitCycles,
             BatchesFreed,
             UnlinkToFreeCycles,
+            SyncUnneeded,
         ] {
             write!(f, " {}={}", NAMES[e as usize], self.0.get(e))?;
         }

@@ -137,7 +137,7 @@ pub(crate) fn ord(strong: Ordering, site: Site) -> Ordering {
     }
 }
 
-/// A SeqCst fence (`mfence` on x86), the one at `site`.
+/// A SeqCst fence (on x86-64 a locked instruction, `lock or` to the stack), the one at `site`.
 #[cfg(not(any(loom, tso)))]
 #[inline(always)]
 pub(crate) fn fence(_site: Site) {

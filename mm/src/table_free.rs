@@ -346,7 +346,9 @@ impl TableFreer<'_> {
                 let walking = self.walks.scan(WalkTag::of(mm), &others);
                 let took_flush = receipt.map_or(CpuMask::new(), |r| r.interrupted_after(mm, unlinked));
                 let targets = walking.and_not(&took_flush);
-                if !targets.is_empty() {
+                if targets.is_empty() {
+                    self.stats.count(me, TlbEvent::SyncUnneeded);
+                } else {
                     self.sync_ipi(on, &targets);
                 }
                 self.stats.add(

@@ -13,15 +13,17 @@
 //! ```text
 //!   walker (interrupts off)                 freer (interrupts on)
 //!   W1 marker := (walks, tag)    Release    F1 entry := 0          (the unlink)
-//!   W2 fence SeqCst         (mfence)        F2 flush                (receipt)
-//!   W3 read entry, the table, the page      F3 fence SeqCst         (mfence)
+//!   W2 fence SeqCst     (locked or)         F2 flush                (receipt)
+//!   W3 read entry, the table, the page      F3 fence SeqCst     (locked or)
 //!   W4 marker := (walks + 1, 0)  Release    F4 read every marker    Acquire
 //!                                           F5 sync / wait for the CPUs marked; free
 //! ```
 //!
 //! Store buffering is the one reordering x86-TSO allows: a store followed by a load of
 //! another location may let the load complete while the store still sits in the CPU's
-//! store buffer, invisible to others. Without W2, W3 may read the entry (still the table)
+//! store buffer, invisible to others. (A SeqCst fence is a locked instruction on x86-64,
+//! `lock or` of 0 to the stack as LLVM emits it, which drains the buffer as `mfence`
+//! does.) Without W2, W3 may read the entry (still the table)
 //! while W1 is in the walker's buffer, and F4 reads the old marker: the freer frees a
 //! table the walker is in. Without F3, F4 may read the marker before F1 has left the
 //! freer's buffer, and W3 may still read the table: the same outcome. With both fences
@@ -110,7 +112,7 @@ impl WalkMarkers {
         // `mm/tests/walk_marker_loom.rs`, `twin_w1_relaxed_next_walk`).
         marker.store(word(walks, Some(mm)), ord(Release, Site::WalkPublish));
         // W2: the store above must be visible before the walk's first read (the top of
-        // this file): SeqCst fence, `mfence` on x86.
+        // this file): SeqCst fence, a locked instruction on x86.
         fence(Site::WalkFence);
         let r = f();
         // W4: Release, so that the walk's reads happen before a freer that reads the
@@ -127,7 +129,7 @@ impl WalkMarkers {
     /// cleared).
     pub fn scan(&self, mm: WalkTag, among: &CpuMask) -> CpuMask {
         // F3: the unlink (a store) must be visible before the markers are read (the top
-        // of this file): SeqCst fence, `mfence` on x86.
+        // of this file): SeqCst fence, a locked instruction on x86.
         fence(Site::ScanFence);
         among
             .iter()

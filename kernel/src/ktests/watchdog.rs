@@ -100,12 +100,16 @@ ktest::kernel_test!(
         let va = crate::workload::slot_va(0) & !0xfff;
         crate::workload::map_page(mm, va);
         let (reports, _) = watchdog::reports();
-        with_test_watchdog(|| {
-            let spinner = spin_with_irqs_off_until_answered(1);
-            // Queued while cpu 1 spins: the batch's grace period cannot end before it stops.
-            crate::user_space::unmap(mm, va, va + 4096); // its tables go to the RCU batch
-            crate::tlb::settle(); // the drain waits for a grace period cpu 1 holds up
-            spinner.join(crate::sched::JOIN_BOUND_MS);
+        // A tick grace period (the `broadcast` form's; the others' walk period does not
+        // wait for a CPU that is not walking).
+        crate::workload::with_sync_form(mm::table_free::SyncForm::Broadcast, || {
+            with_test_watchdog(|| {
+                let spinner = spin_with_irqs_off_until_answered(1);
+                // Queued while cpu 1 spins: the batch's grace period cannot end before it stops.
+                crate::user_space::unmap(mm, va, va + 4096); // its tables go to the RCU batch
+                crate::tlb::settle(); // the drain waits for a grace period cpu 1 holds up
+                spinner.join(crate::sched::JOIN_BOUND_MS);
+            })
         });
         let (after, laggards) = watchdog::reports();
         assert_eq!(after, reports + 1);

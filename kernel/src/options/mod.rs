@@ -199,7 +199,7 @@ impl Default for BootOptions {
             tlb_backend: "native",
             table_sync: crate::tlb::faults::TableSync::Mode(mm::table_free::SyncMode::Decided),
             table_batch_fails: false,
-            sync_form: mm::table_free::SyncForm::Broadcast,
+            sync_form: mm::table_free::SyncForm::Targeted,
             tlb_break: None,
         }
     }
