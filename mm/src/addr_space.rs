@@ -44,6 +44,9 @@ pub struct AddressSpace {
     pub flush_pending: AtomicUsize,
     /// The page-table lock (see the top of this file): taken through [`AddressSpace::lock`].
     pt_lock: PageTableLock,
+    /// Some level-2 table of this address space has been shared with another one (as
+    /// owner or sharer), ever: a table freed here may be walked from another root.
+    shared_tables: core::sync::atomic::AtomicBool,
 }
 
 impl AddressSpace {
@@ -56,7 +59,28 @@ impl AddressSpace {
             tlb_gen: AtomicU64::new(1),
             flush_pending: AtomicUsize::new(0),
             pt_lock: PageTableLock::new(),
+            shared_tables: core::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Records that one of this address space's tables is shared with another address
+    /// space (both sides call it, holding this one's lock: `share_pmd_table`).
+    pub fn mark_shared_tables(&self, locked: &PageTableGuard) {
+        assert!(
+            core::ptr::eq(locked.mm(), self),
+            "marked under another address space's lock"
+        );
+        // Relaxed: set and read under this address space's page-table lock (every freer
+        // of its tables holds it), whose release / acquire orders it. A core atomic even
+        // under loom and tso: it orders nothing by itself.
+        self.shared_tables
+            .store(true, core::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a table of this address space has ever been shared with another one.
+    pub fn has_shared_tables(&self) -> bool {
+        // Relaxed: see `mark_shared_tables`.
+        self.shared_tables.load(core::sync::atomic::Ordering::Relaxed)
     }
 
     /// A unique, never reused identifier.

@@ -59,7 +59,7 @@ pub fn collapse(
         return Err(CollapseError::NotFullyPopulated);
     }
     let huge = mem.alloc_huge().ok_or(CollapseError::OutOfMemory)?;
-    let unlinked = pmd.slot.unlink(locked);
+    let unlinked = pmd.slot.unlink(locked, Level::Pmd);
     let receipt = ctx.flush(
         &mut on,
         FlushRequest {

@@ -225,22 +225,27 @@ impl<'m> EntrySlot<'m> {
         Entry(self.word.swap(0, Ordering::SeqCst))
     }
 
-    /// Step 1 of removing a table ([`crate::unlinked_table`]): clears this entry, which
-    /// points to a table of the locked address space, and marks the unlink. The table
-    /// is now the returned value's, until its flush and sync give it back.
-    pub fn unlink<'a>(&self, locked: &PageTableGuard<'a>) -> UnlinkedTable<'a> {
-        self.unlink_as(locked, false)
+    /// Step 1 of removing a table ([`crate::unlinked_table`]): clears this entry, of
+    /// level `level`, which points to a table of the locked address space (panics if it
+    /// does not), and marks the unlink. The table is now the returned value's, until its
+    /// flush and sync give it back.
+    pub fn unlink<'a>(&self, locked: &PageTableGuard<'a>, level: Level) -> UnlinkedTable<'a> {
+        self.unlink_as(locked, level, false)
     }
 
     /// [`EntrySlot::unlink`] for a table that other address spaces keep using (an
     /// unshare): it is flushed and synced like a freed one, then not freed.
-    pub fn unlink_shared<'a>(&self, locked: &PageTableGuard<'a>) -> UnlinkedTable<'a> {
-        self.unlink_as(locked, true)
+    pub fn unlink_shared<'a>(&self, locked: &PageTableGuard<'a>, level: Level) -> UnlinkedTable<'a> {
+        self.unlink_as(locked, level, true)
     }
 
-    fn unlink_as<'a>(&self, locked: &PageTableGuard<'a>, shared: bool) -> UnlinkedTable<'a> {
-        let old = self.clear(locked);
-        assert!(old.is_present(), "unlink: no table under {old:?}");
+    fn unlink_as<'a>(&self, locked: &PageTableGuard<'a>, level: Level, shared: bool) -> UnlinkedTable<'a> {
+        let old = self.read();
+        assert!(
+            old.is_table_at(level),
+            "unlink: {old:?} at {level:?} does not point to a table"
+        );
+        self.clear(locked);
         UnlinkedTable::just_unlinked(locked.mm(), old.addr(), shared)
     }
 }

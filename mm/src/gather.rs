@@ -369,7 +369,7 @@ impl<'a> MmuGather<'a> {
 
     /// `tlb_flush_mmu_tlbonly`: flushes what was cleared since the last flush, if
     /// anything, and resets range and flags. Returns the flush's receipt.
-    pub fn flush_mmu_tlbonly(&mut self) -> Option<FlushReceipt> {
+    pub(crate) fn flush_mmu_tlbonly(&mut self) -> Option<FlushReceipt> {
         if !(self.cleared.any()
             || self.freed_tables
             || self.unshared_tables

@@ -55,6 +55,10 @@ pub fn share_pmd_table(
     if dst.read().is_present() {
         return Err(ShareError::Occupied);
     }
+    // Before the table becomes reachable from the other root: a freer of either
+    // address space must then look for every walk (`WalkTag::for_freeing`).
+    owner.mm().mark_shared_tables(owner);
+    other.mm().mark_shared_tables(other);
     dst.install(other, v);
     Ok(v.addr())
 }
@@ -71,7 +75,7 @@ pub fn unshare_pmd_table(ctx: &GatherCtx, locked: &PageTableGuard, va: VirtAddr)
     // The gather first (it checks that this CPU may wait) and only then the unlink, so
     // that a refusal leaves nothing cleared and unflushed.
     let mut g = MmuGather::new(ctx, locked);
-    let unlinked = e.unlink_shared(locked);
+    let unlinked = e.unlink_shared(locked, Level::Pud);
     g.unshare_table(va);
     let receipt = g
         .flush_mmu_tlbonly()

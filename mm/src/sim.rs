@@ -89,10 +89,35 @@ thread_local! {
 /// simulated interrupt entry, which turns the flag off itself and hands `f` the proof.
 pub fn irqs_off<R>(f: impl FnOnce(IrqsOff<'_>) -> R) -> R {
     let prev = IRQS_OFF.with(|c| c.replace(true));
+    let _seen = SeenOff::enter(CURRENT.with(|c| c.get()));
     let r = f(IrqsOff::new());
     IRQS_OFF.with(|c| c.set(prev));
     r
 }
+
+/// One interrupts-off region of a CPU in [`IRQS_OFF_SEEN`], left when dropped (also when
+/// a walker showing a failure panics inside it).
+struct SeenOff(usize);
+
+impl SeenOff {
+    fn enter(cpu: usize) -> Self {
+        IRQS_OFF_SEEN[cpu].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(cpu)
+    }
+}
+
+impl Drop for SeenOff {
+    fn drop(&mut self) {
+        IRQS_OFF_SEEN[self.0].fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Per simulated CPU, the interrupts-off regions it is in, as other CPUs see it: a sync
+/// IPI ([`SimSync`]) is taken only when it is 0. Shared by the tests that run at once
+/// (their CPUs have the same numbers): a sync may wait for another test's region, which
+/// is short or waits only for its own test's freer.
+static IRQS_OFF_SEEN: [std::sync::atomic::AtomicUsize; 8] =
+    [const { std::sync::atomic::AtomicUsize::new(0) }; 8];
 
 /// The running task's capability to wait (the simulated interrupts are on: checked).
 #[track_caller]
@@ -691,12 +716,28 @@ impl TableSyncHw for SimSync {
     fn flush_implies_ipi_broadcast(&self) -> bool {
         self.broadcast_key
     }
+    /// As the hardware does: each target takes the IPI only once it is outside every
+    /// interrupts-off region (a walker's walk among them), and the sender waits for all
+    /// (counting `relaxes` while it waits, so a test can see it waiting). A target still
+    /// in one after a minute is a test that deadlocked: it panics, naming it.
     fn sync_ipi(&self, _on: &IrqsOn, targets: &CpuMask) {
-        if self.sync_does_nothing.load(std::sync::atomic::Ordering::SeqCst) {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.sync_does_nothing.load(SeqCst) {
             return;
         }
-        self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.syncs.fetch_add(1, SeqCst);
         self.sync_targets.lock().unwrap().push(*targets);
+        let since = std::time::Instant::now();
+        for t in targets.iter() {
+            while IRQS_OFF_SEEN[t].load(SeqCst) > 0 {
+                self.relaxes.fetch_add(1, SeqCst);
+                assert!(
+                    since.elapsed() < std::time::Duration::from_secs(60),
+                    "sync IPI to cpu {t}: not taken in a minute (interrupts off there)"
+                );
+                std::thread::yield_now();
+            }
+        }
     }
     fn online(&self) -> CpuMask {
         CpuMask::first(self.cpus)

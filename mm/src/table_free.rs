@@ -343,7 +343,7 @@ impl TableFreer<'_> {
         match self.state.form() {
             SyncForm::Broadcast => self.sync_ipi(on, &others),
             SyncForm::Targeted => {
-                let walking = self.walks.scan(WalkTag::of(mm), &others);
+                let walking = self.walks.scan(WalkTag::for_freeing(mm), &others);
                 let took_flush = receipt.map_or(CpuMask::new(), |r| r.interrupted_after(mm, unlinked));
                 let targets = walking.and_not(&took_flush);
                 if targets.is_empty() {
@@ -374,7 +374,7 @@ impl TableFreer<'_> {
         let at = Location::caller();
         let since = self.hw.wait_clock();
         let mut reported = false;
-        let waited = self.walks.wait_out(WalkTag::of(mm), others, &mut |cpu| {
+        let waited = self.walks.wait_out(WalkTag::for_freeing(mm), others, &mut |cpu| {
             self.hw.relax();
             if !reported {
                 reported = self.hw.wait_expired(since, "walk-wait", at, &|| {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use crate::addr_space::AddressSpace;
 use crate::cpumask::CpuMask;
-use crate::hw::BackendKind;
+use crate::hw::{BackendKind, PhysMem};
 use crate::irq::IrqsOff;
 use crate::sim::{SimWalker, World, irqs_off, irqs_on, munmap, on_cpu, va};
 use crate::stats::TlbEvent;
@@ -168,13 +168,53 @@ fn wait_sync_without_the_marker_frees_the_table_under_the_walker() {
     assert!(msg.contains("unallocated frame"), "{msg}");
 }
 
-/// The same twin for `targeted`: the scan sees no walker, nothing is sent.
+/// `targeted` with mm's walker on CPU 1, not interrupted by the flush (INVLPGB): the scan
+/// finds it, the sync IPI is taken only once its walk is over (the simulated CPU takes it
+/// only with interrupts on), and the table is freed after that.
+#[test]
+fn targeted_sync_interrupts_the_walker_and_frees_only_after_its_walk() {
+    fallback_world!(w, mm, BackendKind::Invlpgb, SyncForm::Targeted);
+    let got = walk_against_a_freer(&w, &mm, &w.walks);
+    assert!(
+        matches!(got, Ok(Walk::NotMapped | Walk::BackedOff)),
+        "the walker read its tables while they were still allocated: {got:?}"
+    );
+    assert_eq!(
+        w.sync.sync_targets.lock().unwrap().first(),
+        Some(&cpus(&[1])),
+        "the first sync went to the walker"
+    );
+}
+
+/// The same twin for `targeted`: the scan sees no walker, nothing is sent, and the
+/// walker reads the freed table.
 #[test]
 fn targeted_sync_without_the_marker_frees_the_table_under_the_walker() {
-    fallback_world!(w, mm, BackendKind::Paravirt, SyncForm::Targeted);
+    fallback_world!(w, mm, BackendKind::Invlpgb, SyncForm::Targeted);
     let unwatched = WalkMarkers::new();
     let got = walk_against_a_freer(&w, &mm, &unwatched);
-    assert!(got.is_err(), "the walker read a freed table: {got:?}");
+    let msg = got.expect_err("the walker read a freed table");
+    assert!(msg.contains("unallocated frame"), "{msg}");
+    assert!(w.sync.sync_targets.lock().unwrap().is_empty(), "no sync was sent");
+}
+
+/// A table shared with another address space, freed by one sharer (here: an unmap in
+/// the shared region, which empties the PTE table under the shared PMD table): the
+/// other's walker may be inside it, so `targeted` interrupts a walker of either.
+#[test]
+fn a_shared_table_is_synced_with_the_walkers_of_every_address_space() {
+    fallback_world!(w, mm, BackendKind::Invlpgb, SyncForm::Targeted);
+    let other = AddressSpace::new(w.mem.alloc_frame().unwrap());
+    crate::share::share_pmd_table(&w.mem, &mm.lock(), &other.lock(), va(BASE)).unwrap();
+    let ctx = w.ctx();
+    marked(&w, 2, &other, || {
+        on_cpu(0, || munmap(&ctx, &mm, va(BASE), va(BASE + 4096)))
+    });
+    assert_eq!(
+        w.sync.sync_targets.lock().unwrap().first(),
+        Some(&cpus(&[2])),
+        "the walker of the other address space was interrupted"
+    );
 }
 
 /// The batched path under `targeted` / `wait`: a walk period, not ticks. While CPU 2 is
@@ -247,7 +287,7 @@ fn release_refuses_a_flush_made_before_the_unlink() {
         let pmd = crate::pt_walk::PathWalk::new(&w.mem, locked.root(), va(BASE))
             .find(|s| s.level == crate::level::Level::Pmd)
             .unwrap();
-        let unlinked = pmd.slot.unlink(&locked);
+        let unlinked = pmd.slot.unlink(&locked, crate::level::Level::Pmd);
         w.freer().release(&on, unlinked, &early, &mut |_| {});
     });
 }

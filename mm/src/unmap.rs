@@ -93,7 +93,7 @@ fn zap_table(
             if let Some(at) = zap_table(g, child, child_level, va, next)
                 && pgtable::table_is_empty(mem, child)
             {
-                let unlinked = slot.unlink(locked);
+                let unlinked = slot.unlink(locked, level);
                 g.free_table(child_level, at, unlinked);
                 changed = Some(at);
             }
@@ -177,7 +177,7 @@ fn sweep_tables(g: &mut MmuGather, table: PhysAddr, level: Level, base: VirtAddr
             sweep_tables(g, child, child_level, va);
         }
         if pgtable::table_is_empty(mem, child) {
-            let unlinked = slot.unlink(locked);
+            let unlinked = slot.unlink(locked, level);
             g.free_table(child_level, va, unlinked);
         }
     }

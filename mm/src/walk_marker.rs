@@ -44,8 +44,9 @@
 //! A walk's marker word changes only at W1 and W4, and W4 counts the walk, so a freer
 //! that read a word naming its address space knows the walk it saw has ended as soon as
 //! the count is another ([`WalkMarkers::wait_out`]) or the word is anything else
-//! ([`WalkMarkers::ended_since`]). The count is 32 bits: after 2^32 walks it returns to a
-//! value it had, which can only make a wait last one walk more.
+//! ([`WalkMarkers::ended_since`]). The count is 32 bits: if a CPU makes exactly a
+//! multiple of 2^32 walks while a `wait_out` polls it, the wait goes on until that CPU's
+//! next walk ends (never shorter; if the CPU never walks again, the watchdog reports it).
 //!
 //! The walker never waits: it publishes, walks and clears with interrupts off. Only the
 //! freer waits, with interrupts on, bounded by the watchdog.
@@ -63,9 +64,24 @@ use crate::sync::{AtomicU64, Site, atomic_array, const_unless_loom, fence, ord};
 pub struct WalkTag(u32);
 
 impl WalkTag {
+    /// Any address space: what a freer looks for when the table may be reachable from
+    /// other address spaces too (see [`WalkTag::for_freeing`]). No walker publishes it.
+    pub const ANY: WalkTag = WalkTag(0);
+
     /// The tag of `mm`.
     pub fn of(mm: &AddressSpace) -> Self {
         Self((mm.id() % (u32::MAX as usize)) as u32 + 1)
+    }
+
+    /// What a freer of one of `mm`'s tables looks for: `mm`'s walks, or every walk if
+    /// `mm` has ever shared page tables with another address space (a table of a shared
+    /// region, freed by one sharer, may be walked from another's root).
+    pub fn for_freeing(mm: &AddressSpace) -> Self {
+        if mm.has_shared_tables() {
+            Self::ANY
+        } else {
+            Self::of(mm)
+        }
     }
 }
 
@@ -78,8 +94,12 @@ fn walks_of(word: u64) -> u32 {
     (word >> 32) as u32
 }
 
+/// Whether the marker `word` is inside a walk that `tag` looks for.
 fn names(word: u64, tag: WalkTag) -> bool {
-    word as u32 == tag.0
+    match tag.0 {
+        0 => word as u32 != 0,
+        t => word as u32 == t,
+    }
 }
 
 /// The walk markers of every CPU (one per machine, static in the kernel).
@@ -102,7 +122,12 @@ impl WalkMarkers {
     pub fn walk<R>(&self, _off: IrqsOff<'_>, cpu: usize, mm: WalkTag, f: impl FnOnce() -> R) -> R {
         let marker = &self.cpus[cpu];
         // Only this CPU writes its own word: read-coherence returns its last store.
-        let walks = marker.load(Relaxed) >> 32;
+        let before = marker.load(Relaxed);
+        debug_assert!(
+            before as u32 == 0,
+            "cpu {cpu} begins a walk inside a walk (marker {before:#x})"
+        );
+        let walks = before >> 32;
         // W1: a plain store on x86 (`mov`); the fence below orders it before the walk.
         // Release, not Relaxed, for the walk before this one: a freer that reads this
         // word learns that the previous walk ended (another tag, or the count moved),

@@ -86,11 +86,13 @@ fn walk_marked(
 ) -> Walk {
     let mut result = Walk::NotMapped;
     let root = mm.root();
-    let cpu = hw.cpu().this_cpu();
     hw.cpu().with_irqs_off(on, &mut |off| {
         result = if hw.loaded_root() != root {
             Walk::NotLoaded
         } else if let Some(marks) = marks {
+            // The CPU is read with interrupts off: the marker written is the one of the
+            // CPU that walks, whatever a scheduler could do before.
+            let cpu = hw.cpu().this_cpu();
             marks.walk(off, cpu, WalkTag::of(mm), || {
                 walk_irqs_off(off, hw, mem, root, va)
             })
