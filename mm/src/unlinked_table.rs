@@ -18,8 +18,11 @@
 //!    unlink, to a grace or walk period.
 //!
 //! An `UnlinkedTable` is `#[must_use]`, neither `Clone` nor `Copy`, and its frame is
-//! private: step 3 is the only way back to a free frame, so freeing a table without its
-//! flush and sync does not compile:
+//! private: step 3 is the only way back to a free frame, so freeing a table unlinked so
+//! without its flush and sync does not compile (what the types cannot see: code that
+//! clears a table entry with the raw [`EntrySlot::clear`](crate::entry::EntrySlot::clear)
+//! and frees the frame through [`PhysMem`](crate::hw::PhysMem); no mm path does, and
+//! dropping an `UnlinkedTable` leaks its frame rather than free it early):
 //!
 //! ```compile_fail
 //! # use mm::{hw::PhysMem, unlinked_table::UnlinkedTable};
