@@ -22,6 +22,7 @@ pub mod share;
 pub mod stats;
 pub(crate) mod sync;
 pub mod table_free;
+pub mod table_sync;
 pub mod teardown_step;
 pub mod tlb_state;
 pub mod unlinked_table;

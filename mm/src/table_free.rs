@@ -20,23 +20,12 @@
 //!   left it. Walks are short (interrupts are off for them), ticks are not: the tables
 //!   come back sooner.
 //! * **Sync** (the fallback when no batch page can be had, and for collapse and
-//!   unsharing; Linux's `tlb_remove_table_sync_one`), in one of three forms chosen at
-//!   boot ([`SyncForm`], `tlb.sync=`):
-//!   - `broadcast` (Linux): an IPI to every other online CPU, waiting for all: each CPU
-//!     takes it only with interrupts on, i.e. outside any walk.
-//!   - `targeted`: IPIs only to the CPUs whose walk marker names the address space, less
-//!     those the flush's receipt shows took its IPI after the unlink (a CPU interrupted
-//!     then is not inside a walk that began before it). No walker: nothing is sent.
-//!   - `wait`: no IPI; waits until every CPU whose marker named the address space has left
-//!     that walk (bounded by the watchdog).
+//!   unsharing; Linux's `tlb_remove_table_sync_one`): [`crate::table_sync`], in the
+//!   boot's form, skipped where the flush's receipt excuses it.
 //!
-//! The skip ([`TableFreer::table_sync_one`], [`TableFreer::table_sync_rcu`]): when the TLB
-//! flush that unlinked the table was itself an IPI to every CPU that could walk, the sync
-//! is a second, redundant broadcast. It is skipped only if the boot-time decision says
-//! the backend is the native IPI one without INVLPGB (`flush_implies_ipi_broadcast`, a
-//! static key) **and** the caller holds the [`FlushReceipt`] of that flush, for the same
-//! address space, made for freed or unshared tables, which interrupted every CPU that
-//! could be walking. No receipt, no skip.
+//! Every path hands a table here in the one sequence of [`crate::unlinked_table`]:
+//! [`TableFreer::release`] (sync, then free) or [`TableFreer::defer`] and
+//! [`TableFreer::queue_batch`] (a grace or walk period, then free).
 //!
 //! Deadlock rules: the sync, the grace-period wait and the drain run with interrupts
 //! enabled (they take the capability [`IrqsOn`], which no holder of an interrupts-off
@@ -48,7 +37,7 @@ use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use crate::addr::PhysAddr;
 use crate::addr_space::AddressSpace;
 use crate::cpumask::{CpuMask, MAX_CPUS};
-use crate::hw::{BackendKind, PhysMem, TableSyncHw};
+use crate::hw::{PhysMem, TableSyncHw};
 use crate::irq::IrqsOn;
 use crate::level::ENTRIES;
 use crate::receipt::{FlushReceipt, UnlinkMark};
@@ -56,65 +45,10 @@ use crate::stats::{TlbEvent, TlbStats};
 use crate::sync::Ordering::SeqCst;
 use crate::sync::{AtomicU8, AtomicU64, Site, const_unless_loom, ord};
 use crate::unlinked_table::UnlinkedTable;
-use crate::walk_marker::{WalkMarkers, WalkTag};
+use crate::walk_marker::WalkMarkers;
 
-/// The boot-time decision (Linux's `native_pv_tlb_init`): the table-free sync is
-/// redundant after a freed-tables flush iff that flush is the native IPI broadcast and
-/// INVLPGB is not in use.
-pub fn flush_implies_ipi_broadcast(backend: BackendKind, invlpgb_in_use: bool) -> bool {
-    backend == BackendKind::NativeIpi && !invlpgb_in_use
-}
-
-/// How the sync behaves (boot option `tlb.table_sync=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum SyncMode {
-    /// Skip when the decision and a receipt allow it (the default).
-    Decided = 0,
-    /// Always send / wait (`always`): for measuring the cost of the redundant sync.
-    Always = 1,
-}
-
-/// How a sync that is not skipped reaches the walkers (boot option `tlb.sync=`), and what
-/// a table batch waits for (see the top of this file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum SyncForm {
-    /// An IPI to every other online CPU (Linux); batches wait for a tick grace period.
-    Broadcast = 0,
-    /// IPIs to the CPUs walking the address space only; batches wait for a walk period.
-    Targeted = 1,
-    /// No IPI: wait for the walks of the address space to end; batches wait for a walk
-    /// period.
-    Wait = 2,
-}
-
-impl SyncForm {
-    /// Every form, in option order.
-    pub const ALL: [SyncForm; 3] = [SyncForm::Broadcast, SyncForm::Targeted, SyncForm::Wait];
-
-    /// The option value and log name: `broadcast`, `targeted`, `wait`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SyncForm::Broadcast => "broadcast",
-            SyncForm::Targeted => "targeted",
-            SyncForm::Wait => "wait",
-        }
-    }
-
-    /// The form named `name`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|f| f.name() == name)
-    }
-
-    fn from_u8(v: u8) -> Self {
-        match v {
-            1 => SyncForm::Targeted,
-            2 => SyncForm::Wait,
-            _ => SyncForm::Broadcast,
-        }
-    }
-}
+// The sync's settings, defined with the sync and used here too.
+pub use crate::table_sync::{SyncForm, SyncMode, flush_implies_ipi_broadcast};
 
 /// Table addresses per batch page. The last four words of the page are the batch's
 /// header: the count, when its first table was unlinked, the grace period it waits for,
@@ -304,94 +238,6 @@ impl TableFreer<'_> {
     /// Tables queued and not yet freed.
     pub fn tables_in_flight(&self) -> u64 {
         self.state.tables_in_flight()
-    }
-
-    /// The prologue both syncs share: decides whether `receipt` excuses the sync
-    /// (counting the skip), and returns true when it does. (That the caller may wait is
-    /// the `IrqsOn` both take.)
-    fn sync_excused(&self, receipt: Option<&FlushReceipt>, mm: &AddressSpace, unlinked: UnlinkMark) -> bool {
-        let skip = match self.state.mode() {
-            SyncMode::Always => false,
-            SyncMode::Decided => {
-                self.hw.flush_implies_ipi_broadcast() && receipt.is_some_and(|r| r.excuses(mm, unlinked))
-            }
-        };
-        if skip {
-            self.stats.count(self.hw.cpu().this_cpu(), TlbEvent::SyncSkipped);
-        }
-        skip
-    }
-
-    /// `tlb_remove_table_sync_one`: make sure no lock-free walker of `mm` is still inside
-    /// a table unlinked at `unlinked` (and flushed since), in the boot's [`SyncForm`],
-    /// unless `receipt` proves that a flush of `mm` made after the unlink already was an
-    /// IPI broadcast (and the decision allows it).
-    #[track_caller]
-    pub fn table_sync_one(
-        &self,
-        on: &IrqsOn,
-        receipt: Option<&FlushReceipt>,
-        mm: &AddressSpace,
-        unlinked: UnlinkMark,
-    ) {
-        if self.sync_excused(receipt, mm, unlinked) {
-            return;
-        }
-        let me = self.hw.cpu().this_cpu();
-        let mut others = self.hw.online();
-        others.clear(me);
-        match self.state.form() {
-            SyncForm::Broadcast => self.sync_ipi(on, &others),
-            SyncForm::Targeted => {
-                let walking = self.walks.scan(WalkTag::for_freeing(mm), &others);
-                let took_flush = receipt.map_or(CpuMask::new(), |r| r.interrupted_after(mm, unlinked));
-                let targets = walking.and_not(&took_flush);
-                if targets.is_empty() {
-                    self.stats.count(me, TlbEvent::SyncUnneeded);
-                } else {
-                    self.sync_ipi(on, &targets);
-                }
-                self.stats.add(
-                    me,
-                    TlbEvent::SyncSpared,
-                    (others.count() - targets.count()) as u64,
-                );
-            }
-            SyncForm::Wait => self.wait_for_walks(mm, &others),
-        }
-    }
-
-    fn sync_ipi(&self, on: &IrqsOn, targets: &CpuMask) {
-        let me = self.hw.cpu().this_cpu();
-        self.hw.sync_ipi(on, targets);
-        self.stats.count(me, TlbEvent::SyncSent);
-        self.stats.add(me, TlbEvent::SyncIpiCpus, targets.count() as u64);
-    }
-
-    /// The `wait` form: no IPI, wait until the walks of `mm` open on `others` have ended.
-    #[track_caller]
-    fn wait_for_walks(&self, mm: &AddressSpace, others: &CpuMask) {
-        let at = Location::caller();
-        let since = self.hw.wait_clock();
-        let mut reported = false;
-        let waited = self.walks.wait_out(WalkTag::for_freeing(mm), others, &mut |cpu| {
-            self.hw.relax();
-            if !reported {
-                reported = self.hw.wait_expired(since, "walk-wait", at, &|| {
-                    let mut m = CpuMask::new();
-                    m.set(cpu);
-                    m
-                });
-            }
-        });
-        let me = self.hw.cpu().this_cpu();
-        self.stats.count(me, TlbEvent::SyncWaits);
-        self.stats.add(me, TlbEvent::SyncWaitCpus, waited.count() as u64);
-        self.stats.add(
-            me,
-            TlbEvent::SyncWaitCycles,
-            self.hw.wait_clock().wrapping_sub(since),
-        );
     }
 
     /// `tlb_remove_table_sync_rcu`: wait for a full grace period, with the same skip rule.
