@@ -39,10 +39,10 @@
 //!
 //! # What each test shows
 //!
-//! - `sb_*`: the checker's own store-buffer litmus: "both loads read 0" is found
-//!   without fences (its trace printed), not with `mfence` on both sides, nor with a
-//!   locked `swap` (Relaxed) as one side's store and fence; a SeqCst *load* does not
-//!   fence (the outcome is found again).
+//! - (The checker's own store-buffer litmus, `tso/tests/litmus.rs`: "both loads read 0"
+//!   is found without fences, with its trace, not with `mfence` on both sides, nor with
+//!   a locked `swap` (Relaxed) as one side's store and fence; a SeqCst *load* does not
+//!   fence.)
 //! - `protocol_*`: mm's code as written (the markers' functions, and
 //!   `TableFreer::table_sync_one` on them), on 2 CPUs (one walker walking twice) and 3
 //!   CPUs (two walkers walking once; twice each in an `#[ignore]`d test, 110 000
@@ -369,83 +369,6 @@ fn explore(ncpu: usize, walks: usize, form: Form, every_order: bool) -> (tso::Ex
     (explored, got)
 }
 
-/// The failure message of a check that must fail (a weakened twin, a litmus outcome).
-fn failure(check: impl FnOnce() -> tso::Explored + std::panic::UnwindSafe) -> String {
-    match catch_unwind(check) {
-        Ok(e) => panic!("the check passed ({e}): it should have failed"),
-        Err(p) => p
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_else(|| "(a panic without a message)".into()),
-    }
-}
-
-// ---- (a) the store-buffer litmus, with the checker's own atomics --------------------
-
-/// How one side of the litmus orders its store before its load.
-#[derive(Clone, Copy, Debug)]
-enum Side {
-    Plain,
-    Mfence,
-    Swap,
-    SeqCstLoad,
-}
-
-/// `x = 1; r0 = y` on cpu0 against `y = 1; r1 = x` on cpu1; asserts not both 0.
-fn store_buffering(a: Side, b: Side) -> tso::Explored {
-    fn side(how: Side, mine: &AtomicU64, other: &AtomicU64) -> u64 {
-        match how {
-            Side::Plain => mine.store(1, Relaxed),
-            Side::Mfence => {
-                mine.store(1, Relaxed);
-                fence(SeqCst);
-            }
-            Side::Swap => {
-                mine.swap(1, Relaxed);
-            }
-            Side::SeqCstLoad => {
-                mine.store(1, Release);
-                return other.load(SeqCst);
-            }
-        }
-        other.load(Relaxed)
-    }
-    tso::model(move || {
-        let x = Arc::new(AtomicU64::new(0));
-        let y = Arc::new(AtomicU64::new(0));
-        let (x1, y1) = (x.clone(), y.clone());
-        let t = thread::spawn(move || side(b, &y1, &x1));
-        let r0 = side(a, &x, &y);
-        let r1 = t.join().unwrap();
-        assert!(!(r0 == 0 && r1 == 0), "both loads read 0 ({a:?} / {b:?})");
-    })
-}
-
-#[test]
-fn sb_without_fences_finds_both_loads_reading_0() {
-    let msg = failure(|| store_buffering(Side::Plain, Side::Plain));
-    println!("{msg}");
-    assert!(msg.contains("both loads read 0"), "{msg}");
-}
-
-#[test]
-fn sb_with_mfence_on_both_sides_never() {
-    let e = store_buffering(Side::Mfence, Side::Mfence);
-    println!("sb_with_mfence_on_both_sides_never: {e}");
-}
-
-#[test]
-fn sb_a_locked_swap_is_a_full_fence_even_relaxed() {
-    let e = store_buffering(Side::Swap, Side::Mfence);
-    println!("sb_a_locked_swap_is_a_full_fence_even_relaxed: {e}");
-}
-
-#[test]
-fn sb_a_seqcst_load_does_not_fence() {
-    let msg = failure(|| store_buffering(Side::SeqCstLoad, Side::Mfence));
-    assert!(msg.contains("both loads read 0"), "{msg}");
-}
-
 // ---- (b) mm's walker / freer protocol, as written -----------------------------------
 
 #[test]
@@ -562,7 +485,7 @@ fn release_and_acquire_are_plain_movs_on_x86() {
 /// use after free, whose trace it prints.
 fn twin(site: Site, ncpu: usize, walks: usize, form: Form) {
     mm::weaken(Some((site, Relaxed)));
-    let msg = failure(move || check(ncpu, walks, form));
+    let msg = tso::must_fail(move || check(ncpu, walks, form));
     mm::weaken(None);
     println!("{site:?} removed, {ncpu} cpus, {form:?}:\n{msg}");
     assert!(

@@ -119,6 +119,19 @@ where
     explore(false, f)
 }
 
+/// Runs a check that must fail (a litmus outcome x86-TSO allows, a weakened twin) and
+/// returns its failure message, the failing execution's trace; panics if it passes.
+pub fn must_fail(check: impl FnOnce() -> Explored + std::panic::UnwindSafe) -> String {
+    match std::panic::catch_unwind(check) {
+        Ok(e) => panic!("the check passed ({e}): it should have failed"),
+        Err(p) => p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "(a panic without a message)".into()),
+    }
+}
+
 /// As [`model`], without pruning equivalent executions: every order of every step (for
 /// the checker's own tests, which compare the two).
 #[doc(hidden)]

@@ -2,23 +2,11 @@
 //! fails on them, with the trace), the ones it forbids are not (every execution passes).
 
 use std::collections::BTreeSet;
-use std::panic::catch_unwind;
 use std::sync::{Arc, Mutex};
 
 use tso::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 use tso::sync::atomic::{AtomicU64, fence};
 use tso::thread;
-
-/// The failure message of a check that must fail.
-fn fails(check: impl FnOnce() -> tso::Explored + std::panic::UnwindSafe) -> String {
-    match catch_unwind(check) {
-        Ok(e) => panic!("the check passed ({e}); it should have failed"),
-        Err(p) => p
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_else(|| "(no message)".into()),
-    }
-}
 
 /// How each side of the store-buffer litmus orders its store before its load.
 #[derive(Clone, Copy, Debug)]
@@ -103,7 +91,7 @@ fn sb_outcomes_are_exactly_tsos() {
 
 #[test]
 fn sb_without_fences_both_loads_read_0() {
-    let msg = fails(|| store_buffering(Side::Plain, Side::Plain));
+    let msg = tso::must_fail(|| store_buffering(Side::Plain, Side::Plain));
     println!("{msg}");
     assert!(msg.contains("both loads read 0"), "{msg}");
     assert!(
@@ -121,7 +109,7 @@ fn sb_with_mfence_on_both_sides_never() {
 
 #[test]
 fn sb_with_mfence_on_one_side_only() {
-    let msg = fails(|| store_buffering(Side::Fence, Side::Plain));
+    let msg = tso::must_fail(|| store_buffering(Side::Fence, Side::Plain));
     assert!(msg.contains("both loads read 0"), "{msg}");
 }
 
@@ -134,7 +122,7 @@ fn sb_locked_rmw_is_a_full_fence_whatever_its_ordering() {
 
 #[test]
 fn sb_seqcst_load_does_not_fence() {
-    let msg = fails(|| store_buffering(Side::SeqCstLoad, Side::Fence));
+    let msg = tso::must_fail(|| store_buffering(Side::SeqCstLoad, Side::Fence));
     assert!(msg.contains("both loads read 0"), "{msg}");
 }
 
@@ -191,7 +179,7 @@ fn lb_never() {
 /// `r0 = 1 (own x), r1 = 0 (y)` on both sides with loads of one's own store first.
 #[test]
 fn own_store_forwarding_is_found() {
-    let msg = fails(|| {
+    let msg = tso::must_fail(|| {
         tso::model(|| {
             let x = Arc::new(AtomicU64::new(0));
             let y = Arc::new(AtomicU64::new(0));
@@ -255,7 +243,7 @@ fn spin_waits_for_a_store() {
 /// A wait for a store nobody makes is a deadlock, reported.
 #[test]
 fn a_wait_forever_is_a_deadlock() {
-    let msg = fails(|| {
+    let msg = tso::must_fail(|| {
         tso::model(|| {
             let flag = Arc::new(AtomicU64::new(0));
             let f = flag.clone();
