@@ -79,8 +79,8 @@ use mm::receipt::UnlinkMark;
 use mm::stats::TlbStats;
 use mm::table_free::{SyncForm, TableFreer, TableFreerState};
 use mm::walk_marker::{WalkMarkers, WalkTag};
-use tso::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
-use tso::sync::atomic::{AtomicBool, AtomicU64, fence};
+use tso::sync::atomic::Ordering::Relaxed;
+use tso::sync::atomic::{AtomicBool, AtomicU64};
 use tso::thread;
 
 /// The entry while it points to the table.
