@@ -37,7 +37,11 @@ impl Record {
     /// the `os` field is the first word); None unless it is one (`collapsed=` is filled
     /// in as `iters/iters` when missing).
     pub fn parse(line: &str) -> Option<Record> {
-        Some(Record::from(&bench_spec::Line::parse(line).ok()?))
+        let parsed = match bench_spec::Line::parse(line) {
+            Ok(l) => l,
+            Err(_) => bench_spec::Line::parse(&upgraded(line)?).ok()?,
+        };
+        Some(Record::from(&parsed))
     }
 
     /// Fills the fields older lines and files lack: `collapsed` (all iterations
@@ -72,6 +76,27 @@ impl Record {
     fn key(&self) -> String {
         KEY.iter().map(|k| self.get(k)).collect::<Vec<_>>().join(" ")
     }
+}
+
+/// A line written before issue 21 (`sync=ipi`, no `walkers=`) as it reads now
+/// (`sync=broadcast walkers=0`: a sync that was sent was the broadcast, and nothing
+/// walked); None if it is not such a line.
+fn upgraded(line: &str) -> Option<String> {
+    if line.contains(" walkers=") {
+        return None;
+    }
+    let mut out = Vec::new();
+    for word in line.split_ascii_whitespace() {
+        match word.strip_prefix("sync=") {
+            Some(sync) => {
+                let sync = bench_spec::Sync::parse_legacy(sync)?;
+                out.push(format!("sync={}", sync.name()));
+                out.push("walkers=0".to_string());
+            }
+            None => out.push(word.to_string()),
+        }
+    }
+    Some(out.join(" "))
 }
 
 impl From<&bench_spec::Line> for Record {
