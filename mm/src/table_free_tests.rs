@@ -385,3 +385,36 @@ fn targeted_sync_with_a_receipt_from_before_the_unlink_still_reaches_the_walker(
     let got = w.sync.sync_targets.lock().unwrap().clone();
     assert_eq!(got, vec![cpus(&[1])], "sent to: {got:?}");
 }
+
+/// `wait`: a walk that does not end is reported by the watchdog, naming its CPU, and
+/// the wait goes on (the walker here ends its walk once it sees the report, or after
+/// 10 s: then the check below says no report came).
+#[test]
+fn a_wait_held_up_by_one_walker_is_reported_naming_that_cpu() {
+    fallback_world!(w, mm, BackendKind::Paravirt, SyncForm::Wait);
+    let walking = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            on_cpu(2, || {
+                marked(&w, 2, &mm, || {
+                    walking.store(true, SeqCst);
+                    let since = std::time::Instant::now();
+                    while w.sync.reports.lock().unwrap().is_empty()
+                        && since.elapsed() < std::time::Duration::from_secs(10)
+                    {
+                        std::thread::yield_now();
+                    }
+                })
+            })
+        });
+        while !walking.load(SeqCst) {
+            std::thread::yield_now();
+        }
+        on_cpu(0, || {
+            let unlinked = crate::receipt::UnlinkMark::now(&mm);
+            w.freer().table_sync_one(&irqs_on(), None, &mm, unlinked);
+        });
+    });
+    assert_eq!(*w.sync.reports.lock().unwrap(), vec![("walk-wait", cpus(&[2]))]);
+    assert_eq!(w.m.stats.total().get(TlbEvent::SyncWaitCpus), 1);
+}
