@@ -418,3 +418,24 @@ fn a_wait_held_up_by_one_walker_is_reported_naming_that_cpu() {
     assert_eq!(*w.sync.reports.lock().unwrap(), vec![("walk-wait", cpus(&[2]))]);
     assert_eq!(w.m.stats.total().get(TlbEvent::SyncWaitCpus), 1);
 }
+
+/// `table_sync_rcu` is a tick grace period in every form (a walk period would see only
+/// marked walks): a CPU that takes no tick holds it up, walking or not, and is reported.
+#[test]
+fn table_sync_rcu_waits_for_ticks_in_every_form() {
+    for form in SyncForm::ALL {
+        let w = World::new(BackendKind::Paravirt, false);
+        w.freer.set_form(form);
+        let mm = w.mm_with_pages(BASE, 1);
+        w.sync.stuck.store(2, SeqCst);
+        on_cpu(0, || {
+            let unlinked = crate::receipt::UnlinkMark::now(&mm);
+            w.freer().table_sync_rcu(&irqs_on(), None, &mm, unlinked);
+        });
+        assert_eq!(
+            *w.sync.reports.lock().unwrap(),
+            vec![("grace-period", cpus(&[2]))],
+            "{form:?}: the CPU without ticks was not waited for"
+        );
+    }
+}
