@@ -291,3 +291,191 @@ fn release_refuses_a_flush_made_before_the_unlink() {
         w.freer().release(&on, unlinked, &early, &mut |_| {});
     });
 }
+
+/// A batch queued while a period is already open (its snapshot taken before this
+/// batch's unlink) must wait for the next one: under `broadcast` one tick after the
+/// queue is not enough, under `targeted` / `wait` a walk of the address space begun
+/// before the unlink (after the open period's snapshot) holds the batch.
+#[test]
+fn a_batch_queued_while_a_period_is_open_waits_for_the_next_one() {
+    // Ticks: the first munmap's finish opens period 1; the second batch joins the queue
+    // while it is open; one tick completes period 1 only.
+    let w = World::new(BackendKind::Paravirt, false);
+    let (a, b) = (w.mm_with_pages(BASE, 1), w.mm_with_pages(BASE, 1));
+    let ctx = w.ctx();
+    on_cpu(0, || munmap(&ctx, &a, va(BASE), va(BASE + 4096)));
+    on_cpu(0, || munmap(&ctx, &b, va(BASE), va(BASE + 4096)));
+    w.sync.tick_all();
+    on_cpu(0, || w.freer().poll());
+    assert_eq!(
+        w.freer.tables_in_flight(),
+        3,
+        "broadcast: after one tick the second batch (queued inside period 1) must still wait"
+    );
+    // Walk periods: CPU 2 walks `b` from before its unlink; period 1 (opened by `a`'s
+    // batch, nobody walking) completes at `b`'s finish; `b`'s tables must not go with it.
+    for form in [SyncForm::Targeted, SyncForm::Wait] {
+        let w = World::new(BackendKind::Paravirt, false);
+        w.freer.set_form(form);
+        let (a, b) = (w.mm_with_pages(BASE, 1), w.mm_with_pages(BASE, 1));
+        let ctx = w.ctx();
+        on_cpu(0, || munmap(&ctx, &a, va(BASE), va(BASE + 4096)));
+        let freed_in_walk = marked(&w, 2, &b, || {
+            on_cpu(0, || munmap(&ctx, &b, va(BASE), va(BASE + 4096)));
+            w.mem.freed_tables.lock().unwrap().len()
+        });
+        assert_eq!(
+            freed_in_walk, 3,
+            "{form:?}: tables freed while CPU 2 walked `b` (only `a`'s 3 may be)"
+        );
+        on_cpu(0, || w.freer().poll());
+        assert_eq!(
+            w.freer.tables_in_flight(),
+            0,
+            "{form:?}: freed once the walk ended"
+        );
+    }
+}
+
+/// Step 3 refuses a receipt of a flush of another address space, and one not made for
+/// tables (lazy CPUs left out), even if made after the unlink.
+#[test]
+fn release_refuses_a_flush_of_another_address_space_or_not_for_tables() {
+    for (other_mm, tables) in [(true, true), (false, false)] {
+        let w = World::new(BackendKind::NativeIpi, true);
+        let mm = w.mm_with_pages(BASE, 1);
+        let other = w.mm_with_pages(BASE, 1);
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            on_cpu(0, || {
+                let mut on = irqs_on();
+                let locked = mm.lock();
+                let pmd = crate::pt_walk::PathWalk::new(&w.mem, locked.root(), va(BASE))
+                    .find(|s| s.level == crate::level::Level::Pmd)
+                    .unwrap();
+                let unlinked = pmd.slot.unlink(&locked);
+                let flushed = if other_mm { &other } else { &mm };
+                let late = w.m.mmu().flush_tlb_mm_range(
+                    &mut on,
+                    flushed,
+                    va(BASE),
+                    va(BASE + 4096),
+                    crate::level::Level::Pte,
+                    tables,
+                );
+                w.freer().release(&on, unlinked, &late, &mut |_| {});
+            })
+        }));
+        let msg = got.expect_err("release accepted the receipt");
+        let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            msg.contains("must be of its address space, for tables"),
+            "other_mm={other_mm} tables={tables}: {msg}"
+        );
+    }
+}
+
+/// `queue_batch` refuses a receipt of a flush made before the batch's last unlink.
+#[test]
+#[should_panic(expected = "the flush must begin after the last unlink")]
+fn queue_batch_refuses_a_flush_made_before_the_last_unlink() {
+    let w = World::new(BackendKind::Paravirt, false);
+    let mm = w.mm_with_pages(BASE, 1);
+    on_cpu(0, || {
+        let mut on = irqs_on();
+        let early = w.m.mmu().flush_tlb_mm_range(
+            &mut on,
+            &mm,
+            va(BASE),
+            va(BASE + 4096),
+            crate::level::Level::Pte,
+            true,
+        );
+        let locked = mm.lock();
+        let pmd = crate::pt_walk::PathWalk::new(&w.mem, locked.root(), va(BASE))
+            .find(|s| s.level == crate::level::Level::Pmd)
+            .unwrap();
+        let unlinked = pmd.slot.unlink(&locked);
+        let freer = w.freer();
+        let mut batch = freer.alloc_batch(&mm).unwrap();
+        let _ = freer.defer(&mut batch, unlinked);
+        freer.queue_batch(batch, &early);
+    });
+}
+
+/// `targeted`: a receipt of a flush made before the unlink does not spare the CPUs it
+/// interrupted (they may have begun a walk after that flush and before the unlink).
+#[test]
+fn targeted_sync_with_a_receipt_from_before_the_unlink_still_reaches_the_walker() {
+    fallback_world!(w, mm, BackendKind::NativeIpi, SyncForm::Targeted);
+    on_cpu(0, || {
+        let r = w.m.mmu().flush_tlb_mm_range(
+            &mut irqs_on(),
+            &mm,
+            va(BASE),
+            va(BASE + 4096),
+            crate::level::Level::Pte,
+            true,
+        );
+        assert!(r.interrupted().contains(1), "the flush interrupted CPU 1: {r:?}");
+        let later = crate::receipt::UnlinkMark::now(&mm);
+        marked(&w, 1, &mm, || {
+            w.freer().table_sync_one(&irqs_on(), Some(&r), &mm, later)
+        });
+    });
+    let got = w.sync.sync_targets.lock().unwrap().clone();
+    assert_eq!(got, vec![cpus(&[1])], "sent to: {got:?}");
+}
+
+/// `wait`: a walk that does not end is reported by the watchdog, naming its CPU, and
+/// the wait goes on (the walker here ends its walk once it sees the report, or after
+/// 10 s: then the check below says no report came).
+#[test]
+fn a_wait_held_up_by_one_walker_is_reported_naming_that_cpu() {
+    fallback_world!(w, mm, BackendKind::Paravirt, SyncForm::Wait);
+    let walking = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            on_cpu(2, || {
+                marked(&w, 2, &mm, || {
+                    walking.store(true, SeqCst);
+                    let since = std::time::Instant::now();
+                    while w.sync.reports.lock().unwrap().is_empty()
+                        && since.elapsed() < std::time::Duration::from_secs(10)
+                    {
+                        std::thread::yield_now();
+                    }
+                })
+            })
+        });
+        while !walking.load(SeqCst) {
+            std::thread::yield_now();
+        }
+        on_cpu(0, || {
+            let unlinked = crate::receipt::UnlinkMark::now(&mm);
+            w.freer().table_sync_one(&irqs_on(), None, &mm, unlinked);
+        });
+    });
+    assert_eq!(*w.sync.reports.lock().unwrap(), vec![("walk-wait", cpus(&[2]))]);
+    assert_eq!(w.m.stats.total().get(TlbEvent::SyncWaitCpus), 1);
+}
+
+/// `table_sync_rcu` is a tick grace period in every form (a walk period would see only
+/// marked walks): a CPU that takes no tick holds it up, walking or not, and is reported.
+#[test]
+fn table_sync_rcu_waits_for_ticks_in_every_form() {
+    for form in SyncForm::ALL {
+        let w = World::new(BackendKind::Paravirt, false);
+        w.freer.set_form(form);
+        let mm = w.mm_with_pages(BASE, 1);
+        w.sync.stuck.store(2, SeqCst);
+        on_cpu(0, || {
+            let unlinked = crate::receipt::UnlinkMark::now(&mm);
+            w.freer().table_sync_rcu(&irqs_on(), None, &mm, unlinked);
+        });
+        assert_eq!(
+            *w.sync.reports.lock().unwrap(),
+            vec![("grace-period", cpus(&[2]))],
+            "{form:?}: the CPU without ticks was not waited for"
+        );
+    }
+}

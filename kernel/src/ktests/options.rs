@@ -89,3 +89,18 @@ ktest::kernel_test!(
         }
     }
 );
+
+ktest::kernel_test!(
+    fn the_booted_sync_form_is_the_one_in_force() {
+        // `tlb.sync=` (or its default) must reach the table freer: the race tests set a
+        // form per run and would not notice a boot that kept the freer's own default.
+        let booted = crate::options::boot_options().sync_form;
+        assert_eq!(
+            crate::tlb::FREER.form(),
+            booted,
+            "tlb.sync={} booted, the freer runs {}",
+            booted.name(),
+            crate::tlb::FREER.form().name()
+        );
+    }
+);
