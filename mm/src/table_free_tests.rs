@@ -98,7 +98,8 @@ fn targeted_sync_spares_a_walker_that_took_the_flush_ipi_after_the_unlink() {
     marked(&w, 1, &mm, || {
         on_cpu(0, || munmap(&ctx, &mm, va(BASE), va(BASE + 4096)))
     });
-    assert!(w.sync.sync_targets.lock().unwrap().is_empty());
+    let sent = w.sync.sync_targets.lock().unwrap().clone();
+    assert!(sent.is_empty(), "sync IPIs sent to {sent:?}");
     assert_eq!(w.m.stats.total().get(TlbEvent::SyncSpared), 9);
 }
 
@@ -114,7 +115,14 @@ fn walk_against_a_freer(w: &World, mm: &AddressSpace, marks: &WalkMarkers) -> Re
             on_cpu(1, || {
                 let hook = || {
                     in_walk.store(true, SeqCst);
+                    // Bounded: a freer that neither waits nor frees (a broken form) is a
+                    // red test saying so, not a hang.
+                    let since = std::time::Instant::now();
                     while w.sync.relaxes.load(SeqCst) == 0 && w.mem.freed_tables.lock().unwrap().is_empty() {
+                        assert!(
+                            since.elapsed() < std::time::Duration::from_secs(60),
+                            "the freer neither waited for the walker nor freed a table in a minute"
+                        );
                         std::thread::yield_now();
                     }
                 };
@@ -352,7 +360,7 @@ fn release_refuses_a_flush_of_another_address_space_or_not_for_tables() {
                 let pmd = crate::pt_walk::PathWalk::new(&w.mem, locked.root(), va(BASE))
                     .find(|s| s.level == crate::level::Level::Pmd)
                     .unwrap();
-                let unlinked = pmd.slot.unlink(&locked);
+                let unlinked = pmd.slot.unlink(&locked, crate::level::Level::Pmd);
                 let flushed = if other_mm { &other } else { &mm };
                 let late = w.m.mmu().flush_tlb_mm_range(
                     &mut on,
@@ -394,7 +402,7 @@ fn queue_batch_refuses_a_flush_made_before_the_last_unlink() {
         let pmd = crate::pt_walk::PathWalk::new(&w.mem, locked.root(), va(BASE))
             .find(|s| s.level == crate::level::Level::Pmd)
             .unwrap();
-        let unlinked = pmd.slot.unlink(&locked);
+        let unlinked = pmd.slot.unlink(&locked, crate::level::Level::Pmd);
         let freer = w.freer();
         let mut batch = freer.alloc_batch(&mm).unwrap();
         let _ = freer.defer(&mut batch, unlinked);
