@@ -9,12 +9,16 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use crate::addr_space::AddressSpace;
+use crate::addr_space::PageTableGuard;
 use crate::cpumask::CpuMask;
 use crate::hw::{BackendKind, PhysMem};
-use crate::irq::IrqsOff;
+use crate::irq::{IrqsOff, IrqsOn};
+use crate::level::Level;
+use crate::receipt::FlushReceipt;
 use crate::sim::{SimWalker, World, irqs_off, irqs_on, munmap, on_cpu, va};
 use crate::stats::TlbEvent;
 use crate::table_free::SyncForm;
+use crate::unlinked_table::UnlinkedTable;
 use crate::walk_marker::{WalkMarkers, WalkTag};
 use crate::walker::{Walk, walk};
 
@@ -43,6 +47,21 @@ macro_rules! fallback_world {
 /// interrupts are off, while this thread goes on as CPU 0 with its own on.
 fn marked<R>(w: &World, cpu: usize, mm: &AddressSpace, f: impl FnOnce() -> R) -> R {
     w.walks.walk(IrqsOff::new(), cpu, WalkTag::of(mm), f)
+}
+
+/// A flush of `mm`'s first page (`tables`: for freed tables) by the running CPU: its
+/// receipt.
+fn flush_first_page(w: &World, on: &mut IrqsOn, mm: &AddressSpace, tables: bool) -> FlushReceipt {
+    w.m.mmu()
+        .flush_tlb_mm_range(on, mm, va(BASE), va(BASE + 4096), Level::Pte, tables)
+}
+
+/// Unlinks the PTE table under `mm`'s first page (step 1 of the one sequence).
+fn unlink_first_pte_table<'a>(w: &World, locked: &PageTableGuard<'a>) -> UnlinkedTable<'a> {
+    let pmd = crate::pt_walk::PathWalk::new(&w.mem, locked.root(), va(BASE))
+        .find(|s| s.level == Level::Pmd)
+        .expect("a PMD entry over the first page");
+    pmd.slot.unlink(locked, Level::Pmd)
 }
 
 #[test]
@@ -283,19 +302,9 @@ fn release_refuses_a_flush_made_before_the_unlink() {
     let mm = w.mm_with_pages(BASE, 1);
     on_cpu(0, || {
         let mut on = irqs_on();
-        let early = w.m.mmu().flush_tlb_mm_range(
-            &mut on,
-            &mm,
-            va(BASE),
-            va(BASE + 4096),
-            crate::level::Level::Pte,
-            true,
-        );
+        let early = flush_first_page(&w, &mut on, &mm, true);
         let locked = mm.lock();
-        let pmd = crate::pt_walk::PathWalk::new(&w.mem, locked.root(), va(BASE))
-            .find(|s| s.level == crate::level::Level::Pmd)
-            .unwrap();
-        let unlinked = pmd.slot.unlink(&locked, crate::level::Level::Pmd);
+        let unlinked = unlink_first_pte_table(&w, &locked);
         w.freer().release(&on, unlinked, &early, &mut |_| {});
     });
 }
@@ -357,19 +366,9 @@ fn release_refuses_a_flush_of_another_address_space_or_not_for_tables() {
             on_cpu(0, || {
                 let mut on = irqs_on();
                 let locked = mm.lock();
-                let pmd = crate::pt_walk::PathWalk::new(&w.mem, locked.root(), va(BASE))
-                    .find(|s| s.level == crate::level::Level::Pmd)
-                    .unwrap();
-                let unlinked = pmd.slot.unlink(&locked, crate::level::Level::Pmd);
+                let unlinked = unlink_first_pte_table(&w, &locked);
                 let flushed = if other_mm { &other } else { &mm };
-                let late = w.m.mmu().flush_tlb_mm_range(
-                    &mut on,
-                    flushed,
-                    va(BASE),
-                    va(BASE + 4096),
-                    crate::level::Level::Pte,
-                    tables,
-                );
+                let late = flush_first_page(&w, &mut on, flushed, tables);
                 w.freer().release(&on, unlinked, &late, &mut |_| {});
             })
         }));
@@ -390,19 +389,9 @@ fn queue_batch_refuses_a_flush_made_before_the_last_unlink() {
     let mm = w.mm_with_pages(BASE, 1);
     on_cpu(0, || {
         let mut on = irqs_on();
-        let early = w.m.mmu().flush_tlb_mm_range(
-            &mut on,
-            &mm,
-            va(BASE),
-            va(BASE + 4096),
-            crate::level::Level::Pte,
-            true,
-        );
+        let early = flush_first_page(&w, &mut on, &mm, true);
         let locked = mm.lock();
-        let pmd = crate::pt_walk::PathWalk::new(&w.mem, locked.root(), va(BASE))
-            .find(|s| s.level == crate::level::Level::Pmd)
-            .unwrap();
-        let unlinked = pmd.slot.unlink(&locked, crate::level::Level::Pmd);
+        let unlinked = unlink_first_pte_table(&w, &locked);
         let freer = w.freer();
         let mut batch = freer.alloc_batch(&mm).unwrap();
         let _ = freer.defer(&mut batch, unlinked);
@@ -416,14 +405,7 @@ fn queue_batch_refuses_a_flush_made_before_the_last_unlink() {
 fn targeted_sync_with_a_receipt_from_before_the_unlink_still_reaches_the_walker() {
     fallback_world!(w, mm, BackendKind::NativeIpi, SyncForm::Targeted);
     on_cpu(0, || {
-        let r = w.m.mmu().flush_tlb_mm_range(
-            &mut irqs_on(),
-            &mm,
-            va(BASE),
-            va(BASE + 4096),
-            crate::level::Level::Pte,
-            true,
-        );
+        let r = flush_first_page(&w, &mut irqs_on(), &mm, true);
         assert!(r.interrupted().contains(1), "the flush interrupted CPU 1: {r:?}");
         let later = crate::receipt::UnlinkMark::now(&mm);
         marked(&w, 1, &mm, || {
