@@ -21,6 +21,9 @@ pub(crate) struct Request {
     /// Targets that have not finished running `func`.
     pub(crate) pending: AtomicUsize,
     pub(crate) reason: IpiReason,
+    /// The request's number in trace events (`ipi_send` .. `ipi_ran`): the sending CPU
+    /// in the top 16 bits, its count of traced requests below; 0 when not traced.
+    pub(crate) trace_id: u64,
     /// Heap-allocated (fire-and-forget): the last target to finish frees it.
     pub(crate) owned: Option<Box<OwnedCallFn>>,
 }

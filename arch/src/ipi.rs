@@ -48,6 +48,7 @@ fn serve_own_queue() -> usize {
         // SAFETY: the request stays alive until `pending` reaches zero, which cannot
         // happen before this CPU's decrement below.
         let req = unsafe { &*ptr };
+        trace::event!(IpiRun, req.reason as u8, req.trace_id, req.trace_id >> 48);
         // The proof, made from the flag before each handler: one that left interrupts on
         // must not pass it to the next.
         IrqsOff::entered(&X86Cpu, "runs a cross-call handler", |off| {
@@ -55,6 +56,7 @@ fn serve_own_queue() -> usize {
             // alive while `pending` is non-zero.
             unsafe { (*req.func)(off) }
         });
+        trace::event!(IpiRan, req.reason as u8, req.trace_id);
         me.running_call.store(0, Ordering::Relaxed);
         me.ipis.count_received(req.reason);
         ran += 1;
@@ -186,9 +188,11 @@ pub fn call_handler_on_many(on: &IrqsOn, mask: &CpuMask, reason: IpiReason, f: &
         func,
         pending: AtomicUsize::new(targets.count()),
         reason,
+        trace_id: if trace::on() { trace_id(me) } else { 0 },
         owned: None,
     };
     let mut wait = Wait::start(reason.wait_name());
+    trace::event!(IpiSend, reason as u8, req.trace_id, targets.low_word());
     enqueue(&targets, &req);
     while req.pending.load(Ordering::Acquire) != 0 {
         // Interrupts off while serving (handlers' rule), on between rounds so that the
@@ -197,7 +201,15 @@ pub fn call_handler_on_many(on: &IrqsOn, mask: &CpuMask, reason: IpiReason, f: &
         wait.check(|| laggards(&targets, &req), resend_call_ipi);
         core::hint::spin_loop();
     }
+    trace::event!(IpiAcked, reason as u8, req.trace_id);
     targets
+}
+
+/// A number for a traced request of CPU `me` (see `Request::trace_id`).
+fn trace_id(me: usize) -> u64 {
+    static NEXT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+    // Relaxed: only unique (tracing only).
+    (me as u64) << 48 | NEXT.fetch_add(1, Ordering::Relaxed) & ((1 << 48) - 1)
 }
 
 /// Queues `f` on every online CPU in `mask` except this one and returns at once; the last
@@ -214,6 +226,8 @@ pub fn call_on_many_nowait(mask: &CpuMask, reason: IpiReason, f: Box<dyn Fn() + 
         func,
         pending: AtomicUsize::new(targets.count()),
         reason,
+        // Not traced: nobody waits, so there is no slice of waiting to draw.
+        trace_id: 0,
         owned: Some(f),
     }));
     crate::irq::without_interrupts(|| enqueue(&targets, req));

@@ -1,5 +1,6 @@
 //! The boot-time decision "a freed-tables flush already was the table-free sync",
-//! frozen in a static key (a patched branch: reading it costs no memory load).
+//! frozen in a static key (a patched branch: reading it costs no memory load); and the
+//! trace key (`trace::gate::TRACING`), switched on the same way by `trace=tlb`.
 //!
 //! Set once on the boot CPU, before the APs start (they never see the code change
 //! half-done). The kernel's text is mapped read-only, so CR0.WP is lifted while the
@@ -23,18 +24,37 @@ pub fn decide_tlb_ipi_broadcast(enable: bool) {
         "static key: must be decided before the APs start"
     );
     assert!(!DECIDED.swap(true, Ordering::SeqCst), "static key: decided twice");
-    static_keys::global_init();
     if enable {
-        x86_64::instructions::interrupts::without_interrupts(|| {
-            let cr0 = Cr0::read();
-            // SAFETY: only this CPU runs; write protection is off just for the patch.
-            unsafe {
-                Cr0::write(cr0 - Cr0Flags::WRITE_PROTECT);
-                TLB_IPI_BROADCAST.enable();
-                Cr0::write(cr0);
-            }
-        });
+        // SAFETY: before the APs start (asserted above).
+        unsafe { patch(|| TLB_IPI_BROADCAST.enable()) };
     }
+}
+
+/// Switches the trace key on (`trace=tlb`). Boot CPU, before any AP is started.
+pub fn enable_tracing() {
+    assert!(
+        crate::cpus::online_count() <= 1,
+        "static key: the trace key must be switched on before the APs start"
+    );
+    // SAFETY: before the APs start (asserted above).
+    unsafe { patch(|| trace::gate::TRACING.enable()) };
+}
+
+/// Runs `enable` (a key's patch of the kernel text) with write protection lifted.
+///
+/// # Safety
+/// Only the boot CPU runs (no other CPU executes the text being patched).
+unsafe fn patch(enable: impl FnOnce()) {
+    static_keys::global_init(); // once; later calls return at once
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let cr0 = Cr0::read();
+        // SAFETY: only this CPU runs (the caller's promise); write protection is off just
+        // for the patch.
+        unsafe { Cr0::write(cr0 - Cr0Flags::WRITE_PROTECT) };
+        enable();
+        // SAFETY: restores the flags read above.
+        unsafe { Cr0::write(cr0) };
+    });
 }
 
 /// `tlb_table_flush_implies_ipi_broadcast()`: a patched branch, no memory load.

@@ -199,7 +199,7 @@ fn fingerprint(lag: &CpuMask) -> u64 {
 /// state.
 fn step(
     mut p: Progress,
-    what: &str,
+    what: &'static str,
     at: &Location,
     start: u64,
     laggards: impl FnOnce() -> CpuMask,
@@ -375,7 +375,14 @@ fn fence_before_nmi() {
 /// Reports laggards (and their NMI answers), kicks them, and, if `stuck` (the reason:
 /// no progress since the last check point, or the last word) and the watchdog is fatal,
 /// fails the run.
-fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(usize), stuck: Option<&str>) {
+fn report(
+    what: &'static str,
+    at: &Location,
+    start: u64,
+    lag: &CpuMask,
+    kick: &dyn Fn(usize),
+    stuck: Option<&str>,
+) {
     let me = percpu::cpu_index();
     let waited_ms = crate::cpu::rdtsc().wrapping_sub(start) / cycles(1);
     let hz = crate::timer::tsc_hz().max(1_000_000);
@@ -386,6 +393,7 @@ fn report(what: &str, at: &Location, start: u64, lag: &CpuMask, kick: &dyn Fn(us
         if stuck.is_some() { "yes" } else { "not-yet" }
     ));
     REPORTS.fetch_add(1, Ordering::Relaxed);
+    trace::event!(Watchdog, what.as_ptr(), what.len(), lag.low_word());
     // Before any NMI of this report is sent (the fence below orders it): a laggard
     // taking one must see a report in flight. SeqCst: also kept after the NMIs by the
     // compiler, until the answers are in (the decrement below).

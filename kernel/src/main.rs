@@ -15,6 +15,7 @@ mod options;
 mod sched;
 mod smp;
 mod tlb;
+mod tracing;
 mod user_space;
 mod workload;
 
@@ -121,6 +122,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         log::warn!("tlb: test-only fault: tlb.break={}", fault.name());
         fault.set(true);
     }
+    if opts.trace {
+        tracing::enable();
+    }
     mem::huge_pool::reserve_huge_blocks(4);
     hooks::register();
     smp::init(
@@ -129,6 +133,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         &features,
         opts.force_xapic,
     );
+    tracing::install();
 
     if let Some(test) = &opts.test {
         // The one call from the product path into the tests: `test=on` hands the boot
@@ -145,8 +150,10 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
     tlb::settle();
     let frames_before = mem::frames_used_outside_heap();
+    tracing::record_boot();
     demo::run();
     tlb::settle();
+    tracing::dump(format_args!("demo"));
     let leaked = mem::frames_used_outside_heap() as i64 - frames_before as i64;
     log::info!("{}", arch::cpus::ipi_totals());
     log::info!(

@@ -50,6 +50,11 @@ impl CpuMask {
         self.bits[cpu / 64] & (1 << (cpu % 64)) != 0
     }
 
+    /// CPUs 0..63 as bits (a trace event's CPU set, [`trace::event`]).
+    pub fn low_word(&self) -> u64 {
+        self.bits[0]
+    }
+
     /// Number of CPUs in the set.
     pub fn count(&self) -> usize {
         self.bits.iter().map(|w| w.count_ones() as usize).sum()

@@ -246,6 +246,13 @@ impl<'m> EntrySlot<'m> {
             "unlink: {old:?} at {level:?} does not point to a table"
         );
         self.clear(locked);
+        trace::event!(
+            EntryClear,
+            locked.mm().id(),
+            0,
+            level.number(),
+            old.addr().as_u64()
+        );
         UnlinkedTable::just_unlinked(locked.mm(), old.addr(), shared)
     }
 }

@@ -111,6 +111,27 @@ impl Mmu<'_> {
         };
         let mut others = mm.cpumask.load();
         others.clear(cpu);
+        if trace::on() {
+            // The lazy CPUs among the others, as the flusher sees them now (read again
+            // below for the decision; tracing only).
+            let lazy: CpuMask = others.iter().filter(|&c| self.states.cpu(c).is_lazy()).collect();
+            let targets = if freed_tables {
+                others
+            } else {
+                others.and_not(&lazy)
+            };
+            trace::event!(
+                FlushBegin,
+                mm.id(),
+                new_gen,
+                start.as_u64(),
+                end.as_u64(),
+                targets.low_word(),
+                lazy.low_word(),
+                freed_tables,
+                self.backend.kind() as u8
+            );
+        }
         let mut interrupted = CpuMask::new();
         if !others.is_empty() {
             let targets = if freed_tables {
@@ -134,6 +155,7 @@ impl Mmu<'_> {
                 .cpu()
                 .with_irqs_off(on, &mut |off| self.flush_tlb_func(off, &info));
         }
+        trace::event!(FlushEnd, mm.id(), new_gen, interrupted.low_word());
         FlushReceipt {
             mm_id: mm.id(),
             generation: new_gen,
@@ -149,18 +171,30 @@ impl Mmu<'_> {
         let cpu = self.tlb.cpu().this_cpu();
         let local = cpu == info.initiator;
         let st = self.states.cpu(cpu);
+        let traced = |result: &str| {
+            trace::event!(
+                FlushRun,
+                info.mm.id(),
+                info.new_gen,
+                info.initiator,
+                trace::event::index_of(trace::event::FLUSH_RESULTS, result)
+            )
+        };
         if !st.has_loaded(info.mm) {
+            traced("away");
             return; // switched away since the mask was read
         }
         if st.is_lazy() {
             // Only freed-table flushes reach lazy CPUs: leave the address space.
             self.switch_mm(off, self.kernel);
             self.stats.count(cpu, TlbEvent::LazyLeft);
+            traced("left");
             return;
         }
         let local_gen = st.generation();
         let mm_gen = info.mm.generation();
         if local_gen >= mm_gen || info.new_gen <= local_gen {
+            traced("covered");
             return; // an earlier (full) flush covered this one
         }
         let partial = info.end != FLUSH_ALL && info.new_gen == local_gen + 1 && info.new_gen == mm_gen;
@@ -174,6 +208,7 @@ impl Mmu<'_> {
             self.tlb.flush_all();
         }
         st.flushed_to(if partial { info.new_gen } else { mm_gen });
+        traced(if partial { "partial" } else { "full" });
         let event = match (local, partial) {
             (true, true) => TlbEvent::LocalPartial,
             (true, false) => TlbEvent::LocalFull,
@@ -196,11 +231,13 @@ impl Mmu<'_> {
                 }
                 // SeqCst: the lazy flag is cleared before the generation is read (rule 1).
                 let g = next.generation();
-                if st.generation() < g {
+                let was = st.generation();
+                if was < g {
                     self.tlb.flush_all();
                     st.flushed_to(g);
                     self.stats.count(cpu, TlbEvent::Catchup);
                 }
+                trace::event!(LazyExit, next.id(), was, st.generation());
             }
             return;
         }
@@ -211,6 +248,17 @@ impl Mmu<'_> {
         let g = next.generation();
         self.tlb.load_root(next.root());
         st.set_loaded(next, g);
+        trace::event!(
+            SwitchMm,
+            if prev.is_null() {
+                0
+            } else {
+                // SAFETY: as below: `prev` outlives this CPU's hold on it.
+                unsafe { (*prev).id() }
+            },
+            next.id(),
+            g
+        );
         // Leave `prev` only now that CR3 no longer holds its root: the releaser frees a
         // root once the mask is empty (`release`), so clearing the bit before the CR3
         // load would let it free a table this CPU still walks from. The CR3 write is
@@ -259,6 +307,8 @@ impl Mmu<'_> {
         let st = self.states.cpu(self.tlb.cpu().this_cpu());
         if !core::ptr::eq(st.loaded(), self.kernel) && !st.loaded().is_null() {
             st.set_lazy(true);
+            // SAFETY: the loaded address space outlives this CPU's hold on it.
+            trace::event!(LazyEnter, unsafe { (*st.loaded()).id() }, st.generation());
         }
     }
 }

@@ -207,6 +207,18 @@ pub struct MmuGather<'a> {
     last_receipt: Option<FlushReceipt>,
     /// The gather flushes and syncs, which wait for other CPUs: interrupts are on.
     on: IrqsOn,
+    /// What the whole gather covered, for its `gather_end` trace event (kept only while
+    /// tracing records).
+    traced: TracedSpan,
+}
+
+/// The range, table levels freed and tables flag of a whole gather (trace only).
+#[derive(Debug, Clone, Copy)]
+struct TracedSpan {
+    start: u64,
+    end: u64,
+    levels: u64,
+    tables: bool,
 }
 
 impl<'a> MmuGather<'a> {
@@ -222,6 +234,7 @@ impl<'a> MmuGather<'a> {
         // read (Relaxed would do, as Linux's `inc_tlb_flush_pending` relies on its
         // page-table lock too). Not a loom site: no model runs two gathers at once.
         mm.flush_pending.fetch_add(1, Ordering::SeqCst);
+        trace::event!(GatherBegin, mm.id());
         Self {
             ctx,
             locked,
@@ -238,6 +251,12 @@ impl<'a> MmuGather<'a> {
             table_batch: None,
             last_receipt: None,
             on,
+            traced: TracedSpan {
+                start: u64::MAX,
+                end: 0,
+                levels: 0,
+                tables: false,
+            },
         }
     }
 
@@ -271,6 +290,10 @@ impl<'a> MmuGather<'a> {
     }
 
     fn extend(&mut self, start: VirtAddr, end: VirtAddr) {
+        if trace::on() {
+            self.traced.start = self.traced.start.min(start.as_u64());
+            self.traced.end = self.traced.end.max(end.as_u64());
+        }
         self.start = self.start.min(start);
         self.end = self.end.max(end);
     }
@@ -312,6 +335,10 @@ impl<'a> MmuGather<'a> {
         self.cleared
             .set(level.above().expect("the root is never freed by a gather"));
         self.freed_tables = true;
+        if trace::on() {
+            self.traced.levels |= 1 << level.number();
+            self.traced.tables = true;
+        }
         self.remove_table(table);
     }
 
@@ -442,6 +469,16 @@ impl<'a> MmuGather<'a> {
             .stats
             .count(self.ctx.mmu.tlb.cpu().this_cpu(), TlbEvent::Gathers);
         self.ctx.freer.poll();
+        let t = self.traced;
+        trace::event!(
+            GatherEnd,
+            self.mm.id(),
+            t.start,
+            t.end,
+            t.levels,
+            t.tables,
+            self.fullmm
+        );
         self.last_receipt.take()
     }
 }

@@ -232,6 +232,7 @@ impl TableFreer<'_> {
         }
         last_use(frame);
         self.mem.free_table(frame);
+        trace::event!(TableFreed, mm.id(), frame.as_u64(), 0);
         self.stats.count(self.hw.cpu().this_cpu(), TlbEvent::TablesFreed);
     }
 
@@ -341,6 +342,7 @@ impl TableFreer<'_> {
         }
         st.tail = page.as_u64();
         st.newest_gp = need_gp;
+        trace::event!(BatchQueued, page.as_u64(), count, need_gp);
         // A count (see the top of `TableFreerState`'s impl): Release would also be correct.
         self.state
             .in_flight
@@ -357,6 +359,7 @@ impl TableFreer<'_> {
             let done = online.iter().all(|c| c == me || self.passed(&st, c));
             if done {
                 st.completed = st.started;
+                trace::event!(GpDone, st.completed);
             }
         }
         let waiting = st.requested > st.completed || (st.head != 0 && st.newest_gp > st.completed);
@@ -372,6 +375,7 @@ impl TableFreer<'_> {
                 }
             }
             st.started += 1;
+            trace::event!(GpStart, st.started, st.by_markers);
         }
     }
 
@@ -471,8 +475,11 @@ impl Default for TableFreerState {
 /// the Acquire loads would also be correct Relaxed.
 fn free_batch(batch: PhysAddr, mem: &dyn PhysMem) -> u64 {
     let count = mem.word(batch, BATCH_COUNT).load(Acquire);
+    trace::event!(BatchFreed, batch.as_u64(), count);
     for i in 0..count as usize {
-        mem.free_table(PhysAddr::new(mem.word(batch, i).load(Acquire)));
+        let table = mem.word(batch, i).load(Acquire);
+        mem.free_table(PhysAddr::new(table));
+        trace::event!(TableFreed, 0, table, batch.as_u64());
     }
     mem.free_frame(batch);
     count

@@ -45,6 +45,11 @@ use crate::stats::TlbEvent;
 use crate::table_free::TableFreer;
 use crate::walk_marker::WalkTag;
 
+/// A sync decision's value in a trace event.
+fn decision(name: &str) -> u64 {
+    trace::event::index_of(trace::event::SYNC_DECISIONS, name)
+}
+
 /// The boot-time decision (Linux's `native_pv_tlb_init`): the table-free sync is
 /// redundant after a freed-tables flush iff that flush is the native IPI broadcast and
 /// INVLPGB is not in use.
@@ -137,18 +142,38 @@ impl TableFreer<'_> {
         mm: &AddressSpace,
         unlinked: UnlinkMark,
     ) {
+        let flush_gen = receipt.map_or(0, |r| r.generation);
         if self.sync_excused(receipt, mm, unlinked) {
+            trace::event!(SyncBegin, mm.id(), flush_gen, decision("skip"), 0);
+            trace::event!(SyncEnd, mm.id(), decision("skip"));
             return;
         }
         let me = self.hw.cpu().this_cpu();
         let mut others = self.hw.online();
         others.clear(me);
-        match self.state.form() {
-            SyncForm::Broadcast => self.sync_ipi(on, &others),
+        let form = self.state.form();
+        match form {
+            SyncForm::Broadcast => {
+                trace::event!(
+                    SyncBegin,
+                    mm.id(),
+                    flush_gen,
+                    decision("broadcast"),
+                    others.low_word()
+                );
+                self.sync_ipi(on, &others)
+            }
             SyncForm::Targeted => {
                 let walking = self.walks.scan(WalkTag::for_freeing(mm), &others);
                 let took_flush = receipt.map_or(CpuMask::new(), |r| r.interrupted_after(mm, unlinked));
                 let targets = walking.and_not(&took_flush);
+                trace::event!(
+                    SyncBegin,
+                    mm.id(),
+                    flush_gen,
+                    decision("targeted"),
+                    targets.low_word()
+                );
                 if targets.is_empty() {
                     self.stats.count(me, TlbEvent::SyncUnneeded);
                 } else {
@@ -160,8 +185,12 @@ impl TableFreer<'_> {
                     (others.count() - targets.count()) as u64,
                 );
             }
-            SyncForm::Wait => self.wait_for_walks(mm, &others),
+            SyncForm::Wait => {
+                trace::event!(SyncBegin, mm.id(), flush_gen, decision("wait"), others.low_word());
+                self.wait_for_walks(mm, &others)
+            }
         }
+        trace::event!(SyncEnd, mm.id(), decision(form.name()));
     }
 
     fn sync_ipi(&self, on: &IrqsOn, targets: &CpuMask) {

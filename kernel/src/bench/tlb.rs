@@ -264,6 +264,11 @@ fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
                 .into_iter()
                 .for_each(|v| v.join(crate::sched::JOIN_BOUND_MS));
         }
+        // `trace=tlb`: the last op is recorded, with the frees of its tables.
+        let traced = crate::tracing::enabled() && i + 1 == warmup + opts.iters;
+        if traced {
+            trace::gate::recording(true);
+        }
         let before_ipis = ipi_sums();
         let before_tables = tlb::STATS.total();
         let t0 = arch::cpu::rdtsc();
@@ -271,6 +276,22 @@ fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
         let dt = arch::cpu::rdtsc() - t0;
         let after_ipis = ipi_sums();
         let d = tlb::STATS.total() - before_tables;
+        if traced {
+            tlb::settle();
+            crate::tracing::dump(format_args!(
+                "op={} scen={} pages={} sync={} forced={} walkers={}",
+                cfg.op,
+                cfg.scen,
+                cfg.pages,
+                if !forced && arch::static_key::tlb_table_flush_implies_ipi_broadcast() {
+                    "skip"
+                } else {
+                    row.form.name()
+                },
+                forced,
+                row.walkers
+            ));
+        }
         cleanup(cfg, mm);
         if i >= warmup {
             cycles.push(dt);

@@ -84,6 +84,7 @@ pub const KEYS: &[OptionKey] = &[
         mm::table_free::SyncForm::from_name(v).map(|f| o.sync_form = f)
     }),
     key("tlb.break", "none|stride|lazy|noflush|nomarker", tlb_break),
+    key("trace", "tlb|off", |o, v| choose(v, &[("tlb", true), ("off", false)]).map(|t| o.trace = t)),
     key("clearcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, false))),
     key("setcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, true))),
     key("bench", "smp|tlb", |o, v| ["smp", "tlb"].contains(&v).then(|| o.bench = Some(v))),
@@ -182,6 +183,10 @@ pub struct BootOptions {
     pub sync_form: mm::table_free::SyncForm,
     /// `tlb.break=none|stride|lazy|noflush|nomarker`: test-only, breaks one TLB mechanism.
     pub tlb_break: Option<crate::tlb::faults::Fault>,
+    /// `trace=tlb`: the trace key is switched on at boot (events recorded per CPU; a
+    /// plain boot records all of its run and prints the rings at the end, `bench=tlb`
+    /// records the last measured op of each configuration).
+    pub trace: bool,
 }
 
 impl Default for BootOptions {
@@ -201,6 +206,7 @@ impl Default for BootOptions {
             table_batch_fails: false,
             sync_form: mm::table_free::SyncForm::Targeted,
             tlb_break: None,
+            trace: false,
         }
     }
 }
