@@ -169,6 +169,7 @@ fn main() -> ExitCode {
             if extra.is_empty() { "" } else { " " }
         );
         println!("\nkernel tests: {name}");
+        let began = Instant::now();
         let cfg = QemuConfig {
             firmware,
             smp,
@@ -224,6 +225,8 @@ fn main() -> ExitCode {
                 broken.push(format!("{name}: {e}"));
             }
         }
+        // Where `cargo test`'s time goes (it must stay under about 15 minutes).
+        println!("kernel tests: {name}: {:.0} s", began.elapsed().as_secs_f64());
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
