@@ -111,14 +111,21 @@ impl Mmu<'_> {
         };
         let mut others = mm.cpumask.load();
         others.clear(cpu);
+        let targets = if others.is_empty() || freed_tables {
+            others
+        } else {
+            let busy: CpuMask = others.iter().filter(|&c| !self.states.cpu(c).is_lazy()).collect();
+            self.stats
+                .add(cpu, TlbEvent::LazySkipped, (others.count() - busy.count()) as u64);
+            busy
+        };
         if trace::on() {
-            // The lazy CPUs among the others, as the flusher sees them now (read again
-            // below for the decision; tracing only).
-            let lazy: CpuMask = others.iter().filter(|&c| self.states.cpu(c).is_lazy()).collect();
-            let targets = if freed_tables {
-                others
+            // The lazy CPUs: those skipped, or (freed tables) those the flush reaches lazy,
+            // read again for the event only (the flush itself does not need them).
+            let lazy = if freed_tables {
+                others.iter().filter(|&c| self.states.cpu(c).is_lazy()).collect()
             } else {
-                others.and_not(&lazy)
+                others.and_not(&targets)
             };
             trace::event!(
                 FlushBegin,
@@ -133,22 +140,12 @@ impl Mmu<'_> {
             );
         }
         let mut interrupted = CpuMask::new();
-        if !others.is_empty() {
-            let targets = if freed_tables {
-                others
-            } else {
-                let busy: CpuMask = others.iter().filter(|&c| !self.states.cpu(c).is_lazy()).collect();
-                self.stats
-                    .add(cpu, TlbEvent::LazySkipped, (others.count() - busy.count()) as u64);
-                busy
-            };
-            if !targets.is_empty() {
-                interrupted = self
-                    .backend
-                    .flush_others(on, &targets, &|off| self.flush_tlb_func(off, &info));
-                self.stats
-                    .add(cpu, TlbEvent::FlushIpi, interrupted.count() as u64);
-            }
+        if !targets.is_empty() {
+            interrupted = self
+                .backend
+                .flush_others(on, &targets, &|off| self.flush_tlb_func(off, &info));
+            self.stats
+                .add(cpu, TlbEvent::FlushIpi, interrupted.count() as u64);
         }
         if self.states.cpu(cpu).has_loaded(mm) {
             self.tlb

@@ -1,5 +1,6 @@
 //! gatherOS memory-management core: the portable half of Linux's TLB and mmu_gather
-//! machinery. It depends on no other gatherOS crate; hardware is reached through small
+//! machinery. Of gatherOS's crates it depends only on `trace` (its event sites, each a
+//! NOP until tracing is switched on); hardware is reached through small
 //! traits ([`hw`]) so that all of its logic runs in host unit tests against simulated
 //! CPUs ([`sim`], test builds only).
 #![cfg_attr(not(test), no_std)]

@@ -4,8 +4,11 @@
 //!
 //! 1. **Flushed before freed** (`flush-before-free`): a table freed after being unlinked
 //!    (an `entry_clear` naming it) was first flushed: a flush of its address space began
-//!    after the unlink and before the free, and every CPU that flush targeted ran the
-//!    flush handler (`flush_run`, that generation or a later one) before the free.
+//!    after the unlink and before the free, and every CPU that flush had to run its
+//!    handler on ran it (`flush_run`, that generation or a later one) before the free:
+//!    with the native backend every target; with the paravirt one the targets it
+//!    interrupted (the others were preempted vCPUs, flushed by the host on resume); with
+//!    INVLPGB none (the hardware flushes, no handler runs anywhere).
 //! 2. **Synced before freed** (`sync-before-free`): a table freed at once had, on the
 //!    freeing CPU, a complete table-free sync (`sync_end`) after that flush began and
 //!    before the free; a sync skipped on the flush's receipt requires that flush to have
@@ -127,7 +130,15 @@ fn check_free(events: &[Record], k: usize, checked: &mut Checked) -> Option<Viol
     };
     let flush = events[f];
     let flush_gen = flush.arg("gen");
-    for c in (0..64).filter(|&c| flush.has_cpu("targets", c)) {
+    let must_run = match BACKENDS.get(flush.arg("backend") as usize) {
+        Some(&"native") => flush.arg("targets"),
+        Some(&"pv") => events[f..k]
+            .iter()
+            .find(|e| is(e, Kind::FlushEnd) && e.cpu == flush.cpu && e.arg("gen") == flush_gen)
+            .map_or(flush.arg("targets"), |end| end.arg("interrupted")),
+        _ => 0,
+    };
+    for c in (0..64).filter(|&c| must_run & (1 << c) != 0) {
         let ran = events[f..k].iter().any(|e| {
             is(e, Kind::FlushRun) && e.cpu as usize == c && e.arg("mm") == mm && e.arg("gen") >= flush_gen
         });

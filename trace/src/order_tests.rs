@@ -1,5 +1,5 @@
 use super::*;
-use crate::event::{ARGS, FLUSH_RESULTS};
+use crate::event::{ARGS, BACKENDS, FLUSH_RESULTS};
 
 /// Events in order, each stamped with its position.
 struct Trace(Vec<Record>);
@@ -143,4 +143,49 @@ fn merge_orders_by_tsc_across_cpus() {
         args: [3; ARGS],
     };
     assert_eq!(merge(&[vec![a, c], vec![b]]), vec![b, a, c]);
+}
+
+#[test]
+fn only_the_cpus_a_backend_interrupts_must_run_the_handler() {
+    let backend = |name| index_of(BACKENDS, name);
+    // pv: CPU 2 was preempted (deferred to its resume): only CPU 1 was interrupted.
+    let pv = Trace::new()
+        .ev(0, Kind::EntryClear, &[MM, 0, 2, T])
+        .ev(
+            0,
+            Kind::FlushBegin,
+            &[MM, 5, 0, u64::MAX, 0b110, 0, 1, backend("pv")],
+        )
+        .ev(1, Kind::FlushRun, &[MM, 5, 0, ran("full")])
+        .ev(0, Kind::FlushEnd, &[MM, 5, 0b010])
+        .ev(0, Kind::SyncBegin, &[MM, 5, sync("broadcast"), 0b110])
+        .ev(0, Kind::SyncEnd, &[MM, sync("broadcast")])
+        .ev(0, Kind::TableFreed, &[MM, T, 0]);
+    assert!(pv.check().is_ok(), "{:?}", pv.check());
+    // ... but CPU 1, which it interrupted, must have run it.
+    let pv_late = Trace::new()
+        .ev(0, Kind::EntryClear, &[MM, 0, 2, T])
+        .ev(
+            0,
+            Kind::FlushBegin,
+            &[MM, 5, 0, u64::MAX, 0b110, 0, 1, backend("pv")],
+        )
+        .ev(0, Kind::FlushEnd, &[MM, 5, 0b010])
+        .ev(0, Kind::SyncBegin, &[MM, 5, sync("broadcast"), 0b110])
+        .ev(0, Kind::SyncEnd, &[MM, sync("broadcast")])
+        .ev(0, Kind::TableFreed, &[MM, T, 0]);
+    assert_eq!(pv_late.check().unwrap_err()[0].rule, "flush-before-free");
+    // INVLPGB: no handler anywhere.
+    let invlpgb = Trace::new()
+        .ev(0, Kind::EntryClear, &[MM, 0, 2, T])
+        .ev(
+            0,
+            Kind::FlushBegin,
+            &[MM, 5, 0, u64::MAX, 0b110, 0, 1, backend("invlpgb")],
+        )
+        .ev(0, Kind::FlushEnd, &[MM, 5, 0])
+        .ev(0, Kind::SyncBegin, &[MM, 5, sync("broadcast"), 0b110])
+        .ev(0, Kind::SyncEnd, &[MM, sync("broadcast")])
+        .ev(0, Kind::TableFreed, &[MM, T, 0]);
+    assert!(invlpgb.check().is_ok());
 }
