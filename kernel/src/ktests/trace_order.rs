@@ -22,10 +22,10 @@ use alloc::vec::Vec;
 use mm::addr::VirtAddr;
 use mm::pgtable::PAGE_SIZE;
 use mm::table_free::{SyncForm, SyncMode};
+use trace::Record;
 use trace::event::{FLUSH_RESULTS, IPI_REASONS, Kind, LAZY_POLICY, SYNC_DECISIONS, index_of};
 use trace::line::Args;
 use trace::order::{Checked, Violation};
-use trace::Record;
 
 use crate::ktests::oracle::{self, Op, Outcome, Scenario, Tables};
 use crate::tlb::faults::{Fault, run_late_flushes};
@@ -87,7 +87,9 @@ fn report(what: &str, events: &[Record], bad: &[Violation]) {
             shown.len().min(SHOWN),
             shown.len()
         );
-        shown[shown.len().saturating_sub(SHOWN)..].iter().for_each(|e| line(e));
+        shown[shown.len().saturating_sub(SHOWN)..]
+            .iter()
+            .for_each(|e| line(e));
     }
 }
 
@@ -135,7 +137,13 @@ fn is(e: &Record, kind: Kind, arg: &str, names: &[&str], name: &str) -> bool {
 }
 
 /// The first event of `kind` whose `arg` is `name` (one of `names`).
-fn first<'a>(events: &'a [Record], kind: Kind, arg: &str, names: &[&str], name: &str) -> Option<(usize, &'a Record)> {
+fn first<'a>(
+    events: &'a [Record],
+    kind: Kind,
+    arg: &str,
+    names: &[&str],
+    name: &str,
+) -> Option<(usize, &'a Record)> {
     events
         .iter()
         .enumerate()
@@ -153,10 +161,17 @@ fn collapse_c(what: &str) -> (Checked, Vec<Record>) {
     let (out, events) = recorded(what, || oracle::run(Op::Collapse, Scenario::C));
     let c = checked(what, &events);
     coherent(what, out);
-    assert!(c.direct_frees >= 1, "trace_order: {what}: no table freed at once: {c:?}");
+    assert!(
+        c.direct_frees >= 1,
+        "trace_order: {what}: no table freed at once: {c:?}"
+    );
     // The flush reached every lazy holder, and each left the address space.
     let flush = tables_flush(what, &events);
-    assert_eq!(flush.arg("targets"), others(), "trace_order: {what}: flush targets");
+    assert_eq!(
+        flush.arg("targets"),
+        others(),
+        "trace_order: {what}: flush targets"
+    );
     for cpu in 1..arch::cpus::count().min(64) {
         assert!(
             events.iter().any(|e| e.cpu as usize == cpu
