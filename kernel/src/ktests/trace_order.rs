@@ -54,6 +54,7 @@ fn recorded<R>(what: &str, f: impl FnOnce() -> R) -> (R, Vec<Record>) {
     (r, events)
 }
 
+/// Prints one event (`trace_order:   cpu=.. tsc=.. event=.. k=v ...`).
 fn line(r: &Record) {
     log::info!(
         "trace_order:   cpu={} tsc={} event={} {}",
@@ -132,6 +133,7 @@ fn others() -> u64 {
     (1..arch::cpus::count().min(64)).fold(0, |m, c| m | 1 << c)
 }
 
+/// Whether `e` is of `kind` and its name argument `arg` is `name` (one of `names`).
 fn is(e: &Record, kind: Kind, arg: &str, names: &[&str], name: &str) -> bool {
     e.kind == kind && e.arg(arg) == index_of(names, name)
 }
@@ -157,6 +159,8 @@ fn tables_flush(what: &str, events: &[Record]) -> Record {
         .1
 }
 
+/// Records a collapse in scenario C (the oracle's run), checks its order and that its
+/// flush made every lazy holder leave; returns what the check looked at and the events.
 fn collapse_c(what: &str) -> (Checked, Vec<Record>) {
     let (out, events) = recorded(what, || oracle::run(Op::Collapse, Scenario::C));
     let c = checked(what, &events);
