@@ -87,7 +87,6 @@ pub fn dump(what: core::fmt::Arguments) {
 
 /// The recorded events since recording was last switched on, merged in TSC order (for
 /// the in-kernel tests), and how many the rings lost.
-#[allow(dead_code)] // until the in-kernel order tests use it
 pub fn merged() -> (Vec<trace::Record>, u64) {
     let rings = trace::gate::collect();
     let lost = rings.iter().map(|(_, l)| l.overwritten + l.torn).sum();

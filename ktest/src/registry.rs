@@ -48,6 +48,8 @@ pub struct Needs {
     /// Which suite the test belongs to: a boot runs only the suites it selects
     /// (`test.suites=`), so that slow tests are chosen by what they declare.
     pub suite: Suite,
+    /// The boot must trace (`trace=tlb`: the trace key is switched on at boot only).
+    pub traced: bool,
 }
 
 /// A set of flush backends.
@@ -157,6 +159,8 @@ pub struct Machine {
     pub backend: BackendKind,
     /// The firmware that booted the kernel (None: the memory map did not tell).
     pub firmware: Option<Firmware>,
+    /// The boot traces (`trace=tlb` switched the trace key on).
+    pub traced: bool,
 }
 
 /// The constructors `kernel_test!(needs(..))` takes.
@@ -173,6 +177,7 @@ pub mod needs {
         max_cpus: usize::MAX,
         about_scale: false,
         suite: Suite::Quick,
+        traced: false,
     };
 
     /// At least `n` CPUs.
@@ -252,6 +257,11 @@ pub mod needs {
         }
     }
 
+    /// A boot with `trace=tlb` (the trace key on): tests that read the recorded events.
+    pub const fn traced() -> Needs {
+        Needs { traced: true, ..NONE }
+    }
+
     /// In the soak suite (see [`Suite::Soak`]).
     pub const fn soak() -> Needs {
         Needs {
@@ -307,6 +317,7 @@ pub mod needs {
                     Suite::Quick => other.suite,
                     s => s,
                 },
+                traced: self.traced || other.traced,
             };
             assert!(needs.cpus <= needs.max_cpus, "needs: more CPUs than the bound");
             needs
@@ -352,6 +363,11 @@ impl Needs {
                 "needs the {} backend, booted with {}",
                 self.backends.names(),
                 m.backend.name()
+            ));
+        }
+        if self.traced && !m.traced {
+            return Some(alloc::string::String::from(
+                "needs trace=tlb (the trace key is switched on at boot only)",
             ));
         }
         None

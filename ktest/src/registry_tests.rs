@@ -6,6 +6,7 @@ const BIOS_4_NATIVE: Machine = Machine {
     cpus: 4,
     backend: BackendKind::NativeIpi,
     firmware: Some(Firmware::Bios),
+    traced: false,
 };
 
 #[test]
@@ -54,6 +55,15 @@ fn each_unmet_need_is_named() {
         bios().unmet(&unknown).as_deref(),
         Some("needs bios firmware, booted by unknown firmware")
     );
+    assert_eq!(
+        traced().and_cpus(2).unmet(&BIOS_4_NATIVE).as_deref(),
+        Some("needs trace=tlb (the trace key is switched on at boot only)")
+    );
+    let traced_boot = Machine {
+        traced: true,
+        ..BIOS_4_NATIVE
+    };
+    assert_eq!(traced().and(native()).unmet(&traced_boot), None);
 }
 
 #[test]

@@ -42,7 +42,8 @@ use boot::testrun::{self, Selection};
 const CONFIGS: &[(Firmware, u32, &str)] = &[
     (Firmware::Bios, 1, QUICK),
     (Firmware::Bios, 2, QUICK),
-    (Firmware::Bios, 4, "test.suites=quick,watchdog"),
+    // Traced (`trace=tlb`): the order tests read the recorded events (about 7 s here).
+    (Firmware::Bios, 4, "trace=tlb test.suites=quick,watchdog"),
     (Firmware::Bios, 7, QUICK),
     (Firmware::Bios, 8, QUICK),
     (Firmware::Bios, 64, QUICK),
@@ -78,6 +79,9 @@ const SILENCE_SECS: u64 = 300;
 /// A whole boot is bounded by this many times the silence bound (a boot that keeps
 /// printing but never ends).
 const WHOLE_BOOT_FACTOR: u64 = 12;
+
+/// The in-kernel tests that read the trace: a configuration with `trace=tlb` runs them.
+const TRACE_ORDER_TESTS: &str = "test kernel::ktests::trace_order::";
 
 /// Boot options of most native-backend configurations: the quick suite.
 const QUICK: &str = "test.suites=quick";
@@ -194,11 +198,20 @@ fn main() -> ExitCode {
         } else {
             "tlb: backend="
         };
+        // A traced configuration must run the order tests (`needs(traced())`): were the
+        // key not on, they would all be reported ignored and the configuration pass.
+        let every_test = opts.selection.filters.is_empty() && opts.selection.skips.is_empty();
+        let traced_ran = log
+            .iter()
+            .filter(|l| l.starts_with(TRACE_ORDER_TESTS) && !l.contains(" ... ignored"))
+            .count();
         let result = result.and_then(|r| {
             if !log.iter().any(|l| l.starts_with(&want)) {
                 Err(format!("the kernel did not log `{want}`"))
             } else if !log.iter().any(|l| l.starts_with(backend)) {
                 Err(format!("the kernel did not log `{backend}...`"))
+            } else if extra.contains("trace=tlb") && every_test && traced_ran == 0 {
+                Err(format!("trace=tlb: no `{TRACE_ORDER_TESTS}...` test ran"))
             } else {
                 Ok(r)
             }

@@ -73,6 +73,7 @@ pub fn run(opts: &TestOptions, firmware: Option<Firmware>) -> ! {
         cpus: arch::cpus::count(),
         backend: crate::tlb::mmu().backend.kind(),
         firmware,
+        traced: crate::tracing::enabled(),
     };
     for (i, test) in run.tests.iter().enumerate().skip(opts.start) {
         if let Some(why) = test.needs.unmet(&machine) {

@@ -19,4 +19,5 @@ mod smp;
 mod soak;
 mod teardown_fault;
 mod tlb;
+mod trace_order;
 mod watchdog;

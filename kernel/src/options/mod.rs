@@ -83,7 +83,7 @@ pub const KEYS: &[OptionKey] = &[
     key("tlb.sync", "broadcast|targeted|wait", |o, v| {
         mm::table_free::SyncForm::from_name(v).map(|f| o.sync_form = f)
     }),
-    key("tlb.break", "none|stride|lazy|noflush|nomarker", tlb_break),
+    key("tlb.break", "none|stride|lazy|noflush|nomarker|late", tlb_break),
     key("trace", "tlb|off", |o, v| choose(v, &[("tlb", true), ("off", false)]).map(|t| o.trace = t)),
     key("clearcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, false))),
     key("setcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, true))),
@@ -181,7 +181,7 @@ pub struct BootOptions {
     pub table_batch_fails: bool,
     /// `tlb.sync=broadcast|targeted|wait`: how a table-free sync reaches walkers.
     pub sync_form: mm::table_free::SyncForm,
-    /// `tlb.break=none|stride|lazy|noflush|nomarker`: test-only, breaks one TLB mechanism.
+    /// `tlb.break=none|stride|lazy|noflush|nomarker|late`: test-only, breaks one TLB mechanism.
     pub tlb_break: Option<crate::tlb::faults::Fault>,
     /// `trace=tlb`: the trace key is switched on at boot (events recorded per CPU; a
     /// plain boot records all of its run and prints the rings at the end, `bench=tlb`

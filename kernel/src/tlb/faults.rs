@@ -14,6 +14,7 @@
 //! | `Stride` | `tlb.break=stride` | `GatherCtx::flushes` | [`OwnStride`] |
 //! | `Lazy` | `tlb.break=lazy` | `Mmu::backend` | [`SkipLazy`] |
 //! | `NoFlush` | `tlb.break=noflush` | `Mmu::backend` | [`NoRemoteFlush`] |
+//! | `LateFlush` | `tlb.break=late`, the trace order tests | `Mmu::backend` | [`LateFlush`] |
 //! | `ForceSkip` | `tlb.table_sync=force-skip`, the race's `force_skip` | `TableFreer::hw`, `TableFreer::walks` | [`SyncDoesNothing`], [`NO_WALKS`] |
 //! | `NoBatchPages` | `tlb.table_batch=fail`, the race's `fallback`, `unmap-nobatch` | `TableFreer::mem` | [`NoBatchPages`] |
 //! | `NoMarker` | `tlb.break=nomarker`, the race's `no_marker` | the walker's markers | [`UNWATCHED`] |
@@ -59,6 +60,10 @@ pub enum Fault {
     /// Walkers publish their walk markers where no freer looks: the `targeted` and `wait`
     /// syncs and the walk periods see no walker.
     NoMarker = 1 << 5,
+    /// Flushes return before any target ran the handler, reporting them interrupted;
+    /// the handlers run only when a test sends them ([`run_late_flushes`]): the flusher
+    /// syncs and frees first (the order "handler, then free" reversed).
+    LateFlush = 1 << 6,
 }
 
 /// The faults in force, one bit each. Relaxed: a setting that publishes no data; it is
@@ -75,11 +80,12 @@ impl Fault {
             "lazy" => Some(Self::Lazy),
             "noflush" => Some(Self::NoFlush),
             "nomarker" => Some(Self::NoMarker),
+            "late" => Some(Self::LateFlush),
             _ => return None,
         })
     }
 
-    /// Name in log lines (a `tlb.break=` value for the first three and `nomarker`).
+    /// Name in log lines (a `tlb.break=` value for the first three, `nomarker` and `late`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Stride => "stride",
@@ -88,6 +94,7 @@ impl Fault {
             Self::ForceSkip => "force-skip",
             Self::NoBatchPages => "no-batch-pages",
             Self::NoMarker => "nomarker",
+            Self::LateFlush => "late",
         }
     }
 
@@ -119,6 +126,8 @@ pub enum TableSync {
 pub(super) fn backend(real: &'static dyn FlushBackend) -> &'static dyn FlushBackend {
     if Fault::NoFlush.active() {
         &NoRemoteFlush
+    } else if Fault::LateFlush.active() {
+        &LateFlush
     } else if Fault::Lazy.active() {
         &SkipLazy
     } else {
@@ -235,6 +244,60 @@ impl FlushBackend for NoRemoteFlush {
     fn flush_others(&self, _on: &IrqsOn, _targets: &CpuMask, _handler: &Handler) -> CpuMask {
         CpuMask::new()
     }
+}
+
+/// The `late` fault: a backend of the real one's kind that sends nothing now and returns
+/// its targets as interrupted (what the real native backend returns once they all ran
+/// the handler), so the flusher goes on to the sync (excused by the receipt under the
+/// key, as after a real native broadcast) and to the free; the targets are owed the
+/// handler until [`run_late_flushes`] sends it. A reordering, not a lost flush: the
+/// handler runs, after the free.
+///
+/// Why not the real handler, queued without waiting (`call_on_many_nowait`): mm's
+/// handler borrows the flush request from the flusher's stack frame, which is gone once
+/// the flush returns; [`run_late_flushes`] makes a request of its own that lives while
+/// it waits. Between the free and the late handlers the targets may still hold
+/// translations of the freed pages and tables: a test that sets this fault touches none
+/// of the address space on those CPUs (no walkers, no reads) until the handlers ran.
+pub struct LateFlush;
+
+/// The CPUs a [`LateFlush`] owes the flush handler.
+static LATE_TARGETS: spin::Mutex<CpuMask> = spin::Mutex::new(CpuMask::new());
+
+impl FlushBackend for LateFlush {
+    fn kind(&self) -> BackendKind {
+        super::real_backend().kind()
+    }
+
+    fn flush_others(&self, _on: &IrqsOn, targets: &CpuMask, _handler: &Handler) -> CpuMask {
+        let mut owed = LATE_TARGETS.lock();
+        targets.iter().for_each(|c| owed.set(c));
+        *targets
+    }
+}
+
+/// Sends the flush handlers [`LateFlush`] owes, for `mm`, and waits for them: each owed
+/// CPU runs mm's handler for a full flush of `mm` with freed tables, at its generation
+/// now (a CPU holding it lazily leaves it). Returns the CPUs it ran on. Test-only: with
+/// the fault lifted, before `mm` is destroyed.
+pub fn run_late_flushes(mm: &mm::addr_space::AddressSpace) -> CpuMask {
+    let owed = core::mem::take(&mut *LATE_TARGETS.lock());
+    let mmu = super::mmu();
+    let info = mm::flush::FlushInfo {
+        mm,
+        start: mm::addr::VirtAddr::new(0),
+        end: mm::flush::FLUSH_ALL,
+        stride: Level::Pte,
+        freed_tables: true,
+        new_gen: mm.generation(),
+        initiator: arch::percpu::cpu_index(),
+    };
+    arch::ipi::call_handler_on_many(
+        &super::irqs_on("sends the late flush handlers"),
+        &owed,
+        arch::stats::IpiReason::Flush,
+        &|off| mmu.flush_tlb_func(off, &info),
+    )
 }
 
 /// The `force-skip` fault: the freer's hardware, whose sync IPI reaches no CPU. The
