@@ -24,6 +24,8 @@ pub fn decide_tlb_ipi_broadcast(enable: bool) {
         "static key: must be decided before the APs start"
     );
     assert!(!DECIDED.swap(true, Ordering::SeqCst), "static key: decided twice");
+    // Always: `branch_sites` reads the jump entries, which this makes absolute.
+    static_keys::global_init();
     if enable {
         // SAFETY: before the APs start (asserted above).
         unsafe { patch(|| TLB_IPI_BROADCAST.enable()) };
