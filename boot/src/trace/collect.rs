@@ -142,6 +142,11 @@ impl Collector {
         }
     }
 
+    /// Whether `l` is a line of a run (what `trace.log` keeps).
+    pub fn keeps(l: &str) -> bool {
+        [RUN, RUN_END, line::EVENT, LOST].iter().any(|p| l.contains(p))
+    }
+
     /// Merges the open run's events, if a run is open.
     fn close(&mut self) {
         if self.open {

@@ -5,7 +5,8 @@
 //! the native backend: the sync as the key decides it, then forced to FORM) and prints
 //! each as a run of `trace-event:` lines ([`collect`]). The command prints each run's
 //! events in time order and the verdict of the ordering check ([`listing`]), and writes
-//! `trace.json` ([`json`], for Perfetto and chrome://tracing) and `trace.svg` ([`svg`]).
+//! `trace.json` ([`json`], for Perfetto and chrome://tracing), `trace.svg` ([`svg`]) and
+//! `trace.log` (the runs' lines, which `--from` reads back to draw again without a boot).
 //! [`timeline`] pairs the events into slices and IPI arrows for both; [`json_check`]
 //! checks a written JSON against the trace-event format (the tests use it).
 
@@ -67,6 +68,9 @@ pub struct TracePlan {
     /// Output directory for trace.json and trace.svg.
     #[arg(long, default_value = "trace-out")]
     pub out: PathBuf,
+    /// Boot nothing: read the runs from a `trace.log` an earlier run wrote (to redraw).
+    #[arg(long)]
+    pub from: Option<PathBuf>,
     /// Kill the boot after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
@@ -101,30 +105,24 @@ pub struct Traced {
     pub boot: String,
 }
 
-/// Boots the plan, lists its runs, and writes `trace.json` and `trace.svg` into
-/// `plan.out`. Errors are for what stops it before it has runs to show (no image, no
+/// Boots the plan (or reads `--from`), lists its runs, and writes `trace.json`,
+/// `trace.svg` and `trace.log` (the runs' lines) into `plan.out`. Errors are for what stops it before it has runs to show (no image, no
 /// QEMU, a boot that traced nothing).
 pub fn run(plan: &TracePlan) -> Result<Traced, String> {
-    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-    let img = dir.path().join("trace.img");
-    let args = plan.boot_args();
-    image::build(&image::kernel_elf(), Firmware::Bios, &args, &img)?;
-    let cfg = QemuConfig {
-        smp: plan.smp,
-        timeout: Duration::from_secs(plan.timeout),
-        silence: Some(Duration::from_secs(plan.timeout.min(300))),
-        ..Default::default()
+    let (lines, boot, booted) = match &plan.from {
+        Some(log) => {
+            let text = std::fs::read_to_string(log).map_err(|e| format!("{}: {e}", log.display()))?;
+            (text.lines().map(String::from).collect(), format!("read from {}", log.display()), true)
+        }
+        None => boot(plan)?,
     };
-    eprintln!("trace: booting -smp {} with \"{args}\"", plan.smp);
     let mut collector = Collector::default();
-    let outcome = qemu::run(&cfg, &img, |l| collector.line(l));
+    for l in &lines {
+        collector.line(l);
+    }
     let runs = collector.finish();
-    let (boot, booted) = match &outcome {
-        Ok(o) => (o.describe(), o.verdict == Verdict::Success),
-        Err(e) => (e.clone(), false),
-    };
     if runs.is_empty() {
-        return Err(format!("the boot traced nothing ({args}); it ended: {boot}"));
+        return Err(format!("no trace runs ({}); it ended: {boot}", plan.boot_args()));
     }
     let mut listing = String::new();
     let mut ok = booted;
@@ -136,13 +134,40 @@ pub fn run(plan: &TracePlan) -> Result<Traced, String> {
     if !booted {
         listing += &format!("trace: the boot failed: {boot}");
     }
-    let files = write(&runs, &plan.out)?;
+    let mut files = write(&runs, &plan.out)?;
+    // The runs' lines as the kernel printed them, for `--from`.
+    let log = plan.out.join("trace.log");
+    let kept: Vec<&String> = lines.iter().filter(|l| Collector::keeps(l)).collect();
+    let text: String = kept.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&log, text).map_err(|e| format!("{}: {e}", log.display()))?;
+    files.push(log);
     Ok(Traced {
         runs,
         listing,
         ok,
         files,
         boot,
+    })
+}
+
+/// Boots the plan: the serial lines, how the boot ended, and whether it succeeded.
+fn boot(plan: &TracePlan) -> Result<(Vec<String>, String, bool), String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let img = dir.path().join("trace.img");
+    let args = plan.boot_args();
+    image::build(&image::kernel_elf(), Firmware::Bios, &args, &img)?;
+    let cfg = QemuConfig {
+        smp: plan.smp,
+        timeout: Duration::from_secs(plan.timeout),
+        silence: Some(Duration::from_secs(plan.timeout.min(300))),
+        ..Default::default()
+    };
+    eprintln!("trace: booting -smp {} with \"{args}\"", plan.smp);
+    let mut lines = Vec::new();
+    let outcome = qemu::run(&cfg, &img, |l| lines.push(l.to_string()));
+    Ok(match outcome {
+        Ok(o) => (lines, o.describe(), o.verdict == Verdict::Success),
+        Err(e) => (lines, e, false),
     })
 }
 

@@ -67,13 +67,37 @@ fn ipi_color(reason: &str) -> RGBColor {
     }
 }
 
+/// How many times longer than the run so far a pause must be for what follows it to be a
+/// tail that the picture leaves out.
+const TAIL_GAP: u64 = 4;
+
+/// The part of `run` the picture draws, in ns from its first event: all of it, but a
+/// tail of instants after the last slice, from a pause [`TAIL_GAP`] times longer than
+/// everything before it on (in a traced op, the settle's grace period that frees earlier
+/// batches, milliseconds later, would otherwise squeeze the shootdown into a few pixels).
+/// The panel names what it leaves out.
+pub fn window(run: &Run) -> u64 {
+    let t = Timeline::of(&run.events);
+    let slices_end = t
+        .slices
+        .iter()
+        .map(|s| run.ns(run.events[s.end.unwrap_or(s.begin)].tsc))
+        .max()
+        .unwrap_or(0);
+    let ns: Vec<u64> = run.events.iter().map(|e| run.ns(e.tsc)).collect();
+    ns.windows(2)
+        .find(|w| w[0] >= slices_end && w[1] - w[0] > TAIL_GAP * w[0].max(1000))
+        .map_or(run.span_ns(), |w| w[0])
+}
+
 /// The picture of `runs`, as SVG text.
 pub fn draw(runs: &[Run]) -> Result<String, String> {
     let lanes = |r: &Run| r.events.iter().map(|e| e.cpu + 1).max().unwrap_or(0).max(r.cpus).max(1);
     let heights: Vec<u32> = runs.iter().map(|r| PANEL_TOP + lanes(r) * LANE + PANEL_AXIS).collect();
     let height = heights.iter().sum::<u32>() + LEGEND + 10;
-    // One scale for every panel: the longest run, from each run's first event.
-    let t_max = runs.iter().map(|r| r.span_ns()).max().unwrap_or(0).max(1) as f64 / 1000.0 * 1.02;
+    // One scale for every panel, from each run's first event: the longest run, up to its
+    // tail ([`window`]).
+    let t_max = runs.iter().map(window).max().unwrap_or(0).max(1) as f64 / 1000.0 * 1.03;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
@@ -98,7 +122,13 @@ fn panel_of<'a>(
     t_max: f64,
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<_>| e.to_string();
-    let title = format!("{}   {}", run.label(), run.describe());
+    let rest: Vec<String> = run
+        .header
+        .iter()
+        .filter(|(k, _)| !["sync", "forced", "tsc_hz", "cpus"].contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let title = format!("{}   ({})", run.label(), rest.join(" "));
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FONT, 15).into_font().style(FontStyle::Bold))
         .margin_left(6)
@@ -112,7 +142,9 @@ fn panel_of<'a>(
         .disable_y_mesh()
         .y_labels(0)
         .x_labels(12)
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(RGBColor(225, 225, 225))
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .x_desc("µs from the run's first event")
         .axis_desc_style((FONT, 12))
         .label_style((FONT, 11))
@@ -139,9 +171,40 @@ fn panel_of<'a>(
         .map_err(err)?;
     }
     let t = Timeline::of(&run.events);
-    let end_ns = |s: &super::timeline::Slice| s.end.map_or(run.span_ns(), |e| run.ns(run.events[e].tsc));
+    // What lies past the scale is left out, and named at the panel's top right.
+    let last_ns = (t_max * 1000.0) as u64;
+    let drawn = |i: usize| run.ns(run.events[i].tsc) <= last_ns;
+    let end_ns = |s: &super::timeline::Slice| s.end.map_or(run.span_ns(), |e| run.ns(run.events[e].tsc)).min(last_ns);
+    let left_out: Vec<usize> = (0..run.events.len()).filter(|&i| !drawn(i)).collect();
+    if let Some(&first) = left_out.first() {
+        let mut names: Vec<(&str, usize)> = Vec::new();
+        for &i in &left_out {
+            let name = run.events[i].kind.name();
+            match names.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, c)) => *c += 1,
+                None => names.push((name, 1)),
+            }
+        }
+        let what: Vec<String> = names
+            .iter()
+            .map(|(n, c)| if *c > 1 { format!("{c}× {n}") } else { n.to_string() })
+            .collect();
+        let note = format!(
+            "not drawn: from {:.0} µs, {}",
+            run.ns(run.events[first].tsc) as f64 / 1000.0,
+            what.join(", ")
+        );
+        // Right-aligned on the axis description's row (that one is centred).
+        let (x, y) = chart.backend_coord(&(t_max, 0.0));
+        root.draw(&Text::new(
+            note,
+            (x, y + PANEL_AXIS as i32 - 12),
+            (FONT, 11).into_font().color(&RGBColor(90, 90, 90)).into_text_style(root).pos(Pos::new(HPos::Right, VPos::Center)),
+        ))
+        .map_err(err)?;
+    }
     // Waits first, shaded over the whole lane, so that what runs meanwhile shows on top.
-    for s in &t.slices {
+    for s in t.slices.iter().filter(|s| drawn(s.begin)) {
         let (color, wait) = slice_style(s.name);
         if wait {
             let (x0, x1) = (us(run.ns(run.events[s.begin].tsc)), us(end_ns(s)));
@@ -154,7 +217,18 @@ fn panel_of<'a>(
                 .map_err(err)?;
         }
     }
-    for s in t.slices.iter().filter(|s| !slice_style(s.name).1) {
+    // A sync says what was decided, right of its box in the lane's lower part.
+    for s in t.slices.iter().filter(|s| s.name == "sync" && drawn(s.begin)) {
+        let (color, _) = slice_style(s.name);
+        let (px, py) = chart.backend_coord(&(us(end_ns(s)), top(s.cpu) - 0.8));
+        root.draw(&Text::new(
+            format!("sync={}", run.events[s.begin].name_of("decision")),
+            (px + 4, py),
+            (FONT, 11).into_font().color(&color).into_text_style(root).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(err)?;
+    }
+    for s in t.slices.iter().filter(|s| !slice_style(s.name).1 && drawn(s.begin)) {
         let (color, _) = slice_style(s.name);
         let (x0, x1) = (us(run.ns(run.events[s.begin].tsc)), us(end_ns(s)));
         let inset = 0.22 + 0.1 * s.depth.min(2) as f64;
@@ -177,7 +251,7 @@ fn panel_of<'a>(
             .map_err(err)?;
         }
     }
-    for &i in &t.instants {
+    for &i in t.instants.iter().filter(|&&i| drawn(i)) {
         let ev = &run.events[i];
         let x = us(run.ns(ev.tsc));
         let y = top(ev.cpu);
@@ -189,7 +263,7 @@ fn panel_of<'a>(
         root.draw(&Polygon::new(vec![(px - 4, py), (px + 4, py), (px, py + 6)], color.filled()))
             .map_err(err)?;
     }
-    for a in &t.arrows {
+    for a in t.arrows.iter().filter(|a| drawn(a.run)) {
         let (send, run_ev) = (&run.events[a.send], &run.events[a.run]);
         let color = ipi_color(send.name_of("reason"));
         let from = chart.backend_coord(&(us(run.ns(send.tsc)), top(send.cpu) - 0.5));
