@@ -146,6 +146,13 @@ pub fn check(doc: &Value) -> Result<Summary, Vec<String>> {
     if bad.is_empty() { Ok(sum) } else { Err(bad) }
 }
 
+/// Reads the JSON file at `path` and [`check`]s it.
+pub fn check_file(path: &std::path::Path) -> Result<Summary, Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    let doc: Value = serde_json::from_str(&text).map_err(|e| vec![format!("{}: not JSON: {e}", path.display())])?;
+    check(&doc)
+}
+
 #[cfg(test)]
 #[path = "json_check_tests.rs"]
 mod tests;

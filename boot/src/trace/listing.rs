@@ -65,3 +65,7 @@ pub fn listing(run: &Run) -> (String, bool) {
     };
     (out, ok)
 }
+
+#[cfg(test)]
+#[path = "listing_tests.rs"]
+mod tests;

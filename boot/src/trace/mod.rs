@@ -24,6 +24,9 @@ use crate::image::{self, Firmware};
 use crate::qemu::{self, QemuConfig, Verdict};
 use collect::{Collector, Run};
 
+/// The plan's words, as the benchmark names them.
+pub use bench_spec::{Backend, Op, Scenario, Sync};
+
 /// `--op`: one of [`bench_spec::Op`].
 fn parse_op(s: &str) -> Result<bench_spec::Op, String> {
     bench_spec::Op::parse(s).ok_or(format!("'{s}' is not one of {}", bench_spec::Op::LIST))
@@ -179,3 +182,7 @@ pub fn write(runs: &[Run], dir: &Path) -> Result<Vec<PathBuf>, String> {
     svg::write(runs, &s)?;
     Ok(vec![j, s])
 }
+
+#[cfg(test)]
+#[path = "sample_tests.rs"]
+mod sample;
