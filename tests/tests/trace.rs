@@ -27,7 +27,10 @@ fn collapse_in_scenario_c_traces_the_skip_and_the_forced_sync() {
     let runs: Vec<&str> = traced.listing.split("trace: run ").skip(1).collect();
     assert_eq!(runs.len(), 2, "{got}");
     for (i, run) in runs.iter().enumerate() {
-        let has = |words: &str| run.lines().any(|l| words.split(' ').all(|w| l.split(' ').any(|x| x == w)));
+        let has = |words: &str| {
+            run.lines()
+                .any(|l| words.split(' ').all(|w| l.split(' ').any(|x| x == w)))
+        };
         for words in [
             "cpu=0 event=flush_begin",
             "cpu=1 event=flush_run",
@@ -40,20 +43,35 @@ fn collapse_in_scenario_c_traces_the_skip_and_the_forced_sync() {
         }
         assert!(run.contains("trace: order ok: 1 direct frees"), "run {i}:\n{got}");
     }
-    assert!(runs[0].contains("event=sync_begin") && runs[0].contains("decision=skip cpus=-"), "{got}");
-    assert!(!runs[0].contains("reason=sync"), "no sync IPI when the key skips:\n{got}");
+    assert!(
+        runs[0].contains("event=sync_begin") && runs[0].contains("decision=skip cpus=-"),
+        "{got}"
+    );
+    assert!(
+        !runs[0].contains("reason=sync"),
+        "no sync IPI when the key skips:\n{got}"
+    );
     assert!(runs[1].contains("decision=broadcast cpus=1,2,3"), "{got}");
     assert!(runs[1].contains("event=ipi_send reason=sync"), "{got}");
     let json = out.path().join("trace.json");
-    let sum = json_check::check_file(&json).unwrap_or_else(|bad| panic!("{}:\n{}", json.display(), bad.join("\n")));
+    let sum =
+        json_check::check_file(&json).unwrap_or_else(|bad| panic!("{}:\n{}", json.display(), bad.join("\n")));
     assert_eq!((sum.processes, sum.threads), (2, 8), "{sum:?}");
     // Flush IPIs to 3 CPUs in both runs, the sync IPI to 3 in the forced one.
     assert!(sum.flows >= 9, "{sum:?}\n{got}");
     let svg = std::fs::read_to_string(out.path().join("trace.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{}", &svg[..svg.len().min(300)]);
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{}",
+        &svg[..svg.len().min(300)]
+    );
     assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
     for cpu in 0..4 {
-        assert_eq!(svg.matches(&format!(">\ncpu {cpu}\n<")).count(), 2, "a lane for cpu {cpu} in each panel");
+        assert_eq!(
+            svg.matches(&format!(">\ncpu {cpu}\n<")).count(),
+            2,
+            "a lane for cpu {cpu} in each panel"
+        );
     }
     assert!(out.path().join("trace.log").exists());
 }

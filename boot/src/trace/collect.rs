@@ -57,7 +57,11 @@ impl Run {
             "" => self.describe(),
             s => format!(
                 "sync={s} ({})",
-                if self.get("forced") == "true" { "forced" } else { "key" }
+                if self.get("forced") == "true" {
+                    "forced"
+                } else {
+                    "key"
+                }
             ),
         }
     }
@@ -67,7 +71,13 @@ impl Run {
         self.header
             .iter()
             .filter(|(k, _)| k != "tsc_hz" && k != "cpus")
-            .map(|(k, v)| if v.is_empty() { k.clone() } else { format!("{k}={v}") })
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }

@@ -9,13 +9,19 @@ fn runs_are_read_with_their_events_merged_by_time() {
     assert!(r.complete);
     assert_eq!((r.tsc_hz, r.cpus), (1_000_000_000, 3));
     assert_eq!(r.label(), "sync=broadcast (forced)");
-    assert_eq!(r.describe(), "op=collapse scen=C pages=512 sync=broadcast forced=true walkers=0");
+    assert_eq!(
+        r.describe(),
+        "op=collapse scen=C pages=512 sync=broadcast forced=true walkers=0"
+    );
     assert_eq!(runs[1].label(), "sync=skip (key)");
     assert_eq!(r.events.len(), 22);
     // Printed CPU after CPU; merged, the TSCs never go back.
     let tscs: Vec<u64> = r.events.iter().map(|e| e.tsc).collect();
     assert!(tscs.windows(2).all(|w| w[0] <= w[1]), "{tscs:?}");
-    assert_eq!(r.events[3].cpu, 2, "the lone ipi_ran of cpu 2 at 1250 comes fourth");
+    assert_eq!(
+        r.events[3].cpu, 2,
+        "the lone ipi_ran of cpu 2 at 1250 comes fourth"
+    );
     assert_eq!((r.ns(r.events[0].tsc), r.span_ns()), (0, 1500));
     assert_eq!(r.lost, vec![(2, 7, 0)]);
     assert!(r.unreadable.is_empty(), "{:?}", r.unreadable);
@@ -32,7 +38,10 @@ fn an_unreadable_event_line_is_kept_as_such_and_a_run_without_its_end_is_incompl
     let runs = c.finish();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].events.len(), 1);
-    assert_eq!(runs[0].unreadable, vec!["trace-event: cpu=0 tsc=5 event=no_such_event"]);
+    assert_eq!(
+        runs[0].unreadable,
+        vec!["trace-event: cpu=0 tsc=5 event=no_such_event"]
+    );
     assert!(!runs[0].complete);
     assert_eq!(runs[0].label(), "what=plain");
 }

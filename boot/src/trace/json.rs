@@ -45,8 +45,10 @@ pub fn document(runs: &[Run]) -> Value {
         let pid = r as u64 + 1;
         events.push(json!({"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
             "args": {"name": format!("{}: {}", run.label(), run.describe())}}));
-        events.push(json!({"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0,
-            "args": {"sort_index": pid}}));
+        events.push(
+            json!({"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0,
+            "args": {"sort_index": pid}}),
+        );
         let cpus = run
             .events
             .iter()
@@ -55,10 +57,14 @@ pub fn document(runs: &[Run]) -> Value {
             .unwrap_or(0)
             .max(run.cpus);
         for cpu in 0..cpus {
-            events.push(json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": cpu + 1,
-                "args": {"name": format!("cpu {cpu}")}}));
-            events.push(json!({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": cpu + 1,
-                "args": {"sort_index": cpu}}));
+            events.push(
+                json!({"name": "thread_name", "ph": "M", "pid": pid, "tid": cpu + 1,
+                "args": {"name": format!("cpu {cpu}")}}),
+            );
+            events.push(
+                json!({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": cpu + 1,
+                "args": {"sort_index": cpu}}),
+            );
         }
         events.extend(run_events(run, pid, &mut next_flow));
     }
@@ -90,18 +96,34 @@ fn run_events(run: &Run, pid: u64, next_flow: &mut u64) -> Vec<Value> {
         let ns = run.ns(ev.tsc);
         let spec = ev.kind.spec();
         if t.instants.contains(&i) {
-            push(ev.cpu, ns, false, json!({"name": spec.name, "cat": CAT, "ph": "i", "s": "t",
-                "args": args(run, ev)}));
+            push(
+                ev.cpu,
+                ns,
+                false,
+                json!({"name": spec.name, "cat": CAT, "ph": "i", "s": "t",
+                "args": args(run, ev)}),
+            );
         } else if t.lone_ends.contains(&i) {
             let mut a = args(run, ev);
             a["note"] = "the begin of this slice was not recorded".into();
-            push(ev.cpu, ns, false, json!({"name": spec.name, "cat": CAT, "ph": "i", "s": "t", "args": a}));
+            push(
+                ev.cpu,
+                ns,
+                false,
+                json!({"name": spec.name, "cat": CAT, "ph": "i", "s": "t", "args": a}),
+            );
         } else if let Some(s) = t.slice_begun_at(i) {
             let mut a = args(run, ev);
             a["event"] = spec.name.into();
-            push(ev.cpu, ns, false, json!({"name": s.name, "cat": CAT, "ph": "B", "args": a}));
+            push(
+                ev.cpu,
+                ns,
+                false,
+                json!({"name": s.name, "cat": CAT, "ph": "B", "args": a}),
+            );
             for (k, arrow) in t.arrows.iter().enumerate() {
-                let flow = json!({"name": format!("ipi {}", ev.name_of("reason")), "cat": FLOW_CAT, "id": ids[k]});
+                let flow =
+                    json!({"name": format!("ipi {}", ev.name_of("reason")), "cat": FLOW_CAT, "id": ids[k]});
                 if arrow.send == i {
                     let mut f = flow.clone();
                     f["ph"] = "s".into();
@@ -119,9 +141,23 @@ fn run_events(run: &Run, pid: u64, next_flow: &mut u64) -> Vec<Value> {
             let mut closed: Vec<_> = t.slices.iter().filter(|s| s.end == Some(i)).collect();
             closed.sort_by_key(|s| std::cmp::Reverse(s.depth));
             for s in closed {
-                let mut a = if s.cut { Value::Object(Map::new()) } else { args(run, ev) };
-                a["event"] = if s.cut { "cut: its end was not recorded" } else { spec.name }.into();
-                push(ev.cpu, ns, false, json!({"name": s.name, "cat": CAT, "ph": "E", "args": a}));
+                let mut a = if s.cut {
+                    Value::Object(Map::new())
+                } else {
+                    args(run, ev)
+                };
+                a["event"] = if s.cut {
+                    "cut: its end was not recorded"
+                } else {
+                    spec.name
+                }
+                .into();
+                push(
+                    ev.cpu,
+                    ns,
+                    false,
+                    json!({"name": s.name, "cat": CAT, "ph": "E", "args": a}),
+                );
             }
         }
     }
@@ -130,14 +166,22 @@ fn run_events(run: &Run, pid: u64, next_flow: &mut u64) -> Vec<Value> {
     let mut open: Vec<_> = t.slices.iter().filter(|s| s.end.is_none()).collect();
     open.sort_by_key(|s| (s.cpu, std::cmp::Reverse(s.depth)));
     for s in open {
-        push(s.cpu, last, false, json!({"name": s.name, "cat": CAT, "ph": "E",
-            "args": {"event": "open when the trace ended"}}));
+        push(
+            s.cpu,
+            last,
+            false,
+            json!({"name": s.name, "cat": CAT, "ph": "E",
+            "args": {"event": "open when the trace ended"}}),
+        );
     }
     let mut out: Vec<(u64, Value)> = Vec::new();
     for thread in &mut threads {
         for k in 0..thread.len() {
             if thread[k].flow {
-                let next = thread[k + 1..].iter().find(|it| !it.flow).map_or(u64::MAX, |it| it.ns);
+                let next = thread[k + 1..]
+                    .iter()
+                    .find(|it| !it.flow)
+                    .map_or(u64::MAX, |it| it.ns);
                 thread[k].ns = (thread[k].ns + 1).min(next);
             }
         }
@@ -167,7 +211,9 @@ fn args(run: &Run, ev: &Record) -> Value {
     .to_string();
     let mut m = Map::new();
     for word in text.split_whitespace() {
-        let Some((k, v)) = word.split_once('=') else { continue };
+        let Some((k, v)) = word.split_once('=') else {
+            continue;
+        };
         let dec = spec.args.iter().any(|(n, f)| *n == k && *f == Fmt::Dec);
         let value = match v.parse::<u64>() {
             Ok(n) if dec => Value::from(n),

@@ -74,7 +74,13 @@ pub fn check(doc: &Value) -> Result<Summary, Vec<String>> {
                 Some("process_sort_index" | "thread_sort_index") => {}
                 other => fail(format!("metadata {other:?} is not one the format defines here")),
             }
-            let arg = ev.get("args").and_then(|a| a.get(if name == Some("process_name") || name == Some("thread_name") { "name" } else { "sort_index" }));
+            let arg = ev.get("args").and_then(|a| {
+                a.get(if name == Some("process_name") || name == Some("thread_name") {
+                    "name"
+                } else {
+                    "sort_index"
+                })
+            });
             if arg.is_none() {
                 fail("metadata without its argument".into());
             }
@@ -94,9 +100,9 @@ pub fn check(doc: &Value) -> Result<Summary, Vec<String>> {
             "B" => stack.push(name.unwrap_or_default().to_string()),
             "E" => match stack.pop() {
                 None => fail("E with no open B on its thread".into()),
-                Some(b) if name.is_some_and(|n| n != b) => {
-                    fail(format!("E named {name:?} closes B named {b:?}: slices do not nest"))
-                }
+                Some(b) if name.is_some_and(|n| n != b) => fail(format!(
+                    "E named {name:?} closes B named {b:?}: slices do not nest"
+                )),
                 Some(_) => sum.slices += 1,
             },
             "i" | "I" => {
@@ -138,7 +144,9 @@ pub fn check(doc: &Value) -> Result<Summary, Vec<String>> {
     }
     for ((cat, id), (s, f)) in &flows {
         if (*s, *f) != (1, 1) {
-            bad.push(format!("flow cat={cat} id={id}: {s} starts and {f} ends, not one each"));
+            bad.push(format!(
+                "flow cat={cat} id={id}: {s} starts and {f} ends, not one each"
+            ));
         } else {
             sum.flows += 1;
         }
@@ -149,7 +157,8 @@ pub fn check(doc: &Value) -> Result<Summary, Vec<String>> {
 /// Reads the JSON file at `path` and [`check`]s it.
 pub fn check_file(path: &std::path::Path) -> Result<Summary, Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-    let doc: Value = serde_json::from_str(&text).map_err(|e| vec![format!("{}: not JSON: {e}", path.display())])?;
+    let doc: Value =
+        serde_json::from_str(&text).map_err(|e| vec![format!("{}: not JSON: {e}", path.display())])?;
     check(&doc)
 }
 

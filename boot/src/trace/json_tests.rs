@@ -34,7 +34,10 @@ fn events_carry_names_args_and_microseconds_and_flows_bind_inside_their_slices()
             .filter(|e| e["ph"] == ph && e["name"] == name && e["pid"] == 1)
             .collect::<Vec<_>>()
     };
-    let names: Vec<&str> = find("M", "thread_name").iter().map(|e| e["args"]["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = find("M", "thread_name")
+        .iter()
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["cpu 0", "cpu 1", "cpu 2"]);
     assert_eq!(find("M", "thread_name")[0]["tid"], 1, "tid is cpu + 1");
     let flush = find("B", "flush");
@@ -47,15 +50,24 @@ fn events_carry_names_args_and_microseconds_and_flows_bind_inside_their_slices()
     let sync = find("B", "sync");
     assert_eq!(sync[0]["args"]["decision"], "broadcast");
     let instant = &find("i", "table_freed")[0];
-    assert_eq!((instant["s"].as_str(), instant["ts"].as_f64()), (Some("t"), Some(1.5)));
+    assert_eq!(
+        (instant["s"].as_str(), instant["ts"].as_f64()),
+        (Some("t"), Some(1.5))
+    );
     // The flush IPI's flow to cpu 1: from the send (1 ns into ipi_wait, at 0.2 us) to cpu
     // 1's handler (1 ns into it, at 0.3 us), one id.
     let starts = find("s", "ipi flush");
     let ends = find("f", "ipi flush");
     assert_eq!((starts.len(), ends.len()), (2, 2));
-    assert!(starts.iter().all(|s| s["tid"] == 1 && s["ts"] == 0.201), "{starts:?}");
+    assert!(
+        starts.iter().all(|s| s["tid"] == 1 && s["ts"] == 0.201),
+        "{starts:?}"
+    );
     let to_cpu1 = ends.iter().find(|e| e["tid"] == 2).unwrap();
-    assert_eq!((to_cpu1["ts"].as_f64(), to_cpu1["bp"].as_str()), (Some(0.301), Some("e")));
+    assert_eq!(
+        (to_cpu1["ts"].as_f64(), to_cpu1["bp"].as_str()),
+        (Some(0.301), Some("e"))
+    );
     assert!(starts.iter().any(|s| s["id"] == to_cpu1["id"]));
     assert_ne!(starts[0]["id"], starts[1]["id"], "one id per target");
 }

@@ -41,7 +41,10 @@ pub fn listing(run: &Run) -> (String, bool) {
             let _ = writeln!(out, "trace: cpu {cpu} lost {over} events (ring full)");
         }
         if torn > 0 {
-            let _ = writeln!(out, "trace: cpu {cpu} lost {torn} events (torn: overwritten while read)");
+            let _ = writeln!(
+                out,
+                "trace: cpu {cpu} lost {torn} events (torn: overwritten while read)"
+            );
         }
     }
     for l in &run.unreadable {

@@ -11,10 +11,22 @@ fn a_run_lists_its_events_in_time_order_with_losses_and_the_order_verdict() {
         lines[0],
         "trace: run sync=broadcast (forced) (op=collapse scen=C pages=512 sync=broadcast forced=true walkers=0): 22 events on 3 CPUs over 1500 ns"
     );
-    assert_eq!(lines[1], "trace: cpu=0 t_ns=0 event=entry_clear mm=6 va=0x0 level=2 table=0x5000");
-    assert_eq!(lines[5], "trace: cpu=1 t_ns=300 event=ipi_run reason=flush id=0x1 from=0");
-    assert!(text.contains("trace: cpu 2 lost 7 events (ring full)\n"), "{text}");
-    assert!(text.ends_with("trace: order ok: 1 direct frees, 0 batched frees, 0 lazy skips checked\n"), "{text}");
+    assert_eq!(
+        lines[1],
+        "trace: cpu=0 t_ns=0 event=entry_clear mm=6 va=0x0 level=2 table=0x5000"
+    );
+    assert_eq!(
+        lines[5],
+        "trace: cpu=1 t_ns=300 event=ipi_run reason=flush id=0x1 from=0"
+    );
+    assert!(
+        text.contains("trace: cpu 2 lost 7 events (ring full)\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("trace: order ok: 1 direct frees, 0 batched frees, 0 lazy skips checked\n"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -115,7 +115,11 @@ pub fn run(plan: &TracePlan) -> Result<Traced, String> {
     let (lines, boot, booted) = match &plan.from {
         Some(log) => {
             let text = std::fs::read_to_string(log).map_err(|e| format!("{}: {e}", log.display()))?;
-            (text.lines().map(String::from).collect(), format!("read from {}", log.display()), true)
+            (
+                text.lines().map(String::from).collect(),
+                format!("read from {}", log.display()),
+                true,
+            )
         }
         None => boot(plan)?,
     };

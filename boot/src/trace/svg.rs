@@ -22,7 +22,7 @@ const WIDTH: u32 = 1200;
 const LANE: u32 = 46;
 /// Above a panel's lanes (its title), and below them (the time axis).
 const PANEL_TOP: u32 = 28;
-const PANEL_AXIS: u32 = 44;
+const PANEL_AXIS: u32 = 56;
 /// The legend's height.
 const LEGEND: u32 = 76;
 /// Left of the lanes (their names).
@@ -67,33 +67,41 @@ fn ipi_color(reason: &str) -> RGBColor {
     }
 }
 
-/// How many times longer than the run so far a pause must be for what follows it to be a
-/// tail that the picture leaves out.
-const TAIL_GAP: u64 = 4;
-
 /// The part of `run` the picture draws, in ns from its first event: all of it, but a
-/// tail of instants after the last slice, from a pause [`TAIL_GAP`] times longer than
-/// everything before it on (in a traced op, the settle's grace period that frees earlier
-/// batches, milliseconds later, would otherwise squeeze the shootdown into a few pixels).
-/// The panel names what it leaves out.
+/// tail of instants after the last slice and the last table freed at once, from a pause
+/// longer than half the run on (in a traced op, the settle's grace period that frees
+/// earlier batches, milliseconds later, would otherwise squeeze the shootdown into a few
+/// pixels). The panel names what it leaves out.
 pub fn window(run: &Run) -> u64 {
     let t = Timeline::of(&run.events);
-    let slices_end = t
-        .slices
-        .iter()
-        .map(|s| run.ns(run.events[s.end.unwrap_or(s.begin)].tsc))
-        .max()
-        .unwrap_or(0);
+    let slices_end = t.slices.iter().map(|s| s.end.unwrap_or(s.begin));
+    let direct_frees = (run.events.iter().enumerate())
+        .filter(|(_, e)| e.kind == Kind::TableFreed && e.arg("batch") == 0)
+        .map(|(i, _)| i);
+    let from = slices_end.chain(direct_frees).max().unwrap_or(0);
     let ns: Vec<u64> = run.events.iter().map(|e| run.ns(e.tsc)).collect();
-    ns.windows(2)
-        .find(|w| w[0] >= slices_end && w[1] - w[0] > TAIL_GAP * w[0].max(1000))
-        .map_or(run.span_ns(), |w| w[0])
+    let pause = (from..ns.len().saturating_sub(1)).max_by_key(|&i| ns[i + 1] - ns[i]);
+    match pause {
+        Some(i) if 2 * (ns[i + 1] - ns[i]) > run.span_ns() => ns[i],
+        _ => run.span_ns(),
+    }
 }
 
 /// The picture of `runs`, as SVG text.
 pub fn draw(runs: &[Run]) -> Result<String, String> {
-    let lanes = |r: &Run| r.events.iter().map(|e| e.cpu + 1).max().unwrap_or(0).max(r.cpus).max(1);
-    let heights: Vec<u32> = runs.iter().map(|r| PANEL_TOP + lanes(r) * LANE + PANEL_AXIS).collect();
+    let lanes = |r: &Run| {
+        r.events
+            .iter()
+            .map(|e| e.cpu + 1)
+            .max()
+            .unwrap_or(0)
+            .max(r.cpus)
+            .max(1)
+    };
+    let heights: Vec<u32> = runs
+        .iter()
+        .map(|r| PANEL_TOP + lanes(r) * LANE + PANEL_AXIS)
+        .collect();
     let height = heights.iter().sum::<u32>() + LEGEND + 10;
     // One scale for every panel, from each run's first event: the longest run, up to its
     // tail ([`window`]).
@@ -130,10 +138,10 @@ fn panel_of<'a>(
         .collect();
     let title = format!("{}   ({})", run.label(), rest.join(" "));
     let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 15).into_font().style(FontStyle::Bold))
+        .caption(title, (FONT, 18).into_font().style(FontStyle::Bold))
         .margin_left(6)
         .margin_right(16)
-        .x_label_area_size(PANEL_AXIS - 8)
+        .x_label_area_size(PANEL_AXIS - 16)
         .y_label_area_size(LABELS)
         .build_cartesian_2d(0f64..t_max, 0f64..lanes as f64)
         .map_err(err)?;
@@ -146,8 +154,8 @@ fn panel_of<'a>(
         .bold_line_style(RGBColor(225, 225, 225))
         .x_label_formatter(&|v| format!("{v:.0}"))
         .x_desc("µs from the run's first event")
-        .axis_desc_style((FONT, 12))
-        .label_style((FONT, 11))
+        .axis_desc_style((FONT, 15))
+        .label_style((FONT, 14))
         .draw()
         .map_err(err)?;
     // Lane c spans y in [lanes - c - 1, lanes - c]: CPU 0 on top.
@@ -166,7 +174,10 @@ fn panel_of<'a>(
         root.draw(&Text::new(
             format!("cpu {cpu}"),
             (x - 8, y),
-            (FONT, 13).into_font().into_text_style(root).pos(Pos::new(HPos::Right, VPos::Center)),
+            (FONT, 16)
+                .into_font()
+                .into_text_style(root)
+                .pos(Pos::new(HPos::Right, VPos::Center)),
         ))
         .map_err(err)?;
     }
@@ -174,7 +185,11 @@ fn panel_of<'a>(
     // What lies past the scale is left out, and named at the panel's top right.
     let last_ns = (t_max * 1000.0) as u64;
     let drawn = |i: usize| run.ns(run.events[i].tsc) <= last_ns;
-    let end_ns = |s: &super::timeline::Slice| s.end.map_or(run.span_ns(), |e| run.ns(run.events[e].tsc)).min(last_ns);
+    let end_ns = |s: &super::timeline::Slice| {
+        s.end
+            .map_or(run.span_ns(), |e| run.ns(run.events[e].tsc))
+            .min(last_ns)
+    };
     let left_out: Vec<usize> = (0..run.events.len()).filter(|&i| !drawn(i)).collect();
     if let Some(&first) = left_out.first() {
         let mut names: Vec<(&str, usize)> = Vec::new();
@@ -187,7 +202,13 @@ fn panel_of<'a>(
         }
         let what: Vec<String> = names
             .iter()
-            .map(|(n, c)| if *c > 1 { format!("{c}× {n}") } else { n.to_string() })
+            .map(|(n, c)| {
+                if *c > 1 {
+                    format!("{c}× {n}")
+                } else {
+                    n.to_string()
+                }
+            })
             .collect();
         let note = format!(
             "not drawn: from {:.0} µs, {}",
@@ -198,8 +219,12 @@ fn panel_of<'a>(
         let (x, y) = chart.backend_coord(&(t_max, 0.0));
         root.draw(&Text::new(
             note,
-            (x, y + PANEL_AXIS as i32 - 12),
-            (FONT, 11).into_font().color(&RGBColor(90, 90, 90)).into_text_style(root).pos(Pos::new(HPos::Right, VPos::Center)),
+            (x, y + PANEL_AXIS as i32 - 18),
+            (FONT, 14)
+                .into_font()
+                .color(&RGBColor(90, 90, 90))
+                .into_text_style(root)
+                .pos(Pos::new(HPos::Right, VPos::Center)),
         ))
         .map_err(err)?;
     }
@@ -224,11 +249,21 @@ fn panel_of<'a>(
         root.draw(&Text::new(
             format!("sync={}", run.events[s.begin].name_of("decision")),
             (px + 4, py),
-            (FONT, 11).into_font().color(&color).into_text_style(root).pos(Pos::new(HPos::Left, VPos::Center)),
+            (FONT, 14)
+                .into_font()
+                .color(&color)
+                .into_text_style(root)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
         ))
         .map_err(err)?;
     }
-    for s in t.slices.iter().filter(|s| !slice_style(s.name).1 && drawn(s.begin)) {
+    // Slice names go on after the instants' ticks, which would cross them.
+    let mut labels = Vec::new();
+    for s in t
+        .slices
+        .iter()
+        .filter(|s| !slice_style(s.name).1 && drawn(s.begin))
+    {
         let (color, _) = slice_style(s.name);
         let (x0, x1) = (us(run.ns(run.events[s.begin].tsc)), us(end_ns(s)));
         let inset = 0.22 + 0.1 * s.depth.min(2) as f64;
@@ -239,16 +274,12 @@ fn panel_of<'a>(
                 Rectangle::new([(x0, y - 1.0 + inset), (x1, y - inset)], color.stroke_width(1)),
             ])
             .map_err(err)?;
-        // Its name inside, where it fits (about 7 px a letter at 11 px).
+        // Its name inside, where it fits (about 7 px a letter at 14 px, which plotters
+        // writes as 11.3 px).
         let (px0, py) = chart.backend_coord(&(x0, y - 0.5));
         let (px1, _) = chart.backend_coord(&(x1, y - 0.5));
         if px1 - px0 > 7 * s.name.len() as i32 + 6 {
-            root.draw(&Text::new(
-                s.name.to_string(),
-                ((px0 + px1) / 2, py),
-                (FONT, 11).into_font().color(&WHITE).into_text_style(root).pos(Pos::new(HPos::Center, VPos::Center)),
-            ))
-            .map_err(err)?;
+            labels.push((s.name, ((px0 + px1) / 2, py)));
         }
     }
     for &i in t.instants.iter().filter(|&&i| drawn(i)) {
@@ -257,11 +288,29 @@ fn panel_of<'a>(
         let y = top(ev.cpu);
         let color = instant_color(ev.kind);
         chart
-            .draw_series([PathElement::new(vec![(x, y - 0.92), (x, y - 0.08)], color.stroke_width(2))])
+            .draw_series([PathElement::new(
+                vec![(x, y - 0.92), (x, y - 0.08)],
+                color.stroke_width(2),
+            )])
             .map_err(err)?;
         let (px, py) = chart.backend_coord(&(x, y - 0.08));
-        root.draw(&Polygon::new(vec![(px - 4, py), (px + 4, py), (px, py + 6)], color.filled()))
-            .map_err(err)?;
+        root.draw(&Polygon::new(
+            vec![(px - 4, py), (px + 4, py), (px, py + 6)],
+            color.filled(),
+        ))
+        .map_err(err)?;
+    }
+    for (name, at) in labels {
+        root.draw(&Text::new(
+            name,
+            at,
+            (FONT, 14)
+                .into_font()
+                .color(&WHITE)
+                .into_text_style(root)
+                .pos(Pos::new(HPos::Center, VPos::Center)),
+        ))
+        .map_err(err)?;
     }
     for a in t.arrows.iter().filter(|a| drawn(a.run)) {
         let (send, run_ev) = (&run.events[a.send], &run.events[a.run]);
@@ -286,7 +335,10 @@ fn arrow<'a>(
     let (hl, hw) = (9.0, 4.5);
     let base = (to.0 as f64 - ux * hl, to.1 as f64 - uy * hl);
     let p = |x: f64, y: f64| (x.round() as i32, y.round() as i32);
-    root.draw(&PathElement::new(vec![from, p(base.0, base.1)], color.stroke_width(2)))?;
+    root.draw(&PathElement::new(
+        vec![from, p(base.0, base.1)],
+        color.stroke_width(2),
+    ))?;
     root.draw(&Polygon::new(
         vec![
             to,
@@ -301,28 +353,43 @@ fn arrow<'a>(
 /// The legend: the slices, the instants present and the IPIs, in rows.
 fn legend(area: &DrawingArea<SVGBackend<'_>, Shift>, runs: &[Run]) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<_>| e.to_string();
-    let style = (FONT, 12).into_font().into_text_style(area).pos(Pos::new(HPos::Left, VPos::Center));
+    let style = (FONT, 15)
+        .into_font()
+        .into_text_style(area)
+        .pos(Pos::new(HPos::Left, VPos::Center));
     let (mut x, mut y) = (LABELS as i32, 16);
     let mut item = |draw: &dyn Fn(i32, i32) -> Result<(), DrawingAreaErrorKind<std::io::Error>>,
                     label: &str|
      -> Result<(), String> {
-        let w = 30 + 7 * label.len() as i32;
+        let w = 30 + 8 * label.chars().count() as i32;
         if x + w > WIDTH as i32 - 10 {
             (x, y) = (LABELS as i32, y + 22);
         }
         draw(x, y).map_err(err)?;
-        area.draw(&Text::new(label.to_string(), (x + 24, y), style.clone())).map_err(err)?;
+        area.draw(&Text::new(label.to_string(), (x + 24, y), style.clone()))
+            .map_err(err)?;
         x += w + 12;
         Ok(())
     };
     for name in SLICES {
         let (color, wait) = slice_style(name);
-        let label = if wait { format!("{name} (waiting)") } else { name.to_string() };
+        let label = if wait {
+            format!("{name} (waiting)")
+        } else {
+            name.to_string()
+        };
         item(
             &|x, y| {
-                let fill = if wait { color.mix(0.16).filled() } else { color.mix(0.85).filled() };
+                let fill = if wait {
+                    color.mix(0.16).filled()
+                } else {
+                    color.mix(0.85).filled()
+                };
                 area.draw(&Rectangle::new([(x, y - 6), (x + 18, y + 6)], fill))?;
-                area.draw(&Rectangle::new([(x, y - 6), (x + 18, y + 6)], color.stroke_width(1)))
+                area.draw(&Rectangle::new(
+                    [(x, y - 6), (x + 18, y + 6)],
+                    color.stroke_width(1),
+                ))
             },
             &label,
         )?;
@@ -338,15 +405,24 @@ fn legend(area: &DrawingArea<SVGBackend<'_>, Shift>, runs: &[Run]) -> Result<(),
         let color = instant_color(k);
         item(
             &|x, y| {
-                area.draw(&PathElement::new(vec![(x + 9, y - 8), (x + 9, y + 8)], color.stroke_width(2)))?;
-                area.draw(&Polygon::new(vec![(x + 5, y + 8), (x + 13, y + 8), (x + 9, y + 14)], color.filled()))
+                area.draw(&PathElement::new(
+                    vec![(x + 9, y - 8), (x + 9, y + 8)],
+                    color.stroke_width(2),
+                ))?;
+                area.draw(&Polygon::new(
+                    vec![(x + 5, y + 8), (x + 13, y + 8), (x + 9, y + 14)],
+                    color.filled(),
+                ))
             },
             k.name(),
         )?;
     }
     for reason in ["flush", "sync"] {
         let color = ipi_color(reason);
-        item(&|x, y| arrow(area, (x, y), (x + 18, y), color), &format!("IPI ({reason}): send -> handler"))?;
+        item(
+            &|x, y| arrow(area, (x, y), (x + 18, y), color),
+            &format!("IPI ({reason}): send -> handler"),
+        )?;
     }
     Ok(())
 }

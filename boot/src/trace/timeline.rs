@@ -95,7 +95,10 @@ impl Timeline {
             let id = ev.arg("id");
             for target in (0..64u32).filter(|&c| ev.has_cpu("targets", c as usize)) {
                 let run = events[i..].iter().position(|e| {
-                    e.kind == Kind::IpiRun && e.cpu == target && e.arg("id") == id && e.arg("from") == ev.cpu as u64
+                    e.kind == Kind::IpiRun
+                        && e.cpu == target
+                        && e.arg("id") == id
+                        && e.arg("from") == ev.cpu as u64
                 });
                 match run {
                     Some(r) => t.arrows.push(Arrow { send: i, run: i + r }),

@@ -20,7 +20,11 @@ fn slices_pair_and_nest_and_each_ipi_target_gets_an_arrow() {
             (2, "ipi_handler", 0),
         ]
     );
-    assert!(t.slices.iter().all(|s| s.end.is_some() && !s.cut), "{:?}", t.slices);
+    assert!(
+        t.slices.iter().all(|s| s.end.is_some() && !s.cut),
+        "{:?}",
+        t.slices
+    );
     // cpu 2's ipi_ran at 1250 had no ipi_run in the trace.
     assert_eq!(t.lone_ends.len(), 1);
     assert_eq!(r.events[t.lone_ends[0]].tsc, 1250);
@@ -41,6 +45,10 @@ fn an_end_cuts_the_slices_it_encloses_and_open_slices_stay_open() {
     let of = |name: &str| t.slices.iter().find(|s| s.name == name).unwrap();
     let gather_end = r.events.iter().position(|e| e.kind == Kind::GatherEnd).unwrap();
     assert_eq!((of("gather").end, of("gather").cut), (Some(gather_end), false));
-    assert_eq!((of("flush").end, of("flush").cut), (Some(gather_end), true), "flush_end was lost");
+    assert_eq!(
+        (of("flush").end, of("flush").cut),
+        (Some(gather_end), true),
+        "flush_end was lost"
+    );
     assert_eq!(of("sync").end, None);
 }
