@@ -6,7 +6,8 @@
 //! `id` and `cat` on a flow, `bp` = `e` if given; `args` an object if given); per
 //! thread, `ts` never decreases, every `E` closes an open `B` (of its name, if it has
 //! one) and every `B` is closed; every flow start `s` has exactly one end `f` of the same
-//! `id` and `cat` and each lies inside an open slice of its thread (what it binds to).
+//! `id`, `cat` and `name` (Perfetto's importer tells v1 flows apart by all three) and
+//! each lies inside an open slice of its thread (what it binds to).
 
 use std::collections::BTreeMap;
 
@@ -46,7 +47,7 @@ pub fn check(doc: &Value) -> Result<Summary, Vec<String>> {
     let mut last_ts: BTreeMap<(i64, i64), f64> = BTreeMap::new();
     let mut open: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
     // Per (cat, id): (starts, ends).
-    let mut flows: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
+    let mut flows: BTreeMap<(String, String, String), (usize, usize)> = BTreeMap::new();
     for (i, ev) in events.iter().enumerate() {
         let mut fail = |what: String| bad.push(format!("event {i} ({ev}): {what}"));
         let Some(ph) = ev.get("ph").and_then(Value::as_str) else {
@@ -127,7 +128,8 @@ pub fn check(doc: &Value) -> Result<Summary, Vec<String>> {
                 if stack.is_empty() {
                     fail("flow point outside any slice of its thread: it binds to nothing".into());
                 }
-                let e = flows.entry((cat.to_string(), id)).or_default();
+                let key = (cat.to_string(), name.unwrap_or_default().to_string(), id);
+                let e = flows.entry(key).or_default();
                 if ph == "s" {
                     e.0 += 1;
                 } else {
@@ -142,10 +144,10 @@ pub fn check(doc: &Value) -> Result<Summary, Vec<String>> {
             bad.push(format!("thread {thread:?}: slices never closed: {stack:?}"));
         }
     }
-    for ((cat, id), (s, f)) in &flows {
+    for ((cat, name, id), (s, f)) in &flows {
         if (*s, *f) != (1, 1) {
             bad.push(format!(
-                "flow cat={cat} id={id}: {s} starts and {f} ends, not one each"
+                "flow cat={cat} name={name} id={id}: {s} starts and {f} ends, not one each"
             ));
         } else {
             sum.flows += 1;

@@ -66,6 +66,9 @@ fn each_broken_rule_is_caught_and_said() {
     e.remove(5); // the flow's end
     assert!(problems(e).contains("1 starts and 0 ends"));
     let mut e = good();
+    e[5]["name"] = "ipi sync".into(); // an end of another flow
+    assert!(problems(e).contains("name=ipi flush id=7: 1 starts and 0 ends"));
+    let mut e = good();
     e[5]["ts"] = 3.5.into(); // the flow's end after its handler's E
     e.swap(5, 6);
     assert!(problems(e).contains("outside any slice"));

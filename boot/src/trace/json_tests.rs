@@ -71,3 +71,20 @@ fn events_carry_names_args_and_microseconds_and_flows_bind_inside_their_slices()
     assert!(starts.iter().any(|s| s["id"] == to_cpu1["id"]));
     assert_ne!(starts[0]["id"], starts[1]["id"], "one id per target");
 }
+
+#[test]
+fn the_readmes_recorded_boot_makes_a_trace_that_passes_the_format_check() {
+    // A real boot's lines (`cargo run -- trace --op collapse --scen C --smp 4`), kept
+    // beside the README's picture; tests/trace.rs checks a fresh boot the same way.
+    let log = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/trace/collapse-C-smp4.log");
+    let mut c = crate::trace::collect::Collector::default();
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .for_each(|l| c.line(l));
+    let runs = c.finish();
+    assert_eq!(runs.len(), 2);
+    let doc = document(&runs);
+    let sum = json_check::check(&doc).unwrap_or_else(|bad| panic!("{bad:#?}"));
+    assert_eq!((sum.processes, sum.threads, sum.flows), (2, 8, 9), "{sum:?}");
+}
