@@ -201,6 +201,16 @@ pub struct BenchPlan {
     pub silence_secs: u64,
 }
 
+/// The boot options that select backend `mode` (native, pv, invlpgb): `tlb.backend=`, or
+/// for INVLPGB the decision forced by the CPUID override (the backend then emulates the
+/// instruction, which QEMU's TCG does not run).
+pub fn mode_args(mode: &str) -> String {
+    match mode {
+        "invlpgb" => "setcpuid=invlpgb".to_string(),
+        m => format!("tlb.backend={m}"),
+    }
+}
+
 /// One boot of the plan: a gatherOS image or the Linux guest.
 struct Boot {
     label: String,
@@ -414,12 +424,7 @@ pub fn run(plan: &BenchPlan) -> Result<Report, String> {
             ..Default::default()
         };
         for mode in plan.modes.iter().filter(|_| gatheros) {
-            // INVLPGB: the decision forced by the CPUID override (the backend then
-            // emulates the instruction, which QEMU's TCG does not run).
-            let backend = match mode.as_str() {
-                "invlpgb" => "setcpuid=invlpgb".to_string(),
-                m => format!("tlb.backend={m}"),
-            };
+            let backend = mode_args(mode);
             let args = format!(
                 "bench=tlb bench.iters={} bench.ops={} bench.scen={} bench.spin={} bench.syncs={} bench.walkers={} {backend}",
                 plan.iters, plan.ops, plan.scenarios, plan.spin, plan.syncs, plan.walkers

@@ -10,3 +10,4 @@ pub mod kvm;
 pub mod linux;
 pub mod qemu;
 pub mod testrun;
+pub mod trace;

@@ -75,6 +75,11 @@ enum Cmd {
         #[arg(long)]
         no_boot: bool,
     },
+    /// Trace one operation in one scenario (one iteration, the key's sync and the forced
+    /// one): prints each run's events in time order and the ordering check's verdict
+    /// (a broken order exits with status 1), writes trace.json (Perfetto,
+    /// chrome://tracing) and trace.svg into --out.
+    Trace(boot::trace::TracePlan),
     /// Write the BIOS and UEFI images (for `dd` or your own QEMU command) into DIR.
     Image {
         /// Output directory (created if missing).
@@ -223,6 +228,16 @@ fn bench(
     Ok(report.ok())
 }
 
+fn trace(plan: &boot::trace::TracePlan) -> Result<bool, String> {
+    install::ensure()?;
+    let traced = boot::trace::run(plan)?;
+    print!("{}", traced.listing);
+    for f in &traced.files {
+        println!("trace: wrote {}", f.display());
+    }
+    Ok(traced.ok)
+}
+
 fn flash(device: &std::path::Path, uefi: bool, args: &str, yes: bool, force: bool) -> Result<bool, String> {
     use std::io::{BufRead, IsTerminal};
     let fw = if uefi { Firmware::Uefi } else { Firmware::Bios };
@@ -297,6 +312,7 @@ fn main() -> ExitCode {
             include,
             no_boot,
         }) => bench(&plan, &out, baseline.as_deref(), &include, no_boot),
+        Some(Cmd::Trace(plan)) => trace(&plan),
         Some(Cmd::Setup) => install::ensure().map(|()| {
             println!(
                 "setup: QEMU {:?} and OVMF are ready",

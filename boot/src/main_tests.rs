@@ -105,3 +105,41 @@ fn value_parsers_refuse_with_messages() {
         assert!(qemu::parse_mem(s).is_ok(), "{s}");
     }
 }
+
+#[test]
+fn the_trace_command_takes_the_benchmarks_names_and_boots_its_options() {
+    let parse = |args: &str| Cli::try_parse_from(format!("gatheros trace {args}").split_whitespace());
+    let Ok(Cli {
+        command: Some(Cmd::Trace(plan)),
+        ..
+    }) = parse("--op collapse --scen C")
+    else {
+        panic!("trace --op collapse --scen C does not parse");
+    };
+    assert_eq!((plan.smp, plan.out.to_str()), (4, Some("trace-out")));
+    assert_eq!(
+        plan.boot_args(),
+        "bench=tlb bench.ops=collapse bench.scen=C bench.iters=1 trace=tlb tlb.sync=broadcast tlb.backend=native"
+    );
+    let Ok(Cli {
+        command: Some(Cmd::Trace(plan)),
+        ..
+    }) = parse("--op unshare --scen A --mode invlpgb --sync targeted --smp 2")
+    else {
+        panic!("with a mode and a sync form it does not parse");
+    };
+    assert!(
+        plan.boot_args().ends_with("tlb.sync=targeted setcpuid=invlpgb"),
+        "{}",
+        plan.boot_args()
+    );
+    for bad in [
+        "--op collapse",
+        "--op bogus --scen C",
+        "--op collapse --scen D",
+        "--op collapse --scen C --sync skip",
+    ] {
+        let e = parse(bad).err().unwrap_or_else(|| panic!("{bad} parsed"));
+        assert!(!e.to_string().is_empty());
+    }
+}
