@@ -11,8 +11,9 @@
 //!    part it wants to see (the `trace` command's one operation).
 //!
 //! [`install`] gives the gate its rings (one per CPU) and its clock (which CPU is running,
-//! and its TSC); it is called before the key is enabled, so a site that passes the gates
-//! always finds them.
+//! and its TSC), once the CPUs are known (after the key is enabled: the key must be
+//! patched before the APs start); [`record`] finds no sink until then and records
+//! nothing, and recording is switched on only after it.
 
 extern crate alloc;
 use alloc::boxed::Box;

@@ -351,9 +351,16 @@ ktest::kernel_test!(
         for c in 1..cpus {
             sched::spawn("trace-order-visit", c, Some(mm), || {}).join(sched::JOIN_BOUND_MS);
             let st = tlb::mmu().states.cpu(c);
-            let end = arch::cpu::rdtsc() + 10 * arch::timer::tsc_hz();
+            // Bounded like a join (only against a hang; see `JOIN_BOUND_MS`).
+            let end = arch::cpu::rdtsc() + sched::JOIN_BOUND_MS * (arch::timer::tsc_hz() / 1000);
             while !(st.is_lazy() && st.has_loaded(mm)) {
-                assert!(arch::cpu::rdtsc() < end, "trace_order: cpu {c} did not go lazy");
+                assert!(
+                    arch::cpu::rdtsc() < end,
+                    "trace_order: cpu {c} did not go lazy on the address space within {} ms: lazy={} has_loaded={}",
+                    sched::JOIN_BOUND_MS,
+                    st.is_lazy(),
+                    st.has_loaded(mm)
+                );
                 sched::yield_now();
             }
         }
