@@ -58,10 +58,13 @@ impl Footprint {
 /// The key address of each entry of a `__static_keys` section loaded at `addr`
 /// (its bytes `data`; a trailing partial entry is ignored).
 pub fn entry_keys(addr: u64, data: &[u8]) -> Vec<u64> {
-    data.chunks_exact(ENTRY_BYTES)
+    let (entries, _partial) = data.as_chunks::<ENTRY_BYTES>();
+    entries
+        .iter()
         .enumerate()
         .map(|(i, e)| {
-            let word = |n: usize| i64::from_le_bytes(e[8 * n..8 * n + 8].try_into().unwrap());
+            let (words, _) = e.as_chunks::<8>();
+            let word = |n: usize| i64::from_le_bytes(words[n]);
             let key_word = addr + (i * ENTRY_BYTES) as u64 + 16;
             // The low bit is the branch's sense, not part of the (aligned) key's address.
             key_word.wrapping_add_signed(word(2)) & !1

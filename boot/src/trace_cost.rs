@@ -8,7 +8,9 @@
 //! of the host's load falls on both alike. The comparison: per configuration, each
 //! kernel's median over its boots of the boot's median time per op, and their ratio
 //! `traced_over_untraced` (above 1: the NOPs cost time), then the median, least and
-//! greatest ratio over the configurations. Tracing off changes nothing the kernel does,
+//! greatest ratio over the configurations. The noise it is to be read against: the same
+//! ratio between the traced kernel and itself, its boots of the odd rounds (first, third,
+//! ...) over those of the even ones (`null`; it needs two rounds or more). Tracing off changes nothing the kernel does,
 //! so every boot of a configuration must count the same IPIs per op in both kernels: a
 //! difference is a failure of the run. The records keep their kernel in the CSV's
 //! `kernel` column ([`TRACED`], [`UNTRACED`]).
@@ -79,9 +81,9 @@ pub struct Pair {
     pub ratio: f64,
     /// Boots of each kernel that measured it (traced, untraced).
     pub boots: (usize, usize),
-    /// The larger of the two kernels' spread of the boots' medians ((max - min) over
-    /// their median): the noise the ratio is to be read against.
-    pub spread: f64,
+    /// The traced kernel against itself: the median of its boots of the odd rounds
+    /// (first, third, ...) over that of the even ones; NaN with fewer than two boots.
+    pub null: f64,
 }
 
 /// The median of `v` (the mean of the middle two for an even count); NaN if empty.
@@ -99,7 +101,8 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// One record per configuration of `kernel`'s records (first-seen order), carrying the
-/// median of their `ns_median`s, with how many there were and their spread.
+/// median of their `ns_median`s, with how many there were and their odd-over-even
+/// rounds ratio ([`Pair::null`]).
 fn per_config(records: &[Record], kernel: &str) -> Vec<(Record, usize, f64)> {
     let mut groups: Vec<(String, Vec<&Record>)> = Vec::new();
     for r in records.iter().filter(|r| r.get("kernel") == kernel) {
@@ -114,14 +117,15 @@ fn per_config(records: &[Record], kernel: &str) -> Vec<(Record, usize, f64)> {
         .map(|(_, rs)| {
             let ns: Vec<f64> = rs.iter().map(|r| r.num("ns_median")).collect();
             let m = median(ns.clone());
-            let (lo, hi) = ns
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-                    (lo.min(x), hi.max(x))
-                });
+            let half = |skip| ns.iter().skip(skip).step_by(2).copied().collect();
+            let null = if ns.len() < 2 {
+                f64::NAN
+            } else {
+                median(half(0)) / median(half(1))
+            };
             let mut first = rs[0].clone();
             first.0.insert("ns_median".into(), format!("{m}"));
-            (first, rs.len(), (hi - lo) / m)
+            (first, rs.len(), null)
         })
         .collect()
 }
@@ -152,15 +156,15 @@ pub fn pairs(records: &[Record]) -> Vec<Pair> {
     bench::ratios(&t, &u, &["kernel"])
         .into_iter()
         .map(|(tr, ur, ratio)| {
-            let (tn, ts) = stats(&traced, tr);
-            let (un, us) = stats(&untraced, ur);
+            let (tn, null) = stats(&traced, tr);
+            let (un, _) = stats(&untraced, ur);
             Pair {
                 config: config_words(tr),
                 traced_ns: tr.num("ns_median"),
                 untraced_ns: ur.num("ns_median"),
                 ratio,
                 boots: (tn, un),
-                spread: ts.max(us),
+                null,
             }
         })
         .collect()
@@ -181,7 +185,15 @@ pub struct Summary {
 
 /// The summary of `pairs`' ratios; None if there are none.
 pub fn summary(pairs: &[Pair]) -> Option<Summary> {
-    let r: Vec<f64> = pairs.iter().map(|p| p.ratio).collect();
+    summary_of(pairs.iter().map(|p| p.ratio).collect())
+}
+
+/// The summary of `pairs`' [`Pair::null`] ratios; None if there are none.
+pub fn null_summary(pairs: &[Pair]) -> Option<Summary> {
+    summary_of(pairs.iter().map(|p| p.null).filter(|n| !n.is_nan()).collect())
+}
+
+fn summary_of(r: Vec<f64>) -> Option<Summary> {
     (!r.is_empty()).then(|| Summary {
         configs: r.len(),
         median: median(r.clone()),
@@ -228,19 +240,19 @@ pub fn render(records: &[Record]) -> (String, bool) {
     let mut out = String::new();
     for p in &pairs {
         out += &format!(
-            "trace-cost: {} {TRACED}_ns={:.0} {UNTRACED}_ns={:.0} traced_over_untraced={:.3} boots={}+{} spread={:.1}%\n",
-            p.config,
-            p.traced_ns,
-            p.untraced_ns,
-            p.ratio,
-            p.boots.0,
-            p.boots.1,
-            100.0 * p.spread
+            "trace-cost: {} {TRACED}_ns={:.0} {UNTRACED}_ns={:.0} traced_over_untraced={:.3} boots={}+{} null={:.3}\n",
+            p.config, p.traced_ns, p.untraced_ns, p.ratio, p.boots.0, p.boots.1, p.null
         );
     }
     if let Some(s) = summary(&pairs) {
         out += &format!(
             "trace-cost-summary: configs={} traced_over_untraced median={:.3} min={:.3} max={:.3}\n",
+            s.configs, s.median, s.min, s.max
+        );
+    }
+    if let Some(s) = null_summary(&pairs) {
+        out += &format!(
+            "trace-cost-null: configs={} traced_odd_over_even_rounds median={:.3} min={:.3} max={:.3}\n",
             s.configs, s.median, s.min, s.max
         );
     }

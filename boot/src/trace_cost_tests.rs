@@ -45,11 +45,10 @@ fn medians_over_boots_are_paired_per_configuration_whatever_the_kernel() {
     assert_eq!((p[1].traced_ns, p[1].untraced_ns), (2000.0, 2000.0));
     assert_eq!(p[0].ratio, 1.0);
     assert_eq!(p[0].boots, (3, 3));
-    assert!(
-        (p[0].spread - 0.2).abs() < 1e-9,
-        "(1100 - 900) / 1000: {}",
-        p[0].spread
-    );
+    // The traced kernel's boots of rounds 1 and 3 (1000, 900) over round 2's (1100).
+    assert!((p[0].null - 950.0 / 1100.0).abs() < 1e-9, "{}", p[0].null);
+    let nulls = null_summary(&p).unwrap();
+    assert_eq!((nulls.configs, nulls.max), (2, 2000.0 / 2200.0));
     // A configuration only one kernel measured (its other boot failed) is not paired.
     let mut one_sided = records.clone();
     one_sided.push(rec(TRACED, 5000, |s| s.replace("sync=skip", "sync=broadcast")));
@@ -74,7 +73,12 @@ fn the_ratio_is_traced_over_untraced_and_the_summary_spans_them() {
     assert_eq!(summary(&[]), None);
     let (text, agree) = render(&records);
     assert!(agree, "{text}");
-    assert!(text.contains("traced_over_untraced=1.100 boots=1+1"), "{text}");
+    assert!(
+        text.contains("traced_over_untraced=1.100 boots=1+1 null=NaN"),
+        "{text}"
+    );
+    assert_eq!(null_summary(&p), None, "one round has no null ratio");
+    assert!(!text.contains("trace-cost-null"), "{text}");
     assert!(
         text.contains("trace-cost-summary: configs=3 traced_over_untraced median=1.000 min=0.900 max=1.100"),
         "{text}"

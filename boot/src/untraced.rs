@@ -82,7 +82,7 @@ pub fn executable(messages: &str) -> Option<PathBuf> {
                 .is_some_and(|k| k.iter().any(|k| k == "bin"))
         })
         .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .last()
+        .next_back()
 }
 
 #[cfg(test)]
