@@ -22,10 +22,10 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// The target directory of the untraced build: `untraced` under this workspace's
-/// (`CARGO_TARGET_DIR` if set, else `target`).
+/// (`CARGO_TARGET_DIR` if set, taken from where the tool runs, else `target`).
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
+        .map(|d| std::path::absolute(&d).unwrap_or_else(|_| d.into()))
         .unwrap_or_else(|| workspace_root().join("target"))
         .join("untraced")
 }
