@@ -8,7 +8,9 @@
 //! of the host's load falls on both alike. The comparison: per configuration, each
 //! kernel's median over its boots of the boot's median time per op, and their ratio
 //! `traced_over_untraced` (above 1: the NOPs cost time), then the median, least and
-//! greatest ratio over the configurations. The noise it is to be read against: the same
+//! greatest ratio over the configurations; and the same from each round's pair of boots
+//! (`paired`: the median over rounds of the ratio of the two boots that ran one after the
+//! other, which a drift of the load slower than a round leaves out). The noise it is to be read against: the same
 //! ratio between the traced kernel and itself, its boots of the odd rounds (first, third,
 //! ...) over those of the even ones (`null`; it needs two rounds or more). Tracing off changes nothing the kernel does,
 //! so every boot of a configuration must count the same IPIs per op in both kernels: a
@@ -79,6 +81,10 @@ pub struct Pair {
     pub untraced_ns: f64,
     /// `traced_ns / untraced_ns`.
     pub ratio: f64,
+    /// The median over rounds of each round's ratio (its traced boot's median over its
+    /// untraced boot's, booted one after the other): a drift of the host's load slower
+    /// than a round cancels out of it.
+    pub paired: f64,
     /// Boots of each kernel that measured it (traced, untraced).
     pub boots: (usize, usize),
     /// The traced kernel against itself: the median of its boots of the odd rounds
@@ -101,9 +107,8 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// One record per configuration of `kernel`'s records (first-seen order), carrying the
-/// median of their `ns_median`s, with how many there were and their odd-over-even
-/// rounds ratio ([`Pair::null`]).
-fn per_config(records: &[Record], kernel: &str) -> Vec<(Record, usize, f64)> {
+/// median of their `ns_median`s, with those `ns_median`s in boot order.
+fn per_config(records: &[Record], kernel: &str) -> Vec<(Record, Vec<f64>)> {
     let mut groups: Vec<(String, Vec<&Record>)> = Vec::new();
     for r in records.iter().filter(|r| r.get("kernel") == kernel) {
         let key = r.key_except(&["kernel"]);
@@ -116,16 +121,11 @@ fn per_config(records: &[Record], kernel: &str) -> Vec<(Record, usize, f64)> {
         .into_iter()
         .map(|(_, rs)| {
             let ns: Vec<f64> = rs.iter().map(|r| r.num("ns_median")).collect();
-            let m = median(ns.clone());
-            let half = |skip| ns.iter().skip(skip).step_by(2).copied().collect();
-            let null = if ns.len() < 2 {
-                f64::NAN
-            } else {
-                median(half(0)) / median(half(1))
-            };
             let mut first = rs[0].clone();
-            first.0.insert("ns_median".into(), format!("{m}"));
-            (first, rs.len(), null)
+            first
+                .0
+                .insert("ns_median".into(), format!("{}", median(ns.clone())));
+            (first, ns)
         })
         .collect()
 }
@@ -148,22 +148,30 @@ pub fn pairs(records: &[Record]) -> Vec<Pair> {
     let untraced = per_config(records, UNTRACED);
     let t: Vec<Record> = traced.iter().map(|(r, ..)| r.clone()).collect();
     let u: Vec<Record> = untraced.iter().map(|(r, ..)| r.clone()).collect();
-    let stats = |list: &[(Record, usize, f64)], r: &Record| {
+    let boots = |list: &[(Record, Vec<f64>)], r: &Record| -> Vec<f64> {
         list.iter()
-            .find(|(x, ..)| x.key_except(&["kernel"]) == r.key_except(&["kernel"]))
-            .map_or((0, f64::NAN), |&(_, n, s)| (n, s))
+            .find(|(x, _)| x.key_except(&["kernel"]) == r.key_except(&["kernel"]))
+            .map_or(Vec::new(), |(_, ns)| ns.clone())
     };
     bench::ratios(&t, &u, &["kernel"])
         .into_iter()
         .map(|(tr, ur, ratio)| {
-            let (tn, null) = stats(&traced, tr);
-            let (un, _) = stats(&untraced, ur);
+            let (tn, un) = (boots(&traced, tr), boots(&untraced, ur));
+            let half = |skip| tn.iter().skip(skip).step_by(2).copied().collect();
+            let null = if tn.len() < 2 {
+                f64::NAN
+            } else {
+                median(half(0)) / median(half(1))
+            };
+            // The n-th boot of one kernel and the n-th of the other ran next to each other.
+            let paired = median(tn.iter().zip(&un).map(|(t, u)| t / u).collect());
             Pair {
                 config: config_words(tr),
                 traced_ns: tr.num("ns_median"),
                 untraced_ns: ur.num("ns_median"),
                 ratio,
-                boots: (tn, un),
+                paired,
+                boots: (tn.len(), un.len()),
                 null,
             }
         })
@@ -186,6 +194,11 @@ pub struct Summary {
 /// The summary of `pairs`' ratios; None if there are none.
 pub fn summary(pairs: &[Pair]) -> Option<Summary> {
     summary_of(pairs.iter().map(|p| p.ratio).collect())
+}
+
+/// The summary of `pairs`' [`Pair::paired`] ratios; None if there are none.
+pub fn paired_summary(pairs: &[Pair]) -> Option<Summary> {
+    summary_of(pairs.iter().map(|p| p.paired).collect())
 }
 
 /// The summary of `pairs`' [`Pair::null`] ratios; None if there are none.
@@ -240,13 +253,19 @@ pub fn render(records: &[Record]) -> (String, bool) {
     let mut out = String::new();
     for p in &pairs {
         out += &format!(
-            "trace-cost: {} {TRACED}_ns={:.0} {UNTRACED}_ns={:.0} traced_over_untraced={:.3} boots={}+{} null={:.3}\n",
-            p.config, p.traced_ns, p.untraced_ns, p.ratio, p.boots.0, p.boots.1, p.null
+            "trace-cost: {} {TRACED}_ns={:.0} {UNTRACED}_ns={:.0} traced_over_untraced={:.3} paired={:.3} boots={}+{} null={:.3}\n",
+            p.config, p.traced_ns, p.untraced_ns, p.ratio, p.paired, p.boots.0, p.boots.1, p.null
         );
     }
     if let Some(s) = summary(&pairs) {
         out += &format!(
             "trace-cost-summary: configs={} traced_over_untraced median={:.3} min={:.3} max={:.3}\n",
+            s.configs, s.median, s.min, s.max
+        );
+    }
+    if let Some(s) = paired_summary(&pairs) {
+        out += &format!(
+            "trace-cost-paired: configs={} traced_over_untraced_per_round median={:.3} min={:.3} max={:.3}\n",
             s.configs, s.median, s.min, s.max
         );
     }

@@ -45,6 +45,8 @@ fn medians_over_boots_are_paired_per_configuration_whatever_the_kernel() {
     assert_eq!((p[1].traced_ns, p[1].untraced_ns), (2000.0, 2000.0));
     assert_eq!(p[0].ratio, 1.0);
     assert_eq!(p[0].boots, (3, 3));
+    // Per round: 1000/1010, 1100/990, 900/1000.
+    assert!((p[0].paired - 1000.0 / 1010.0).abs() < 1e-9, "{}", p[0].paired);
     // The traced kernel's boots of rounds 1 and 3 (1000, 900) over round 2's (1100).
     assert!((p[0].null - 950.0 / 1100.0).abs() < 1e-9, "{}", p[0].null);
     let nulls = null_summary(&p).unwrap();
@@ -74,7 +76,7 @@ fn the_ratio_is_traced_over_untraced_and_the_summary_spans_them() {
     let (text, agree) = render(&records);
     assert!(agree, "{text}");
     assert!(
-        text.contains("traced_over_untraced=1.100 boots=1+1 null=NaN"),
+        text.contains("traced_over_untraced=1.100 paired=1.100 boots=1+1 null=NaN"),
         "{text}"
     );
     assert_eq!(null_summary(&p), None, "one round has no null ratio");
