@@ -11,7 +11,10 @@
 //! code rely on that). Preemption happens only where interrupts are enabled, so code
 //! holding an interrupts-off lock is never preempted.
 
+mod idle;
 mod task;
+
+pub use idle::{idle_loop, idle_policy, set_idle_policy};
 
 extern crate alloc;
 use alloc::boxed::Box;
@@ -255,21 +258,4 @@ pub fn spawn(
         arch::smp::send_reschedule(cpu);
     }
     JoinHandle(t)
-}
-
-/// The idle loop of a CPU: run ready tasks, else halt until an interrupt.
-pub fn idle_loop() -> ! {
-    loop {
-        interrupts::disable();
-        let has_work = rq(this_cpu())
-            .lock()
-            .as_ref()
-            .is_some_and(|q| !q.ready.is_empty());
-        if has_work {
-            interrupts::enable();
-            schedule();
-        } else {
-            arch::cpu::wait_for_interrupt();
-        }
-    }
 }
