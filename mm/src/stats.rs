@@ -174,7 +174,9 @@ impl core::fmt::Display for TlbTotals {
         for (name, v) in NAMES.iter().zip(self.0).take(TLB_EVENTS) {
             write!(f, " {name}={v}")?;
         }
-        Ok(())
+        // Lazy-TLB, like `lazy_left`, but counted after the gather's events.
+        let idle = TlbEvent::IdleLeft;
+        write!(f, " {}={}", NAMES[idle as usize], self.get(idle))
     }
 }
 
