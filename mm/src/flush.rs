@@ -57,7 +57,7 @@ use crate::level::Level;
 use crate::receipt::FlushReceipt;
 use crate::stats::{TlbEvent, TlbStats};
 use crate::sync::Ordering::SeqCst;
-use crate::sync::{Site, ord};
+use crate::sync::{Site, ord, reordered};
 use crate::tlb_state::TlbStates;
 
 /// Ranges longer than this many pages are flushed entirely (`tlb_single_page_flush_ceiling`).
@@ -266,6 +266,13 @@ impl Mmu<'_> {
         // sees our bit or we see its bumped generation, which the CR3 load below covers.
         next.cpumask.set(cpu);
         let g = next.generation();
+        // Loom's twin only (`Site::PrevClearBeforeLoad`; always false otherwise, a
+        // `const fn`): the forbidden order, `prev`'s bit cleared before the CR3 load.
+        let clear_first = reordered(Site::PrevClearBeforeLoad) && !prev.is_null();
+        if clear_first {
+            // SAFETY: as below.
+            unsafe { (*prev).cpumask.clear(cpu) };
+        }
         self.tlb.load_root(next.root());
         st.set_loaded(next, g);
         trace::event!(
@@ -283,7 +290,7 @@ impl Mmu<'_> {
         // root once the mask is empty (`release`), so clearing the bit before the CR3
         // load would let it free a table this CPU still walks from. The CR3 write is
         // serialising, so the clear cannot become visible before it.
-        if !prev.is_null() {
+        if !prev.is_null() && !clear_first {
             // SAFETY: address spaces outlive every CPU that has them loaded, and this CPU
             // still holds `prev` in its mask until this very store.
             unsafe { (*prev).cpumask.clear(cpu) };
