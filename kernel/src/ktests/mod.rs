@@ -8,6 +8,7 @@
 
 mod coherence;
 mod exceptions;
+mod idle_leave;
 pub mod harness;
 mod mem;
 mod options;
