@@ -37,14 +37,17 @@ pub fn idle_policy() -> Idle {
 /// The idle loop of a CPU: run ready tasks, else (after the policy's leave) halt until an
 /// interrupt.
 pub fn idle_loop() -> ! {
-    // The tick count when this CPU last found nothing to run after having work.
-    let mut idle_since: Option<u64> = None;
+    // The tick count when this CPU last found nothing to run after having work, and the
+    // run queue's switch count then: a task may also have run without this loop seeing
+    // work (a reschedule IPI or a tick switches to it from inside the halt below), and
+    // the count says so.
+    let mut idle_since: Option<(u64, u64)> = None;
     loop {
         interrupts::disable();
-        let has_work = rq(this_cpu())
+        let (has_work, switches) = rq(this_cpu())
             .lock()
             .as_ref()
-            .is_some_and(|q| !q.ready.is_empty());
+            .map_or((false, 0), |q| (!q.ready.is_empty(), q.switches));
         if has_work {
             idle_since = None;
             interrupts::enable();
@@ -52,7 +55,10 @@ pub fn idle_loop() -> ! {
             continue;
         }
         let ticks = arch::percpu::current().map_or(0, |c| c.ticks.load(Ordering::Relaxed));
-        let since = *idle_since.get_or_insert(ticks);
+        if idle_since.is_some_and(|(_, seen)| seen != switches) {
+            idle_since = None;
+        }
+        let (since, _) = *idle_since.get_or_insert((ticks, switches));
         let leave = match idle_policy() {
             Idle::Never => false,
             Idle::Always => true,

@@ -34,6 +34,10 @@ struct RunQueue {
     ready: VecDeque<Arc<Task>>,
     sleeping: Vec<Arc<Task>>,
     zombie: Option<Arc<Task>>,
+    /// Switches to a task other than idle so far: the idle loop's way to see that a task
+    /// ran since it last looked, also one a reschedule IPI or a tick switched to from
+    /// inside its halt (`idle::idle_loop`, the `deep` policy).
+    switches: u64,
 }
 
 static RQS: spin::Once<Vec<spin::Mutex<Option<RunQueue>>>> = spin::Once::new();
@@ -56,6 +60,7 @@ pub fn init_cpu(cpu: usize) {
             ready: VecDeque::new(),
             sleeping: Vec::new(),
             zombie: None,
+            switches: 0,
         })
     });
 }
@@ -116,6 +121,9 @@ pub fn schedule() {
             return;
         }
         q.current = next.clone();
+        if !Arc::ptr_eq(&next, &q.idle) {
+            q.switches += 1;
+        }
         (prev.rsp.get(), unsafe_rsp(&next), next.mm())
     };
     let mmu = crate::tlb::mmu();
