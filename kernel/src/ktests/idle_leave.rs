@@ -113,7 +113,10 @@ fn read_x_on_k(mm: &'static AddressSpace) -> (u64, u64) {
     static ENDED_AT: AtomicU64 = AtomicU64::new(0);
     sched::spawn("idle-reader", K, Some(mm), || {
         // SAFETY: the task's address space maps X (set up by the test).
-        SEEN.store(unsafe { core::ptr::read_volatile(X as *const u64) }, Ordering::SeqCst);
+        SEEN.store(
+            unsafe { core::ptr::read_volatile(X as *const u64) },
+            Ordering::SeqCst,
+        );
         let ticks = arch::percpu::current().map_or(0, |c| c.ticks.load(Ordering::Relaxed));
         ENDED_AT.store(ticks, Ordering::SeqCst);
     })

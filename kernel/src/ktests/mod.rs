@@ -8,8 +8,8 @@
 
 mod coherence;
 mod exceptions;
-mod idle_leave;
 pub mod harness;
+mod idle_leave;
 mod mem;
 mod options;
 mod options_fuzz;

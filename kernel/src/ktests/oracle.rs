@@ -56,6 +56,7 @@ extern crate alloc;
 use alloc::vec::Vec;
 use arch::irq as interrupts;
 use arch::probe::ProbeFault;
+use bench_spec::Idle;
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::addr::VirtAddr;
 use mm::addr_space::AddressSpace;
@@ -63,7 +64,6 @@ use mm::cpumask::MAX_CPUS;
 use mm::entry::EntryFlags;
 use mm::hw::PhysMem;
 use mm::pgtable::{GIANT_SIZE, HUGE_SIZE, PAGE_SIZE};
-use bench_spec::Idle;
 use mm::table_free::SyncForm;
 
 use crate::mem::phys::MEM;
@@ -585,7 +585,9 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
                 // the address space on going idle (left its mask): what the probes
                 // check then is that it came back, or stayed away, with nothing stale.
                 let left_on_idle = || sched::idle_policy() != Idle::Never && !mm.cpumask.contains(c);
-                wait_until("a lazy cpu", || (st.is_lazy() && st.has_loaded(mm)) || left_on_idle());
+                wait_until("a lazy cpu", || {
+                    (st.is_lazy() && st.has_loaded(mm)) || left_on_idle()
+                });
                 PRIMED.fetch_add(1, Ordering::SeqCst);
             }
             Vec::new()
