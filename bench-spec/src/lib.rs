@@ -31,7 +31,7 @@ mod walk_cost;
 pub use config::{Config, Tables};
 pub use iters::{DEFAULT_ITERS, warmup};
 pub use line::{Apic, Collapsed, FIELDS, Line, OPTIONAL_FIELDS, Os, ParseError, PerOp};
-pub use mode::{Backend, Sync, Walkers};
+pub use mode::{Backend, Idle, Sync, Walkers};
 pub use op::Op;
 pub use percentile::percentile;
 pub use scenario::Scenario;

@@ -61,3 +61,16 @@ named! {
 #[cfg(test)]
 #[path = "mode_tests.rs"]
 mod tests;
+
+named! {
+    /// What a CPU about to halt does with the address space it holds lazily
+    /// (`idle.leave_mm=`, the line's `idle=`).
+    pub enum Idle {
+        /// Keeps it (Linux since 4.14): flushes that free tables interrupt it.
+        Never = "never",
+        /// Lets go of it once it has stayed idle through a whole tick.
+        Deep = "deep",
+        /// Lets go of it every time it halts.
+        Always = "always",
+    }
+}

@@ -22,6 +22,29 @@
 //!    ([`IrqsOn`]), which a handler cannot hold ([`crate::irq`]).
 //! 6. `switch_mm` leaves the previous address space's mask only after CR3 holds the new
 //!    root: an empty mask is what lets `release` free a root (see [`crate::release`]).
+//! 7. An idle CPU may let go of the address space it holds lazily
+//!    ([`Mmu::leave_lazy_on_idle`], the kernel's `idle.leave_mm=` policy): it is a
+//!    `switch_mm` to the kernel's tables, so rule 6 orders it. Why that is safe:
+//!    - *Nothing left to hold or walk.* The CR3 load of the kernel's root drops every
+//!      non-global translation (user mappings are never global) and, without PCID, every
+//!      paging-structure cache entry, so from the moment the CR3 write retires the CPU
+//!      can neither use a stale translation nor walk a table of the address space
+//!      (speculatively or not: its walks start from the kernel's root). Its mask bit is
+//!      cleared only after that, so a flusher that no longer sees the bit skips a CPU
+//!      that holds nothing.
+//!    - *A flusher already choosing its targets* may have read the mask (or the lazy
+//!      flag) before the clear and interrupt the CPU anyway: its handler finds the
+//!      address space no longer loaded and returns ("away" in a trace). One IPI too
+//!      many, never one too few: a flush's correctness needs only the CPUs that hold the
+//!      address space to be in the mask it reads after its generation bump (rule 1), and
+//!      the leaving CPU stays in the mask until it holds nothing.
+//!    - *`release`* frees a root only once the mask is empty (rule 6): the leaving CPU's
+//!      bit goes last, after its CR3 holds the kernel's root, so the root is never freed
+//!      while in a CR3. An idle leave also spares `release` the cross call to that lazy
+//!      holder (`shoot_lazy_holders`).
+//!    - *Coming back*: a task of the address space that runs on the CPU again goes
+//!      through `switch_mm`, which joins the mask, then reads the generation (rule 1), and
+//!      loads CR3 (a full flush): whatever it missed while away is caught up.
 //!
 //! The flush returns a [`FlushReceipt`] describing whom it reached.
 
@@ -34,7 +57,7 @@ use crate::level::Level;
 use crate::receipt::FlushReceipt;
 use crate::stats::{TlbEvent, TlbStats};
 use crate::sync::Ordering::SeqCst;
-use crate::sync::{Site, ord};
+use crate::sync::{Site, ord, reordered};
 use crate::tlb_state::TlbStates;
 
 /// Ranges longer than this many pages are flushed entirely (`tlb_single_page_flush_ceiling`).
@@ -243,6 +266,13 @@ impl Mmu<'_> {
         // sees our bit or we see its bumped generation, which the CR3 load below covers.
         next.cpumask.set(cpu);
         let g = next.generation();
+        // Loom's twin only (`Site::PrevClearBeforeLoad`; always false otherwise, a
+        // `const fn`): the forbidden order, `prev`'s bit cleared before the CR3 load.
+        let clear_first = reordered(Site::PrevClearBeforeLoad) && !prev.is_null();
+        if clear_first {
+            // SAFETY: as below.
+            unsafe { (*prev).cpumask.clear(cpu) };
+        }
         self.tlb.load_root(next.root());
         st.set_loaded(next, g);
         trace::event!(
@@ -260,7 +290,7 @@ impl Mmu<'_> {
         // root once the mask is empty (`release`), so clearing the bit before the CR3
         // load would let it free a table this CPU still walks from. The CR3 write is
         // serialising, so the clear cannot become visible before it.
-        if !prev.is_null() {
+        if !prev.is_null() && !clear_first {
             // SAFETY: address spaces outlive every CPU that has them loaded, and this CPU
             // still holds `prev` in its mask until this very store.
             unsafe { (*prev).cpumask.clear(cpu) };
@@ -296,6 +326,22 @@ impl Mmu<'_> {
             }
         });
         mm.cpumask.load()
+    }
+
+    /// The running CPU is about to halt with nothing to run: if it holds a user address
+    /// space only lazily, it lets go of it now (rule 7: a `switch_mm` to the kernel's
+    /// tables), so that later flushes, freed tables or not, skip it. Returns whether it
+    /// left. Interrupts off (`off`), like every `switch_mm`.
+    pub fn leave_lazy_on_idle(&self, off: IrqsOff<'_>) -> bool {
+        let cpu = self.tlb.cpu().this_cpu();
+        let st = self.states.cpu(cpu);
+        let loaded = st.loaded();
+        if !st.is_lazy() || loaded.is_null() || core::ptr::eq(loaded, self.kernel) {
+            return false;
+        }
+        self.switch_mm(off, self.kernel);
+        self.stats.count(cpu, TlbEvent::IdleLeft);
+        true
     }
 
     /// The running CPU starts a kernel thread: it keeps its address space loaded but

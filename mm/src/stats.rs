@@ -60,9 +60,12 @@ pub enum TlbEvent {
     /// flush interrupted after the unlink). Every sync asked for ends as exactly one of
     /// `syncs_skipped`, `sync_ipis`, `sync_waits` and this.
     SyncUnneeded,
+    /// A CPU about to halt that let go of the address space it held lazily
+    /// (`Mmu::leave_lazy_on_idle`, the kernel's `idle.leave_mm=`).
+    IdleLeft,
 }
 
-const EVENTS: usize = 24;
+const EVENTS: usize = 25;
 /// Events printed on the `tlb-stats:` line (the rest go on `mmu-gather-stats:`).
 const TLB_EVENTS: usize = 8;
 const NAMES: [&str; EVENTS] = [
@@ -90,6 +93,7 @@ const NAMES: [&str; EVENTS] = [
     "batches_freed",
     "unlink_to_free_cycles",
     "syncs_unneeded",
+    "idle_left",
 ];
 
 /// Per-CPU counters.
@@ -170,7 +174,9 @@ impl core::fmt::Display for TlbTotals {
         for (name, v) in NAMES.iter().zip(self.0).take(TLB_EVENTS) {
             write!(f, " {name}={v}")?;
         }
-        Ok(())
+        // Lazy-TLB, like `lazy_left`, but counted after the gather's events.
+        let idle = TlbEvent::IdleLeft;
+        write!(f, " {}={}", NAMES[idle as usize], self.get(idle))
     }
 }
 

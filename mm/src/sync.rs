@@ -118,6 +118,27 @@ pub enum Site {
     ScanLoad,
     /// `walk_marker.rs`: the freer's later reads of a marker (waiting for a walk to end).
     WaitLoad,
+    /// `flush.rs` `switch_mm`: not an ordering but an order of code. Weakened (with any
+    /// ordering), `switch_mm` clears `prev`'s mask bit *before* it loads `next`'s root,
+    /// the order rule 6 forbids ([`reordered`]); an idle leave so made must fail the
+    /// loom check (property (b): a root freed while in a CR3).
+    PrevClearBeforeLoad,
+}
+
+/// Whether the code at `site` runs in the wrong order a loom test asked for ([`weaken`]
+/// with that site, any ordering). Normally a `const fn` that returns false: the code as
+/// written, at no cost.
+#[cfg(not(any(loom, tso)))]
+#[inline(always)]
+pub(crate) const fn reordered(_site: Site) -> bool {
+    false
+}
+
+/// Whether the code at `site` runs in the wrong order a test asked for ([`weaken`] with
+/// that site, any ordering).
+#[cfg(any(loom, tso))]
+pub(crate) fn reordered(site: Site) -> bool {
+    weakened_site() == Some(site)
 }
 
 /// The ordering `strong` of the operation `site` (see the top of this file).
@@ -164,6 +185,11 @@ std::thread_local! {
     static WEAKENED: core::cell::Cell<Option<(Site, Ordering)>> = const { core::cell::Cell::new(None) };
 }
 
+#[cfg(loom)]
+fn weakened_site() -> Option<Site> {
+    WEAKENED.with(|w| w.get()).map(|(s, _)| s)
+}
+
 /// Loom only: makes `site` use `weaker` instead of its own ordering in the models this
 /// thread runs until the next call (`None`: the code as written).
 #[cfg(loom)]
@@ -200,6 +226,11 @@ pub(crate) fn fence(site: Site) {
 type Weakened = std::sync::Mutex<std::vec::Vec<(std::thread::ThreadId, (Site, Ordering))>>;
 #[cfg(tso)]
 static WEAKENED: Weakened = std::sync::Mutex::new(std::vec::Vec::new());
+
+#[cfg(tso)]
+fn weakened_site() -> Option<Site> {
+    weakened().map(|(s, _)| s)
+}
 
 #[cfg(tso)]
 fn weakened() -> Option<(Site, Ordering)> {

@@ -83,6 +83,11 @@
 //! multiplies a model's cost by about 3 to 15. The whole file, twins included, takes
 //! about 30 s of CPU (user and system) in a release build.
 //!
+//! I1, I2, I3 (a CPU lazy on MM1 goes idle and lets go of it with mm's
+//! `Mmu::leave_lazy_on_idle`, vs a flusher with freed tables, vs one without, vs `release`
+//! from another CPU) are exhaustive (1 700, 2 200, 1 700 executions); I4 (the idle CPU
+//! comes back to MM1 vs a flusher) is bounded at 5 preemptions (8 800; exhaustive, 82 000).
+//!
 //! W1, W2, W3 (a lock-free walker of MM1 vs a task of MM1 that unlinks a table, syncs
 //! with mm's `TableFreer::table_sync_one` in the `targeted` form without and with a
 //! freed-tables flush before it, and in the `wait` form, then frees it; property (c)
@@ -108,8 +113,10 @@
 //! `survey_weakened_sites` (ignored: minutes) runs every model with each of them
 //! weakened. Moving `switch_mm`'s clear of `prev`'s bit before the CR3 load (the order
 //! before the fix) fails R1, R2 and R3 with property (b) ("cpu 1 frees the root of mm 1
-//! while cpu 0 has it in CR3"); that is a change of code, not of an ordering, so it is
-//! shown by reverting, not by a twin. Four more remove or weaken a walk-marker site
+//! while cpu 0 has it in CR3"); that is a change of code, not of an ordering, and
+//! `switch_mm` has it as a test-only order of code (`Site::PrevClearBeforeLoad`, weakened
+//! with any ordering; a `const fn` false outside loom and tso): its twin runs I3, the idle
+//! leave vs the releaser, and fails with that property (b) message. Four more remove or weaken a walk-marker site
 //! (the fences W2 and F3 in `targeted`, the marker's clear and the wait's reads Relaxed
 //! in `wait`): each fails property (c).
 //!
@@ -186,6 +193,9 @@ const PB_F4: Option<usize> = Some(3);
 /// Preemption bound of the 3-CPU models with a flusher (F3, F5; at bound 3 F3 takes
 /// over 86 000 executions).
 const PB3_FLUSH: Option<usize> = Some(2);
+/// Preemption bound of I4, a CPU leaving on idle and coming back vs a flusher (8 800
+/// executions; exhaustive, it takes 82 000, some 16 s in a release build).
+const PB_I4: Option<usize> = Some(5);
 /// Preemption bound of the 3-CPU release models (R2, R3).
 const PB3_RELEASE: Option<usize> = Some(3);
 
@@ -539,6 +549,15 @@ impl Machine {
         self.pt_table.0.with_mut(|_| ());
     }
 
+    /// The CPU is about to halt: mm's idle leave (`Mmu::leave_lazy_on_idle`, the kernel's
+    /// `idle.leave_mm=always`), interrupts off as in the idle loop.
+    fn idle_leave(&self) {
+        let mut on = IrqsOn::check(self, "goes idle");
+        self.with_irqs_off(&mut on, &mut |off| {
+            self.mmu().leave_lazy_on_idle(off);
+        });
+    }
+
     /// `release` of `mm` (teardown through a gather, lazy holders shot, root freed).
     fn release(&self, mm: usize) {
         let ctx = GatherCtx {
@@ -819,6 +838,24 @@ fn releaser(m: &Machine) {
 /// Idle, or a kernel thread: only takes interrupts.
 fn idle(_m: &Machine) {}
 
+/// A lazy holder of MM1 goes idle and lets go of it (`leave_lazy_on_idle`), then halts.
+fn idle_leave(m: &Machine) {
+    m.irq_point();
+    m.idle_leave();
+    m.irq_point();
+}
+
+/// The same, then a task of MM1 wakes on this CPU: it comes back (switch_mm, catching up
+/// on what it missed while away) and uses the page.
+fn idle_leave_and_back(m: &Machine) {
+    m.irq_point();
+    m.idle_leave();
+    m.irq_point();
+    m.switch_to(MM1);
+    m.irq_point();
+    m.use_page(MM1);
+}
+
 /// A task of MM1 walks it locklessly (GUP-fast), between interrupt points.
 fn lockless_walker(m: &Machine) {
     m.irq_point();
@@ -874,6 +911,19 @@ const R2: &[Script] = &[lazy_to_mm2, releaser, leave_lazily];
 // R3: the releaser does not hold MM1; one lazy holder idles, one task leaves for MM2.
 const R3_START: &[Start] = &[lazy(MM1), running(KERNEL), running(MM1)];
 const R3: &[Script] = &[idle, releaser, leave_for_mm2];
+
+// I1..I4: a CPU lazy on MM1 goes idle and lets go of it (`idle.leave_mm=always`) while
+// a task of MM1 flushes with freed tables (I1: the flusher may still interrupt the CPU
+// that is leaving, its handler finds MM1 gone) or without (I2: a lazy CPU is skipped),
+// while another CPU releases MM1 (I3: the releaser, lazy on MM1 as an exiting task's CPU
+// is, waits for the idle CPU's bit), and comes back to MM1 while a task of MM1 flushes
+// (I4: the catch-up).
+const I_FLUSH_START: &[Start] = &[lazy(MM1), running(MM1)];
+const I1: &[Script] = &[idle_leave, flusher_freed];
+const I2: &[Script] = &[idle_leave, flusher];
+const I3_START: &[Start] = &[lazy(MM1), lazy(MM1)];
+const I3: &[Script] = &[idle_leave, releaser];
+const I4: &[Script] = &[idle_leave_and_back, flusher];
 
 // W1..W3: a lock-free walker of MM1 vs a task of MM1 that unlinks a table, syncs in the
 // `targeted` form (W1; W2 after a freed-tables flush, whose receipt spares the walker's
@@ -937,6 +987,30 @@ fn r2_release_with_lazy_holders() {
 fn r3_release_from_other_cpu() {
     let n = run(PB3_RELEASE, R3_START, R3);
     println!("r3_release_from_other_cpu: {n} executions");
+}
+
+#[test]
+fn i1_idle_leave_vs_freed_tables_flush() {
+    let n = run(EXHAUSTIVE, I_FLUSH_START, I1);
+    println!("i1_idle_leave_vs_freed_tables_flush: {n} executions");
+}
+
+#[test]
+fn i2_idle_leave_vs_flush() {
+    let n = run(EXHAUSTIVE, I_FLUSH_START, I2);
+    println!("i2_idle_leave_vs_flush: {n} executions");
+}
+
+#[test]
+fn i3_idle_leave_vs_release() {
+    let n = run(EXHAUSTIVE, I3_START, I3);
+    println!("i3_idle_leave_vs_release: {n} executions");
+}
+
+#[test]
+fn i4_idle_leave_and_back_vs_flush() {
+    let n = run(PB_I4, I_FLUSH_START, I4);
+    println!("i4_idle_leave_and_back_vs_flush: {n} executions");
 }
 
 #[test]
@@ -1042,6 +1116,23 @@ fn twin_mask_clear_relaxed() {
 #[test]
 fn twin_mask_load_relaxed_frees_loaded_root() {
     twin(Site::MaskLoad, Relaxed, PB3_RELEASE, R3_START, R3, "property (b)");
+}
+
+// An order of code rather than an ordering (`Site::PrevClearBeforeLoad`, any ordering):
+// switch_mm clearing `prev`'s bit before it loads the new root.
+
+/// `flush.rs` `switch_mm`: an idle leave that clears MM1's bit before loading the
+/// kernel's CR3 lets the releaser free MM1's root while it is still in the idle CPU's CR3.
+#[test]
+fn twin_idle_leave_clears_the_bit_before_the_cr3_load() {
+    twin(
+        Site::PrevClearBeforeLoad,
+        SeqCst,
+        EXHAUSTIVE,
+        I3_START,
+        I3,
+        "property (b)",
+    );
 }
 
 // The walk markers through the table freer (`walk_marker.rs`; each site's twins in every

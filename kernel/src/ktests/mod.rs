@@ -9,6 +9,7 @@
 mod coherence;
 mod exceptions;
 pub mod harness;
+mod idle_leave;
 mod mem;
 mod options;
 mod options_fuzz;

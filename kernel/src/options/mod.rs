@@ -17,7 +17,7 @@ mod test;
 mod value;
 
 pub use bench::BenchOptions;
-use bench_spec::{Op, Scenario, Sync, Walkers};
+use bench_spec::{Idle, Op, Scenario, Sync, Walkers};
 pub use test::TestOptions;
 use test::parse_suites;
 pub use value::OptionError;
@@ -84,6 +84,7 @@ pub const KEYS: &[OptionKey] = &[
         mm::table_free::SyncForm::from_name(v).map(|f| o.sync_form = f)
     }),
     key("tlb.break", "none|stride|lazy|noflush|nomarker|late", tlb_break),
+    key("idle.leave_mm", "never|deep|always", |o, v| Idle::parse(v).map(|p| o.idle = p)),
     key("trace", "tlb|off", |o, v| choose(v, &[("tlb", true), ("off", false)]).map(|t| o.trace = t)),
     key("clearcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, false))),
     key("setcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, true))),
@@ -187,6 +188,9 @@ pub struct BootOptions {
     /// plain boot records all of its run and prints the rings at the end, `bench=tlb`
     /// records the last measured op of each configuration).
     pub trace: bool,
+    /// `idle.leave_mm=`: what a CPU about to halt does with the address space it holds
+    /// lazily (`sched::idle`).
+    pub idle: Idle,
 }
 
 impl Default for BootOptions {
@@ -207,6 +211,7 @@ impl Default for BootOptions {
             sync_form: mm::table_free::SyncForm::Targeted,
             tlb_break: None,
             trace: false,
+            idle: Idle::Never,
         }
     }
 }

@@ -11,7 +11,10 @@
 //! code rely on that). Preemption happens only where interrupts are enabled, so code
 //! holding an interrupts-off lock is never preempted.
 
+mod idle;
 mod task;
+
+pub use idle::{idle_loop, idle_policy, set_idle_policy};
 
 extern crate alloc;
 use alloc::boxed::Box;
@@ -31,6 +34,10 @@ struct RunQueue {
     ready: VecDeque<Arc<Task>>,
     sleeping: Vec<Arc<Task>>,
     zombie: Option<Arc<Task>>,
+    /// Switches to a task other than idle so far: the idle loop's way to see that a task
+    /// ran since it last looked, also one a reschedule IPI or a tick switched to from
+    /// inside its halt (`idle::idle_loop`, the `deep` policy).
+    switches: u64,
 }
 
 static RQS: spin::Once<Vec<spin::Mutex<Option<RunQueue>>>> = spin::Once::new();
@@ -53,6 +60,7 @@ pub fn init_cpu(cpu: usize) {
             ready: VecDeque::new(),
             sleeping: Vec::new(),
             zombie: None,
+            switches: 0,
         })
     });
 }
@@ -113,6 +121,9 @@ pub fn schedule() {
             return;
         }
         q.current = next.clone();
+        if !Arc::ptr_eq(&next, &q.idle) {
+            q.switches += 1;
+        }
         (prev.rsp.get(), unsafe_rsp(&next), next.mm())
     };
     let mmu = crate::tlb::mmu();
@@ -255,21 +266,4 @@ pub fn spawn(
         arch::smp::send_reschedule(cpu);
     }
     JoinHandle(t)
-}
-
-/// The idle loop of a CPU: run ready tasks, else halt until an interrupt.
-pub fn idle_loop() -> ! {
-    loop {
-        interrupts::disable();
-        let has_work = rq(this_cpu())
-            .lock()
-            .as_ref()
-            .is_some_and(|q| !q.ready.is_empty());
-        if has_work {
-            interrupts::enable();
-            schedule();
-        } else {
-            arch::cpu::wait_for_interrupt();
-        }
-    }
 }
