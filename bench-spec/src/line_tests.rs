@@ -123,7 +123,10 @@ fn malformed_lines_are_refused() {
         (format!("{GATHEROS} collapsed=3"), BadValue("collapsed")),
         (format!("{LINUX} levels=4"), Trailing),
         (format!("{GATHEROS} idle=sometimes"), BadValue("idle")),
-        (format!("{GATHEROS} idle=deep cycle_ns_median=x"), BadValue("cycle_ns_median")),
+        (
+            format!("{GATHEROS} idle=deep cycle_ns_median=x"),
+            BadValue("cycle_ns_median"),
+        ),
         (format!("{GATHEROS} idle"), Expected("idle")),
         // Optional fields only in their order, each at most once.
         (format!("{GATHEROS} cycle_ns_median=5 idle=deep"), Trailing),
@@ -150,7 +153,10 @@ fn idle_and_cycle_fields_read_and_print_back() {
     // Scenarios A and B carry the policy alone.
     let a = CYCLE.split(" cycle_ns_median").next().unwrap();
     let a = Line::parse(a).unwrap();
-    assert_eq!((a.idle, a.cycle_ns_median, a.idle_left_per_op), (Some(Idle::Always), None, None));
+    assert_eq!(
+        (a.idle, a.cycle_ns_median, a.idle_left_per_op),
+        (Some(Idle::Always), None, None)
+    );
     // Every optional field after the one before it, with any of them missing.
     let all = format!("{LINUX} idle=deep cycle_ns_median=7 catchups_per_op=1.50 idle_left_per_op=0.25");
     let l = Line::parse(&all).unwrap();
