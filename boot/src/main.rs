@@ -204,6 +204,7 @@ fn bench(
     }
     print!("{}", boot::bench::table(&records));
     print!("{}", boot::bench::saving(&records));
+    print!("{}", boot::bench_idle::idle_costs(&records));
     let walk_lines = boot::bench::walk_lines(&report);
     print!("{walk_lines}");
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
