@@ -16,8 +16,9 @@
 //! iteration is a whole cycle: the tasks of the address space are woken on the other
 //! CPUs (spawned), run (each reads a page of the region, so it really uses the address
 //! space: a CPU that let go of it loads its root again, one that held it lazily catches
-//! up on a flush it missed), end; CPU 0 then sleeps [`IDLE_TICKS`] ticks, the same for
-//! every policy, long enough for `deep` to let go; then the op. Besides the op's time
+//! up on a flush it missed), end; CPU 0 then halts for [`IDLE_TICKS`] of its ticks
+//! ([`idle_wait`]), the same for every policy, long enough for `deep` to let go; then
+//! the op. Besides the op's time
 //! (`ns_median=`), the line gives the cycle's (`cycle_ns_median=`: the TSC from waking
 //! the tasks to their end, plus the op; the idle wait between is left out, as its 1 to
 //! 2 tick periods would drown the differences and cost no CPU anything) and what the
@@ -64,10 +65,22 @@ use crate::{mem, tlb, user_space};
 
 const BASE: u64 = 0x4000_0000;
 const SHARED_VA: u64 = (3 << 30) | (1 << 21) | (1 << 12);
-/// Ticks CPU 0 sleeps in scenario C between the tasks' end and the op, whatever the
+/// Ticks CPU 0 waits in scenario C between the tasks' end and the op, whatever the
 /// policy: `deep` lets go once a CPU stayed idle through a whole tick, which the other
 /// CPUs' ticks (at the same rate) give within this.
 const IDLE_TICKS: u64 = 2;
+
+/// CPU 0 halts until its own tick count has gone up by `ticks`. Not `sched::sleep_ticks`:
+/// the benchmark runs in CPU 0's boot context, which is its idle task, and the scheduler
+/// has nothing else to switch to, so that sleep would return at once.
+fn idle_wait(ticks: u64) {
+    let now = || arch::percpu::current().map_or(0, |c| c.ticks.load(Ordering::Relaxed));
+    let until = now() + ticks;
+    while now() < until {
+        // Interrupts on, then halt until one (the tick among them) comes.
+        arch::cpu::wait_for_interrupt();
+    }
+}
 
 fn ipi_sums() -> (u64, u64, u64) {
     let t = arch::cpus::ipi_totals();
@@ -315,7 +328,7 @@ fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
                 .into_iter()
                 .for_each(|v| v.join(crate::sched::JOIN_BOUND_MS));
             woken = arch::cpu::rdtsc() - t0;
-            sched::sleep_ticks(IDLE_TICKS);
+            idle_wait(IDLE_TICKS);
         }
         // `trace=tlb`: the last op is recorded, with the frees of its tables.
         let traced = crate::tracing::enabled() && i + 1 == warmup + opts.iters;
