@@ -39,12 +39,20 @@ pub fn idle_policy() -> Idle {
 pub fn idle_loop() -> ! {
     // The tick count when this CPU last found nothing to run after having work.
     let mut idle_since: Option<u64> = None;
+    // The run queue's switch count when last looked at: a task that ran from an
+    // interrupt taken during the halt (the reschedule IPI runs the new task at once) is
+    // work too, though the loop never saw it ready.
+    let mut switches_seen = 0;
     loop {
         interrupts::disable();
-        let has_work = rq(this_cpu())
+        let (has_work, switches) = rq(this_cpu())
             .lock()
             .as_ref()
-            .is_some_and(|q| !q.ready.is_empty());
+            .map_or((false, 0), |q| (!q.ready.is_empty(), q.switches));
+        if switches != switches_seen {
+            switches_seen = switches;
+            idle_since = None;
+        }
         if has_work {
             idle_since = None;
             interrupts::enable();

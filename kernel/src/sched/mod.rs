@@ -34,6 +34,9 @@ struct RunQueue {
     ready: VecDeque<Arc<Task>>,
     sleeping: Vec<Arc<Task>>,
     zombie: Option<Arc<Task>>,
+    /// Task switches on this CPU so far: the idle loop tells by it that a task ran even
+    /// where it ran from an interrupt (a reschedule IPI or a tick) taken during the halt.
+    switches: u64,
 }
 
 static RQS: spin::Once<Vec<spin::Mutex<Option<RunQueue>>>> = spin::Once::new();
@@ -56,6 +59,7 @@ pub fn init_cpu(cpu: usize) {
             ready: VecDeque::new(),
             sleeping: Vec::new(),
             zombie: None,
+            switches: 0,
         })
     });
 }
@@ -116,6 +120,7 @@ pub fn schedule() {
             return;
         }
         q.current = next.clone();
+        q.switches += 1;
         (prev.rsp.get(), unsafe_rsp(&next), next.mm())
     };
     let mmu = crate::tlb::mmu();
