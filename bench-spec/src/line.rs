@@ -5,12 +5,16 @@
 //! `<os> smp=<n> scen=<A|B|C> pages=<P> tables=<free|keep> op=<op> backend=<backend>
 //! sync=<skip|broadcast|targeted|wait> walkers=<k> ns_median=.. ns_p99=.. tlb_ipis_per_op=.. cal_ipis_per_op=..
 //! sync_ipis_per_op=.. tsc_median=.. tsc_p99=.. iters=.. pt_freed_kb=.. apic=..
-//! levels=.. [collapsed=<ok>/<tried>]`
+//! levels=.. [collapsed=<ok>/<tried>] [idle=<never|deep|always>] [cycle_ns_median=..]
+//! [catchups_per_op=..] [idle_left_per_op=..]`
+//!
+//! The bracketed fields are optional ([`OPTIONAL_FIELDS`]), so lines written before them
+//! (and `linux-bench`'s, which carry only `collapsed=`) still read.
 
 use core::fmt::{self, Display};
 use core::str::FromStr;
 
-use crate::{Backend, Config, Sync};
+use crate::{Backend, Config, Idle, Sync};
 
 /// The fields of a line after its first word, in order.
 pub const FIELDS: [&str; 19] = [
@@ -35,8 +39,16 @@ pub const FIELDS: [&str; 19] = [
     "levels",
 ];
 
-/// Fields a line may carry after [`FIELDS`], in order.
-pub const OPTIONAL_FIELDS: [&str; 1] = ["collapsed"];
+/// Fields a line may carry after [`FIELDS`], in order, each of them or not: `collapsed`
+/// (Linux), then the idle policy in force and scenario C's whole cycle (gatherOS, issue
+/// 23).
+pub const OPTIONAL_FIELDS: [&str; 5] = [
+    "collapsed",
+    "idle",
+    "cycle_ns_median",
+    "catchups_per_op",
+    "idle_left_per_op",
+];
 
 named! {
     /// The kernel that measured: the line's first word.
@@ -152,6 +164,19 @@ pub struct Line {
     pub levels: u32,
     /// Calls that succeeded and were made, where a line says so.
     pub collapsed: Option<Collapsed>,
+    /// What an idle CPU did with the address space it held lazily (`idle.leave_mm=`),
+    /// where a line says so (gatherOS lines since issue 23).
+    pub idle: Option<Idle>,
+    /// Scenario C: median time of the whole cycle, ns: waking the tasks of the address
+    /// space on the other CPUs, their run, then the operation (the idle wait between,
+    /// the same for every policy, left out).
+    pub cycle_ns_median: Option<u64>,
+    /// Scenario C: catch-up flushes per cycle (a CPU back on the address space that
+    /// missed a flush while it held it lazily), summed over CPUs.
+    pub catchups_per_op: Option<PerOp>,
+    /// Scenario C: idle CPUs that let go of the address space per cycle (each costs a
+    /// CR3 load when a task of it runs there again), summed over CPUs.
+    pub idle_left_per_op: Option<PerOp>,
 }
 
 /// Why a text is not a result line.
@@ -245,15 +270,25 @@ impl Line {
         for (name, value) in FIELDS.iter().zip(self.values()) {
             f(name, value)?;
         }
-        if let Some(c) = &self.collapsed {
-            f(OPTIONAL_FIELDS[0], c)?;
+        let optional: [Option<&dyn Display>; 5] = [
+            self.collapsed.as_ref().map(|v| v as &dyn Display),
+            self.idle.as_ref().map(|v| v as &dyn Display),
+            self.cycle_ns_median.as_ref().map(|v| v as &dyn Display),
+            self.catchups_per_op.as_ref().map(|v| v as &dyn Display),
+            self.idle_left_per_op.as_ref().map(|v| v as &dyn Display),
+        ];
+        for (name, value) in OPTIONAL_FIELDS.iter().zip(optional) {
+            if let Some(value) = value {
+                f(name, value)?;
+            }
         }
         Ok(())
     }
 
     /// Reads a line as [`Display`] writes it: the first word an [`Os`], then every one
-    /// of [`FIELDS`] in order, each `name=value` with a valid value, then at most the
-    /// optional `collapsed=`, then nothing.
+    /// of [`FIELDS`] in order, each `name=value` with a valid value, then those of
+    /// [`OPTIONAL_FIELDS`] it carries, in their order, then nothing (a word that is none
+    /// of the optional fields still to come is [`ParseError::Trailing`]).
     pub fn parse(text: &str) -> Result<Line, ParseError> {
         let mut words = text.split_ascii_whitespace();
         let os = words.next().and_then(Os::parse).ok_or(ParseError::NotALine)?;
@@ -261,13 +296,18 @@ impl Line {
         for (slot, &name) in v.iter_mut().zip(FIELDS.iter()) {
             *slot = value_of(words.next().ok_or(ParseError::Missing(name))?, name)?;
         }
-        let collapsed = match words.next() {
-            Some(w) => Some(field(OPTIONAL_FIELDS[0], value_of(w, OPTIONAL_FIELDS[0])?)?),
-            None => None,
-        };
-        if words.next().is_some() {
-            return Err(ParseError::Trailing);
+        let mut optional: [Option<&str>; 5] = [None; 5];
+        let mut next = 0;
+        for word in words {
+            let name = word.split_once('=').map_or(word, |(k, _)| k);
+            let at = OPTIONAL_FIELDS[next..]
+                .iter()
+                .position(|&f| f == name)
+                .ok_or(ParseError::Trailing)?;
+            optional[next + at] = Some(value_of(word, OPTIONAL_FIELDS[next + at])?);
+            next += at + 1;
         }
+        let opt = |i: usize| optional[i].map(|v| (OPTIONAL_FIELDS[i], v));
         let [
             smp,
             scen,
@@ -312,7 +352,11 @@ impl Line {
             pt_freed_kb: field("pt_freed_kb", pt_freed_kb)?,
             apic: field("apic", apic)?,
             levels: field("levels", levels)?,
-            collapsed,
+            collapsed: opt(0).map(|(n, v)| field(n, v)).transpose()?,
+            idle: opt(1).map(|(n, v)| field(n, v)).transpose()?,
+            cycle_ns_median: opt(2).map(|(n, v)| field(n, v)).transpose()?,
+            catchups_per_op: opt(3).map(|(n, v)| field(n, v)).transpose()?,
+            idle_left_per_op: opt(4).map(|(n, v)| field(n, v)).transpose()?,
         })
     }
 }

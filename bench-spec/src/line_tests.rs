@@ -1,5 +1,5 @@
 use super::*;
-use crate::{Op, Scenario, Tables};
+use crate::{Idle, Op, Scenario, Tables};
 
 /// A line printed by the kernel (`cargo run -- --smp 4 --args "bench=tlb bench.iters=5"`,
 /// QEMU TCG; its `sync=broadcast walkers=0` as issue 21 writes what was `sync=ipi`).
@@ -115,15 +115,65 @@ fn malformed_lines_are_refused() {
         ),
         (GATHEROS.replace("=3.00", "=NaN"), BadValue("tlb_ipis_per_op")),
         (GATHEROS.replace("smp=4", "smp"), Expected("smp")),
-        (format!("{GATHEROS} unknown=1"), Expected("collapsed")),
+        (format!("{GATHEROS} unknown=1"), Trailing),
         (GATHEROS.replace(" walkers=0", ""), Expected("walkers")),
         (GATHEROS.replace("walkers=0", "walkers=all"), BadValue("walkers")),
         (GATHEROS.replace("sync=broadcast", "sync=ipi"), BadValue("sync")),
         (format!("{GATHEROS} collapsed=3/2"), BadValue("collapsed")),
         (format!("{GATHEROS} collapsed=3"), BadValue("collapsed")),
         (format!("{LINUX} levels=4"), Trailing),
+        (format!("{GATHEROS} idle=sometimes"), BadValue("idle")),
+        (
+            format!("{GATHEROS} idle=deep cycle_ns_median=x"),
+            BadValue("cycle_ns_median"),
+        ),
+        (format!("{GATHEROS} idle"), Expected("idle")),
+        // Optional fields only in their order, each at most once.
+        (format!("{GATHEROS} cycle_ns_median=5 idle=deep"), Trailing),
+        (format!("{GATHEROS} idle=deep idle=never"), Trailing),
+        (format!("{GATHEROS} idle=never collapsed=1/1"), Trailing),
     ];
     for (text, err) in cases {
         assert_eq!(Line::parse(text), Err(*err), "{text}");
+    }
+}
+
+/// A scenario C line with the idle policy and the whole cycle (issue 23's fields).
+const CYCLE: &str = "gatherOS smp=4 scen=C pages=1 tables=free op=unmap backend=native sync=skip walkers=0 ns_median=90000 ns_p99=120000 tlb_ipis_per_op=0.00 cal_ipis_per_op=0.00 sync_ipis_per_op=0.00 tsc_median=233000 tsc_p99=311000 iters=30 pt_freed_kb=4 apic=x2apic levels=4 idle=always cycle_ns_median=410000 catchups_per_op=0.00 idle_left_per_op=3.00";
+
+#[test]
+fn idle_and_cycle_fields_read_and_print_back() {
+    let c = Line::parse(CYCLE).unwrap();
+    assert_eq!(c.idle, Some(Idle::Always));
+    assert_eq!(c.cycle_ns_median, Some(410_000));
+    assert_eq!(c.catchups_per_op, Some(PerOp(0.0)));
+    assert_eq!(c.idle_left_per_op, Some(PerOp(3.0)));
+    assert_eq!(c.collapsed, None);
+    assert_eq!(c.to_string(), CYCLE);
+    // Scenarios A and B carry the policy alone.
+    let a = CYCLE.split(" cycle_ns_median").next().unwrap();
+    let a = Line::parse(a).unwrap();
+    assert_eq!(
+        (a.idle, a.cycle_ns_median, a.idle_left_per_op),
+        (Some(Idle::Always), None, None)
+    );
+    // Every optional field after the one before it, with any of them missing.
+    let all = format!("{LINUX} idle=deep cycle_ns_median=7 catchups_per_op=1.50 idle_left_per_op=0.25");
+    let l = Line::parse(&all).unwrap();
+    assert_eq!(l.collapsed, Some(Collapsed { ok: 200, tried: 200 }));
+    assert_eq!((l.idle, l.cycle_ns_median), (Some(Idle::Deep), Some(7)));
+    assert_eq!(l.to_string(), all);
+}
+
+#[test]
+fn lines_without_the_idle_fields_still_read() {
+    // Earlier gatherOS lines and linux-bench's carry none of them.
+    for text in [GATHEROS, LINUX] {
+        let l = Line::parse(text).unwrap();
+        assert_eq!(
+            (l.idle, l.cycle_ns_median, l.catchups_per_op, l.idle_left_per_op),
+            (None, None, None, None),
+            "{text}"
+        );
     }
 }

@@ -22,8 +22,12 @@ const HOST: &[&str] = &["os", "kernel"];
 
 /// The fields identifying a configuration (for baselines).
 const KEY: &[&str] = &[
-    "os", "kernel", "smp", "scen", "pages", "tables", "op", "backend", "sync", "walkers",
+    "os", "kernel", "smp", "scen", "pages", "tables", "op", "backend", "sync", "walkers", "idle",
 ];
+
+/// The idle policy of gatherOS lines written before they said (issue 23): idle CPUs kept
+/// the address space they held lazily.
+const EARLIER_IDLE: bench_spec::Idle = bench_spec::Idle::Never;
 
 /// Fields of [`FIELDS`] that results written before them lack, with the value they
 /// meant there (issue 21 added the walkers; before it nothing walked).
@@ -46,7 +50,8 @@ impl Record {
     }
 
     /// Fills the fields older lines and files lack: `collapsed` (all iterations
-    /// succeeded), `kernel` (unknown: empty), `os` (gatherOS) and the [`ADDED`] ones; and
+    /// succeeded), `kernel` (unknown: empty), `os` (gatherOS), the [`ADDED`] ones and a
+    /// gatherOS line's `idle` ([`EARLIER_IDLE`]; Linux lines have none); and
     /// writes an earlier `sync=ipi` as what it was, `broadcast`
     /// ([`bench_spec::Sync::parse_legacy`]).
     fn fill_defaults(&mut self) {
@@ -63,6 +68,10 @@ impl Record {
             .or_insert_with(|| format!("{iters}/{iters}"));
         m.entry("kernel".into()).or_default();
         m.entry("os".into()).or_insert_with(|| "gatherOS".into());
+        if m["os"] == bench_spec::Os::GatherOS.name() {
+            m.entry("idle".into())
+                .or_insert_with(|| EARLIER_IDLE.name().into());
+        }
     }
 
     /// A field's value.
@@ -147,6 +156,11 @@ fn parse_walkers(s: &str) -> Result<String, String> {
     parse_list(s, bench_spec::Walkers::parse, bench_spec::Walkers::LIST)
 }
 
+/// `--idle`: comma-separated idle policies, each one of [`bench_spec::Idle`].
+fn parse_idles(s: &str) -> Result<String, String> {
+    parse_list(s, bench_spec::Idle::parse, bench_spec::Idle::LIST)
+}
+
 /// `s` if every comma-separated word of it is a name `parse` knows (of `all`).
 fn parse_list<T>(s: &str, parse: fn(&str) -> Option<T>, all: &str) -> Result<String, String> {
     match s.split(',').find(|w| parse(w).is_none()) {
@@ -175,6 +189,12 @@ pub struct BenchPlan {
     /// cores from CPU 0 under TCG (as `--spin busy` does): not in the default run.
     #[arg(long, default_value = "0", value_parser = parse_walkers)]
     pub walkers: String,
+    /// Idle policies (comma-separated: never, deep, always) scenario C is measured with,
+    /// each over the whole cycle (the tasks woken, run and asleep, then the op:
+    /// `cycle_ns_median=`). Default: the kernel's `idle.leave_mm=` default. A and B are
+    /// measured once, with that.
+    #[arg(long, value_parser = parse_idles)]
+    pub idle: Option<String>,
     /// Operations (comma-separated): unmap, unmap-nobatch, collapse, unshare.
     #[arg(long, default_value = bench_spec::Op::LIST, value_parser = parse_ops)]
     pub ops: String,
@@ -272,11 +292,13 @@ impl Report {
             .records
             .iter()
             .map(|r| {
-                ["os", "smp", "op", "scen", "pages", "tables", "sync", "walkers"]
-                    .iter()
-                    .map(|k| r.get(k))
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                [
+                    "os", "smp", "op", "scen", "pages", "tables", "sync", "walkers", "idle",
+                ]
+                .iter()
+                .map(|k| r.get(k))
+                .collect::<Vec<_>>()
+                .join(" ")
             })
             .collect();
         let mut out = format!("{} records: [{}]\n", measured.len(), measured.join("; "));
@@ -483,8 +505,12 @@ pub(crate) fn gatheros_boot(
     dir: &Path,
 ) -> Result<Boot, String> {
     let backend = mode_args(mode);
+    let idle = plan
+        .idle
+        .as_ref()
+        .map_or(String::new(), |i| format!(" bench.idle={i}"));
     let args = format!(
-        "bench=tlb bench.iters={} bench.ops={} bench.scen={} bench.spin={} bench.syncs={} bench.walkers={} {backend}",
+        "bench=tlb bench.iters={} bench.ops={} bench.scen={} bench.spin={} bench.syncs={} bench.walkers={}{idle} {backend}",
         plan.iters, plan.ops, plan.scenarios, plan.spin, plan.syncs, plan.walkers
     );
     let suffix = if tag.is_empty() {
@@ -539,12 +565,13 @@ pub(crate) fn run_boots(boots: &[Boot]) -> Result<Report, String> {
             if let Some(r) = log.line(l) {
                 done += 1;
                 bar.set_message(format!(
-                    "{}: {done}/{total} configurations ({} {} walkers {} scen {})",
+                    "{}: {done}/{total} configurations ({} {} walkers {} scen {} idle {})",
                     b.label,
                     r.get("op"),
                     r.get("sync"),
                     r.get("walkers"),
-                    r.get("scen")
+                    r.get("scen"),
+                    r.get("idle")
                 ));
             }
         });
@@ -651,6 +678,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<Record>, String> {
                 header
                     .iter()
                     .zip(l.split(','))
+                    // An empty cell is a field the line did not carry (the optional ones).
+                    .filter(|(_, v)| !v.is_empty())
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             );
@@ -685,27 +714,30 @@ pub fn ratios<'a>(
 }
 
 /// The saving: for every gatherOS native configuration measured both ways, the median
-/// time with the sync forced (`broadcast`) divided by the time with it skipped, and the
-/// extra IPIs per op; and for every Linux configuration, Linux's median over gatherOS's
-/// forced one.
+/// time with the sync forced (`broadcast`) divided by the time with it skipped (under
+/// the same idle policy), and the extra IPIs per op; and for every Linux configuration,
+/// Linux's median over gatherOS's forced one with idle CPUs keeping the address space as
+/// Linux's do ([`EARLIER_IDLE`]).
 pub fn saving(records: &[Record]) -> String {
-    // What makes two lines the same configuration, apart from kernel and mode.
+    // What makes two lines the same configuration, apart from kernel, mode and policy.
     const CONFIG: &[&str] = &["smp", "scen", "op", "pages", "tables", "walkers"];
     let words = |r: &Record| {
         ["kernel"]
             .iter()
             .filter(|k| !r.get(k).is_empty())
             .chain(CONFIG)
+            .chain(["idle"].iter().filter(|k| !r.get(k).is_empty()))
             .map(|k| format!("{k}={}", r.get(k)))
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let find = |like: &Record, os: &str, backend: &str, sync: &str| {
+    let find = |like: &Record, os: &str, backend: &str, sync: &str, idle: &str| {
         records.iter().find(|r| {
             CONFIG.iter().all(|k| r.get(k) == like.get(k))
                 && r.get("os") == os
                 && r.get("backend") == backend
                 && r.get("sync") == sync
+                && r.get("idle") == idle
         })
     };
     let mut out = String::new();
@@ -713,7 +745,7 @@ pub fn saving(records: &[Record]) -> String {
         .iter()
         .filter(|r| r.get("os") == "gatherOS" && r.get("sync") == "skip")
     {
-        if let Some(forced) = find(skip, "gatherOS", "native", "broadcast") {
+        if let Some(forced) = find(skip, "gatherOS", "native", "broadcast", skip.get("idle")) {
             out += &format!(
                 "saving: {} forced_over_skip={:.2} extra_ipis_per_op={:.2}\n",
                 words(skip),
@@ -723,7 +755,7 @@ pub fn saving(records: &[Record]) -> String {
         }
     }
     for l in records.iter().filter(|r| r.get("os") == "linux") {
-        if let Some(g) = find(l, "gatherOS", "native", "broadcast") {
+        if let Some(g) = find(l, "gatherOS", "native", "broadcast", EARLIER_IDLE.name()) {
             out += &format!(
                 "versus-linux: {} linux_over_gatheros_forced={:.2} linux_cal_ipis_per_op={} gatheros_cal_ipis_per_op={}\n",
                 words(l),
@@ -737,7 +769,7 @@ pub fn saving(records: &[Record]) -> String {
 }
 
 /// Draws one SVG per (op, scenario): median ns per op against CPU count, one line per
-/// (backend, sync, walkers). Returns the files written.
+/// (backend, sync, walkers, idle policy). Returns the files written.
 pub fn plot(records: &[Record], dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
     use plotters::prelude::*;
     let mut groups: BTreeMap<(String, String, String, String), Vec<&Record>> = BTreeMap::new();
@@ -778,14 +810,17 @@ pub fn plot(records: &[Record], dir: &Path) -> Result<Vec<std::path::PathBuf>, S
             series
                 .entry(
                     format!(
-                        "{} {} {} sync={} walkers={}",
+                        "{} {} {} sync={} walkers={} idle={}",
                         r.get("os"),
                         r.get("kernel"),
                         r.get("backend"),
                         r.get("sync"),
-                        r.get("walkers")
+                        r.get("walkers"),
+                        r.get("idle")
                     )
-                    .replace("  ", " "),
+                    .replace("  ", " ")
+                    .trim_end_matches(" idle=")
+                    .to_string(),
                 )
                 .or_default()
                 .push((r.num("smp"), r.num("ns_median")));

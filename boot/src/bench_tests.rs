@@ -39,7 +39,11 @@ fn records_hold_the_words_of_the_line() {
         let (k, v) = w.split_once('=').unwrap();
         assert_eq!(r.get(k), v, "{k}");
     }
-    assert_eq!(r.0.len(), FIELDS.len() + 3, "the fields, os, kernel, collapsed");
+    assert_eq!(
+        r.0.len(),
+        FIELDS.len() + 4,
+        "the fields, os, kernel, collapsed, idle"
+    );
     assert_eq!(r.get("collapsed"), "20/20");
     assert!(Record::parse(&LINE.replace("op=unmap", "op=grow")).is_none());
 }
@@ -89,6 +93,58 @@ fn syncs_and_walkers_are_checked_on_the_command_line() {
     assert!(parse_syncs("ipi").is_err());
     assert_eq!(parse_walkers("0,all").as_deref(), Ok("0,all"));
     assert!(parse_walkers("3").is_err());
+    assert_eq!(
+        parse_idles("never,deep,always").as_deref(),
+        Ok("never,deep,always")
+    );
+    assert!(
+        parse_idles("never,sometimes")
+            .unwrap_err()
+            .contains("'sometimes'")
+    );
+}
+
+#[test]
+fn the_idle_policy_is_part_of_the_configuration() {
+    // Lines before issue 23 say none: gatherOS's idle CPUs kept the address space then.
+    let r = Record::parse(LINE).unwrap();
+    assert_eq!(r.get("idle"), "never");
+    let linux = Record::parse(&LINE.replace("gatherOS ", "linux ")).unwrap();
+    assert_eq!(linux.get("idle"), "", "Linux has no such policy");
+    // A scenario C line carries the policy and the whole cycle, into the CSV and back.
+    let c = LINE.replace("scen=A", "scen=C")
+        + " idle=always cycle_ns_median=300 catchups_per_op=0.00 idle_left_per_op=3.00";
+    let c = Record::parse(&c).unwrap();
+    assert_eq!((c.get("idle"), c.get("cycle_ns_median")), ("always", "300"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.csv");
+    write_csv(&[r.clone(), c.clone()], &path).unwrap();
+    assert_eq!(read_csv(&path).unwrap(), vec![r.clone(), c.clone()]);
+    assert!(table(std::slice::from_ref(&c)).contains("cycle_ns_median"));
+    // A baseline compares a policy with the same policy only.
+    let never_c = Record::parse(&(LINE.replace("scen=A", "scen=C") + " idle=never")).unwrap();
+    let never = std::slice::from_ref(&never_c);
+    assert_eq!(compare(std::slice::from_ref(&c), never), "");
+    assert!(compare(never, never).contains("ratio=1.000"));
+    // The saving pairs skip and forced under one policy.
+    let forced = |idle: &str, ns: &str| {
+        Record::parse(
+            &(LINE
+                .replace("scen=A", "scen=C")
+                .replace("sync=skip", "sync=broadcast")
+                .replace("ns_median=100", ns)
+                + &format!(" idle={idle}")),
+        )
+        .unwrap()
+    };
+    let skip = Record::parse(&(LINE.replace("scen=A", "scen=C") + " idle=always")).unwrap();
+    let s = saving(&[
+        skip,
+        forced("never", "ns_median=900"),
+        forced("always", "ns_median=200"),
+    ]);
+    assert!(s.contains("idle=always forced_over_skip=2.00"), "{s}");
+    assert_eq!(s.lines().count(), 1, "{s}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! tests in `tests/` are both thin layers over these modules.
 
 pub mod bench;
+pub mod bench_idle;
 pub mod flash;
 pub mod image;
 pub mod install;

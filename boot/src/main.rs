@@ -239,6 +239,7 @@ fn bench(plan: &boot::bench::BenchPlan, run: BenchRun) -> Result<bool, String> {
         ipis_agree = agree;
     } else {
         print!("{}", boot::bench::saving(&records));
+        print!("{}", boot::bench_idle::idle_costs(&records));
     }
     let walk_lines = boot::bench::walk_lines(&report);
     print!("{walk_lines}");

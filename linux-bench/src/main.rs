@@ -318,6 +318,10 @@ fn measure(cfg: Config, iters: usize, cpus: usize, machine: &Machine, fail: bool
         apic: machine.apic,
         levels: machine.levels,
         collapsed: (cfg.op == Op::Collapse || ok != tried).then_some(Collapsed { ok, tried }),
+        idle: None,
+        cycle_ns_median: None,
+        catchups_per_op: None,
+        idle_left_per_op: None,
     };
     println!("{line}");
 }

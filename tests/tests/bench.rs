@@ -15,6 +15,9 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
         iters: 2,
         syncs: "broadcast,targeted,wait".into(),
         walkers: "0,all".into(),
+        // Scenario C once per policy: Linux's (idle CPUs keep the address space) and
+        // the one that lets go at every halt.
+        idle: Some("never,always".into()),
         spin: "halt".into(),
         os: vec!["gatheros".into()],
         linux_kernel: vec![],
@@ -29,14 +32,16 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
     let records: Vec<Record> = report.records;
     // unmap: 3 page/table variants; unshare: 1; three scenarios. Per configuration: native
     // the key's skip and the three forms forced, invlpgb the three forms; scenario A once
-    // more with its task walking (walkers=1).
-    let rows = |forms_per_walker_count: usize| 4 * (2 + 1 + 1) * forms_per_walker_count;
+    // more with its task walking (walkers=1), scenario C once per idle policy.
+    let rows = |forms_per_walker_count: usize| 4 * (2 + 1 + 2) * forms_per_walker_count;
     assert_eq!(records.len(), rows(4) + rows(3), "the run:\n{got}");
     for r in &records {
+        // Scenario C's lines also time the whole cycle and count what the tasks paid.
+        let cycle = if r.get("scen") == "C" { 3 } else { 0 };
         assert_eq!(
             r.0.len(),
-            FIELDS.len() + 3,
-            "the fields, os, kernel, collapsed: {r:?}"
+            FIELDS.len() + 4 + cycle,
+            "the fields, os, kernel, collapsed, idle (and the cycle's three): {r:?}"
         );
         assert_eq!(r.get("os"), "gatherOS");
         assert_eq!(r.get("smp"), "2");
@@ -47,6 +52,31 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
             "{:?}",
             r.0
         );
+        // A and B run with the boot's policy (the kernel's default, whichever it is); in
+        // C, a CPU that lets go of the address space at every halt takes no flush IPI,
+        // and lets go once per cycle, while one that keeps it is interrupted whenever a
+        // table is freed (native).
+        let idle = r.get("idle");
+        let policies: &[&str] = if r.get("scen") == "C" {
+            &["never", "always"]
+        } else {
+            &["never", "deep", "always"]
+        };
+        assert!(policies.contains(&idle), "{:?}", r.0);
+        if r.get("scen") == "C" {
+            assert!(r.get("cycle_ns_median").parse::<u64>().is_ok(), "{:?}", r.0);
+            let tlb: f64 = r.get("tlb_ipis_per_op").parse().unwrap();
+            let left: f64 = r.get("idle_left_per_op").parse().unwrap();
+            if idle == "always" {
+                assert_eq!(tlb, 0.0, "no flush IPI to a CPU that let go: {:?}", r.0);
+                assert!(left >= 1.0, "the other CPU let go every cycle: {:?}", r.0);
+            } else {
+                assert_eq!(left, 0.0, "never lets go: {:?}", r.0);
+                if r.get("backend") == "native" && r.get("tables") == "free" {
+                    assert_eq!(tlb, 1.0, "the lazy CPU is interrupted: {:?}", r.0);
+                }
+            }
+        }
         let sync: f64 = r.get("sync_ipis_per_op").parse().unwrap();
         match r.get("sync") {
             "skip" | "wait" => assert_eq!(sync, 0.0, "no sync IPI: {:?}", r.0),

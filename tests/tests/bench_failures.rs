@@ -140,6 +140,7 @@ fn a_real_linux_boot_with_one_failing_configuration_keeps_the_others() {
         iters: 2,
         syncs: "broadcast".into(),
         walkers: "0".into(),
+        idle: None,
         spin: "halt".into(),
         os: vec!["linux".into()],
         linux_kernel: vec!["default".into()],

@@ -11,6 +11,22 @@
 //! forced (`tlb.table_sync=always`). Time is the TSC around the op alone; IPI counts are
 //! the per-CPU interrupt counters' deltas over the op alone, summed over CPUs.
 //!
+//! Idle policies (`bench.idle=`, each set at run time with `sched::set_idle_policy` and
+//! the boot's restored after): scenario C is measured once per policy, and there each
+//! iteration is a whole cycle: the tasks of the address space are woken on the other
+//! CPUs (spawned), run (each reads a page of the region, so it really uses the address
+//! space: a CPU that let go of it loads its root again, one that held it lazily catches
+//! up on a flush it missed), end; CPU 0 then halts for [`IDLE_TICKS`] of its ticks
+//! ([`idle_wait`]), the same for every policy, long enough for `deep` to let go; then
+//! the op. Besides the op's time
+//! (`ns_median=`), the line gives the cycle's (`cycle_ns_median=`: the TSC from waking
+//! the tasks to their end, plus the op; the idle wait between is left out, as its 1 to
+//! 2 tick periods would drown the differences and cost no CPU anything) and what the
+//! cycle cost the tasks, from mm's counters over it: catch-up flushes
+//! (`catchups_per_op=`) and idle leaves (`idle_left_per_op=`, each a CR3 load when a
+//! task of the address space comes back). Scenarios A and B have no such cycle: they
+//! are measured once, with the boot's policy (`idle=` on every line says which).
+//!
 //! Sync forms (`bench.syncs=`, each set at run time with `TableFreerState::set_form`):
 //! every configuration is measured once per form (`sync=broadcast|targeted|wait`); with
 //! the native backend the static key's skip comes first (`sync=skip`, measured once,
@@ -33,7 +49,7 @@
 
 extern crate alloc;
 use alloc::vec::Vec;
-use bench_spec::{Apic, Backend, Config, Line, Op, Os, PerOp, Scenario, Sync, Walkers, percentile};
+use bench_spec::{Apic, Backend, Config, Idle, Line, Op, Os, PerOp, Scenario, Sync, Walkers, percentile};
 use core::sync::atomic::{AtomicBool, Ordering};
 use mm::addr_space::AddressSpace;
 use mm::stats::TlbEvent;
@@ -49,6 +65,22 @@ use crate::{mem, tlb, user_space};
 
 const BASE: u64 = 0x4000_0000;
 const SHARED_VA: u64 = (3 << 30) | (1 << 21) | (1 << 12);
+/// Ticks CPU 0 waits in scenario C between the tasks' end and the op, whatever the
+/// policy: `deep` lets go once a CPU stayed idle through a whole tick, which the other
+/// CPUs' ticks (at the same rate) give within this.
+const IDLE_TICKS: u64 = 2;
+
+/// CPU 0 halts until its own tick count has gone up by `ticks`. Not `sched::sleep_ticks`:
+/// the benchmark runs in CPU 0's boot context, which is its idle task, and the scheduler
+/// has nothing else to switch to, so that sleep would return at once.
+fn idle_wait(ticks: u64) {
+    let now = || arch::percpu::current().map_or(0, |c| c.ticks.load(Ordering::Relaxed));
+    let until = now() + ticks;
+    while now() < until {
+        // Interrupts on, then halt until one (the tick among them) comes.
+        arch::cpu::wait_for_interrupt();
+    }
+}
 
 fn ipi_sums() -> (u64, u64, u64) {
     let t = arch::cpus::ipi_totals();
@@ -146,18 +178,26 @@ fn walked(cfg: Config) -> (u64, u64) {
 }
 
 /// One line of a configuration: whether the sync is forced, in which form, with how
-/// many walkers.
+/// many walkers, under which idle policy.
 #[derive(Debug, Clone, Copy)]
 struct Row {
     forced: bool,
     form: SyncForm,
     walkers: usize,
+    idle: Idle,
 }
 
-/// The rows of a configuration in `scen`, in the order they are measured: per walker
-/// count, the key's skip (native only, under the first form), then every form (forced
-/// with the native backend, where the key would skip).
-fn rows(opts: &BenchOptions, forms: &[SyncForm], scen: Scenario, native: bool) -> Vec<Row> {
+/// The rows of a configuration in `scen`, in the order they are measured: per idle
+/// policy (scenario C: each of `idles`; A and B: the boot's, `boot`) and walker count, the key's skip (native only, under the
+/// first form), then every form (forced with the native backend, where the key would
+/// skip).
+fn rows(
+    opts: &BenchOptions,
+    forms: &[SyncForm],
+    scen: Scenario,
+    native: bool,
+    (idles, boot): (&[Idle], Idle),
+) -> Vec<Row> {
     let others = arch::cpus::count() - 1;
     let mut counts: Vec<usize> = opts
         .walkers
@@ -169,20 +209,29 @@ fn rows(opts: &BenchOptions, forms: &[SyncForm], scen: Scenario, native: bool) -
         })
         .collect();
     counts.dedup();
+    let idles = if scen == Scenario::C {
+        idles
+    } else {
+        core::slice::from_ref(&boot)
+    };
     let mut rows = Vec::new();
-    for walkers in counts {
-        if native {
-            rows.push(Row {
-                forced: false,
-                form: forms[0],
+    for &idle in idles {
+        for &walkers in &counts {
+            if native {
+                rows.push(Row {
+                    forced: false,
+                    form: forms[0],
+                    walkers,
+                    idle,
+                });
+            }
+            rows.extend(forms.iter().map(|&form| Row {
+                forced: native,
+                form,
                 walkers,
-            });
+                idle,
+            }));
         }
-        rows.extend(forms.iter().map(|&form| Row {
-            forced: native,
-            form,
-            walkers,
-        }));
     }
     rows
 }
@@ -212,6 +261,7 @@ fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
         SyncMode::Decided
     });
     tlb::FREER.set_form(row.form);
+    sched::set_idle_policy(row.idle);
     tlb::faults::Fault::NoBatchPages.set(cfg.op == Op::UnmapNobatch);
     static STOP: AtomicBool = AtomicBool::new(false);
     STOP.store(false, Ordering::SeqCst);
@@ -252,17 +302,33 @@ fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
     sched::use_mm(Some(mm));
     let warmup = bench_spec::warmup(opts.iters);
     let mut cycles = Vec::with_capacity(opts.iters);
+    let mut whole = Vec::with_capacity(opts.iters);
     let (mut tlb, mut cal, mut sync, mut pt_frames) = (0u64, 0u64, 0u64, 0u64);
+    let (mut catchups, mut idle_left) = (0u64, 0u64);
     for i in 0..warmup + opts.iters {
         setup(cfg, mm, owner);
+        // Scenario C's cycle up to the op: the tasks woken, run and ended (timed), then
+        // the idle wait (not timed).
+        let before_cycle = tlb::STATS.total();
+        let mut woken = 0;
         if cfg.scen == Scenario::C {
+            let page = walked(cfg).0;
+            let t0 = arch::cpu::rdtsc();
             let visits: Vec<_> = others
                 .clone()
-                .map(|c| sched::spawn("bench-visit", c, Some(mm), || {}))
+                .map(|c| {
+                    sched::spawn("bench-visit", c, Some(mm), move || {
+                        // SAFETY: `setup` mapped the region's first page in `mm`, which
+                        // this task runs in; a read changes nothing.
+                        unsafe { core::ptr::read_volatile(page as *const u8) };
+                    })
+                })
                 .collect();
             visits
                 .into_iter()
                 .for_each(|v| v.join(crate::sched::JOIN_BOUND_MS));
+            woken = arch::cpu::rdtsc() - t0;
+            idle_wait(IDLE_TICKS);
         }
         // `trace=tlb`: the last op is recorded, with the frees of its tables.
         let traced = crate::tracing::enabled() && i + 1 == warmup + opts.iters;
@@ -292,9 +358,13 @@ fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
                 row.walkers
             ));
         }
+        let cycle = tlb::STATS.total() - before_cycle;
         cleanup(cfg, mm);
         if i >= warmup {
             cycles.push(dt);
+            whole.push(woken + dt);
+            catchups += cycle.get(TlbEvent::Catchup);
+            idle_left += cycle.get(TlbEvent::IdleLeft);
             tlb += after_ipis.0 - before_ipis.0;
             cal += after_ipis.1 - before_ipis.1;
             sync += after_ipis.2 - before_ipis.2;
@@ -322,8 +392,11 @@ fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
     tlb::faults::Fault::NoBatchPages.set(false);
     tlb::settle();
     cycles.sort_unstable();
+    whole.sort_unstable();
     let at = |p| percentile(&cycles, p).expect("bench: at least one iteration");
     let (median, p99) = (at(50), at(99));
+    let c = cfg.scen == Scenario::C;
+    let whole_median = percentile(&whole, 50).expect("bench: at least one iteration");
     let sync_mode = if !forced && arch::static_key::tlb_table_flush_implies_ipi_broadcast() {
         Sync::Skip
     } else {
@@ -348,6 +421,10 @@ fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
         apic: apic(crate::smp::summary().mode),
         levels: 4,
         collapsed: None,
+        idle: Some(row.idle),
+        cycle_ns_median: c.then(|| arch::timer::cycles_to_ns(whole_median)),
+        catchups_per_op: c.then(|| PerOp::of(catchups, opts.iters)),
+        idle_left_per_op: c.then(|| PerOp::of(idle_left, opts.iters)),
     };
     log::info!("{line}");
 }
@@ -377,22 +454,31 @@ pub fn run(opts: &BenchOptions) {
         }
     }
     let native = tlb::mmu().backend.kind() == mm::hw::BackendKind::NativeIpi;
+    let boot_idle = sched::idle_policy();
+    let idles: Vec<Idle> = if opts.idles.is_empty() {
+        alloc::vec![boot_idle]
+    } else {
+        opts.idles.clone()
+    };
     let total: usize = opts
         .ops
         .iter()
         .flat_map(|&op| opts.scenarios.iter().map(move |&scen| (op, scen)))
-        .map(|(op, scen)| Config::matrix(op, scen).count() * rows(opts, &forms, scen, native).len())
+        .map(|(op, scen)| {
+            Config::matrix(op, scen).count() * rows(opts, &forms, scen, native, (&idles, boot_idle)).len()
+        })
         .sum();
     log::info!("bench: configurations={} iters={}", total, opts.iters);
     for &op in &opts.ops {
         for &scen in &opts.scenarios {
             for cfg in Config::matrix(op, scen) {
-                for row in rows(opts, &forms, scen, native) {
+                for row in rows(opts, &forms, scen, native, (&idles, boot_idle)) {
                     measure(cfg, opts, row);
                 }
             }
         }
     }
     tlb::FREER.set_form(boot_form);
+    sched::set_idle_policy(boot_idle);
     log::info!("bench: done");
 }

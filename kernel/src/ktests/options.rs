@@ -47,9 +47,9 @@ ktest::kernel_test!(
 
 ktest::kernel_test!(
     fn parses_the_benchmark_matrix_and_refuses_unknown_ops() {
-        use bench_spec::{Op, Scenario, Sync, Walkers};
+        use bench_spec::{Idle, Op, Scenario, Sync, Walkers};
         let (o, errors) = BootOptions::parse(
-            "bench=tlb bench.ops=unshare,collapse bench.scen=C,A bench.iters=0 bench.syncs=wait,broadcast bench.walkers=all,0",
+            "bench=tlb bench.ops=unshare,collapse bench.scen=C,A bench.iters=0 bench.syncs=wait,broadcast bench.walkers=all,0 bench.idle=always,never",
         );
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(o.bench_tlb.ops, [Op::Unshare, Op::Collapse]);
@@ -57,14 +57,16 @@ ktest::kernel_test!(
         assert_eq!(o.bench_tlb.iters, 1);
         assert_eq!(o.bench_tlb.syncs, [Sync::Wait, Sync::Broadcast]);
         assert_eq!(o.bench_tlb.walkers, [Walkers::All, Walkers::None]);
+        assert_eq!(o.bench_tlb.idles, [Idle::Always, Idle::Never]);
         let (o, errors) = BootOptions::parse(
-            "bench.ops=unmap,share bench.scen=D bench.syncs=targeted,skip bench.walkers=1",
+            "bench.ops=unmap,share bench.scen=D bench.syncs=targeted,skip bench.walkers=1 bench.idle=deep,sometimes",
         );
         assert_eq!(o.bench_tlb.ops, Op::ALL);
         assert_eq!(o.bench_tlb.scenarios, Scenario::ALL);
         assert_eq!(o.bench_tlb.syncs, [], "skip is not a form; the boot's form");
         assert_eq!(o.bench_tlb.walkers, [Walkers::None]);
-        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert_eq!(o.bench_tlb.idles, [], "the boot's policy");
+        assert_eq!(errors.len(), 5, "{errors:?}");
     }
 );
 

@@ -1,13 +1,13 @@
 //! The benchmark's options (`bench.ops=`, `bench.scen=`, `bench.iters=`, `bench.spin=`,
-//! `bench.syncs=`, `bench.walkers=`), kept with the other options so that parsing them
+//! `bench.syncs=`, `bench.walkers=`, `bench.idle=`), kept with the other options so that parsing them
 //! needs nothing of the benchmark.
 
 extern crate alloc;
 use alloc::vec::Vec;
-use bench_spec::{Op, Scenario, Sync, Walkers};
+use bench_spec::{Idle, Op, Scenario, Sync, Walkers};
 
 /// What to run (boot options `bench.ops=`, `bench.scen=`, `bench.iters=`, `bench.spin=`,
-/// `bench.syncs=`, `bench.walkers=`).
+/// `bench.syncs=`, `bench.walkers=`, `bench.idle=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BenchOptions {
     /// Operations, in the order they run.
@@ -27,6 +27,10 @@ pub struct BenchOptions {
     /// Walker counts measured (`bench.walkers=0,all`): with `all`, scenario A is measured
     /// once more with its tasks walking the address space lock-free.
     pub walkers: Vec<Walkers>,
+    /// Idle policies scenario C is measured with, each set at run time (`bench.idle=`,
+    /// comma-separated `never`, `deep`, `always`). Empty: the boot's `idle.leave_mm=`.
+    /// Scenarios A and B are measured once, with the boot's.
+    pub idles: Vec<Idle>,
 }
 
 impl Default for BenchOptions {
@@ -38,6 +42,7 @@ impl Default for BenchOptions {
             spin_halts: true,
             syncs: Vec::new(),
             walkers: alloc::vec![Walkers::None],
+            idles: Vec::new(),
         }
     }
 }

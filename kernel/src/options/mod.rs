@@ -100,6 +100,8 @@ pub const KEYS: &[OptionKey] = &[
     }),
     key("bench.walkers", "0,all (comma-separated)",
         |o, v| parse_list(v, Walkers::parse).map(|w| o.bench_tlb.walkers = w)),
+    key("bench.idle", "never,deep,always (comma-separated)",
+        |o, v| parse_list(v, Idle::parse).map(|p| o.bench_tlb.idles = p)),
     key("test", ON_OFF,
         |o, v| parse_bool(v).map(|on| o.test = on.then(|| o.test.take().unwrap_or_default()))),
     key("test.suites", "quick, watchdog, soak (comma-separated) or all",
