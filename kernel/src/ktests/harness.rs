@@ -56,6 +56,15 @@ pub fn run(opts: &TestOptions, firmware: Option<Firmware>) -> ! {
         current: AtomicUsize::new(NO_TEST),
     });
     crate::console::panic::set_observer(&Harness);
+    // The tests keep Linux's lazy TLB (`never`) unless the boot asks for a policy: most
+    // were written about CPUs that hold an address space lazily, and under the product's
+    // `deep` a CPU that sleeps through a tick (any tick, on a loaded host) lets go, so
+    // their verdicts would depend on the host's load. The idle-leave tests set each
+    // policy themselves (`ktests::idle_leave`), and the oracle runs under every one.
+    if crate::options::boot_options().idle.is_none() {
+        crate::sched::set_idle_policy(bench_spec::Idle::Never);
+        log::info!("idle: leave_mm=never (the tests' default)");
+    }
     if opts.start == 0 {
         let other_suites = KERNEL_TESTS
             .iter()

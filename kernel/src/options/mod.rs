@@ -84,7 +84,7 @@ pub const KEYS: &[OptionKey] = &[
         mm::table_free::SyncForm::from_name(v).map(|f| o.sync_form = f)
     }),
     key("tlb.break", "none|stride|lazy|noflush|nomarker|late", tlb_break),
-    key("idle.leave_mm", "never|deep|always", |o, v| Idle::parse(v).map(|p| o.idle = p)),
+    key("idle.leave_mm", "never|deep|always", |o, v| Idle::parse(v).map(|p| o.idle = Some(p))),
     key("trace", "tlb|off", |o, v| choose(v, &[("tlb", true), ("off", false)]).map(|t| o.trace = t)),
     key("clearcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, false))),
     key("setcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, true))),
@@ -191,8 +191,9 @@ pub struct BootOptions {
     /// records the last measured op of each configuration).
     pub trace: bool,
     /// `idle.leave_mm=`: what a CPU about to halt does with the address space it holds
-    /// lazily (`sched::idle`).
-    pub idle: Idle,
+    /// lazily (`sched::idle`); None: not given, [`crate::sched::DEFAULT_IDLE`] (the test
+    /// harness keeps `never` then, see `ktests::harness::run`).
+    pub idle: Option<Idle>,
 }
 
 impl Default for BootOptions {
@@ -213,7 +214,7 @@ impl Default for BootOptions {
             sync_form: mm::table_free::SyncForm::Targeted,
             tlb_break: None,
             trace: false,
-            idle: Idle::Never,
+            idle: None,
         }
     }
 }

@@ -19,6 +19,14 @@ use bench_spec::Idle;
 
 use super::{rq, schedule, this_cpu};
 
+/// The policy a boot runs with unless `idle.leave_mm=` says otherwise: `deep`, from the
+/// benchmark (docs/benchmarks.md, issue 23): with it, as with `always`, an unmap that
+/// frees a table interrupts no CPU that has slept through a tick (0 flush IPIs per unmap
+/// in scenario C at 2, 4 and 8 CPUs, against N-1 with `never`), while a CPU idle for
+/// less than a tick between tasks keeps the address space and pays no CR3 load and no
+/// catch-up when the next task of it runs.
+pub const DEFAULT_IDLE: Idle = Idle::Deep;
+
 /// The policy in force (an [`Idle`] as its index). Relaxed: a setting read at each halt,
 /// which publishes nothing; a CPU that reads the old one for one more halt is harmless.
 static POLICY: AtomicU8 = AtomicU8::new(0);

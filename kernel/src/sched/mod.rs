@@ -14,7 +14,7 @@
 mod idle;
 mod task;
 
-pub use idle::{idle_loop, idle_policy, set_idle_policy};
+pub use idle::{DEFAULT_IDLE, idle_loop, idle_policy, set_idle_policy};
 
 extern crate alloc;
 use alloc::boxed::Box;
