@@ -119,7 +119,7 @@ fn the_trace_command_takes_the_benchmarks_names_and_boots_its_options() {
     assert_eq!((plan.smp, plan.out.to_str()), (4, Some("trace-out")));
     assert_eq!(
         plan.boot_args(),
-        "bench=tlb bench.ops=collapse bench.scen=C bench.iters=1 trace=tlb tlb.sync=broadcast tlb.backend=native"
+        "bench=tlb bench.ops=collapse bench.scen=C bench.iters=1 trace=tlb tlb.sync=broadcast idle.leave_mm=never tlb.backend=native"
     );
     let Ok(Cli {
         command: Some(Cmd::Trace(plan)),
@@ -129,7 +129,8 @@ fn the_trace_command_takes_the_benchmarks_names_and_boots_its_options() {
         panic!("with a mode and a sync form it does not parse");
     };
     assert!(
-        plan.boot_args().ends_with("tlb.sync=targeted setcpuid=invlpgb"),
+        plan.boot_args()
+            .ends_with("tlb.sync=targeted idle.leave_mm=never setcpuid=invlpgb"),
         "{}",
         plan.boot_args()
     );

@@ -15,6 +15,7 @@ fn collapse_in_scenario_c_traces_the_skip_and_the_forced_sync() {
         smp: 4,
         mode: "native".parse().unwrap(),
         sync: "broadcast".parse().unwrap(),
+        idle: "never".parse().unwrap(),
         out: out.path().to_path_buf(),
         from: None,
         timeout: 900,

@@ -49,6 +49,10 @@ fn parse_sync(s: &str) -> Result<bench_spec::Sync, String> {
         .ok_or(format!("'{s}' is not one of broadcast,targeted,wait"))
 }
 
+fn parse_idle(s: &str) -> Result<bench_spec::Idle, String> {
+    bench_spec::Idle::parse(s).ok_or(format!("'{s}' is not one of {}", bench_spec::Idle::LIST))
+}
+
 /// What to trace (the `trace` command's options).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TracePlan {
@@ -68,6 +72,11 @@ pub struct TracePlan {
     /// broadcast (Linux's IPI to every other CPU), targeted, wait.
     #[arg(long, default_value = "broadcast", value_parser = parse_sync)]
     pub sync: bench_spec::Sync,
+    /// What idle CPUs do with the address space they hold lazily (`idle.leave_mm=`):
+    /// `never` by default, Linux's lazy TLB, so that scenario C's idle CPUs take the flush
+    /// IPI; `always` (or `deep`) shows them let go and take none.
+    #[arg(long, default_value = "never", value_parser = parse_idle)]
+    pub idle: bench_spec::Idle,
     /// Output directory for trace.json and trace.svg.
     #[arg(long, default_value = "trace-out")]
     pub out: PathBuf,
@@ -83,10 +92,11 @@ impl TracePlan {
     /// The kernel's boot options for this plan.
     pub fn boot_args(&self) -> String {
         format!(
-            "bench=tlb bench.ops={} bench.scen={} bench.iters=1 trace=tlb tlb.sync={} {}",
+            "bench=tlb bench.ops={} bench.scen={} bench.iters=1 trace=tlb tlb.sync={} idle.leave_mm={} {}",
             self.op,
             self.scen,
             self.sync,
+            self.idle,
             crate::bench::mode_args(self.mode.name())
         )
     }
