@@ -185,6 +185,22 @@ fn collapse_c(what: &str) -> (Checked, Vec<Record>) {
             flush.arg("gen")
         );
     }
+    // The flush slice encloses its handlers: the flusher's flush_end of that generation
+    // comes after every target ran it (it waited for their acknowledgements).
+    let end = events
+        .iter()
+        .position(|e| e.cpu == flush.cpu && e.kind == Kind::FlushEnd && e.arg("gen") == flush.arg("gen"))
+        .unwrap_or_else(|| panic!("trace_order: {what}: no flush_end of gen {}", flush.arg("gen")));
+    for cpu in 1..arch::cpus::count().min(64) {
+        let ran = events.iter().position(|e| {
+            e.cpu as usize == cpu && e.kind == Kind::FlushRun && e.arg("gen") == flush.arg("gen")
+        });
+        assert!(
+            ran.is_some_and(|r| r < end),
+            "trace_order: {what}: flush_end of gen {} (event {end}) before cpu {cpu} ran the handler (event {ran:?})",
+            flush.arg("gen")
+        );
+    }
     (c, events)
 }
 
@@ -235,11 +251,19 @@ ktest::kernel_test!(
                         "trace_order: {what}: cpu {cpu} never ran sync IPI {id:#x}"
                     );
                 }
+                let acked = events[k..]
+                    .iter()
+                    .position(|e| e.cpu == send.cpu && e.kind == Kind::IpiAcked && e.arg("id") == id)
+                    .map(|i| k + i)
+                    .unwrap_or_else(|| panic!("trace_order: {what}: sync IPI {id:#x} never acknowledged"));
+                // The sync ends only once its IPI was acknowledged (the sync slice holds it).
+                let end = events[s..]
+                    .iter()
+                    .position(|e| e.cpu == sync.cpu && e.kind == Kind::SyncEnd)
+                    .map(|i| s + i);
                 assert!(
-                    events[k..]
-                        .iter()
-                        .any(|e| e.cpu == send.cpu && e.kind == Kind::IpiAcked && e.arg("id") == id),
-                    "trace_order: {what}: sync IPI {id:#x} never acknowledged"
+                    end.is_some_and(|e| e > acked),
+                    "trace_order: {what}: sync_end (event {end:?}) before sync IPI {id:#x} was acknowledged (event {acked})"
                 );
             }
         }
