@@ -185,6 +185,21 @@ fn collapse_c(what: &str) -> (Checked, Vec<Record>) {
             flush.arg("gen")
         );
     }
+    // Each IPI request has its own trace id, naming its sender (`sender << 48 | n`, n >= 1):
+    // the ids are what tie a handler to its send.
+    let sends: Vec<&Record> = events.iter().filter(|e| e.kind == Kind::IpiSend).collect();
+    for (i, send) in sends.iter().enumerate() {
+        let id = send.arg("id");
+        assert!(
+            id & 0xffff_ffff_ffff != 0 && id >> 48 == send.cpu as u64,
+            "trace_order: {what}: ipi_send on cpu {} has id {id:#x}",
+            send.cpu
+        );
+        assert!(
+            sends[..i].iter().all(|o| o.arg("id") != id),
+            "trace_order: {what}: two requests have id {id:#x}"
+        );
+    }
     // The flush slice encloses its handlers: the flusher's flush_end of that generation
     // comes after every target ran it (it waited for their acknowledgements).
     let end = events
