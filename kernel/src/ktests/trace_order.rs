@@ -200,6 +200,27 @@ fn collapse_c(what: &str) -> (Checked, Vec<Record>) {
             "trace_order: {what}: two requests have id {id:#x}"
         );
     }
+    // Each target's handler runs inside its ipi_run .. ipi_ran of the flush's IPI.
+    let (b, _) = first(&events, Kind::FlushBegin, "lazy_cpus", LAZY_POLICY, "included").unwrap();
+    let send = events[b..]
+        .iter()
+        .find(|e| e.cpu == flush.cpu && is(e, Kind::IpiSend, "reason", IPI_REASONS, "flush"))
+        .unwrap_or_else(|| panic!("trace_order: {what}: the flush sent no IPI"));
+    for cpu in 1..arch::cpus::count().min(64) {
+        let at = |kind: Kind| {
+            events
+                .iter()
+                .position(|e| e.cpu as usize == cpu && e.kind == kind && e.arg("id") == send.arg("id"))
+        };
+        let handler = events.iter().position(|e| {
+            e.cpu as usize == cpu && e.kind == Kind::FlushRun && e.arg("gen") == flush.arg("gen")
+        });
+        let (run, ran) = (at(Kind::IpiRun), at(Kind::IpiRan));
+        assert!(
+            run < handler && handler < ran && run.is_some(),
+            "trace_order: {what}: cpu {cpu}: ipi_run at {run:?}, flush_run at {handler:?}, ipi_ran at {ran:?}"
+        );
+    }
     // The flush slice encloses its handlers: the flusher's flush_end of that generation
     // comes after every target ran it (it waited for their acknowledgements).
     let end = events
