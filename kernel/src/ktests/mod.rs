@@ -19,5 +19,6 @@ mod smp;
 mod soak;
 mod teardown_fault;
 mod tlb;
+mod trace_gate;
 mod trace_order;
 mod watchdog;
