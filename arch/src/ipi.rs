@@ -226,8 +226,8 @@ pub fn call_on_many_nowait(mask: &CpuMask, reason: IpiReason, f: Box<dyn Fn() + 
         func,
         pending: AtomicUsize::new(targets.count()),
         reason,
-        // Not traced: nobody waits, so there is no slice of waiting to draw.
-        trace_id: 0,
+        // No `ipi_send` slice (nobody waits), but the runners name the sender.
+        trace_id: if trace::on() { trace_id(me) } else { 0 },
         owned: Some(f),
     }));
     crate::irq::without_interrupts(|| enqueue(&targets, req));

@@ -16,7 +16,8 @@ use crate::qemu::{self, QemuConfig, Verdict};
 pub use bench_spec::FIELDS;
 
 /// Fields the host adds: the kernel's first word, and which Linux kernel printed the
-/// line (its release, from `linux-bench: kernel=`; empty for gatherOS).
+/// line (its release, from `linux-bench: kernel=`; for gatherOS empty, or the build's
+/// flavour where a run compares two: `bench --trace-cost`).
 const HOST: &[&str] = &["os", "kernel"];
 
 /// The fields identifying a configuration (for baselines).
@@ -69,12 +70,23 @@ impl Record {
         self.0.get(key).map_or("", |s| s.as_str())
     }
 
-    fn num(&self, key: &str) -> f64 {
+    /// A field's value as a number (NaN if it is none).
+    pub fn num(&self, key: &str) -> f64 {
         self.get(key).parse().unwrap_or(f64::NAN)
     }
 
     fn key(&self) -> String {
-        KEY.iter().map(|k| self.get(k)).collect::<Vec<_>>().join(" ")
+        self.key_except(&[])
+    }
+
+    /// The fields that identify its configuration ([`KEY`]) but those in `ignore`, as
+    /// one string (records of one configuration have the same).
+    pub fn key_except(&self, ignore: &[&str]) -> String {
+        KEY.iter()
+            .filter(|k| !ignore.contains(k))
+            .map(|k| self.get(k))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -212,10 +224,15 @@ pub fn mode_args(mode: &str) -> String {
 }
 
 /// One boot of the plan: a gatherOS image or the Linux guest.
-struct Boot {
-    label: String,
+#[derive(Debug, Clone)]
+pub struct Boot {
+    /// What the progress bar and the failures call it (`gatherOS smp=4 native`).
+    pub label: String,
     cfg: QemuConfig,
     image: std::path::PathBuf,
+    /// The `kernel` its records carry until the guest names its own (`linux-bench:
+    /// kernel=`): empty for the gatherOS of this tool, the flavour for another build of it.
+    tag: String,
 }
 
 /// Something that failed in a run: a whole boot, or one configuration of it.
@@ -417,25 +434,16 @@ pub fn run(plan: &BenchPlan) -> Result<Report, String> {
     }
     let mut boots = Vec::new();
     for &smp in &plan.smp {
-        let base = QemuConfig {
-            smp,
-            timeout: std::time::Duration::from_secs(plan.timeout_secs),
-            silence: Some(std::time::Duration::from_secs(plan.silence_secs)),
-            ..Default::default()
-        };
+        let base = qemu_config(plan, smp);
         for mode in plan.modes.iter().filter(|_| gatheros) {
-            let backend = mode_args(mode);
-            let args = format!(
-                "bench=tlb bench.iters={} bench.ops={} bench.scen={} bench.spin={} bench.syncs={} bench.walkers={} {backend}",
-                plan.iters, plan.ops, plan.scenarios, plan.spin, plan.syncs, plan.walkers
-            );
-            let image = dir.path().join(format!("bench-{smp}-{mode}.img"));
-            image::build(&image::kernel_elf(), Firmware::Bios, &args, &image)?;
-            boots.push(Boot {
-                label: format!("gatherOS smp={smp} {mode}"),
-                cfg: base.clone(),
-                image,
-            });
+            boots.push(gatheros_boot(
+                plan,
+                smp,
+                mode,
+                &image::kernel_elf(),
+                "",
+                dir.path(),
+            )?);
         }
         for (i, (name, d)) in linux.iter().enumerate() {
             boots.push(Boot {
@@ -446,19 +454,70 @@ pub fn run(plan: &BenchPlan) -> Result<Report, String> {
                     ..base.clone()
                 },
                 image: d.initrd.clone(),
+                tag: String::new(),
             });
         }
     }
+    run_boots(&boots)
+}
+
+/// The QEMU settings of the plan's boots at `smp` CPUs.
+fn qemu_config(plan: &BenchPlan, smp: u32) -> QemuConfig {
+    QemuConfig {
+        smp,
+        timeout: std::time::Duration::from_secs(plan.timeout_secs),
+        silence: Some(std::time::Duration::from_secs(plan.silence_secs)),
+        ..Default::default()
+    }
+}
+
+/// The plan's gatherOS boot at `smp` CPUs with backend `mode` of the kernel ELF
+/// `kernel`, its image written into `dir`; its records carry `tag` as their `kernel`
+/// (and its label and image name end in it).
+pub(crate) fn gatheros_boot(
+    plan: &BenchPlan,
+    smp: u32,
+    mode: &str,
+    kernel: &Path,
+    tag: &str,
+    dir: &Path,
+) -> Result<Boot, String> {
+    let backend = mode_args(mode);
+    let args = format!(
+        "bench=tlb bench.iters={} bench.ops={} bench.scen={} bench.spin={} bench.syncs={} bench.walkers={} {backend}",
+        plan.iters, plan.ops, plan.scenarios, plan.spin, plan.syncs, plan.walkers
+    );
+    let suffix = if tag.is_empty() {
+        String::new()
+    } else {
+        format!("-{tag}")
+    };
+    let image = dir.join(format!("bench-{smp}-{mode}{suffix}.img"));
+    image::build(kernel, Firmware::Bios, &args, &image)?;
+    Ok(Boot {
+        label: format!("gatherOS smp={smp} {mode} {tag}").trim_end().to_string(),
+        cfg: qemu_config(plan, smp),
+        image,
+        tag: tag.to_string(),
+    })
+}
+
+/// Boots each of `boots` in turn (a progress bar on the terminal) and returns what
+/// was measured and what failed.
+pub(crate) fn run_boots(boots: &[Boot]) -> Result<Report, String> {
     let bar = indicatif::ProgressBar::new(boots.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} boots, {msg}")
             .map_err(|e| e.to_string())?,
     );
     let mut report = Report::default();
-    for b in &boots {
+    for b in boots {
         let (mut done, mut total) = (0, 0);
         bar.set_message(format!("{}: booting", b.label));
-        let mut log = BootLog::default();
+        let mut log = BootLog {
+            kernel: b.tag.clone(),
+            ..BootLog::default()
+        };
         let outcome = qemu::run(&b.cfg, &b.image, |l| {
             if let Some(n) = l.strip_prefix("bench: configurations=") {
                 total = n
@@ -603,18 +662,26 @@ pub fn read_csv(path: &Path) -> Result<Vec<Record>, String> {
 
 /// `config: ns_median new/old` for every configuration present in both.
 pub fn compare(new: &[Record], old: &[Record]) -> String {
-    let old: BTreeMap<String, &Record> = old.iter().map(|r| (r.key(), r)).collect();
-    let mut out = String::new();
-    for r in new {
-        if let Some(o) = old.get(&r.key()) {
-            out += &format!(
-                "baseline: {} ratio={:.3}\n",
-                r.key(),
-                r.num("ns_median") / o.num("ns_median")
-            );
-        }
-    }
-    out
+    ratios(new, old, &[])
+        .into_iter()
+        .map(|(r, _, ratio)| format!("baseline: {} ratio={ratio:.3}\n", r.key()))
+        .collect()
+}
+
+/// Every record of `new` whose configuration, apart from the fields `ignore`, is in
+/// `old`, with that old record and the median time of the new over the old's.
+pub fn ratios<'a>(
+    new: &'a [Record],
+    old: &'a [Record],
+    ignore: &[&str],
+) -> Vec<(&'a Record, &'a Record, f64)> {
+    let old: BTreeMap<String, &Record> = old.iter().map(|r| (r.key_except(ignore), r)).collect();
+    new.iter()
+        .filter_map(|r| {
+            let o = old.get(&r.key_except(ignore))?;
+            Some((r, *o, r.num("ns_median") / o.num("ns_median")))
+        })
+        .collect()
 }
 
 /// The saving: for every gatherOS native configuration measured both ways, the median

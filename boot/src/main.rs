@@ -74,6 +74,16 @@ enum Cmd {
         /// Boot nothing: report on the `--include` files only.
         #[arg(long)]
         no_boot: bool,
+        /// Measure the kernel with tracing compiled in but off against the same kernel
+        /// built without it (`--no-default-features`, built now): boots alternate
+        /// between the two, and per configuration the medians, their ratio
+        /// (traced over untraced), the summary and a check that both count the same
+        /// IPIs are printed; the CSV's `kernel` column says which kernel.
+        #[arg(long, conflicts_with = "os")]
+        trace_cost: bool,
+        /// With --trace-cost: boots of each kernel per CPU count and backend.
+        #[arg(long, default_value_t = 1, requires = "trace_cost")]
+        rounds: usize,
     },
     /// Trace one operation in one scenario (one iteration, the key's sync and the forced
     /// one): prints each run's events in time order and the ordering check's verdict
@@ -185,31 +195,62 @@ fn test(args: &RunArgs, filters: Vec<String>) -> Result<bool, String> {
     Ok(report.failed == 0)
 }
 
-fn bench(
-    plan: &boot::bench::BenchPlan,
-    out: &std::path::Path,
-    baseline: Option<&std::path::Path>,
-    include: &[std::path::PathBuf],
+/// The `bench` command's options beyond the plan.
+struct BenchRun<'a> {
+    out: &'a std::path::Path,
+    baseline: Option<&'a std::path::Path>,
+    include: &'a [std::path::PathBuf],
     no_boot: bool,
-) -> Result<bool, String> {
+    /// `--trace-cost`: the number of rounds.
+    trace_cost: Option<usize>,
+}
+
+fn bench(plan: &boot::bench::BenchPlan, run: BenchRun) -> Result<bool, String> {
+    let BenchRun {
+        out,
+        baseline,
+        include,
+        no_boot,
+        trace_cost,
+    } = run;
     install::ensure()?;
-    let report = if no_boot {
-        boot::bench::Report::default()
-    } else {
-        boot::bench::run(plan)?
+    let mut footprints = String::new();
+    let report = match trace_cost {
+        _ if no_boot => boot::bench::Report::default(),
+        Some(rounds) => {
+            let run = boot::trace_cost::run(plan, rounds)?;
+            footprints = boot::trace_cost::render_footprints(&run.traced, &run.untraced);
+            run.report
+        }
+        None => boot::bench::run(plan)?,
     };
     let mut records = report.records.clone();
     for f in include {
         records.extend(boot::bench::read_csv(f)?);
     }
     print!("{}", boot::bench::table(&records));
-    print!("{}", boot::bench::saving(&records));
+    let mut ipis_agree = true;
+    let mut cost = String::new();
+    if trace_cost.is_some() {
+        // Not `saving`: it would pair lines of the two kernels.
+        let (text, agree) = boot::trace_cost::render(&records);
+        cost = footprints + &text;
+        print!("{cost}");
+        ipis_agree = agree;
+    } else {
+        print!("{}", boot::bench::saving(&records));
+    }
     let walk_lines = boot::bench::walk_lines(&report);
     print!("{walk_lines}");
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let csv = out.join("bench.csv");
     boot::bench::write_csv(&records, &csv)?;
     println!("bench: wrote {}", csv.display());
+    if !cost.is_empty() {
+        let path = out.join("trace-cost.txt");
+        std::fs::write(&path, &cost).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("bench: wrote {}", path.display());
+    }
     if !walk_lines.is_empty() {
         let path = out.join("walk.txt");
         std::fs::write(&path, &walk_lines).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -225,7 +266,7 @@ fn bench(
     }
     // What failed comes last, so that it is what a reader sees.
     print!("{}", boot::bench::failures(&report));
-    Ok(report.ok())
+    Ok(report.ok() && ipis_agree)
 }
 
 fn trace(plan: &boot::trace::TracePlan) -> Result<bool, String> {
@@ -311,7 +352,18 @@ fn main() -> ExitCode {
             baseline,
             include,
             no_boot,
-        }) => bench(&plan, &out, baseline.as_deref(), &include, no_boot),
+            trace_cost,
+            rounds,
+        }) => bench(
+            &plan,
+            BenchRun {
+                out: &out,
+                baseline: baseline.as_deref(),
+                include: &include,
+                no_boot,
+                trace_cost: trace_cost.then_some(rounds),
+            },
+        ),
         Some(Cmd::Trace(plan)) => trace(&plan),
         Some(Cmd::Setup) => install::ensure().map(|()| {
             println!(

@@ -143,3 +143,22 @@ fn the_trace_command_takes_the_benchmarks_names_and_boots_its_options() {
         assert!(!e.to_string().is_empty());
     }
 }
+
+#[test]
+fn trace_cost_takes_rounds_and_only_gatheros() {
+    let parse = |line: &str| Cli::try_parse_from(line.split_whitespace());
+    match parse("gatheros bench --trace-cost --rounds 3 --smp 4").map(|c| c.command) {
+        Ok(Some(Cmd::Bench {
+            trace_cost: true,
+            rounds: 3,
+            ..
+        })) => {}
+        Ok(_) => panic!("not a trace-cost bench"),
+        Err(e) => panic!("{e}"),
+    }
+    assert!(
+        parse("gatheros bench --rounds 3").is_err(),
+        "--rounds without --trace-cost"
+    );
+    assert!(parse("gatheros bench --trace-cost --os linux").is_err());
+}

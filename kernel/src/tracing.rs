@@ -75,10 +75,13 @@ pub fn dump(what: core::fmt::Arguments) {
         }
     }
     for (cpu, (_, lost)) in rings.iter().enumerate() {
-        if lost.overwritten + lost.torn > 0 {
+        // `torn` counts both: events not whole when read and events never written (their
+        // slot still held by a preempted writer of an earlier lap).
+        if lost.overwritten + lost.torn + lost.busy > 0 {
             arch::serial::write_fmt(format_args!(
                 "{LOST} cpu={cpu} overwritten={} torn={}\n",
-                lost.overwritten, lost.torn
+                lost.overwritten,
+                lost.torn + lost.busy
             ));
         }
     }
@@ -89,7 +92,7 @@ pub fn dump(what: core::fmt::Arguments) {
 /// the in-kernel tests), and how many the rings lost.
 pub fn merged() -> (Vec<trace::Record>, u64) {
     let rings = trace::gate::collect();
-    let lost = rings.iter().map(|(_, l)| l.overwritten + l.torn).sum();
+    let lost = rings.iter().map(|(_, l)| l.overwritten + l.torn + l.busy).sum();
     let per_cpu: Vec<Vec<trace::Record>> = rings.into_iter().map(|(e, _)| e).collect();
     (trace::order::merge(&per_cpu), lost)
 }

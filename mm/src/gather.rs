@@ -207,9 +207,12 @@ pub struct MmuGather<'a> {
     last_receipt: Option<FlushReceipt>,
     /// The gather flushes and syncs, which wait for other CPUs: interrupts are on.
     on: IrqsOn,
-    /// What the whole gather covered, for its `gather_end` trace event (kept only while
-    /// tracing records).
-    traced: TracedSpan,
+    /// Tracing recorded when the gather began ([`trace::on`], read once per gather: the
+    /// per-entry sites of the walks that clear read this instead, see `trace::event_if`).
+    traced: bool,
+    /// What the whole gather covered, for its `gather_end` trace event (kept only when
+    /// `traced`).
+    span: TracedSpan,
 }
 
 /// The range, table levels freed and tables flag of a whole gather (trace only).
@@ -234,7 +237,8 @@ impl<'a> MmuGather<'a> {
         // read (Relaxed would do, as Linux's `inc_tlb_flush_pending` relies on its
         // page-table lock too). Not a loom site: no model runs two gathers at once.
         mm.flush_pending.fetch_add(1, Ordering::SeqCst);
-        trace::event!(GatherBegin, mm.id());
+        let traced = trace::on();
+        trace::event_if!(traced, GatherBegin, mm.id());
         Self {
             ctx,
             locked,
@@ -251,7 +255,8 @@ impl<'a> MmuGather<'a> {
             table_batch: None,
             last_receipt: None,
             on,
-            traced: TracedSpan {
+            traced,
+            span: TracedSpan {
                 start: u64::MAX,
                 end: 0,
                 levels: 0,
@@ -266,6 +271,11 @@ impl<'a> MmuGather<'a> {
         let mut g = Self::new(ctx, locked);
         g.fullmm = true;
         g
+    }
+
+    /// Whether this gather records trace events (tracing was on when it began).
+    pub fn traced(&self) -> bool {
+        self.traced
     }
 
     /// The address space.
@@ -290,9 +300,9 @@ impl<'a> MmuGather<'a> {
     }
 
     fn extend(&mut self, start: VirtAddr, end: VirtAddr) {
-        if trace::on() {
-            self.traced.start = self.traced.start.min(start.as_u64());
-            self.traced.end = self.traced.end.max(end.as_u64());
+        if self.traced {
+            self.span.start = self.span.start.min(start.as_u64());
+            self.span.end = self.span.end.max(end.as_u64());
         }
         self.start = self.start.min(start);
         self.end = self.end.max(end);
@@ -335,9 +345,9 @@ impl<'a> MmuGather<'a> {
         self.cleared
             .set(level.above().expect("the root is never freed by a gather"));
         self.freed_tables = true;
-        if trace::on() {
-            self.traced.levels |= 1 << level.number();
-            self.traced.tables = true;
+        if self.traced {
+            self.span.levels |= 1 << level.number();
+            self.span.tables = true;
         }
         self.remove_table(table);
     }
@@ -469,8 +479,9 @@ impl<'a> MmuGather<'a> {
             .stats
             .count(self.ctx.mmu.tlb.cpu().this_cpu(), TlbEvent::Gathers);
         self.ctx.freer.poll();
-        let t = self.traced;
-        trace::event!(
+        let t = self.span;
+        trace::event_if!(
+            self.traced,
             GatherEnd,
             self.mm.id(),
             t.start,

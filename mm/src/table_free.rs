@@ -231,8 +231,10 @@ impl TableFreer<'_> {
             return;
         }
         last_use(frame);
-        self.mem.free_table(frame);
+        // Stamped before the free: once freed, the frame may be reused (and unlinked
+        // again) by another CPU before a later stamp.
         trace::event!(TableFreed, mm.id(), frame.as_u64(), 0);
+        self.mem.free_table(frame);
         self.stats.count(self.hw.cpu().this_cpu(), TlbEvent::TablesFreed);
     }
 
@@ -250,15 +252,22 @@ impl TableFreer<'_> {
         mm: &AddressSpace,
         unlinked: UnlinkMark,
     ) {
+        let flush_gen = receipt.map_or(0, |r| r.generation);
+        let grace = trace::event::index_of(trace::event::SYNC_DECISIONS, "grace");
+        let skip = trace::event::index_of(trace::event::SYNC_DECISIONS, "skip");
         if self.sync_excused(receipt, mm, unlinked) {
+            trace::event!(SyncBegin, mm.id(), flush_gen, skip, 0);
+            trace::event!(SyncEnd, mm.id(), skip);
             return;
         }
+        trace::event!(SyncBegin, mm.id(), flush_gen, grace, self.hw.online().low_word());
         let target = {
             let mut st = self.state.state.lock();
             st.requested = st.requested.max(st.started + 1);
             st.started + 1
         };
         self.wait_for_gp(target);
+        trace::event!(SyncEnd, mm.id(), grace);
         self.stats.count(self.hw.cpu().this_cpu(), TlbEvent::SyncRcuWaits);
     }
 
@@ -478,8 +487,8 @@ fn free_batch(batch: PhysAddr, mem: &dyn PhysMem) -> u64 {
     trace::event!(BatchFreed, batch.as_u64(), count);
     for i in 0..count as usize {
         let table = mem.word(batch, i).load(Acquire);
+        trace::event!(TableFreed, 0, table, batch.as_u64()); // before the free (see `release`)
         mem.free_table(PhysAddr::new(table));
-        trace::event!(TableFreed, 0, table, batch.as_u64());
     }
     mem.free_frame(batch);
     count

@@ -115,7 +115,14 @@ fn zap_table(
 /// Clears the leaf at `slot` (of level `level`, mapping `va`) and tells the gather.
 fn zap_leaf(g: &mut MmuGather, slot: EntrySlot, level: Level, va: VirtAddr) {
     let old = slot.clear(g.locked());
-    trace::event!(EntryClear, g.mm().id(), va.as_u64(), level.number(), 0);
+    trace::event_if!(
+        g.traced(),
+        EntryClear,
+        g.mm().id(),
+        va.as_u64(),
+        level.number(),
+        0
+    );
     g.remove_tlb_entry(level, va);
     match level {
         Level::Pmd => {

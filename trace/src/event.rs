@@ -57,8 +57,8 @@ pub const BACKENDS: &[&str] = &["native", "pv", "invlpgb"];
 pub const FLUSH_RESULTS: &[&str] = &["partial", "full", "left", "covered", "away"];
 /// How a table-free sync was done ([`Kind::SyncBegin`]): skipped on the receipt of the
 /// flush (the static key), an IPI to every other CPU, to the CPUs in a walk, a wait for
-/// the walks to end, or the tables waited for a grace period (batched).
-pub const SYNC_DECISIONS: &[&str] = &["skip", "broadcast", "targeted", "wait", "none"];
+/// the walks to end, or a wait for a grace period (`table_sync_rcu`).
+pub const SYNC_DECISIONS: &[&str] = &["skip", "broadcast", "targeted", "wait", "grace"];
 /// Why an IPI was sent (arch's `IpiReason`, in its order).
 pub const IPI_REASONS: &[&str] = &["call", "flush", "sync", "resched"];
 /// What lazy CPUs got from a flush ([`Kind::FlushBegin`]).

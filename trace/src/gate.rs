@@ -11,8 +11,9 @@
 //!    part it wants to see (the `trace` command's one operation).
 //!
 //! [`install`] gives the gate its rings (one per CPU) and its clock (which CPU is running,
-//! and its TSC); it is called before the key is enabled, so a site that passes the gates
-//! always finds them.
+//! and its TSC), once the CPUs are known (after the key is enabled: the key must be
+//! patched before the APs start); [`record`] finds no sink until then and records
+//! nothing, and recording is switched on only after it.
 
 extern crate alloc;
 use alloc::boxed::Box;
@@ -121,7 +122,19 @@ pub fn collect() -> Vec<(Vec<Record>, Lost)> {
 #[macro_export]
 macro_rules! event {
     ($kind:ident $(, $arg:expr)* $(,)?) => {
-        if $crate::gate::on() {
+        $crate::event_if!($crate::gate::on(), $kind $(, $arg)*)
+    };
+}
+
+/// [`event!`] with the gate read earlier: `event_if!(traced, Kind, a, ...)` records if
+/// `traced` (a `bool` from [`on`]). For per-entry sites in loops (an unmap clears up to
+/// 512 entries per table): each [`on`] is a static-key site, and the `static-keys`
+/// crate's `asm!` is an optimisation barrier for the compiler (it may read and write
+/// memory), so the loop reads the gate once per gather instead of once per entry.
+#[macro_export]
+macro_rules! event_if {
+    ($on:expr, $kind:ident $(, $arg:expr)* $(,)?) => {
+        if $on {
             $crate::gate::record($crate::event::Kind::$kind, $crate::gate::args(&[$($arg as u64),*]));
         }
     };

@@ -3,16 +3,17 @@
 //! of what the machine did, not of what its counters say:
 //!
 //! 1. **Flushed before freed** (`flush-before-free`): a table freed after being unlinked
-//!    (an `entry_clear` naming it) was first flushed: a flush of its address space began
-//!    after the unlink and before the free, and every CPU that flush had to run its
+//!    (an `entry_clear` naming it) was first flushed: the unlinking CPU began a flush of
+//!    its address space after the unlink and before the free, and every CPU that flush had to run its
 //!    handler on ran it (`flush_run`, that generation or a later one) before the free:
 //!    with the native backend every target; with the paravirt one the targets it
 //!    interrupted (the others were preempted vCPUs, flushed by the host on resume); with
 //!    INVLPGB none (the hardware flushes, no handler runs anywhere).
 //! 2. **Synced before freed** (`sync-before-free`): a table freed at once had, on the
 //!    freeing CPU, a complete table-free sync (`sync_end`) after that flush began and
-//!    before the free; a sync skipped on the flush's receipt requires that flush to have
-//!    been the native IPI broadcast including lazy CPUs. A table freed with a batch had
+//!    before the free; a sync skipped on the flush's receipt requires the receipt to be of
+//!    that flush (its generation) and that flush to have been the native IPI broadcast
+//!    including lazy CPUs. A table freed with a batch had
 //!    the grace period (or walk period) it was queued for complete (`gp_done`) before.
 //! 3. **Lazy CPUs catch up** (`lazy-catchup`): a CPU that a flush skipped because it held
 //!    the address space lazily comes back to it (`lazy_exit`, or a `switch_mm` to it)
@@ -113,11 +114,13 @@ fn check_free(events: &[Record], k: usize, checked: &mut Checked) -> Option<Viol
         // Unlinked before the trace began: nothing to check it against.
         return None;
     };
-    let mm = events[u].arg("mm");
-    // The flush after the unlink: the first flush of mm that begins after it.
+    let (mm, unlinker) = (events[u].arg("mm"), events[u].cpu);
+    // The flush after the unlink: the first flush of mm that the unlinking CPU begins after
+    // it (the unlinker flushes what it cleared; another CPU's flush of the same mm, from a
+    // gather of its own, is not the one this free relies on).
     let Some(f) = events[u..k]
         .iter()
-        .position(|e| is(e, Kind::FlushBegin) && e.arg("mm") == mm)
+        .position(|e| is(e, Kind::FlushBegin) && e.arg("mm") == mm && e.cpu == unlinker)
         .map(|i| u + i)
     else {
         return fail(
@@ -164,7 +167,22 @@ fn check_free(events: &[Record], k: usize, checked: &mut Checked) -> Option<Viol
                 ),
             );
         };
+        let decided = events[f..s]
+            .iter()
+            .rev()
+            .find(|e| is(e, Kind::SyncBegin) && e.cpu == free.cpu && e.arg("mm") == mm);
         if events[s].arg("decision") == index_of(SYNC_DECISIONS, "skip") {
+            if let Some(d) = decided
+                && d.arg("gen") != flush_gen
+            {
+                return fail(
+                    "sync-before-free",
+                    format!(
+                        "the sync for table {table:#x} was skipped on the receipt of flush gen {}, not of gen {flush_gen}, the flush after its unlink",
+                        d.arg("gen")
+                    ),
+                );
+            }
             let native = flush.arg("backend") == index_of(BACKENDS, "native");
             let lazy_in = flush.arg("lazy_cpus") == index_of(LAZY_POLICY, "included");
             if !native || !lazy_in {

@@ -242,3 +242,26 @@ fn a_sync_before_the_flush_or_on_another_cpu_does_not_count() {
     let v = elsewhere.check().unwrap_err();
     assert_eq!(v[0].rule, "sync-before-free", "{}", v[0]);
 }
+
+#[test]
+fn another_cpus_flush_of_the_same_mm_is_not_taken_for_the_unlinkers() {
+    // CPU 1's own gather flushes mm without freed tables (lazy CPU 2 skipped) between CPU
+    // 0's unlink and CPU 0's flush; the free relies on CPU 0's flush, which is fine.
+    let t = Trace::new()
+        .ev(0, Kind::EntryClear, &[MM, 0, 2, T])
+        .ev(1, Kind::FlushBegin, &[MM, 5, 0x1000, 0x2000, 0b1, 0b100, 0, 0])
+        .ev(0, Kind::FlushRun, &[MM, 5, 1, ran("partial")])
+        .ev(0, Kind::FlushBegin, &[MM, 6, 0, u64::MAX, 0b110, 0b100, 1, 0])
+        .ev(1, Kind::FlushRun, &[MM, 6, 0, ran("full")])
+        .ev(2, Kind::FlushRun, &[MM, 6, 0, ran("left")])
+        .ev(0, Kind::FlushEnd, &[MM, 6, 0b110])
+        .ev(0, Kind::SyncBegin, &[MM, 6, sync("skip"), 0])
+        .ev(0, Kind::SyncEnd, &[MM, sync("skip")])
+        .ev(0, Kind::TableFreed, &[MM, T, 0]);
+    assert!(t.check().is_ok(), "{:?}", t.check());
+    // A skip on the receipt of another flush than the one after the unlink is not.
+    let mut wrong = t.0.clone();
+    wrong[7].args[1] = 5;
+    let v = check(&wrong).unwrap_err();
+    assert!(v[0].what.contains("receipt of flush gen 5"), "{}", v[0]);
+}

@@ -2,13 +2,18 @@
 //! when it is full (and counted).
 //!
 //! Protocol. Writers are the ring's own CPU, in thread context and in interrupt handlers
-//! that nest inside it (an IPI taken in the middle of a write); readers are any CPU (the
-//! dump, a test). Each write claims its own index with one `fetch_add` on `head`, so a
-//! nested writer takes the next slot and never the one being written. Each slot is a
-//! little seqlock: its `seq` is `2i+1` while write number `i` fills it and `2i+2` once it
-//! is whole. A reader accepts slot `i % capacity` as event `i` only if it saw `seq ==
-//! 2i+2` both before and after copying it; a slot still being written, or already
-//! overwritten by a later lap, is counted as lost instead of read torn.
+//! that nest inside it (an IPI taken in the middle of a write), and a task preempted in
+//! the middle of a write may resume after others ran on the CPU; readers are any CPU (the
+//! dump, a test). Each write claims its own number `i` with one `fetch_add` on `head`, so
+//! a nested writer takes the next one. Each slot is a little seqlock: its `seq` is `2i+1`
+//! while write number `i` fills it and `2i+2` once it is whole. The writer takes the slot
+//! with a compare-and-swap from the whole (even) value of an earlier write to `2i+1`: if a
+//! writer of an earlier lap is still in the slot (odd: preempted mid-write while the ring
+//! went round), or a later write already took it, this write is dropped and counted
+//! ([`Lost::busy`]) rather than written over a slot that someone else is filling. So one
+//! writer at a time owns a slot. A reader accepts slot `i % capacity` as event `i` only if
+//! it saw `seq == 2i+2` both before and after copying it; a slot still being written, or
+//! already overwritten by a later lap, is counted as lost instead of read torn.
 //!
 //! Orderings (Rust's model; the kernel's writer and reader usually run on one CPU, after
 //! recording stops, where x86-TSO would need none of this): the writer's odd store, then a
@@ -36,6 +41,8 @@ struct Slot {
 /// A fixed-size ring of events for one CPU.
 pub struct Ring {
     head: AtomicU64,
+    /// Writes dropped because their slot was still owned by an earlier lap's writer.
+    busy: AtomicU64,
     slots: Box<[Slot]>,
 }
 
@@ -44,8 +51,12 @@ pub struct Ring {
 pub struct Lost {
     /// Events overwritten by newer ones before the read (the ring was full).
     pub overwritten: u64,
-    /// Events being written while read (their slot changed under the reader).
+    /// Events being written, or overwritten, while read (their slot changed under the
+    /// reader, or was not whole yet).
     pub torn: u64,
+    /// Events never written: their slot was still being filled by a write of an earlier
+    /// lap (a writer preempted while the ring went round).
+    pub busy: u64,
 }
 
 impl Ring {
@@ -59,6 +70,7 @@ impl Ring {
             .collect();
         Ring {
             head: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
             slots,
         }
     }
@@ -79,8 +91,22 @@ impl Ring {
         // Relaxed: the index only has to be unique (fetch_add is atomic); a nested writer
         // on this CPU takes the next one.
         let i = self.head.fetch_add(1, Ordering::Relaxed);
-        let slot = &self.slots[(i % self.slots.len() as u64) as usize];
-        slot.seq.store(2 * i + 1, Ordering::Relaxed);
+        let cap = self.slots.len() as u64;
+        let slot = &self.slots[(i % cap) as usize];
+        // Relaxed: the claim only has to be exclusive (an RMW on `seq`); the fence below
+        // orders the odd seq before the words, as a plain store would need.
+        let seen = slot.seq.load(Ordering::Relaxed);
+        let free = seen & 1 == 0 && seen < 2 * i + 1;
+        if !free
+            || slot
+                .seq
+                .compare_exchange(seen, 2 * i + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            // Relaxed: a count.
+            self.busy.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         // Release fence: the odd seq is ordered before the words below (seqlock writer).
         fence(Ordering::Release);
         slot.words[0].store(rec.tsc, Ordering::Relaxed);
@@ -101,6 +127,8 @@ impl Ring {
         let mut lost = Lost {
             overwritten: first - since,
             torn: 0,
+            // Relaxed: a count (drops since the ring began, not only since `since`).
+            busy: self.busy.load(Ordering::Relaxed),
         };
         for i in first..head {
             match self.read_slot(i) {

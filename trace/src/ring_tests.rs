@@ -159,3 +159,25 @@ fn concurrent_writers_each_get_their_own_slot() {
         "(events written, lost, distinct events read) after 2 x {N} pushes"
     );
 }
+
+#[test]
+fn a_write_whose_slot_an_earlier_lap_still_fills_is_dropped_not_mixed_in() {
+    let ring = Ring::new(2);
+    ring.push(&rec(0));
+    // Write number 1 claims its slot and is preempted before its words...
+    let i = ring.head.fetch_add(1, Ordering::Relaxed);
+    ring.slots[1].seq.store(2 * i + 1, Ordering::Relaxed);
+    // ... while the ring goes round: write 3 lands in the same slot and must not.
+    (2..4).for_each(|n| ring.push(&rec(n)));
+    let mut out = Vec::new();
+    let lost = ring.read_since(0, &mut out);
+    assert_eq!(lost.busy, 1, "{lost:?}");
+    assert_eq!(out, vec![rec(2)], "only whole events: {out:?}");
+    // The preempted writer finishes; the next lap writes again.
+    ring.slots[1].seq.store(2 * i + 2, Ordering::Release);
+    ring.push(&rec(4));
+    ring.push(&rec(5));
+    out.clear();
+    ring.read_since(4, &mut out);
+    assert_eq!(out, vec![rec(4), rec(5)]);
+}

@@ -5,7 +5,8 @@ use crate::trace::{collect, sample};
 fn a_run_lists_its_events_in_time_order_with_losses_and_the_order_verdict() {
     let runs = sample::runs();
     let (text, ok) = listing(&runs[0]);
-    assert!(ok, "{text}");
+    // Its ring lost events: the order is not checked, and that is not a pass.
+    assert!(!ok, "{text}");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
@@ -23,6 +24,21 @@ fn a_run_lists_its_events_in_time_order_with_losses_and_the_order_verdict() {
         text.contains("trace: cpu 2 lost 7 events (ring full)\n"),
         "{text}"
     );
+    assert!(
+        text.ends_with("trace: order not checked: 7 events lost (the rings above), the trace has holes\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_run_that_lost_nothing_gets_the_order_verdict() {
+    let mut c = collect::Collector::default();
+    sample::LINES
+        .replace("trace-lost: cpu=2 overwritten=7 torn=0\n", "")
+        .lines()
+        .for_each(|l| c.line(l));
+    let (text, ok) = listing(&c.finish()[0]);
+    assert!(ok, "{text}");
     assert!(
         text.ends_with("trace: order ok: 1 direct frees, 0 batched frees, 0 lazy skips checked\n"),
         "{text}"

@@ -351,6 +351,41 @@ ktest::kernel_test!(
             c.direct_frees + c.batched_frees >= 1,
             "trace_order: {what}: no table freed: {c:?}"
         );
+        // The unshare itself frees nothing (the shared table stays with its owner, which
+        // unlinks and frees it when it is torn down), so no rule sees it: its order is
+        // checked here. The level-3 entry over the shared table is cleared in one address
+        // space, then the same CPU flushes that address space and syncs.
+        let u = events
+            .iter()
+            .enumerate()
+            .position(|(i, e)| {
+                e.kind == Kind::EntryClear
+                    && e.arg("level") == 3
+                    && events[i..].iter().any(|o| {
+                        o.kind == Kind::EntryClear && o.arg("table") == e.arg("table") && o.arg("mm") != e.arg("mm")
+                    })
+            })
+            .unwrap_or_else(|| {
+                panic!("trace_order: {what}: no unshare (a level-3 entry clear of a table another address space unlinks later) recorded")
+            });
+        let (mm, cpu) = (events[u].arg("mm"), events[u].cpu);
+        let f = events[u..]
+            .iter()
+            .position(|e| e.kind == Kind::FlushBegin && e.cpu == cpu && e.arg("mm") == mm)
+            .map(|i| u + i)
+            .unwrap_or_else(|| panic!("trace_order: {what}: cpu {cpu} unshared from mm {mm} and never flushed it"));
+        assert!(
+            events[f].arg("lazy_cpus") == index_of(LAZY_POLICY, "included"),
+            "trace_order: {what}: the unshare's flush left lazy CPUs out: {}",
+            Args { rec: &events[f], text: None }
+        );
+        assert!(
+            events[f..]
+                .iter()
+                .any(|e| e.kind == Kind::SyncEnd && e.cpu == cpu && e.arg("mm") == mm),
+            "trace_order: {what}: cpu {cpu} flushed the unshare (gen {}) but never synced",
+            events[f].arg("gen")
+        );
     }
 );
 
@@ -411,9 +446,16 @@ ktest::kernel_test!(
         for c in 1..cpus {
             sched::spawn("trace-order-visit", c, Some(mm), || {}).join(sched::JOIN_BOUND_MS);
             let st = tlb::mmu().states.cpu(c);
-            let end = arch::cpu::rdtsc() + 10 * arch::timer::tsc_hz();
+            // Bounded like a join (only against a hang; see `JOIN_BOUND_MS`).
+            let end = arch::cpu::rdtsc() + sched::JOIN_BOUND_MS * (arch::timer::tsc_hz() / 1000);
             while !(st.is_lazy() && st.has_loaded(mm)) {
-                assert!(arch::cpu::rdtsc() < end, "trace_order: cpu {c} did not go lazy");
+                assert!(
+                    arch::cpu::rdtsc() < end,
+                    "trace_order: cpu {c} did not go lazy on the address space within {} ms: lazy={} has_loaded={}",
+                    sched::JOIN_BOUND_MS,
+                    st.is_lazy(),
+                    st.has_loaded(mm)
+                );
                 sched::yield_now();
             }
         }
