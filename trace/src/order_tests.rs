@@ -191,6 +191,59 @@ fn only_the_cpus_a_backend_interrupts_must_run_the_handler() {
 }
 
 #[test]
+fn a_flush_before_the_unlink_does_not_cover_the_free() {
+    // The address space was flushed (gen 4) before the table was unlinked, never after.
+    let t = Trace::new()
+        .ev(0, Kind::FlushBegin, &[MM, 4, 0, u64::MAX, 0b10, 0, 1, 0])
+        .ev(1, Kind::FlushRun, &[MM, 4, 0, ran("full")])
+        .ev(0, Kind::FlushEnd, &[MM, 4, 0b10])
+        .ev(0, Kind::EntryClear, &[MM, 0, 2, T])
+        .ev(0, Kind::SyncBegin, &[MM, 4, sync("targeted"), 0b10])
+        .ev(0, Kind::SyncEnd, &[MM, sync("targeted")])
+        .ev(0, Kind::TableFreed, &[MM, T, 0]);
+    let v = t.check().unwrap_err();
+    assert_eq!(v[0].rule, "flush-before-free", "{}", v[0]);
+    assert!(v[0].what.contains("no flush"), "{}", v[0]);
+}
+
+#[test]
+fn a_handler_of_an_older_generation_does_not_count() {
+    // CPU 1 ran the handler only for gen 4; the flush after the unlink is gen 5.
+    let t = Trace::new()
+        .ev(0, Kind::EntryClear, &[MM, 0, 2, T])
+        .ev(0, Kind::FlushBegin, &[MM, 5, 0, u64::MAX, 0b10, 0, 1, 0])
+        .ev(1, Kind::FlushRun, &[MM, 4, 0, ran("full")])
+        .ev(0, Kind::SyncBegin, &[MM, 5, sync("targeted"), 0b10])
+        .ev(0, Kind::SyncEnd, &[MM, sync("targeted")])
+        .ev(0, Kind::TableFreed, &[MM, T, 0]);
+    let v = t.check().unwrap_err();
+    assert_eq!(v[0].rule, "flush-before-free", "{}", v[0]);
+    assert!(v[0].what.contains("cpu 1"), "{}", v[0]);
+}
+
+#[test]
+fn a_sync_before_the_flush_or_on_another_cpu_does_not_count() {
+    // The freer's sync ended before the flush began.
+    let early = Trace::new()
+        .ev(0, Kind::EntryClear, &[MM, 0, 2, T])
+        .ev(0, Kind::SyncBegin, &[MM, 4, sync("targeted"), 0b10])
+        .ev(0, Kind::SyncEnd, &[MM, sync("targeted")])
+        .ev(0, Kind::FlushBegin, &[MM, 5, 0, u64::MAX, 0b10, 0, 1, 0])
+        .ev(1, Kind::FlushRun, &[MM, 5, 0, ran("full")])
+        .ev(0, Kind::FlushEnd, &[MM, 5, 0b10])
+        .ev(0, Kind::TableFreed, &[MM, T, 0]);
+    let v = early.check().unwrap_err();
+    assert_eq!(v[0].rule, "sync-before-free", "{}", v[0]);
+    // A sync after the flush, but on a CPU other than the freer's.
+    let elsewhere = collapse_flushed()
+        .ev(1, Kind::SyncBegin, &[MM, 5, sync("targeted"), 0b1])
+        .ev(1, Kind::SyncEnd, &[MM, sync("targeted")])
+        .ev(0, Kind::TableFreed, &[MM, T, 0]);
+    let v = elsewhere.check().unwrap_err();
+    assert_eq!(v[0].rule, "sync-before-free", "{}", v[0]);
+}
+
+#[test]
 fn another_cpus_flush_of_the_same_mm_is_not_taken_for_the_unlinkers() {
     // CPU 1's own gather flushes mm without freed tables (lazy CPU 2 skipped) between CPU
     // 0's unlink and CPU 0's flush; the free relies on CPU 0's flush, which is fine.

@@ -20,5 +20,6 @@ mod smp;
 mod soak;
 mod teardown_fault;
 mod tlb;
+mod trace_gate;
 mod trace_order;
 mod watchdog;

@@ -185,6 +185,58 @@ fn collapse_c(what: &str) -> (Checked, Vec<Record>) {
             flush.arg("gen")
         );
     }
+    // Each IPI request has its own trace id, naming its sender (`sender << 48 | n`, n >= 1):
+    // the ids are what tie a handler to its send.
+    let sends: Vec<&Record> = events.iter().filter(|e| e.kind == Kind::IpiSend).collect();
+    for (i, send) in sends.iter().enumerate() {
+        let id = send.arg("id");
+        assert!(
+            id & 0xffff_ffff_ffff != 0 && id >> 48 == send.cpu as u64,
+            "trace_order: {what}: ipi_send on cpu {} has id {id:#x}",
+            send.cpu
+        );
+        assert!(
+            sends[..i].iter().all(|o| o.arg("id") != id),
+            "trace_order: {what}: two requests have id {id:#x}"
+        );
+    }
+    // Each target's handler runs inside its ipi_run .. ipi_ran of the flush's IPI.
+    let (b, _) = first(&events, Kind::FlushBegin, "lazy_cpus", LAZY_POLICY, "included").unwrap();
+    let send = events[b..]
+        .iter()
+        .find(|e| e.cpu == flush.cpu && is(e, Kind::IpiSend, "reason", IPI_REASONS, "flush"))
+        .unwrap_or_else(|| panic!("trace_order: {what}: the flush sent no IPI"));
+    for cpu in 1..arch::cpus::count().min(64) {
+        let at = |kind: Kind| {
+            events
+                .iter()
+                .position(|e| e.cpu as usize == cpu && e.kind == kind && e.arg("id") == send.arg("id"))
+        };
+        let handler = events.iter().position(|e| {
+            e.cpu as usize == cpu && e.kind == Kind::FlushRun && e.arg("gen") == flush.arg("gen")
+        });
+        let (run, ran) = (at(Kind::IpiRun), at(Kind::IpiRan));
+        assert!(
+            run < handler && handler < ran && run.is_some(),
+            "trace_order: {what}: cpu {cpu}: ipi_run at {run:?}, flush_run at {handler:?}, ipi_ran at {ran:?}"
+        );
+    }
+    // The flush slice encloses its handlers: the flusher's flush_end of that generation
+    // comes after every target ran it (it waited for their acknowledgements).
+    let end = events
+        .iter()
+        .position(|e| e.cpu == flush.cpu && e.kind == Kind::FlushEnd && e.arg("gen") == flush.arg("gen"))
+        .unwrap_or_else(|| panic!("trace_order: {what}: no flush_end of gen {}", flush.arg("gen")));
+    for cpu in 1..arch::cpus::count().min(64) {
+        let ran = events.iter().position(|e| {
+            e.cpu as usize == cpu && e.kind == Kind::FlushRun && e.arg("gen") == flush.arg("gen")
+        });
+        assert!(
+            ran.is_some_and(|r| r < end),
+            "trace_order: {what}: flush_end of gen {} (event {end}) before cpu {cpu} ran the handler (event {ran:?})",
+            flush.arg("gen")
+        );
+    }
     (c, events)
 }
 
@@ -235,11 +287,19 @@ ktest::kernel_test!(
                         "trace_order: {what}: cpu {cpu} never ran sync IPI {id:#x}"
                     );
                 }
+                let acked = events[k..]
+                    .iter()
+                    .position(|e| e.cpu == send.cpu && e.kind == Kind::IpiAcked && e.arg("id") == id)
+                    .map(|i| k + i)
+                    .unwrap_or_else(|| panic!("trace_order: {what}: sync IPI {id:#x} never acknowledged"));
+                // The sync ends only once its IPI was acknowledged (the sync slice holds it).
+                let end = events[s..]
+                    .iter()
+                    .position(|e| e.cpu == sync.cpu && e.kind == Kind::SyncEnd)
+                    .map(|i| s + i);
                 assert!(
-                    events[k..]
-                        .iter()
-                        .any(|e| e.cpu == send.cpu && e.kind == Kind::IpiAcked && e.arg("id") == id),
-                    "trace_order: {what}: sync IPI {id:#x} never acknowledged"
+                    end.is_some_and(|e| e > acked),
+                    "trace_order: {what}: sync_end (event {end:?}) before sync IPI {id:#x} was acknowledged (event {acked})"
                 );
             }
         }
