@@ -45,7 +45,6 @@ const CONFIGS: &[(Firmware, u32, &str)] = &[
     // Traced (`trace=tlb`): the order tests read the recorded events (about 7 s here).
     (Firmware::Bios, 4, "trace=tlb test.suites=quick,watchdog"),
     (Firmware::Bios, 7, QUICK),
-    (Firmware::Bios, 8, QUICK),
     (Firmware::Bios, 64, QUICK),
     (Firmware::Bios, 4, "apic=xapic test.suites=quick,watchdog"),
     (Firmware::Uefi, 1, QUICK),
