@@ -239,7 +239,13 @@ impl Mmu<'_> {
     }
 
     /// Switches the running CPU to `next` (`switch_mm_irqs_off`; interrupts off).
-    pub fn switch_mm(&self, _off: IrqsOff<'_>, next: &AddressSpace) {
+    pub fn switch_mm(&self, off: IrqsOff<'_>, next: &AddressSpace) {
+        self.switch_mm_as(off, next, false)
+    }
+
+    /// [`Mmu::switch_mm`]; `idle_leave`: called by [`Mmu::leave_lazy_on_idle`] (the only
+    /// caller loom's reordering twin changes, so that its failure is the idle leave's).
+    fn switch_mm_as(&self, _off: IrqsOff<'_>, next: &AddressSpace, idle_leave: bool) {
         let cpu = self.tlb.cpu().this_cpu();
         let st = self.states.cpu(cpu);
         let prev = st.loaded();
@@ -267,8 +273,9 @@ impl Mmu<'_> {
         next.cpumask.set(cpu);
         let g = next.generation();
         // Loom's twin only (`Site::PrevClearBeforeLoad`; always false otherwise, a
-        // `const fn`): the forbidden order, `prev`'s bit cleared before the CR3 load.
-        let clear_first = reordered(Site::PrevClearBeforeLoad) && !prev.is_null();
+        // `const fn`): the forbidden order, `prev`'s bit cleared before the CR3 load, in
+        // an idle leave.
+        let clear_first = idle_leave && reordered(Site::PrevClearBeforeLoad) && !prev.is_null();
         if clear_first {
             // SAFETY: as below.
             unsafe { (*prev).cpumask.clear(cpu) };
@@ -339,7 +346,7 @@ impl Mmu<'_> {
         if !st.is_lazy() || loaded.is_null() || core::ptr::eq(loaded, self.kernel) {
             return false;
         }
-        self.switch_mm(off, self.kernel);
+        self.switch_mm_as(off, self.kernel, true);
         self.stats.count(cpu, TlbEvent::IdleLeft);
         true
     }

@@ -118,10 +118,11 @@ pub enum Site {
     ScanLoad,
     /// `walk_marker.rs`: the freer's later reads of a marker (waiting for a walk to end).
     WaitLoad,
-    /// `flush.rs` `switch_mm`: not an ordering but an order of code. Weakened (with any
-    /// ordering), `switch_mm` clears `prev`'s mask bit *before* it loads `next`'s root,
-    /// the order rule 6 forbids ([`reordered`]); an idle leave so made must fail the
-    /// loom check (property (b): a root freed while in a CR3).
+    /// `flush.rs` `switch_mm` of an idle leave (`leave_lazy_on_idle`; no other caller's):
+    /// not an ordering but an order of code. Weakened (with any ordering), the leave
+    /// clears `prev`'s mask bit *before* it loads the kernel's root, the order rule 6
+    /// forbids ([`reordered`]), and must fail the loom check (property (b): a root freed
+    /// while in a CR3).
     PrevClearBeforeLoad,
 }
 

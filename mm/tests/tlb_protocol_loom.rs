@@ -114,9 +114,11 @@
 //! weakened. Moving `switch_mm`'s clear of `prev`'s bit before the CR3 load (the order
 //! before the fix) fails R1, R2 and R3 with property (b) ("cpu 1 frees the root of mm 1
 //! while cpu 0 has it in CR3"); that is a change of code, not of an ordering, and
-//! `switch_mm` has it as a test-only order of code (`Site::PrevClearBeforeLoad`, weakened
-//! with any ordering; a `const fn` false outside loom and tso): its twin runs I3, the idle
-//! leave vs the releaser, and fails with that property (b) message. Four more remove or weaken a walk-marker site
+//! the idle leave's `switch_mm` (only it: `Mmu::leave_lazy_on_idle`, so that the failure
+//! is the leave's and not the releaser's own lazy-holder shootdown) has it as a test-only
+//! order of code (`Site::PrevClearBeforeLoad`, weakened with any ordering; a `const fn`
+//! false outside loom and tso): its twin runs I3, the idle leave vs the releaser, and
+//! fails with that property (b) message. Four more remove or weaken a walk-marker site
 //! (the fences W2 and F3 in `targeted`, the marker's clear and the wait's reads Relaxed
 //! in `wait`): each fails property (c).
 //!
@@ -1119,7 +1121,7 @@ fn twin_mask_load_relaxed_frees_loaded_root() {
 }
 
 // An order of code rather than an ordering (`Site::PrevClearBeforeLoad`, any ordering):
-// switch_mm clearing `prev`'s bit before it loads the new root.
+// the idle leave's switch_mm clearing `prev`'s bit before it loads the kernel's root.
 
 /// `flush.rs` `switch_mm`: an idle leave that clears MM1's bit before loading the
 /// kernel's CR3 lets the releaser free MM1's root while it is still in the idle CPU's CR3.

@@ -65,18 +65,24 @@ use crate::{mem, tlb, user_space};
 
 const BASE: u64 = 0x4000_0000;
 const SHARED_VA: u64 = (3 << 30) | (1 << 21) | (1 << 12);
-/// Ticks CPU 0 waits in scenario C between the tasks' end and the op, whatever the
-/// policy: `deep` lets go once a CPU stayed idle through a whole tick, which the other
-/// CPUs' ticks (at the same rate) give within this.
-const IDLE_TICKS: u64 = 2;
+/// Ticks of its own every CPU has taken, in scenario C, between the tasks' end and the op,
+/// whatever the policy: `deep` lets go at the second tick a CPU takes while idle (a whole
+/// tick period of idleness), and the loop goes round to the leave after that tick's
+/// handler: a third tick is after the leave.
+const IDLE_TICKS: u64 = 3;
 
-/// CPU 0 halts until its own tick count has gone up by `ticks`. Not `sched::sleep_ticks`:
-/// the benchmark runs in CPU 0's boot context, which is its idle task, and the scheduler
-/// has nothing else to switch to, so that sleep would return at once.
+/// CPU 0 halts until every online CPU's own tick count has gone up by `ticks` (each CPU's,
+/// not CPU 0's: a vCPU the host starves takes its ticks late, and the wait is for that
+/// CPU's idleness, so a loaded host makes it longer, never wrong). Not
+/// `sched::sleep_ticks`: the benchmark runs in CPU 0's boot context, which is its idle
+/// task, and the scheduler has nothing else to switch to, so that sleep would return at
+/// once.
 fn idle_wait(ticks: u64) {
-    let now = || arch::percpu::current().map_or(0, |c| c.ticks.load(Ordering::Relaxed));
-    let until = now() + ticks;
-    while now() < until {
+    // Relaxed: a counter each CPU bumps in its tick; only its progress is read.
+    let ticks_of = |c: usize| arch::cpus::get(c).ticks.load(Ordering::Relaxed);
+    let cpus = arch::cpus::count();
+    let until: Vec<u64> = (0..cpus).map(|c| ticks_of(c) + ticks).collect();
+    while (0..cpus).any(|c| ticks_of(c) < until[c]) {
         // Interrupts on, then halt until one (the tick among them) comes.
         arch::cpu::wait_for_interrupt();
     }

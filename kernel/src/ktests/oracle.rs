@@ -339,11 +339,13 @@ fn wait_stage(stage: u64) {
 }
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = arch::cpu::rdtsc() + 10 * arch::timer::tsc_hz();
+    // Bounded like a join (only against a hang): a loaded host may starve a vCPU for long.
+    let end = arch::cpu::rdtsc() + sched::JOIN_BOUND_MS * (arch::timer::tsc_hz() / 1000);
     while !cond() {
         assert!(
             arch::cpu::rdtsc() < end,
-            "coherence: timed out waiting for {what}"
+            "coherence: waited {} ms for {what}",
+            sched::JOIN_BOUND_MS
         );
         sched::yield_now();
     }

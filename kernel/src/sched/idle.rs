@@ -70,7 +70,9 @@ pub fn idle_loop() -> ! {
         let leave = match idle_policy() {
             Idle::Never => false,
             Idle::Always => true,
-            Idle::Deep => ticks > since,
+            // The second tick taken while idle: a whole tick period has passed with
+            // nothing to run (the first may come at once after the CPU went idle).
+            Idle::Deep => ticks >= since + 2,
         };
         if leave {
             mm::irq::IrqsOff::entered(&arch::cpu::X86Cpu, "lets go of a lazy address space", |off| {
