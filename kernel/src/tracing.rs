@@ -38,7 +38,8 @@ pub fn install() {
     }
 }
 
-fn clock() -> (usize, u64) {
+/// The gate's clock: the running CPU's index and its TSC.
+pub(crate) fn clock() -> (usize, u64) {
     (arch::percpu::cpu_index(), arch::cpu::rdtsc())
 }
 

@@ -340,7 +340,7 @@ fn wait_stage(stage: u64) {
 
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     // Bounded like a join (only against a hang): a loaded host may starve a vCPU for long.
-    let end = arch::cpu::rdtsc() + sched::JOIN_BOUND_MS * (arch::timer::tsc_hz() / 1000);
+    let end = sched::join_deadline();
     while !cond() {
         assert!(
             arch::cpu::rdtsc() < end,

@@ -5,10 +5,6 @@
 
 use crate::ktests::oracle::{self, Op, Scenario, Tables};
 
-fn clock() -> (usize, u64) {
-    (arch::percpu::cpu_index(), arch::cpu::rdtsc())
-}
-
 ktest::kernel_test!(
     // A few boots show it (each other boot would only repeat the unmap).
     needs(native().and_cpus(2).and(up_to_cpus(4))) fn an_untraced_boot_records_nothing_with_recording_on() {
@@ -22,7 +18,7 @@ ktest::kernel_test!(
             "trace_gate: key off but tracing enabled"
         );
         // Rings and the recording flag, as a traced run has them; only the key is off.
-        trace::gate::install(arch::cpus::count(), 256, clock);
+        trace::gate::install(arch::cpus::count(), 256, crate::tracing::clock);
         trace::gate::recording(true);
         let op = Op::Unmap {
             pages: 1,

@@ -447,7 +447,7 @@ ktest::kernel_test!(
             sched::spawn("trace-order-visit", c, Some(mm), || {}).join(sched::JOIN_BOUND_MS);
             let st = tlb::mmu().states.cpu(c);
             // Bounded like a join (only against a hang; see `JOIN_BOUND_MS`).
-            let end = arch::cpu::rdtsc() + sched::JOIN_BOUND_MS * (arch::timer::tsc_hz() / 1000);
+            let end = sched::join_deadline();
             while !(st.is_lazy() && st.has_loaded(mm)) {
                 assert!(
                     arch::cpu::rdtsc() < end,

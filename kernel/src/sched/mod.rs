@@ -222,6 +222,12 @@ pub fn use_mm(mm: Option<&'static AddressSpace>) {
 /// host core for seconds, so a tighter bound would make host load a verdict.
 pub const JOIN_BOUND_MS: u64 = 600_000;
 
+/// The TSC at which a wait bounded like a join ([`JOIN_BOUND_MS`] from now) gives up: for
+/// tests' waits on other CPUs, which a loaded host may starve for long.
+pub fn join_deadline() -> u64 {
+    arch::cpu::rdtsc() + JOIN_BOUND_MS * (arch::timer::tsc_hz() / 1000)
+}
+
 /// A spawned task, to wait for.
 pub struct JoinHandle(Arc<Task>);
 
