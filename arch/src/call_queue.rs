@@ -6,7 +6,9 @@
 extern crate alloc;
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use mm::flush::FlushInfo;
 use mm::irq::IrqsOff;
+use mm::round::EarlyResponder;
 
 use crate::stats::IpiReason;
 
@@ -15,18 +17,45 @@ pub(crate) type CallFn = dyn Fn(IrqsOff<'_>) + Sync;
 /// A call's function owned by the request (fire-and-forget calls).
 pub(crate) type OwnedCallFn = dyn Fn(IrqsOff<'_>) + Send + Sync;
 
-/// One call, shared by all its targets.
+/// One call, shared by all its targets: what they read in one cache line, and the
+/// acknowledgement they write in the next ([`Ack`]), so that one responder's
+/// acknowledgement does not take the line the others are still reading away from them
+/// (mm's `flush.rs`, rule 8; Linux keeps `flush_tlb_info` in one line for the same
+/// reason).
+#[repr(C, align(64))]
 pub(crate) struct Request {
     pub(crate) func: *const CallFn,
-    /// Targets that have not finished running `func`.
-    pub(crate) pending: AtomicUsize,
     pub(crate) reason: IpiReason,
     /// The request's number in trace events (`ipi_send` .. `ipi_ran`): the sending CPU
     /// in the top 16 bits, its count of traced requests below; 0 when not traced.
     pub(crate) trace_id: u64,
     /// Heap-allocated (fire-and-forget): the last target to finish frees it.
     pub(crate) owned: Option<Box<OwnedCallFn>>,
+    /// A flush whose responders acknowledge on entering ([`EarlyCall`]); None: they
+    /// acknowledge after `func`.
+    pub(crate) early: Option<EarlyCall>,
+    /// Targets that have not acknowledged (finished running `func`, or, for an early
+    /// call, copied its request).
+    pub(crate) pending: Ack,
 }
+
+/// A request's acknowledgement counter, alone in its cache line.
+#[repr(C, align(64))]
+pub(crate) struct Ack(pub(crate) AtomicUsize);
+
+/// What a responder of an early-acknowledged flush runs: it copies `info` (one line),
+/// acknowledges, then runs `respond` on the copy (mm's `flush.rs`, rule 8).
+#[derive(Clone, Copy)]
+pub(crate) struct EarlyCall {
+    pub(crate) respond: EarlyResponder,
+    /// The initiator's request, alive until this responder acknowledges.
+    pub(crate) info: *const FlushInfo<'static>,
+}
+
+// The layout rule 8 asks for: what a responder reads in the first line, the
+// acknowledgement in the second.
+const _: () = assert!(core::mem::offset_of!(Request, pending) == 64);
+const _: () = assert!(core::mem::size_of::<Request>() == 128);
 
 #[derive(Clone, Copy)]
 pub(crate) struct RequestPtr(pub(crate) *const Request);

@@ -31,7 +31,7 @@ use mm::irq::{Handler, IrqsOff, IrqsOn};
 use x86_64::structures::idt::InterruptStackFrame;
 
 use crate::apic::CALL_VECTOR;
-use crate::call_queue::{CallFn, OwnedCallFn, Request, RequestPtr};
+use crate::call_queue::{Ack, CallFn, EarlyCall, OwnedCallFn, Request, RequestPtr};
 use crate::cpu::X86Cpu;
 use crate::cpus;
 use crate::percpu::{self, with_lapic};
@@ -49,6 +49,26 @@ fn serve_own_queue() -> usize {
         // happen before this CPU's decrement below.
         let req = unsafe { &*ptr };
         trace::event!(IpiRun, req.reason as u8, req.trace_id, req.trace_id >> 48);
+        if let Some(early) = req.early {
+            let (reason, trace_id) = (req.reason, req.trace_id);
+            // SAFETY: `info` lives in the initiator's frame until every target
+            // acknowledged, and this one has not yet: the copy is whole.
+            let info = unsafe { *early.info };
+            // The early acknowledgement (mm's `flush.rs`, rule 8): from here on the
+            // request, and the initiator's frame, may be gone; only the copy is read.
+            // Release: the copy's reads are done before the initiator may reuse the
+            // frame (x86-TSO never moves a load after a later store; the ordering says
+            // so for the compiler).
+            req.pending.0.fetch_sub(1, Ordering::Release);
+            IrqsOff::entered(&X86Cpu, "runs an early-acknowledged flush", |off| {
+                (early.respond)(off, &info)
+            });
+            trace::event!(IpiRan, reason as u8, trace_id);
+            me.running_call.store(0, Ordering::Relaxed);
+            me.ipis.count_received(reason);
+            ran += 1;
+            continue;
+        }
         // The proof, made from the flag before each handler: one that left interrupts on
         // must not pass it to the next.
         IrqsOff::entered(&X86Cpu, "runs a cross-call handler", |off| {
@@ -63,7 +83,7 @@ fn serve_own_queue() -> usize {
         // Read before the decrement: a waiting caller's request lives in its stack frame,
         // which may be gone the moment `pending` reaches zero.
         let heap = req.owned.is_some();
-        if req.pending.fetch_sub(1, Ordering::AcqRel) == 1 && heap {
+        if req.pending.0.fetch_sub(1, Ordering::AcqRel) == 1 && heap {
             // SAFETY: last runner of a heap request; nobody else refers to it now.
             drop(unsafe { Box::from_raw(ptr as *mut Request) });
         }
@@ -165,6 +185,22 @@ pub fn call_on_many(mask: &CpuMask, reason: IpiReason, f: &(dyn Fn() + Sync)) {
 /// lazy-leave handlers). Returns the other CPUs it interrupted and waited for.
 #[track_caller]
 pub fn call_handler_on_many(on: &IrqsOn, mask: &CpuMask, reason: IpiReason, f: &Handler) -> CpuMask {
+    call_round(on, mask, reason, f, None, &mut || {})
+}
+
+/// [`call_handler_on_many`] as a flush round (mm's `flush.rs`, rule 8): `local` runs on
+/// this CPU once the requests are queued and the IPIs sent, before the wait; with
+/// `early`, the targets acknowledge on entering and then run `early.respond` on their
+/// copy of the request, instead of `f`.
+#[track_caller]
+pub(crate) fn call_round(
+    on: &IrqsOn,
+    mask: &CpuMask,
+    reason: IpiReason,
+    f: &Handler,
+    early: Option<EarlyCall>,
+    local: &mut dyn FnMut(),
+) -> CpuMask {
     // The one place the machine waits for other CPUs: the flag is read again here, so a
     // wait reached with interrupts off by a path the types do not see is refused.
     on.confirm(&X86Cpu, "waits for a cross call");
@@ -179,6 +215,7 @@ pub fn call_handler_on_many(on: &IrqsOn, mask: &CpuMask, reason: IpiReason, f: &
         crate::irq::without_interrupts(|| IrqsOff::entered(&X86Cpu, "runs its own cross call", f));
     }
     if targets.is_empty() {
+        local();
         return targets;
     }
     // SAFETY: only the lifetime is erased; `req` (and so `f`) outlives every use, because
@@ -186,15 +223,17 @@ pub fn call_handler_on_many(on: &IrqsOn, mask: &CpuMask, reason: IpiReason, f: &
     let func: *const CallFn = unsafe { core::mem::transmute(f) };
     let req = Request {
         func,
-        pending: AtomicUsize::new(targets.count()),
+        pending: Ack(AtomicUsize::new(targets.count())),
         reason,
         trace_id: if trace::on() { trace_id(me) } else { 0 },
         owned: None,
+        early,
     };
     let mut wait = Wait::start(reason.wait_name());
     trace::event!(IpiSend, reason as u8, req.trace_id, targets.low_word());
     enqueue(&targets, &req);
-    while req.pending.load(Ordering::Acquire) != 0 {
+    local();
+    while req.pending.0.load(Ordering::Acquire) != 0 {
         // Interrupts off while serving (handlers' rule), on between rounds so that the
         // IPIs and ticks this CPU owes others get through.
         crate::irq::without_interrupts(serve_own_queue);
@@ -224,11 +263,12 @@ pub fn call_on_many_nowait(mask: &CpuMask, reason: IpiReason, f: Box<dyn Fn() + 
     let func: *const CallFn = &*f;
     let req = Box::into_raw(Box::new(Request {
         func,
-        pending: AtomicUsize::new(targets.count()),
+        pending: Ack(AtomicUsize::new(targets.count())),
         reason,
         // No `ipi_send` slice (nobody waits), but the runners name the sender.
         trace_id: if trace::on() { trace_id(me) } else { 0 },
         owned: Some(f),
+        early: None,
     }));
     crate::irq::without_interrupts(|| enqueue(&targets, req));
 }

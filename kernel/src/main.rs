@@ -117,6 +117,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
         tlb::faults::TableSync::ForceSkip => tlb::faults::Fault::ForceSkip.set(true),
     }
     tlb::FREER.set_form(opts.sync_form);
+    tlb::set_round_mode(opts.round);
+    log::info!("tlb: round={}", opts.round.name());
     sched::set_idle_policy(opts.idle.unwrap_or(sched::DEFAULT_IDLE));
     log::info!("idle: leave_mm={}", sched::idle_policy());
     tlb::faults::Fault::NoBatchPages.set(opts.table_batch_fails);

@@ -46,6 +46,49 @@
 //!      through `switch_mm`, which joins the mask, then reads the generation (rule 1), and
 //!      loads CR3 (a full flush): whatever it missed while away is caught up.
 //!
+//! 8. **The round** ([`crate::round`], the machine's [`RoundMode`]): the initiator sends
+//!    the requests, flushes its own TLB while the responders work, then waits (Linux
+//!    since 5.10; "serial" flushes locally after the wait). The request a responder reads
+//!    (range, stride, generation, flags, initiator) is one aligned cache line
+//!    ([`FlushInfo`]); the backend keeps the acknowledgement in a line of its own.
+//!    With `early_ack`, a responder acknowledges *on entering* its handler, before it
+//!    flushes, for a flush that frees no page table; then it flushes on its own copy of
+//!    the request. Why the initiator may go on (and free the unmapped pages) before the
+//!    responders have flushed:
+//!    - *The interrupted context cannot run in between.* The handler runs with
+//!      interrupts off from the interrupt's entry (or from a waiter's loop, which serves
+//!      its queue with interrupts off) to its end; between the acknowledgement and the
+//!      flush the CPU executes only the handler, which reads its own stack (the copy of
+//!      the request, taken before acknowledging: the initiator's frame may be gone), its
+//!      per-CPU TLB state and the address space's generation (alive: the responder has
+//!      it loaded, checked first, and `release` frees an address space only once no CPU
+//!      has it loaded, rule 6), and touches no user address. So no instruction of the
+//!      interrupted task, kernel or user, can use a stale translation of a page the
+//!      initiator frees after the acknowledgement: the task resumes only after the
+//!      flush. A lock-free walker is not in between either: it runs with interrupts off,
+//!      so it finished its walk before the interrupt was taken.
+//!    - *What the hardware can still do in between* is use the stale translations
+//!      speculatively: a speculative load through a stale leaf entry may read a freed
+//!      data page, but it retires nothing (the same window exists in Linux between the
+//!      page-table update and the flush). It may also walk page tables speculatively,
+//!      through its paging-structure caches: harmless while every table it can reach is
+//!      still a page table, which is why the early acknowledgement is *not* given for a
+//!      flush that frees or unshares tables: the initiator frees the table right after
+//!      the acknowledgements, the page may be reused at once (as data, a table of
+//!      another address space), and a paging-structure cache entry still pointing into
+//!      it would have the walker read its new contents as entries (and set accessed
+//!      bits in them). Those flushes acknowledge after the flush, as before.
+//!    - *What the initiator learns is unchanged for the table-free sync:* an early
+//!      acknowledgement still means the responder took the interrupt, so a walker that
+//!      had interrupts off there has finished; but the skip ([`FlushReceipt`]) only
+//!      follows flushes that free tables, which never acknowledge early.
+//!    - *Generations stay monotonic*: the responder's flush still records its own
+//!      generation after flushing (rule 3); a later request that finds it behind
+//!      flushes again.
+//!    - *Caught if broken*: the test-only variant that acknowledges early for freed
+//!      tables too (the kernel's `Fault::EarlyAckTables`) is caught by the trace's
+//!      `flush-before-free` order: a table freed before a responder's handler ran.
+//!
 //! The flush returns a [`FlushReceipt`] describing whom it reached.
 
 use crate::addr::VirtAddr;
@@ -55,6 +98,7 @@ use crate::hw::{CrossCall, FlushBackend, LocalTlb};
 use crate::irq::{IrqsOff, IrqsOn};
 use crate::level::Level;
 use crate::receipt::FlushReceipt;
+use crate::round::{EarlyResponder, Round, RoundMode};
 use crate::stats::{TlbEvent, TlbStats};
 use crate::sync::Ordering::SeqCst;
 use crate::sync::{Site, ord, reordered};
@@ -80,10 +124,18 @@ pub struct Mmu<'a> {
     pub kernel: &'a AddressSpace,
     /// Plain cross calls, for lazy holders that must leave whatever the backend.
     pub calls: &'a dyn CrossCall,
+    /// How a shootdown round runs (rule 8).
+    pub round: RoundMode,
+    /// What a responder runs after acknowledging early: the machine's
+    /// [`Mmu::flush_tlb_func_acked`] on its own `Mmu` (None: never early).
+    pub responder: Option<EarlyResponder>,
 }
 
-/// One flush request (`flush_tlb_info`).
+/// One flush request (`flush_tlb_info`): everything a responder reads of it, in one
+/// aligned cache line (rule 8), so that the responders' reads share one line and no
+/// write of anyone else's (an acknowledgement, the next request's fields) lands in it.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 pub struct FlushInfo<'a> {
     /// The address space.
     pub mm: &'a AddressSpace,
@@ -101,6 +153,8 @@ pub struct FlushInfo<'a> {
     /// CPU that asked.
     pub initiator: usize,
 }
+
+const _: () = assert!(core::mem::size_of::<FlushInfo<'_>>() == 64);
 
 impl Mmu<'_> {
     /// Flushes `[start, end)` of `mm` on every CPU that may cache it, and waits.
@@ -162,18 +216,34 @@ impl Mmu<'_> {
                 self.backend.kind() as u8
             );
         }
+        // The initiator's own flush, interrupts off (rule 5): it turns them off itself,
+        // since it may run inside the backend's round, where the capability to wait is
+        // lent to the backend.
+        let mut local = || {
+            self.tlb.cpu().run_irqs_disabled(&mut || {
+                if self.states.cpu(cpu).has_loaded(mm) {
+                    self.flush_tlb_func(IrqsOff::new(), &info)
+                }
+            })
+        };
         let mut interrupted = CpuMask::new();
-        if !targets.is_empty() {
-            interrupted = self
-                .backend
-                .flush_others(on, &targets, &|off| self.flush_tlb_func(off, &info));
+        if targets.is_empty() {
+            local();
+        } else {
+            let round = Round {
+                info: &info,
+                handler: &|off| self.flush_tlb_func(off, &info),
+                // Rule 8: never for a flush that frees or unshares tables.
+                early: self.responder.filter(|_| self.round.early_ack && !freed_tables),
+            };
+            if self.round.concurrent_local {
+                interrupted = self.backend.flush_round(on, &targets, &round, &mut local);
+            } else {
+                interrupted = self.backend.flush_round(on, &targets, &round, &mut || {});
+                local();
+            }
             self.stats
                 .add(cpu, TlbEvent::FlushIpi, interrupted.count() as u64);
-        }
-        if self.states.cpu(cpu).has_loaded(mm) {
-            self.tlb
-                .cpu()
-                .with_irqs_off(on, &mut |off| self.flush_tlb_func(off, &info));
         }
         trace::event!(FlushEnd, mm.id(), new_gen, interrupted.low_word());
         FlushReceipt {
@@ -184,6 +254,13 @@ impl Mmu<'_> {
             could_walk: others,
             interrupted,
         }
+    }
+
+    /// [`Mmu::flush_tlb_func`] on a responder that acknowledged on entering (rule 8):
+    /// `info` is its own copy of the request. Counted as an early acknowledgement.
+    pub fn flush_tlb_func_acked(&self, off: IrqsOff<'_>, info: &FlushInfo) {
+        self.stats.count(self.tlb.cpu().this_cpu(), TlbEvent::EarlyAcks);
+        self.flush_tlb_func(off, info)
     }
 
     /// The flush handler, run on each target CPU (and locally) with interrupts off.

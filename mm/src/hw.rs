@@ -16,6 +16,7 @@ use crate::addr::{PhysAddr, VirtAddr};
 use crate::cpumask::CpuMask;
 use crate::irq::{Handler, IrqsOff, IrqsOn};
 use crate::level::ENTRIES;
+use crate::round::{Round, remote_then_local};
 use crate::teardown_step::TeardownStep;
 
 /// The running CPU: which one it is and its interrupt flag. Implemented once per machine
@@ -99,6 +100,23 @@ pub trait FlushBackend: Sync {
     /// there, and waits (interrupts on here: `on`); returns the CPUs that were
     /// interrupted (ran it with an IPI).
     fn flush_others(&self, on: &IrqsOn, targets: &CpuMask, handler: &Handler) -> CpuMask;
+    /// One shootdown round (`flush_tlb_multi` with the initiator's own flush inside):
+    /// makes `round.handler` take effect on `targets` like [`FlushBackend::flush_others`],
+    /// runs `local` on the running CPU (it turns interrupts off itself) once the requests
+    /// are on their way and before waiting for them, and returns who was interrupted.
+    /// Where `round.early` is set, a responder may acknowledge on entering and then run
+    /// it on its own copy of `round.info` ([`crate::flush`], rule 8); a backend may
+    /// always ignore it. The default has no round of its own: its remote flush, then
+    /// `local`, never early.
+    fn flush_round(
+        &self,
+        on: &IrqsOn,
+        targets: &CpuMask,
+        round: &Round<'_, '_>,
+        local: &mut dyn FnMut(),
+    ) -> CpuMask {
+        remote_then_local(|h| self.flush_others(on, targets, h), round, local)
+    }
 }
 
 /// Physical memory as mm sees it: zeroed frames, freeing, and word access to frames

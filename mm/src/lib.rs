@@ -19,6 +19,7 @@ pub mod pgtable;
 pub mod pt_walk;
 pub mod receipt;
 pub mod release;
+pub mod round;
 pub mod share;
 pub mod stats;
 pub(crate) mod sync;

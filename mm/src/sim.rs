@@ -536,6 +536,8 @@ impl Machine {
             stats: &self.stats,
             kernel: &self.kernel,
             calls: &SimIpi,
+            round: crate::round::RoundMode::CONCURRENT,
+            responder: None,
         }
     }
 }

@@ -63,9 +63,12 @@ pub enum TlbEvent {
     /// A CPU about to halt that let go of the address space it held lazily
     /// (`Mmu::leave_lazy_on_idle`, the kernel's `idle.leave_mm=`).
     IdleLeft,
+    /// A responder that acknowledged a flush on entering its handler, before flushing
+    /// (`tlb.early_ack=on`, [`crate::flush`] rule 8).
+    EarlyAcks,
 }
 
-const EVENTS: usize = 25;
+const EVENTS: usize = 26;
 /// Events printed on the `tlb-stats:` line (the rest go on `mmu-gather-stats:`).
 const TLB_EVENTS: usize = 8;
 const NAMES: [&str; EVENTS] = [
@@ -94,6 +97,7 @@ const NAMES: [&str; EVENTS] = [
     "unlink_to_free_cycles",
     "syncs_unneeded",
     "idle_left",
+    "early_acks",
 ];
 
 /// Per-CPU counters.
@@ -167,7 +171,7 @@ impl TlbTotals {
 }
 
 /// `tlb-stats: flush_ipis=.. lazy_skipped=.. lazy_left=.. catchups=.. local_full=..
-/// local_partial=.. remote_full=.. remote_partial=..`
+/// local_partial=.. remote_full=.. remote_partial=.. idle_left=.. early_acks=..`
 impl core::fmt::Display for TlbTotals {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("tlb-stats:")?;
@@ -175,8 +179,10 @@ impl core::fmt::Display for TlbTotals {
             write!(f, " {name}={v}")?;
         }
         // Lazy-TLB, like `lazy_left`, but counted after the gather's events.
-        let idle = TlbEvent::IdleLeft;
-        write!(f, " {}={}", NAMES[idle as usize], self.get(idle))
+        for e in [TlbEvent::IdleLeft, TlbEvent::EarlyAcks] {
+            write!(f, " {}={}", NAMES[e as usize], self.get(e))?;
+        }
+        Ok(())
     }
 }
 

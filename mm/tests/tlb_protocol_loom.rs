@@ -353,6 +353,8 @@ impl Machine {
             stats: &self.stats,
             kernel: &self.mms[KERNEL],
             calls: self,
+            round: mm::round::RoundMode::CONCURRENT,
+            responder: None,
         }
     }
 

@@ -4,10 +4,13 @@
 //! table-free sync.
 
 use mm::cpumask::CpuMask;
+use mm::flush::FlushInfo;
 use mm::hw::{BackendKind, FlushBackend};
 use mm::irq::{Handler, IrqsOn};
+use mm::round::Round;
 
-use crate::ipi::call_handler_on_many;
+use crate::call_queue::EarlyCall;
+use crate::ipi::{call_handler_on_many, call_round};
 use crate::stats::IpiReason;
 
 /// IPI-based remote flush.
@@ -23,4 +26,31 @@ impl FlushBackend for NativeIpi {
         // back is exactly who took the interrupt.
         call_handler_on_many(on, targets, IpiReason::Flush, handler)
     }
+
+    fn flush_round(
+        &self,
+        on: &IrqsOn,
+        targets: &CpuMask,
+        round: &Round<'_, '_>,
+        local: &mut dyn FnMut(),
+    ) -> CpuMask {
+        call_round(
+            on,
+            targets,
+            IpiReason::Flush,
+            round.handler,
+            early_call(round),
+            local,
+        )
+    }
+}
+
+/// The early acknowledgement a round allows, as the cross call carries it.
+pub(crate) fn early_call(round: &Round<'_, '_>) -> Option<EarlyCall> {
+    round.early.map(|respond| EarlyCall {
+        respond,
+        // Only the lifetime is erased: the cross call reads `info` only until the
+        // responder acknowledged, and the initiator's round waits for that.
+        info: (round.info as *const FlushInfo<'_>).cast(),
+    })
 }

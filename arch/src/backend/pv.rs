@@ -18,7 +18,10 @@ use mm::cpumask::{CpuMask, MAX_CPUS};
 use mm::hw::{BackendKind, FlushBackend};
 use mm::irq::{Handler, IrqsOn};
 
-use crate::ipi::call_handler_on_many;
+use mm::round::Round;
+
+use crate::backend::native::early_call;
+use crate::ipi::{call_handler_on_many, call_round};
 use crate::stats::IpiReason;
 
 /// Steal-time bit: the host has descheduled this vCPU.
@@ -55,25 +58,47 @@ impl FlushBackend for Paravirt {
     }
 
     fn flush_others(&self, on: &IrqsOn, targets: &CpuMask, handler: &Handler) -> CpuMask {
-        // The targets are mm's decision (`flush.rs`, rule 2): this only chooses, for each,
-        // between an IPI and a flush deferred to its resume.
-        let mut ipi = CpuMask::new();
-        for t in targets.iter() {
-            let deferred = STATE[t]
-                .compare_exchange(
-                    PREEMPTED,
-                    PREEMPTED | FLUSH_ON_RESUME,
-                    Ordering::SeqCst,
-                    Ordering::SeqCst,
-                )
-                .is_ok()
-                || STATE[t].load(Ordering::SeqCst) == PREEMPTED | FLUSH_ON_RESUME;
-            if deferred {
-                DEFERRED_FLUSHES.fetch_add(1, Ordering::Relaxed);
-            } else {
-                ipi.set(t);
-            }
-        }
-        call_handler_on_many(on, &ipi, IpiReason::Flush, handler)
+        call_handler_on_many(on, &interrupt(targets), IpiReason::Flush, handler)
     }
+
+    fn flush_round(
+        &self,
+        on: &IrqsOn,
+        targets: &CpuMask,
+        round: &Round<'_, '_>,
+        local: &mut dyn FnMut(),
+    ) -> CpuMask {
+        let ipi = interrupt(targets);
+        call_round(
+            on,
+            &ipi,
+            IpiReason::Flush,
+            round.handler,
+            early_call(round),
+            local,
+        )
+    }
+}
+
+/// The targets to interrupt: the targets are mm's decision (`flush.rs`, rule 2); this
+/// only chooses, for each, between an IPI and a flush deferred to its resume.
+fn interrupt(targets: &CpuMask) -> CpuMask {
+    let mut ipi = CpuMask::new();
+    for t in targets.iter() {
+        let deferred = STATE[t]
+            .compare_exchange(
+                PREEMPTED,
+                PREEMPTED | FLUSH_ON_RESUME,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok()
+            || STATE[t].load(Ordering::SeqCst) == PREEMPTED | FLUSH_ON_RESUME;
+        if deferred {
+            DEFERRED_FLUSHES.fetch_add(1, Ordering::Relaxed);
+        } else {
+            ipi.set(t);
+        }
+    }
+    ipi
 }

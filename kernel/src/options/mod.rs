@@ -83,7 +83,10 @@ pub const KEYS: &[OptionKey] = &[
     key("tlb.sync", "broadcast|targeted|wait", |o, v| {
         mm::table_free::SyncForm::from_name(v).map(|f| o.sync_form = f)
     }),
-    key("tlb.break", "none|stride|lazy|noflush|nomarker|late", tlb_break),
+    key("tlb.break", "none|stride|lazy|noflush|nomarker|late|early-tables", tlb_break),
+    key("tlb.local_flush", "concurrent|serial",
+        |o, v| choose(v, &[("concurrent", true), ("serial", false)]).map(|c| o.round.concurrent_local = c)),
+    key("tlb.early_ack", ON_OFF, |o, v| parse_bool(v).map(|on| o.round.early_ack = on)),
     key("idle.leave_mm", "never|deep|always", |o, v| Idle::parse(v).map(|p| o.idle = Some(p))),
     key("trace", "tlb|off", |o, v| choose(v, &[("tlb", true), ("off", false)]).map(|t| o.trace = t)),
     key("clearcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, false))),
@@ -184,8 +187,12 @@ pub struct BootOptions {
     pub table_batch_fails: bool,
     /// `tlb.sync=broadcast|targeted|wait`: how a table-free sync reaches walkers.
     pub sync_form: mm::table_free::SyncForm,
-    /// `tlb.break=none|stride|lazy|noflush|nomarker|late`: test-only, breaks one TLB mechanism.
+    /// `tlb.break=none|stride|lazy|noflush|nomarker|late|early-tables`: test-only, breaks
+    /// one TLB mechanism.
     pub tlb_break: Option<crate::tlb::faults::Fault>,
+    /// `tlb.local_flush=concurrent|serial` and `tlb.early_ack=on|off`: how a shootdown
+    /// round runs (`mm::round`; default concurrent, no early acknowledgement).
+    pub round: mm::round::RoundMode,
     /// `trace=tlb`: the trace key is switched on at boot (events recorded per CPU; a
     /// plain boot records all of its run and prints the rings at the end, `bench=tlb`
     /// records the last measured op of each configuration).
@@ -213,6 +220,7 @@ impl Default for BootOptions {
             table_batch_fails: false,
             sync_form: mm::table_free::SyncForm::Targeted,
             tlb_break: None,
+            round: mm::round::RoundMode::CONCURRENT,
             trace: false,
             idle: None,
         }

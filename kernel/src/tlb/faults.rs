@@ -15,6 +15,7 @@
 //! | `Lazy` | `tlb.break=lazy` | `Mmu::backend` | [`SkipLazy`] |
 //! | `NoFlush` | `tlb.break=noflush` | `Mmu::backend` | [`NoRemoteFlush`] |
 //! | `LateFlush` | `tlb.break=late`, the trace order tests | `Mmu::backend` | [`LateFlush`] |
+//! | `EarlyAckTables` | `tlb.break=early-tables`, the trace order tests | `Mmu::backend` | [`EarlyAckTables`] |
 //! | `ForceSkip` | `tlb.table_sync=force-skip`, the race's `force_skip` | `TableFreer::hw`, `TableFreer::walks` | [`SyncDoesNothing`], [`NO_WALKS`] |
 //! | `NoBatchPages` | `tlb.table_batch=fail`, the race's `fallback`, `unmap-nobatch` | `TableFreer::mem` | [`NoBatchPages`] |
 //! | `NoMarker` | `tlb.break=nomarker`, the race's `no_marker` | the walker's markers | [`UNWATCHED`] |
@@ -36,6 +37,7 @@ use mm::hw::{BackendKind, FlushBackend, PhysMem, RunningCpu, TableSyncHw};
 use mm::irq::{Handler, IrqsOn};
 use mm::level::Level;
 use mm::receipt::FlushReceipt;
+use mm::round::Round;
 
 use super::hw::SYNC_HW;
 use crate::mem::phys::MEM;
@@ -64,6 +66,11 @@ pub enum Fault {
     /// the handlers run only when a test sends them ([`run_late_flushes`]): the flusher
     /// syncs and frees first (the order "handler, then free" reversed).
     LateFlush = 1 << 6,
+    /// Responders acknowledge early even for flushes that free or unshare page tables
+    /// (`mm::flush` rule 8 forbids it), and wait, after acknowledging, until the flusher
+    /// freed a table, then flush: the free that a paging-structure cache could still
+    /// point into, made certain.
+    EarlyAckTables = 1 << 7,
 }
 
 /// The faults in force, one bit each. Relaxed: a setting that publishes no data; it is
@@ -81,6 +88,7 @@ impl Fault {
             "noflush" => Some(Self::NoFlush),
             "nomarker" => Some(Self::NoMarker),
             "late" => Some(Self::LateFlush),
+            "early-tables" => Some(Self::EarlyAckTables),
             _ => return None,
         })
     }
@@ -95,6 +103,7 @@ impl Fault {
             Self::NoBatchPages => "no-batch-pages",
             Self::NoMarker => "nomarker",
             Self::LateFlush => "late",
+            Self::EarlyAckTables => "early-tables",
         }
     }
 
@@ -130,6 +139,8 @@ pub(super) fn backend(real: &'static dyn FlushBackend) -> &'static dyn FlushBack
         &LateFlush
     } else if Fault::Lazy.active() {
         &SkipLazy
+    } else if Fault::EarlyAckTables.active() {
+        &EarlyAckTables
     } else {
         real
     }
@@ -298,6 +309,57 @@ pub fn run_late_flushes(mm: &mm::addr_space::AddressSpace) -> CpuMask {
         arch::stats::IpiReason::Flush,
         &|off| mmu.flush_tlb_func(off, &info),
     )
+}
+
+/// The `early-tables` fault: the real backend, with every round acknowledged early,
+/// including those that free or unshare tables, whose responders then hold their flush
+/// back until the flusher freed a table ([`respond_after_a_free`]).
+pub struct EarlyAckTables;
+
+impl FlushBackend for EarlyAckTables {
+    fn kind(&self) -> BackendKind {
+        super::real_backend().kind()
+    }
+
+    fn flush_others(&self, on: &IrqsOn, targets: &CpuMask, handler: &Handler) -> CpuMask {
+        super::real_backend().flush_others(on, targets, handler)
+    }
+
+    fn flush_round(
+        &self,
+        on: &IrqsOn,
+        targets: &CpuMask,
+        round: &Round<'_, '_>,
+        local: &mut dyn FnMut(),
+    ) -> CpuMask {
+        let early = Round {
+            info: round.info,
+            handler: round.handler,
+            early: Some(respond_after_a_free),
+        };
+        super::real_backend().flush_round(on, targets, &early, local)
+    }
+}
+
+/// Bound on [`respond_after_a_free`]'s wait, in seconds of the TSC: far above the
+/// microseconds a flusher takes from its round to its free, so that a busy host only
+/// makes it later; a flusher that waits for this responder instead (a sync IPI, a
+/// tick grace period: the test avoids them) is not held up forever.
+const HOLD_BACK_SECS: u64 = 10;
+
+/// [`EarlyAckTables`]'s responder: for a flush that frees tables, waits after its early
+/// acknowledgement until some CPU freed a table (or [`HOLD_BACK_SECS`] passed), then
+/// runs the handler; other flushes it runs at once.
+fn respond_after_a_free(off: mm::irq::IrqsOff<'_>, info: &mm::flush::FlushInfo<'_>) {
+    if info.freed_tables {
+        let freed = || super::STATS.total().get(mm::stats::TlbEvent::TablesFreed);
+        let (before, since) = (freed(), arch::cpu::rdtsc());
+        let bound = HOLD_BACK_SECS * arch::timer::tsc_hz();
+        while freed() == before && arch::cpu::rdtsc() - since < bound {
+            core::hint::spin_loop();
+        }
+    }
+    super::mmu().flush_tlb_func_acked(off, info)
 }
 
 /// The `force-skip` fault: the freer's hardware, whose sync IPI reaches no CPU. The

@@ -12,10 +12,12 @@ pub mod faults;
 pub mod hw;
 
 use arch::cpu::X86Cpu;
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use mm::addr_space::AddressSpace;
-use mm::flush::Mmu;
+use mm::flush::{FlushInfo, Mmu};
 use mm::hw::FlushBackend;
 use mm::irq::{IrqsOff, IrqsOn};
+use mm::round::RoundMode;
 use mm::stats::TlbStats;
 use mm::tlb_state::TlbStates;
 use spin::Once;
@@ -47,6 +49,33 @@ fn real_backend() -> &'static dyn FlushBackend {
     *BACKEND.get().expect("tlb not initialised")
 }
 
+/// How shootdown rounds run ([`mm::round::RoundMode`]: bit 0 the concurrent local
+/// flush, bit 1 early acknowledgement). Relaxed: a setting that publishes no data, set
+/// at boot before the APs start (`tlb.local_flush=`, `tlb.early_ack=`) or by the
+/// benchmark between its measurements, on the CPU that then flushes; a responder reads
+/// only what the request carries.
+static ROUND: AtomicU8 = AtomicU8::new(1);
+
+/// Sets how shootdown rounds run from now on (boot options; the benchmark's modes).
+pub fn set_round_mode(mode: RoundMode) {
+    ROUND.store(mode.concurrent_local as u8 | (mode.early_ack as u8) << 1, Relaxed);
+}
+
+/// How shootdown rounds run now.
+pub fn round_mode() -> RoundMode {
+    let bits = ROUND.load(Relaxed);
+    RoundMode {
+        concurrent_local: bits & 1 != 0,
+        early_ack: bits & 2 != 0,
+    }
+}
+
+/// What a responder runs after acknowledging early (`mm::flush` rule 8): the flush
+/// handler on its own copy of the request, with this machine's TLB machinery.
+fn respond_after_early_ack(off: IrqsOff<'_>, info: &FlushInfo<'_>) {
+    mmu().flush_tlb_func_acked(off, info)
+}
+
 /// The TLB machinery bound to this machine (its backend a double under a `tlb.break=`
 /// fault, [`faults`]).
 pub fn mmu() -> Mmu<'static> {
@@ -57,6 +86,8 @@ pub fn mmu() -> Mmu<'static> {
         stats: &STATS,
         kernel: kernel_mm(),
         calls: &arch::ipi::IpiCalls,
+        round: round_mode(),
+        responder: Some(respond_after_early_ack),
     }
 }
 
