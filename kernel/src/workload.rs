@@ -12,6 +12,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use mm::addr_space::AddressSpace;
 
 use mm::hw::PhysMem;
+use mm::round::RoundMode;
 use mm::stats::{TlbEvent, TlbTotals};
 use mm::table_free::SyncForm;
 use mm::walker::Walk;
@@ -141,6 +142,19 @@ pub fn with_sync_form<R>(form: SyncForm, f: impl FnOnce() -> R) -> R {
     tlb::FREER.set_form(before);
     r
 }
+
+/// Runs `f` with shootdown rounds run in `mode` (`tlb::set_round_mode`), then restores
+/// the mode in force before.
+pub fn with_round_mode<R>(mode: RoundMode, f: impl FnOnce() -> R) -> R {
+    let before = tlb::round_mode();
+    tlb::set_round_mode(mode);
+    let r = f();
+    tlb::set_round_mode(before);
+    r
+}
+
+/// The three round modes (`mm::round`), in the order the oracle runs them.
+pub const ROUND_MODES: [RoundMode; 3] = [RoundMode::SERIAL, RoundMode::CONCURRENT, RoundMode::EARLY];
 
 /// Sync IPI requests each CPU has run so far (arch's per-CPU counters).
 fn sync_ipis_received() -> [u64; mm::cpumask::MAX_CPUS] {

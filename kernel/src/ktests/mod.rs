@@ -16,6 +16,7 @@ mod options_fuzz;
 mod oracle;
 mod race;
 mod share;
+mod shootdown;
 mod smp;
 mod soak;
 mod teardown_fault;

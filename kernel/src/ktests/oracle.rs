@@ -69,7 +69,7 @@ use mm::table_free::SyncForm;
 use crate::mem::phys::MEM;
 use crate::sched;
 use crate::user_space::{destroy, unmap};
-use crate::workload::{map_page, with_sync_form};
+use crate::workload::{ROUND_MODES, map_page, with_round_mode, with_sync_form};
 use crate::{mem, tlb, user_space};
 
 /// Start of the region: index 1 at every level (index 0 of a freed frame holds the
@@ -674,9 +674,10 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
         alloc::string::String::new()
     };
     log::info!(
-        "coherence: op={name} scen={scen:?} backend={} sync={} cpus={cpus} probes={} stale={} left_behind={} deferred={deferred}{release}",
+        "coherence: op={name} scen={scen:?} backend={} sync={} round={} cpus={cpus} probes={} stale={} left_behind={} deferred={deferred}{release}",
         tlb::mmu().backend.kind().name(),
         tlb::FREER.form().name(),
+        tlb::round_mode().name(),
         out.probes,
         out.stale,
         out.left_behind
@@ -697,15 +698,20 @@ pub fn run(op: Op, scen: Scenario) -> Outcome {
 /// Runs the oracle and fails the test on any stale read or lazy CPU left behind: once
 /// in each table-free sync form (`tlb.sync=`, set for the run) if `op` frees or unshares
 /// tables (the form decides how the sync and the batched path's wait reach the other
-/// CPUs, and none may leave a translation behind), else once in the form in force (no
-/// sync is made).
+/// CPUs, and none may leave a translation behind), each form with one of the three
+/// shootdown round modes (`mm::round`: serial, concurrent, early; early acknowledgement
+/// does not apply to these flushes, the local flush's place does); else once in each
+/// round mode, in the form in force (no sync is made): these are the flushes that
+/// responders acknowledge early in `early`.
 pub fn check(op: Op, scen: Scenario) {
     if op.frees_tables() {
-        for form in SyncForm::ALL {
-            with_sync_form(form, || check_in_form(op, scen));
+        for (form, mode) in SyncForm::ALL.into_iter().zip(ROUND_MODES) {
+            with_round_mode(mode, || with_sync_form(form, || check_in_form(op, scen)));
         }
     } else {
-        check_in_form(op, scen);
+        for mode in ROUND_MODES {
+            with_round_mode(mode, || check_in_form(op, scen));
+        }
     }
 }
 

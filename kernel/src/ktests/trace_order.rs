@@ -11,7 +11,11 @@
 //! A red prints the violations and the events they concern (`trace_order:` lines).
 //!
 //! The checker has teeth: with [`Fault::LateFlush`] (the flush handlers run only after
-//! the flusher has freed the tables) it must report exactly `flush-before-free`.
+//! the flusher has freed the tables) it must report exactly `flush-before-free`, and so
+//! with [`Fault::EarlyAckTables`] (responders acknowledge a flush that frees tables before
+//! flushing, which mm's `flush.rs` rule 8 forbids). The shootdown round's shape is read
+//! from the trace too: the flusher's own flush between its IPIs and their
+//! acknowledgements (`concurrent`, `early`) or after them (`serial`).
 //!
 //! They need a boot with `trace=tlb` (`needs(traced())`: the key is switched on at boot
 //! only; elsewhere they are reported ignored) and the native backend (the key's skip
@@ -492,6 +496,109 @@ ktest::kernel_test!(
                     .any(|e| e.cpu as usize == cpu && e.kind == Kind::FlushRun),
                 "trace_order: {what}: cpu {cpu} ran no flush handler after the free"
             );
+        }
+    }
+);
+
+ktest::kernel_test!(
+    needs(traced().and(native()).and_cpus(2).and(up_to_cpus(16))) fn early_ack_for_freed_tables_is_caught_as_flush_before_free() {
+        // A collapse in scenario C with the responders acknowledging early although the
+        // flush frees the PTE table (`Fault::EarlyAckTables`, what rule 8 of mm's
+        // `flush.rs` forbids): each lazy holder acknowledges on entering, then holds its
+        // flush back until the flusher freed a table. The oracle cannot see this under
+        // TCG (no paging-structure caches to point into the freed table, and the lazy
+        // holders still leave before anything probes them); the order can: the table is
+        // freed before their handlers ran.
+        let what = "collapse-c-early-tables";
+        let before = tlb::STATS.total();
+        let (out, events) = recorded(what, || {
+            Fault::EarlyAckTables.set(true);
+            let out = oracle::run(Op::Collapse, Scenario::C);
+            Fault::EarlyAckTables.set(false);
+            out
+        });
+        let early = (tlb::STATS.total() - before).get(mm::stats::TlbEvent::EarlyAcks);
+        coherent(what, out);
+        assert!(
+            early >= others().count_ones() as u64,
+            "trace_order: {what}: {early} early acknowledgements, not one from each of the {} lazy holders",
+            others().count_ones()
+        );
+        let bad = match trace::order::check(&events) {
+            Ok(c) => panic!("trace_order: {what}: the checker saw no early acknowledgement of a freed table: {c:?}"),
+            Err(bad) => bad,
+        };
+        report(what, &events, &bad);
+        assert!(
+            bad.iter().all(|v| v.rule == "flush-before-free"),
+            "trace_order: {what}: only flush-before-free is broken, got: {}",
+            bad.iter().map(|v| alloc::format!("{v}")).collect::<Vec<_>>().join("; ")
+        );
+    }
+);
+
+/// The flusher's own events of the first flush of `what`'s unmap that reached every other
+/// CPU: the index of its `ipi_send`, of its own handler (`flush_run`) and of its
+/// `ipi_acked`.
+fn local_flush_place(what: &str, events: &[Record]) -> (usize, usize, usize) {
+    let (b, flush) = events
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.kind == Kind::FlushBegin && e.arg("targets") == others())
+        .unwrap_or_else(|| panic!("trace_order: {what}: no flush reached every other cpu"));
+    let mine = |kind: Kind, from: usize| {
+        events[from..]
+            .iter()
+            .position(|e| e.cpu == flush.cpu && e.kind == kind)
+            .map(|i| from + i)
+            .unwrap_or_else(|| {
+                panic!(
+                    "trace_order: {what}: no {} on cpu {} after the flush began",
+                    kind.name(),
+                    flush.cpu
+                )
+            })
+    };
+    let send = mine(Kind::IpiSend, b);
+    let acked = mine(Kind::IpiAcked, send);
+    let local = events[b..]
+        .iter()
+        .position(|e| e.cpu == flush.cpu && e.kind == Kind::FlushRun && e.arg("gen") == flush.arg("gen"))
+        .map(|i| b + i)
+        .unwrap_or_else(|| {
+            panic!(
+                "trace_order: {what}: the flusher (cpu {}) never flushed itself",
+                flush.cpu
+            )
+        });
+    (send, local, acked)
+}
+
+ktest::kernel_test!(
+    needs(traced().and(native()).and_cpus(2).and(up_to_cpus(16))) fn the_local_flush_runs_while_the_ipis_fly_or_after_them() {
+        // An unmap of one page in scenario A (every other CPU runs the address space):
+        // in `concurrent` (and `early`) the flusher's own handler runs between its
+        // `ipi_send` and its `ipi_acked`; in `serial` after the `ipi_acked`.
+        let op = Op::Unmap {
+            pages: 1,
+            tables: Tables::Keep,
+            batch: true,
+        };
+        for mode in crate::workload::ROUND_MODES {
+            let what = alloc::format!("unmap-1-keep-a-{}", mode.name());
+            let (out, events) = crate::workload::with_round_mode(mode, || {
+                recorded(&what, || oracle::run(op, Scenario::A))
+            });
+            checked(&what, &events);
+            coherent(&what, out);
+            let (send, local, acked) = local_flush_place(&what, &events);
+            let places = alloc::format!("ipi_send at event {send}, own flush_run at {local}, ipi_acked at {acked}");
+            if mode.concurrent_local {
+                assert!(send < local && local < acked, "trace_order: {what}: not concurrent: {places}");
+            } else {
+                assert!(acked < local, "trace_order: {what}: not serial: {places}");
+            }
+            log::info!("trace_order: {what}: {places}");
         }
     }
 );
