@@ -60,11 +60,13 @@ fn serve_own_queue() -> usize {
             // frame (x86-TSO never moves a load after a later store; the ordering says
             // so for the compiler).
             req.pending.0.fetch_sub(1, Ordering::Release);
+            // Owed nothing more: the watchdog must not count this CPU as running the
+            // request (whose address a later request of the initiator may take).
+            me.running_call.store(0, Ordering::Relaxed);
             IrqsOff::entered(&X86Cpu, "runs an early-acknowledged flush", |off| {
                 (early.respond)(off, &info)
             });
             trace::event!(IpiRan, reason as u8, trace_id);
-            me.running_call.store(0, Ordering::Relaxed);
             me.ipis.count_received(reason);
             ran += 1;
             continue;

@@ -254,3 +254,103 @@ proptest! {
         }
     }
 }
+
+/// A backend that records what each round offered and how many local flushes the
+/// running CPU had made by the time the round would wait for its targets.
+struct RoundRecorder<'m> {
+    m: &'m Machine,
+    /// (early acknowledgement offered, local flushes counted at the wait).
+    seen: std::sync::Mutex<Vec<(bool, u64)>>,
+}
+
+impl crate::hw::FlushBackend for RoundRecorder<'_> {
+    fn kind(&self) -> crate::hw::BackendKind {
+        crate::hw::BackendKind::NativeIpi
+    }
+
+    fn flush_others(
+        &self,
+        on: &crate::irq::IrqsOn,
+        targets: &crate::cpumask::CpuMask,
+        handler: &crate::irq::Handler,
+    ) -> crate::cpumask::CpuMask {
+        crate::sim::SimIpi.flush_others(on, targets, handler)
+    }
+
+    fn flush_round(
+        &self,
+        on: &crate::irq::IrqsOn,
+        targets: &crate::cpumask::CpuMask,
+        round: &crate::round::Round<'_, '_>,
+        local: &mut dyn FnMut(),
+    ) -> crate::cpumask::CpuMask {
+        // Send (the simulated targets run the handler at once), run `local`, "wait".
+        let hit = self.flush_others(on, targets, round.handler);
+        local();
+        let at_wait = self.m.stats.total().get(TlbEvent::LocalPartial);
+        self.seen.lock().unwrap().push((round.early.is_some(), at_wait));
+        hit
+    }
+}
+
+fn never_called(_off: crate::irq::IrqsOff<'_>, _info: &crate::flush::FlushInfo<'_>) {
+    unreachable!("the recorder runs no early responder")
+}
+
+#[test]
+fn the_round_mode_places_the_local_flush_and_offers_early_acks_only_without_freed_tables() {
+    use crate::round::RoundMode;
+    let m = Machine::new(2);
+    let mm = AddressSpace::new(pa(0x5000));
+    for c in [1, 0] {
+        on_cpu(c, || irqs_off(|off| m.mmu().switch_mm(off, &mm)));
+    }
+    let recorder = RoundRecorder {
+        m: &m,
+        seen: Default::default(),
+    };
+    for mode in [RoundMode::SERIAL, RoundMode::CONCURRENT, RoundMode::EARLY] {
+        for freed_tables in [false, true] {
+            for responder in [None, Some(never_called as crate::round::EarlyResponder)] {
+                let mmu = crate::flush::Mmu {
+                    backend: &recorder,
+                    round: mode,
+                    responder,
+                    ..m.mmu()
+                };
+                let before = m.stats.total().get(TlbEvent::LocalPartial);
+                on_cpu(0, || {
+                    mmu.flush_tlb_mm_range(
+                        &mut irqs_on(),
+                        &mm,
+                        va(0x40_0000),
+                        va(0x40_1000),
+                        Level::Pte,
+                        freed_tables,
+                    )
+                });
+                let (early, at_wait) = recorder.seen.lock().unwrap().pop().expect("one round");
+                let what = format!(
+                    "{} freed_tables={freed_tables} responder={}",
+                    mode.name(),
+                    responder.is_some()
+                );
+                assert_eq!(
+                    early,
+                    mode.early_ack && !freed_tables && responder.is_some(),
+                    "{what}: early offered"
+                );
+                assert_eq!(
+                    at_wait - before,
+                    mode.concurrent_local as u64,
+                    "{what}: local flushes before the wait"
+                );
+                assert_eq!(
+                    m.stats.total().get(TlbEvent::LocalPartial) - before,
+                    1,
+                    "{what}: local flushes"
+                );
+            }
+        }
+    }
+}
