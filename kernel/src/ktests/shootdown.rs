@@ -120,9 +120,11 @@ ktest::kernel_test!(
                         freed_tables,
                     )
                 });
-                let d = tlb::STATS.total() - before;
                 STAGE.store(stage, SeqCst);
                 all_read(cpus, stage);
+                // Counted only now: an early responder counts its flush after it let the
+                // flusher go on; its reader runs once the handler returned.
+                let d = tlb::STATS.total() - before;
                 let what = alloc::format!("{} round, freed_tables={freed_tables}", mode.name());
                 for c in 1..cpus {
                     let seen = SEEN[c].load(SeqCst);
