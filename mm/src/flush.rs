@@ -52,32 +52,41 @@
 //!    (range, stride, generation, flags, initiator) is one aligned cache line
 //!    ([`FlushInfo`]); the backend keeps the acknowledgement in a line of its own.
 //!    With `early_ack`, a responder acknowledges *on entering* its handler, before it
-//!    flushes, for a flush that frees no page table; then it flushes on its own copy of
-//!    the request. Why the initiator may go on (and free the unmapped pages) before the
+//!    flushes, for a flush that frees no page table: it copies the request (the
+//!    initiator's frame may be gone once it acknowledged), checks that it holds the
+//!    address space loaded and not lazily, acknowledges, then flushes
+//!    ([`Mmu::flush_tlb_func_acked`]; away or lazy, it acknowledges after the handler,
+//!    as always). Why the initiator may go on (and free the unmapped pages) before the
 //!    responders have flushed:
 //!    - *The interrupted context cannot run in between.* The handler runs with
 //!      interrupts off from the interrupt's entry (or from a waiter's loop, which serves
-//!      its queue with interrupts off) to its end; between the acknowledgement and the
-//!      flush the CPU executes only the handler, which reads its own stack (the copy of
-//!      the request, taken before acknowledging: the initiator's frame may be gone), its
-//!      per-CPU TLB state and the address space's generation (alive: the responder has
-//!      it loaded, checked first, and `release` frees an address space only once no CPU
-//!      has it loaded, rule 6), and touches no user address. So no instruction of the
-//!      interrupted task, kernel or user, can use a stale translation of a page the
-//!      initiator frees after the acknowledgement: the task resumes only after the
-//!      flush. A lock-free walker is not in between either: it runs with interrupts off,
-//!      so it finished its walk before the interrupt was taken.
+//!      its queue with interrupts off, and resumes its own wait only after the handler)
+//!      to its end; between the acknowledgement and the flush the CPU executes only the
+//!      handler, which reads its own stack (the copy of the request), its per-CPU TLB
+//!      state and the address space's generation, and forms no user address. The
+//!      address space is alive: this CPU holds it loaded, with interrupts off it cannot
+//!      switch away before the handler returns, and `release` lets go of an address
+//!      space only once no CPU has it loaded (rule 6). (The only other code that can
+//!      run there is the watchdog's NMI report, which reads per-CPU records and prints.)
+//!      So no instruction of the interrupted task, kernel or user, can use a stale
+//!      translation of a page the initiator frees after the acknowledgement: the task
+//!      resumes only after the flush. A lock-free walker is not in between either: it
+//!      runs with interrupts off, so it finished its walk before the interrupt was taken.
 //!    - *What the hardware can still do in between* is use the stale translations
-//!      speculatively: a speculative load through a stale leaf entry may read a freed
-//!      data page, but it retires nothing (the same window exists in Linux between the
-//!      page-table update and the flush). It may also walk page tables speculatively,
-//!      through its paging-structure caches: harmless while every table it can reach is
-//!      still a page table, which is why the early acknowledgement is *not* given for a
-//!      flush that frees or unshares tables: the initiator frees the table right after
-//!      the acknowledgements, the page may be reused at once (as data, a table of
-//!      another address space), and a paging-structure cache entry still pointing into
-//!      it would have the walker read its new contents as entries (and set accessed
-//!      bits in them). Those flushes acknowledge after the flush, as before.
+//!      speculatively. A speculative load through a stale leaf entry may read a page the
+//!      initiator has already freed, and which may already be reused (by another address
+//!      space): it retires nothing, but it is a transient-execution exposure that Linux
+//!      does not have (it frees the pages only after every responder flushed), accepted
+//!      here because the handler forms no user address, so no speculation in it is
+//!      steered at one, and it lasts a handful of instructions. The same hardware may also walk
+//!      page tables speculatively, through its paging-structure caches: harmless while
+//!      every table it can reach is still a page table, which is why the early
+//!      acknowledgement is *not* given for a flush that frees or unshares tables: the
+//!      initiator frees the table right after the acknowledgements, the page may be
+//!      reused at once (as data, a table of another address space), and a
+//!      paging-structure cache entry still pointing into it would have the walker read
+//!      its new contents as entries (and set accessed bits in them). Those flushes
+//!      acknowledge after the flush, as before.
 //!    - *What the initiator learns is unchanged for the table-free sync:* an early
 //!      acknowledgement still means the responder took the interrupt, so a walker that
 //!      had interrupts off there has finished; but the skip ([`FlushReceipt`]) only
@@ -256,15 +265,23 @@ impl Mmu<'_> {
         }
     }
 
-    /// [`Mmu::flush_tlb_func`] on a responder that acknowledged on entering (rule 8):
-    /// `info` is its own copy of the request. Counted as an early acknowledgement.
-    pub fn flush_tlb_func_acked(&self, off: IrqsOff<'_>, info: &FlushInfo) {
-        self.stats.count(self.tlb.cpu().this_cpu(), TlbEvent::EarlyAcks);
-        self.flush_tlb_func(off, info)
+    /// [`Mmu::flush_tlb_func`] on a responder that may acknowledge early (rule 8): `info`
+    /// is its own copy of the request, and `ack` lets the flusher go on. It is called as
+    /// soon as this CPU is known to hold the address space loaded and not lazily (with
+    /// interrupts off that stays so until the handler returns: the address space cannot
+    /// be released under it), before the flush, and counted as an early
+    /// acknowledgement; on the other paths (away, lazy) not at all: the caller
+    /// acknowledges after the handler returned, as for any request.
+    pub fn flush_tlb_func_acked(&self, off: IrqsOff<'_>, info: &FlushInfo, ack: &mut dyn FnMut()) {
+        self.flush_tlb_func_acking(off, info, Some(ack))
     }
 
     /// The flush handler, run on each target CPU (and locally) with interrupts off.
     pub fn flush_tlb_func(&self, off: IrqsOff<'_>, info: &FlushInfo) {
+        self.flush_tlb_func_acking(off, info, None)
+    }
+
+    fn flush_tlb_func_acking(&self, off: IrqsOff<'_>, info: &FlushInfo, ack: Option<&mut dyn FnMut()>) {
         let cpu = self.tlb.cpu().this_cpu();
         let local = cpu == info.initiator;
         let st = self.states.cpu(cpu);
@@ -287,6 +304,12 @@ impl Mmu<'_> {
             self.stats.count(cpu, TlbEvent::LazyLeft);
             traced("left");
             return;
+        }
+        if let Some(ack) = ack {
+            // Rule 8: loaded here, not lazy, interrupts off: nothing of the interrupted
+            // context runs before the flush below, and the address space stays alive.
+            ack();
+            self.stats.count(cpu, TlbEvent::EarlyAcks);
         }
         let local_gen = st.generation();
         let mm_gen = info.mm.generation();

@@ -293,7 +293,7 @@ impl crate::hw::FlushBackend for RoundRecorder<'_> {
     }
 }
 
-fn never_called(_off: crate::irq::IrqsOff<'_>, _info: &crate::flush::FlushInfo<'_>) {
+fn never_called(_off: crate::irq::IrqsOff<'_>, _info: &crate::flush::FlushInfo<'_>, _ack: &mut dyn FnMut()) {
     unreachable!("the recorder runs no early responder")
 }
 

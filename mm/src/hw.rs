@@ -26,7 +26,9 @@ pub trait RunningCpu: Sync {
     /// Logical index of the running CPU.
     fn this_cpu(&self) -> usize;
     /// The primitive behind [`RunningCpu::with_irqs_off`]: runs `f` with interrupts
-    /// disabled on the running CPU, then restores them. mm calls it only from there.
+    /// disabled on the running CPU, then restores them. mm calls it from there, and for
+    /// the flusher's own flush inside a round (`flush.rs`, rule 8), where the capability
+    /// to wait is lent to the backend.
     fn run_irqs_disabled(&self, f: &mut dyn FnMut());
     /// Whether interrupts are enabled on the running CPU: the hardware flag, read only
     /// where an interrupt-state token is made from it ([`crate::irq`]).

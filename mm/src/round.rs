@@ -51,12 +51,13 @@ impl RoundMode {
     }
 }
 
-/// What a responder runs after acknowledging early: the machine's `flush_tlb_func` on the
-/// responder's own copy of the request, with its own [`crate::flush::Mmu`] (a plain
-/// function: it must not refer to anything in the initiator's frame, which may be gone
-/// once every responder acknowledged). The kernel's calls
-/// [`crate::flush::Mmu::flush_tlb_func_acked`].
-pub type EarlyResponder = for<'o, 'i> fn(IrqsOff<'o>, &FlushInfo<'i>);
+/// What a responder of an early-acknowledged round runs instead of the round's handler:
+/// the machine's `flush_tlb_func` on the responder's own copy of the request, with its
+/// own [`crate::flush::Mmu`], handed the acknowledgement to call once it may (the
+/// kernel's calls [`crate::flush::Mmu::flush_tlb_func_acked`]). A plain function: after
+/// the acknowledgement it must not refer to anything in the initiator's frame, which may
+/// be gone. The caller acknowledges after it returns if it did not.
+pub type EarlyResponder = for<'o, 'i, 'k> fn(IrqsOff<'o>, &FlushInfo<'i>, &'k mut dyn FnMut());
 
 /// One round as a backend receives it ([`crate::hw::FlushBackend::flush_round`]).
 pub struct Round<'r, 'a> {
@@ -64,8 +65,8 @@ pub struct Round<'r, 'a> {
     pub info: &'r FlushInfo<'a>,
     /// The handler a responder runs before it acknowledges (`flush_tlb_func` on `info`).
     pub handler: &'r Handler<'r>,
-    /// Set when responders may acknowledge on entering: the function they run instead of
-    /// `handler`, after acknowledging, on their own copy of `info`.
+    /// Set when responders may acknowledge early: the function they run instead of
+    /// `handler`, on their own copy of `info`, with the acknowledgement.
     pub early: Option<EarlyResponder>,
 }
 

@@ -487,6 +487,22 @@ impl FlushBackend for SimIpi {
         }
         *targets
     }
+
+    /// The targets run the handler as the requests are "sent" (each at once, in turn),
+    /// then `local` runs, before a wait that has nothing left to wait for: the concurrent
+    /// round's order, with no overlap to measure. Never early (a simulated responder has
+    /// no `Mmu` of its own to run an [`crate::round::EarlyResponder`] with).
+    fn flush_round(
+        &self,
+        on: &IrqsOn,
+        targets: &CpuMask,
+        round: &crate::round::Round<'_, '_>,
+        local: &mut dyn FnMut(),
+    ) -> CpuMask {
+        let hit = self.flush_others(on, targets, round.handler);
+        local();
+        hit
+    }
 }
 
 impl crate::hw::CrossCall for SimIpi {
@@ -536,6 +552,8 @@ impl Machine {
             stats: &self.stats,
             kernel: &self.kernel,
             calls: &SimIpi,
+            // [`SimIpi`]'s round runs the local flush after its targets' handlers and
+            // before it returns; the other simulated backends have no round of their own.
             round: crate::round::RoundMode::CONCURRENT,
             responder: None,
         }

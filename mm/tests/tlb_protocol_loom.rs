@@ -353,7 +353,8 @@ impl Machine {
             stats: &self.stats,
             kernel: &self.mms[KERNEL],
             calls: self,
-            round: mm::round::RoundMode::CONCURRENT,
+            // The machine's backend has no round of its own (remote, then local).
+            round: mm::round::RoundMode::SERIAL,
             responder: None,
         }
     }

@@ -21,9 +21,10 @@
 //!
 //! Events on different CPUs are ordered by their TSC stamps: the kernel reads one
 //! synchronised TSC (invariant TSC on hardware; under QEMU TCG every vCPU's TSC derives
-//! from the same virtual clock). A handler's stamp is taken before it acknowledges, and
-//! the flusher's free after it saw the acknowledgement, so a correct run never shows a
-//! free stamped before the handler it waited for.
+//! from the same virtual clock). A handler of a flush that frees tables is stamped before
+//! it acknowledges (such flushes are never acknowledged early: mm's `flush.rs`, rule 8),
+//! and the flusher's free after it saw the acknowledgement, so a correct run never shows
+//! a free stamped before the handler it waited for.
 
 extern crate alloc;
 use alloc::format;

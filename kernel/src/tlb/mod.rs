@@ -70,10 +70,11 @@ pub fn round_mode() -> RoundMode {
     }
 }
 
-/// What a responder runs after acknowledging early (`mm::flush` rule 8): the flush
-/// handler on its own copy of the request, with this machine's TLB machinery.
-fn respond_after_early_ack(off: IrqsOff<'_>, info: &FlushInfo<'_>) {
-    mmu().flush_tlb_func_acked(off, info)
+/// What a responder of an early-acknowledged round runs (`mm::flush` rule 8): the flush
+/// handler on its own copy of the request, with this machine's TLB machinery, which
+/// acknowledges as soon as it may.
+fn respond_early(off: IrqsOff<'_>, info: &FlushInfo<'_>, ack: &mut dyn FnMut()) {
+    mmu().flush_tlb_func_acked(off, info, ack)
 }
 
 /// The TLB machinery bound to this machine (its backend a double under a `tlb.break=`
@@ -87,7 +88,7 @@ pub fn mmu() -> Mmu<'static> {
         kernel: kernel_mm(),
         calls: &arch::ipi::IpiCalls,
         round: round_mode(),
-        responder: Some(respond_after_early_ack),
+        responder: Some(respond_early),
     }
 }
 
