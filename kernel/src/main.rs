@@ -156,7 +156,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
                 exit::done_ok()
             }
             Err(e) => {
-                log::error!("bench-shootdown: error: {e}");
+                log::error!("bench-shootdown: {e}");
                 exit::exit_held(ExitCode::Failure)
             }
         },

@@ -168,7 +168,7 @@ pub fn run(iters: usize) -> Result<(), String> {
     }
     tlb::set_round_mode(boot_mode);
     for w in &wrong {
-        log::error!("bench-shootdown: error: {w}");
+        log::error!("bench-shootdown: {w}");
     }
     if wrong.is_empty() {
         Ok(())
