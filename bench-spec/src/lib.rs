@@ -10,6 +10,8 @@
 //! - the walker's price ([`WalkCost`], the `walk-cost:` line) and how long a batched
 //!   table waits to be freed ([`UnlinkToFree`], the `unlink-to-free:` line), each with
 //!   its `Display` and `parse`;
+//! - one shootdown round as its initiator sees it ([`Shootdown`], the `shootdown:` lines
+//!   of `bench=shootdown`), with its `Display`, `parse` and count check;
 //! - how samples are summarised: [`percentile`].
 //!
 //! It has no dependencies and no allocation, so it builds for the kernel's target.
@@ -25,6 +27,7 @@ mod mode;
 mod op;
 mod percentile;
 mod scenario;
+mod shootdown;
 mod unlink_to_free;
 mod walk_cost;
 
@@ -35,5 +38,9 @@ pub use mode::{Backend, Idle, Sync, Walkers};
 pub use op::Op;
 pub use percentile::percentile;
 pub use scenario::Scenario;
+pub use shootdown::{
+    CountMismatch, FlushRound, ROUND_FIELDS, ROUNDTRIP, ROUNDTRIP_FIELDS, RoundTrip, SHOOTDOWN_DEFAULT_ITERS,
+    SHOOTDOWN_PAGES, SHOOTDOWN_PREFIX, Shootdown, ShootdownMode, ratio,
+};
 pub use unlink_to_free::{UNLINK_TO_FREE_FIELDS, UNLINK_TO_FREE_PREFIX, UnlinkToFree, period};
 pub use walk_cost::{WALK_COST_FIELDS, WALK_COST_PREFIX, WalkCost};

@@ -201,9 +201,10 @@ pub struct BenchPlan {
     /// Scenarios (comma-separated): A (spinning tasks), B (idle), C (lazy).
     #[arg(long, default_value = bench_spec::Scenario::LIST, value_parser = parse_scenarios)]
     pub scenarios: String,
-    /// Measured iterations per configuration (50 more are discarded first).
-    #[arg(long, default_value_t = bench_spec::DEFAULT_ITERS)]
-    pub iters: usize,
+    /// Measured iterations per configuration (as many more, at most 50, are discarded
+    /// first). Default: 1000; with --shootdown, 200 rounds.
+    #[arg(long)]
+    pub iters: Option<usize>,
     /// How scenario A's tasks wait: halt (hlt between interrupts) or busy (spin). Both
     /// keep the address space loaded, not lazy; busy takes host cores from CPU 0 under TCG.
     #[arg(long, default_value = "halt", value_parser = ["halt", "busy"])]
@@ -231,6 +232,13 @@ pub struct BenchPlan {
     /// slow guest on a busy host goes on while a hung one is ended (and described).
     #[arg(long = "silence", default_value_t = 600)]
     pub silence_secs: u64,
+}
+
+impl BenchPlan {
+    /// The measured iterations of the matrix (`--iters`, or [`bench_spec::DEFAULT_ITERS`]).
+    pub fn matrix_iters(&self) -> usize {
+        self.iters.unwrap_or(bench_spec::DEFAULT_ITERS)
+    }
 }
 
 /// The boot options that select backend `mode` (native, pv, invlpgb): `tlb.backend=`, or
@@ -277,6 +285,8 @@ pub struct Report {
     pub walk_costs: Vec<bench_spec::WalkCost>,
     /// Each gatherOS boot's `unlink-to-free:` lines.
     pub unlink_to_free: Vec<bench_spec::UnlinkToFree>,
+    /// Each `bench=shootdown` boot's `shootdown:` lines ([`crate::bench_shootdown`]).
+    pub shootdowns: Vec<bench_spec::Shootdown>,
 }
 
 impl Report {
@@ -328,6 +338,8 @@ pub struct BootLog {
     pub walk_costs: Vec<bench_spec::WalkCost>,
     /// The `unlink-to-free:` lines so far.
     pub unlink_to_free: Vec<bench_spec::UnlinkToFree>,
+    /// The `shootdown:` lines so far.
+    pub shootdowns: Vec<bench_spec::Shootdown>,
     kernel: String,
     done: bool,
 }
@@ -355,6 +367,16 @@ impl BootLog {
                     .unreadable
                     .push(format!("unreadable unlink-to-free line ({e}): {}", l.trim())),
             }
+        } else if l.starts_with(bench_spec::SHOOTDOWN_PREFIX) {
+            match bench_spec::Shootdown::parse(l) {
+                Ok(s) => self.shootdowns.push(s),
+                Err(e) => self
+                    .unreadable
+                    .push(format!("unreadable shootdown line ({e}): {}", l.trim())),
+            }
+        } else if let Some(rest) = l.strip_prefix("error: bench-shootdown: ") {
+            // A round that counted wrong (the kernel's check, after the lines), or their count.
+            self.failed.push(rest.trim().to_string());
         } else if let Some(mut r) = Record::parse(l) {
             r.0.insert("kernel".into(), self.kernel.clone());
             self.records.push(r);
@@ -395,6 +417,7 @@ impl BootLog {
         report.records.extend(self.records);
         report.walk_costs.extend(self.walk_costs);
         report.unlink_to_free.extend(self.unlink_to_free);
+        report.shootdowns.extend(self.shootdowns);
         let explained = self.done && !self.failed.is_empty();
         report.failures.extend(
             self.failed
@@ -444,7 +467,7 @@ pub fn run(plan: &BenchPlan) -> Result<Report, String> {
         };
         for spec in &specs {
             let (kernel, name) = crate::linux::kernel(spec)?;
-            let append = crate::linux::cmdline(plan.iters, &plan.ops, &plan.scenarios);
+            let append = crate::linux::cmdline(plan.matrix_iters(), &plan.ops, &plan.scenarios);
             let append = format!("{append} {}", plan.linux_args).trim_end().to_string();
             let direct = qemu::DirectBoot {
                 kernel,
@@ -511,7 +534,12 @@ pub(crate) fn gatheros_boot(
         .map_or(String::new(), |i| format!(" bench.idle={i}"));
     let args = format!(
         "bench=tlb bench.iters={} bench.ops={} bench.scen={} bench.spin={} bench.syncs={} bench.walkers={}{idle} {backend}",
-        plan.iters, plan.ops, plan.scenarios, plan.spin, plan.syncs, plan.walkers
+        plan.matrix_iters(),
+        plan.ops,
+        plan.scenarios,
+        plan.spin,
+        plan.syncs,
+        plan.walkers
     );
     let suffix = if tag.is_empty() {
         String::new()
@@ -519,13 +547,29 @@ pub(crate) fn gatheros_boot(
         format!("-{tag}")
     };
     let image = dir.join(format!("bench-{smp}-{mode}{suffix}.img"));
-    image::build(kernel, Firmware::Bios, &args, &image)?;
-    Ok(Boot {
-        label: format!("gatherOS smp={smp} {mode} {tag}").trim_end().to_string(),
-        cfg: qemu_config(plan, smp),
-        image,
-        tag: tag.to_string(),
-    })
+    let label = format!("gatherOS smp={smp} {mode} {tag}").trim_end().to_string();
+    Boot::gatheros(label, qemu_config(plan, smp), kernel, &args, image, tag)
+}
+
+impl Boot {
+    /// A boot of the gatherOS kernel ELF `kernel` with the boot options `args`, its BIOS
+    /// image written to `image`, run with `cfg`; its records carry `tag` as their `kernel`.
+    pub(crate) fn gatheros(
+        label: String,
+        cfg: QemuConfig,
+        kernel: &Path,
+        args: &str,
+        image: std::path::PathBuf,
+        tag: &str,
+    ) -> Result<Boot, String> {
+        image::build(kernel, Firmware::Bios, args, &image)?;
+        Ok(Boot {
+            label,
+            cfg,
+            image,
+            tag: tag.to_string(),
+        })
+    }
 }
 
 /// Boots each of `boots` in turn (a progress bar on the terminal) and returns what

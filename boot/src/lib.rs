@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_idle;
+pub mod bench_shootdown;
 pub mod flash;
 pub mod image;
 pub mod install;

@@ -61,7 +61,8 @@ enum Cmd {
         // Boxed: the plan is most of the enum's size (clippy's large_enum_variant).
         #[command(flatten)]
         plan: Box<boot::bench::BenchPlan>,
-        /// Output directory for bench.csv and the SVG plots.
+        /// Output directory for bench.csv and the SVG plots (with --shootdown:
+        /// shootdown.csv).
         #[arg(long, default_value = "bench-out")]
         out: std::path::PathBuf,
         /// Earlier bench.csv to compare with (ratio of median times per configuration).
@@ -84,6 +85,16 @@ enum Cmd {
         /// With --trace-cost: boots of each kernel per CPU count and backend.
         #[arg(long, default_value_t = 1, requires = "trace_cost")]
         rounds: usize,
+        /// Measure one TLB shootdown round instead of the matrix (`bench=shootdown`,
+        /// issue 24; one boot per --smp): flushes of 1, 33 and 512 pages to 1..N-1 CPUs
+        /// running the address space, the initiator's median cycles in serial,
+        /// concurrent and early mode and their ratios to serial, beside the empty cross
+        /// call to the same CPUs (the floor). Prints a table and writes shootdown.csv
+        /// (a file of its own, not bench.csv) into --out; --iters is the rounds per
+        /// configuration (default 200). Uses --smp, --iters, --out, --timeout and
+        /// --silence only.
+        #[arg(long, conflicts_with_all = ["trace_cost", "os", "include", "baseline", "no_boot"])]
+        shootdown: bool,
     },
     /// Trace one operation in one scenario (one iteration, the key's sync and the forced
     /// one): prints each run's events in time order and the ordering check's verdict
@@ -203,6 +214,27 @@ struct BenchRun<'a> {
     no_boot: bool,
     /// `--trace-cost`: the number of rounds.
     trace_cost: Option<usize>,
+}
+
+/// `bench --shootdown`: boots, table, checks, `shootdown.csv`; true if nothing failed
+/// and every configuration counted what it must.
+fn bench_shootdown(plan: &boot::bench::BenchPlan, out: &std::path::Path) -> Result<bool, String> {
+    use boot::bench_shootdown::{ShootdownPlan, check, run, table, write_csv};
+    install::ensure()?;
+    let plan = ShootdownPlan::of(plan);
+    let report = run(&plan)?;
+    print!("{}", table(&report.shootdowns));
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let csv = out.join("shootdown.csv");
+    write_csv(&report.shootdowns, &csv)?;
+    println!("bench: wrote {}", csv.display());
+    let wrong = check(&report.shootdowns, &plan.smp);
+    for w in &wrong {
+        println!("shootdown: wrong: {w}");
+    }
+    // What failed comes last, so that it is what a reader sees.
+    print!("{}", boot::bench::failures(&report));
+    Ok(report.ok() && wrong.is_empty())
 }
 
 fn bench(plan: &boot::bench::BenchPlan, run: BenchRun) -> Result<bool, String> {
@@ -350,11 +382,18 @@ fn main() -> ExitCode {
         Some(Cmd::Bench {
             plan,
             out,
+            shootdown: true,
+            ..
+        }) => bench_shootdown(&plan, &out),
+        Some(Cmd::Bench {
+            plan,
+            out,
             baseline,
             include,
             no_boot,
             trace_cost,
             rounds,
+            shootdown: false,
         }) => bench(
             &plan,
             BenchRun {

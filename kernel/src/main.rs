@@ -150,6 +150,16 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             bench::tlb::run(&opts.bench_tlb);
             exit::done_ok()
         }
+        Some("shootdown") => match bench::shootdown::run(opts.bench_tlb.shootdown_iters) {
+            Ok(()) => {
+                log::info!("bench: done");
+                exit::done_ok()
+            }
+            Err(e) => {
+                log::error!("bench-shootdown: {e}");
+                exit::exit_held(ExitCode::Failure)
+            }
+        },
         _ => {}
     }
     tlb::settle();

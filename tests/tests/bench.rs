@@ -12,7 +12,7 @@ fn short_bench_matrix_runs_and_lines_are_well_formed() {
         modes: vec!["native".into(), "invlpgb".into()],
         ops: "unmap,unshare".into(),
         scenarios: "A,B,C".into(),
-        iters: 2,
+        iters: Some(2),
         syncs: "broadcast,targeted,wait".into(),
         walkers: "0,all".into(),
         // Scenario C once per policy: Linux's (idle CPUs keep the address space) and

@@ -137,7 +137,7 @@ fn a_real_linux_boot_with_one_failing_configuration_keeps_the_others() {
         modes: vec!["native".into()],
         ops: "unmap,collapse".into(),
         scenarios: "B".into(),
-        iters: 2,
+        iters: Some(2),
         syncs: "broadcast".into(),
         walkers: "0".into(),
         idle: None,

@@ -50,11 +50,12 @@
 extern crate alloc;
 use alloc::vec::Vec;
 use bench_spec::{Apic, Backend, Config, Idle, Line, Op, Os, PerOp, Scenario, Sync, Walkers, percentile};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::Ordering;
 use mm::addr_space::AddressSpace;
 use mm::stats::TlbEvent;
 use mm::table_free::{SyncForm, SyncMode};
 
+use super::spinners::Spinners;
 use super::walkers::Walkers as WalkerTasks;
 
 use crate::mem::phys::MEM;
@@ -269,8 +270,6 @@ fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
     tlb::FREER.set_form(row.form);
     sched::set_idle_policy(row.idle);
     tlb::faults::Fault::NoBatchPages.set(cfg.op == Op::UnmapNobatch);
-    static STOP: AtomicBool = AtomicBool::new(false);
-    STOP.store(false, Ordering::SeqCst);
     let others = 1..arch::cpus::count();
     let pv = tlb::mmu().backend.kind() == mm::hw::BackendKind::Paravirt;
     let preempted = |c: usize| pv && c % 2 == 1;
@@ -279,32 +278,8 @@ fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
         let (va, pages) = walked(cfg);
         WalkerTasks::start(mm, others.clone(), va, pages, preempted)
     });
-    let spinners: Vec<_> = match cfg.scen {
-        Scenario::A if walkers.is_some() => Vec::new(),
-        Scenario::A => others
-            .clone()
-            .map(|c| {
-                let halts = opts.spin_halts;
-                let preempted = preempted(c);
-                sched::spawn("bench-spinner", c, Some(mm), move || {
-                    if preempted {
-                        ktest::pv_host::enter_preempted();
-                    }
-                    while !STOP.load(Ordering::Relaxed) {
-                        if halts {
-                            arch::cpu::wait_for_interrupt();
-                        } else {
-                            core::hint::spin_loop();
-                        }
-                    }
-                    if preempted {
-                        ktest::pv_host::leave_preempted();
-                    }
-                })
-            })
-            .collect(),
-        Scenario::B | Scenario::C => Vec::new(),
-    };
+    let spinners = (cfg.scen == Scenario::A && walkers.is_none())
+        .then(|| Spinners::start(mm, others.clone(), opts.spin_halts, preempted));
     sched::use_mm(Some(mm));
     let warmup = bench_spec::warmup(opts.iters);
     let mut cycles = Vec::with_capacity(opts.iters);
@@ -383,10 +358,9 @@ fn measure(cfg: Config, opts: &BenchOptions, row: Row) {
         }
     }
     sched::use_mm(None);
-    STOP.store(true, Ordering::SeqCst);
-    spinners
-        .into_iter()
-        .for_each(|s| s.join(crate::sched::JOIN_BOUND_MS));
+    if let Some(s) = spinners {
+        s.stop();
+    }
     let walkers = walkers.map_or(0, |w| {
         let n = w.count();
         assert!(w.stop() > 0, "bench: the walkers walked");

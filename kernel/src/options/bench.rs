@@ -16,6 +16,9 @@ pub struct BenchOptions {
     pub scenarios: Vec<Scenario>,
     /// Measured iterations (after [`bench_spec::warmup`] of them discarded).
     pub iters: usize,
+    /// `bench=shootdown`'s measured rounds per configuration: `bench.iters=` too, but
+    /// [`bench_spec::SHOOTDOWN_DEFAULT_ITERS`] without it.
+    pub shootdown_iters: usize,
     /// Scenario A's tasks wait for interrupts (`hlt`) in their loop instead of spinning
     /// (`bench.spin=halt|busy`). Either way each stays the running task of the address
     /// space on its CPU (not lazy), so every flush must interrupt it; halting keeps
@@ -39,6 +42,7 @@ impl Default for BenchOptions {
             ops: Op::ALL.to_vec(),
             scenarios: Scenario::ALL.to_vec(),
             iters: bench_spec::DEFAULT_ITERS,
+            shootdown_iters: bench_spec::SHOOTDOWN_DEFAULT_ITERS,
             spin_halts: true,
             syncs: Vec::new(),
             walkers: alloc::vec![Walkers::None],

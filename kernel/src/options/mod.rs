@@ -91,11 +91,14 @@ pub const KEYS: &[OptionKey] = &[
     key("trace", "tlb|off", |o, v| choose(v, &[("tlb", true), ("off", false)]).map(|t| o.trace = t)),
     key("clearcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, false))),
     key("setcpuid", "a CPUID feature name", |o, v| push(&mut o.cpuid_overrides, (v, true))),
-    key("bench", "smp|tlb", |o, v| ["smp", "tlb"].contains(&v).then(|| o.bench = Some(v))),
+    key("bench", "smp|tlb|shootdown",
+        |o, v| ["smp", "tlb", "shootdown"].contains(&v).then(|| o.bench = Some(v))),
     key("bench.ops", Op::LIST, |o, v| parse_list(v, Op::parse).map(|ops| o.bench_tlb.ops = ops)),
     key("bench.scen", Scenario::LIST,
         |o, v| parse_list(v, Scenario::parse).map(|s| o.bench_tlb.scenarios = s)),
-    key("bench.iters", A_NUMBER, |o, v| parse_usize(v).map(|n| o.bench_tlb.iters = n.max(1))),
+    key("bench.iters", A_NUMBER, |o, v| {
+        parse_usize(v).map(|n| (o.bench_tlb.iters, o.bench_tlb.shootdown_iters) = (n.max(1), n.max(1)))
+    }),
     key("bench.spin", "busy|halt",
         |o, v| choose(v, &[("busy", false), ("halt", true)]).map(|h| o.bench_tlb.spin_halts = h)),
     key("bench.syncs", "broadcast,targeted,wait (comma-separated)", |o, v| {
@@ -169,7 +172,7 @@ pub struct BootOptions {
     pub cpuid_overrides: Vec<(&'static str, bool)>,
     /// `apic=xapic` forces xAPIC mode even where x2APIC exists.
     pub force_xapic: bool,
-    /// `bench=smp|tlb`: run a benchmark after boot.
+    /// `bench=smp|tlb|shootdown`: run a benchmark after boot.
     pub bench: Option<&'static str>,
     /// `bench.ops=`, `bench.scen=`, `bench.iters=`, `bench.spin=`: what `bench=tlb` runs.
     pub bench_tlb: BenchOptions,
