@@ -2,10 +2,15 @@
 //! - in every mode (`serial`, `concurrent`, `early`) a flush reaches the same CPUs with
 //!   the same flushes, each of them then reads the new frame through its own TLB, and
 //!   only `early` rounds of flushes that free no table are acknowledged early;
-//! - rule 8's claim: a responder held between its early acknowledgement and its flush,
+//! - rule 8's claim: a responder held between its early acknowledgement and its flush
+//!   (it has not flushed when the flusher goes on: the acknowledgement came first),
 //!   while the flusher writes poison into the old frame (its reuse), never lets its task
 //!   read the poison; the variant that returns to the task before flushing does (QEMU's
 //!   software TLB keeps the stale translation);
+//! - a round sent to a CPU away from the address space, or holding it lazily, is
+//!   acknowledged after its handler, never early, and acknowledged all the same;
+//! - a held early responder flushes its own copy of the request: the initiator's,
+//!   overwritten once the round returned, is never read again;
 //! - a storm of early-acknowledged flushes between all CPUs (each initiator serving the
 //!   others' requests from its own wait) ends with every IPI acknowledged early.
 //!
@@ -262,7 +267,7 @@ fn poison_after_an_early_ack(responder: mm::round::EarlyResponder) -> u64 {
         responder: Some(responder),
         ..tlb::mmu()
     };
-    mmu.flush_tlb_mm_range(
+    let receipt = mmu.flush_tlb_mm_range(
         &mut tlb::irqs_on("flushes"),
         mm,
         VirtAddr::new(X),
@@ -275,6 +280,17 @@ fn poison_after_an_early_ack(responder: mm::round::EarlyResponder) -> u64 {
         HELD.load(SeqCst),
         cpus as u64 - 1,
         "shootdown: responders held after their acknowledgement"
+    );
+    // None has flushed yet: each acknowledged before its flush, not after (a responder's
+    // generation reaches the round's only when it flushed).
+    let flushed = (1..cpus)
+        .filter(|&c| tlb::mmu().states.cpu(c).generation() >= receipt.generation())
+        .fold(0u64, |m, c| m | 1 << c);
+    assert_eq!(
+        flushed,
+        0,
+        "shootdown: cpus (mask) whose flush of generation {} ran before they acknowledged",
+        receipt.generation()
     );
     mem::phys::write_phys(old, POISON);
     let reads: Vec<u64> = (0..cpus).map(|c| READS[c].load(SeqCst)).collect();
@@ -402,5 +418,182 @@ ktest::kernel_test!(
             [sent, sent],
             "shootdown: storm: [flush_ipis, early_acks] of {cpus} cpus x {STORM_ROUNDS} flushes to the others: {d}"
         );
+    }
+);
+
+/// Sends CPU 1 an early-acknowledged round of one page of `mm` through the backend
+/// itself, with the machine's responder, and returns whom it reached and the counts.
+fn early_round_to_cpu_1(mm: &mm::addr_space::AddressSpace) -> (mm::cpumask::CpuMask, mm::stats::TlbTotals) {
+    let mmu = tlb::mmu();
+    let info = mm::flush::FlushInfo {
+        mm,
+        start: VirtAddr::new(X),
+        end: VirtAddr::new(X + 4096),
+        stride: Level::Pte,
+        freed_tables: false,
+        // Not bumped: neither path under test reads it (away and lazy return first).
+        new_gen: mm.generation(),
+        initiator: arch::percpu::cpu_index(),
+    };
+    let before = tlb::STATS.total();
+    let hit = mmu.backend.flush_round(
+        &tlb::irqs_on("sends an early round"),
+        &mm::cpumask::CpuMask::from_iter([1]),
+        &mm::round::Round {
+            info: &info,
+            handler: &|off| mmu.flush_tlb_func(off, &info),
+            early: mmu.responder,
+        },
+        &mut || {},
+    );
+    (hit, tlb::STATS.total() - before)
+}
+
+ktest::kernel_test!(
+    needs(handler_flush().and_cpus(2).and(up_to_cpus(16))) fn an_early_round_to_a_cpu_away_or_lazy_is_acknowledged_after_its_handler() {
+        // Rule 8: a responder acknowledges early only once it knows it holds the address
+        // space loaded and not lazily; away (switched off since the flusher read the mask)
+        // or lazy (turned lazy since) it acknowledges after the handler, and must still
+        // acknowledge (else the flusher waits until the watchdog fails the run). The
+        // flusher never picks such targets itself, so the round goes to CPU 1 through the
+        // backend directly (it acts on the targets as given, rule 2).
+        assert_eq!(arch::percpu::cpu_index(), 0, "shootdown: the test runs on cpu 0");
+        let mm = user_space::new_address_space();
+        user_space::map_new_page(mm, X);
+        let st = tlb::mmu().states.cpu(1);
+        let one = mm::cpumask::CpuMask::from_iter([1]);
+        // Away: CPU 1 never ran a task of `mm`.
+        assert!(!st.has_loaded(mm), "shootdown: premise: cpu 1 holds a fresh address space");
+        let (hit, d) = early_round_to_cpu_1(mm);
+        assert!(hit == one, "shootdown: away: the round reached {hit:?}, not cpu 1");
+        assert_eq!(
+            [d.get(TlbEvent::EarlyAcks), d.get(TlbEvent::LazyLeft)],
+            [0, 0],
+            "shootdown: away: [early_acks, lazy_left]: {d}"
+        );
+        // Lazy: CPU 1 ran a task of `mm` and went idle holding it (unless the idle policy
+        // lets it go, which leaves nothing to test).
+        sched::spawn("lazy-maker", 1, Some(mm), || {
+            // SAFETY: X is mapped in this task's address space.
+            unsafe { core::ptr::read_volatile(X as *const u64) };
+        })
+        .join(sched::JOIN_BOUND_MS);
+        if sched::idle_policy() == bench_spec::Idle::Never {
+            wait_until("cpu 1 lazy in the address space", || st.is_lazy() && st.has_loaded(mm));
+            let (hit, d) = early_round_to_cpu_1(mm);
+            assert!(hit == one, "shootdown: lazy: the round reached {hit:?}, not cpu 1");
+            assert_eq!(
+                [d.get(TlbEvent::EarlyAcks), d.get(TlbEvent::LazyLeft)],
+                [0, 1],
+                "shootdown: lazy: [early_acks, lazy_left]: {d}"
+            );
+            assert!(!st.has_loaded(mm), "shootdown: lazy: cpu 1 still holds the address space");
+        } else {
+            log::info!("shootdown: lazy case skipped: idle.leave_mm={:?}", sched::idle_policy());
+        }
+        user_space::destroy(mm);
+        tlb::settle();
+    }
+);
+
+/// Held responders whose handler returned ([`held_then_counted`]).
+static RESPONDED: AtomicU64 = AtomicU64::new(0);
+
+/// [`held_after_the_ack`], then counted in [`RESPONDED`] once its handler returned.
+fn held_then_counted(off: mm::irq::IrqsOff<'_>, info: &mm::flush::FlushInfo<'_>, ack: &mut dyn FnMut()) {
+    held_after_the_ack(off, info, ack);
+    RESPONDED.fetch_add(1, SeqCst);
+}
+
+ktest::kernel_test!(
+    needs(handler_flush().and_cpus(2).and(up_to_cpus(16))) fn an_early_responder_flushes_its_copy_of_the_request_not_the_initiators() {
+        // Rule 8: once every responder acknowledged, the initiator's request may be gone,
+        // so a responder acts on its own copy. Here the request lives in a box that the
+        // test overwrites (with a decoy address space and generation 0) as soon as the
+        // round returned, while the responders are held between their acknowledgement
+        // and their flush; released, each must still flush the page it was asked to.
+        let cpus = arch::cpus::count();
+        let mm = user_space::new_address_space();
+        user_space::map_new_page(mm, X);
+        let decoy = user_space::new_address_space();
+        STAGE.store(0, SeqCst);
+        [&RELEASE, &HELD, &RESPONDED].iter().for_each(|a| a.store(0, SeqCst));
+        READS.iter().for_each(|a| a.store(0, SeqCst));
+        let readers: Vec<_> = (1..cpus)
+            .map(|c| {
+                sched::spawn("copy-reader", c, Some(mm), move || {
+                    while STAGE.load(SeqCst) != DONE {
+                        // SAFETY: X is mapped in this task's address space.
+                        unsafe { core::ptr::read_volatile(X as *const u64) };
+                        READS[c].fetch_add(1, SeqCst);
+                        core::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        wait_until("every reader in the address space", || {
+            (1..cpus).all(|c| READS[c].load(SeqCst) > 0)
+        });
+        // The round's generation, bumped as a flush does: each responder is one behind.
+        let new_gen = mm.tlb_gen.fetch_add(1, SeqCst) + 1;
+        let mut info = alloc::boxed::Box::new(mm::flush::FlushInfo {
+            mm,
+            start: VirtAddr::new(X),
+            end: VirtAddr::new(X + 4096),
+            stride: Level::Pte,
+            freed_tables: false,
+            new_gen,
+            initiator: arch::percpu::cpu_index(),
+        });
+        let targets: mm::cpumask::CpuMask = (1..cpus).collect();
+        let mmu = tlb::mmu();
+        let before = tlb::STATS.total();
+        let hit = mmu.backend.flush_round(
+            &tlb::irqs_on("sends an early round"),
+            &targets,
+            &mm::round::Round {
+                info: &info,
+                handler: &|off| mmu.flush_tlb_func(off, &info),
+                early: Some(held_then_counted),
+            },
+            &mut || {},
+        );
+        assert!(hit == targets, "shootdown: the round reached {hit:?}, not {targets:?}");
+        assert_eq!(
+            HELD.load(SeqCst),
+            cpus as u64 - 1,
+            "shootdown: responders held after their acknowledgement"
+        );
+        let gone = mm::flush::FlushInfo {
+            mm: decoy,
+            start: VirtAddr::new(0),
+            end: VirtAddr::new(4096),
+            stride: Level::Pte,
+            freed_tables: false,
+            new_gen: 0,
+            initiator: arch::percpu::cpu_index(),
+        };
+        // SAFETY: the box is this frame's own and alive; volatile, so that the write,
+        // which nothing here reads again, is kept.
+        unsafe { core::ptr::write_volatile(&mut *info, gone) };
+        RELEASE.store(1, SeqCst);
+        wait_until("every held responder returned", || {
+            RESPONDED.load(SeqCst) == cpus as u64 - 1
+        });
+        let d = tlb::STATS.total() - before;
+        let behind = (1..cpus)
+            .filter(|&c| tlb::mmu().states.cpu(c).generation() < new_gen)
+            .fold(0u64, |m, c| m | 1 << c);
+        assert_eq!(
+            (behind, d.get(TlbEvent::RemotePartial)),
+            (0, cpus as u64 - 1),
+            "shootdown: (cpus (mask) that did not flush generation {new_gen}, remote partial flushes) once the request they were sent was overwritten: {d}"
+        );
+        STAGE.store(DONE, SeqCst);
+        readers.into_iter().for_each(|r| r.join(sched::JOIN_BOUND_MS));
+        drop(info);
+        user_space::destroy(mm);
+        user_space::destroy(decoy);
+        tlb::settle();
     }
 );
