@@ -52,6 +52,41 @@ pub(crate) struct EarlyCall {
     pub(crate) info: *const FlushInfo<'static>,
 }
 
+impl Request {
+    /// For a request whose targets acknowledge early: a copy of its flush request, the
+    /// function to run on it, and the one way to acknowledge, which exists only once the
+    /// copy was taken (after the acknowledgement the request may be gone). None for any
+    /// other request.
+    pub(crate) fn copy_for_early_ack(&self) -> Option<(FlushInfo<'static>, EarlyResponder, EarlyAck)> {
+        let early = self.early?;
+        // Never a heap request (only `call_round` makes early ones): nobody frees it on
+        // the responder's side, and the initiator's wait is its only reader after the
+        // acknowledgements.
+        debug_assert!(self.owned.is_none());
+        // SAFETY: `info` lives in the initiator's frame until every target acknowledged,
+        // and this one cannot have: its acknowledgement is made below.
+        let info = unsafe { *early.info };
+        Some((info, early.respond, EarlyAck(Some(&self.pending.0))))
+    }
+}
+
+/// A responder's acknowledgement of an early request ([`Request::copy_for_early_ack`]).
+pub(crate) struct EarlyAck(Option<*const AtomicUsize>);
+
+impl EarlyAck {
+    /// Acknowledges, the first time; returns whether this call did.
+    pub(crate) fn give(&mut self) -> bool {
+        let Some(pending) = self.0.take() else {
+            return false;
+        };
+        // SAFETY: not yet acknowledged, so the request is alive. Release: the copy's reads
+        // are done before the initiator may reuse its frame (x86-TSO never moves a load
+        // after a later store; the ordering says so for the compiler).
+        unsafe { (*pending).fetch_sub(1, Ordering::Release) };
+        true
+    }
+}
+
 // The layout rule 8 asks for: what a responder reads in the first line, the
 // acknowledgement in the second.
 const _: () = assert!(core::mem::offset_of!(Request, pending) == 64);

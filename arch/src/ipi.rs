@@ -49,34 +49,21 @@ fn serve_own_queue() -> usize {
         // happen before this CPU's decrement below.
         let req = unsafe { &*ptr };
         trace::event!(IpiRun, req.reason as u8, req.trace_id, req.trace_id >> 48);
-        if let Some(early) = req.early {
-            // Never a heap request (only `call_round` makes early ones): nobody frees it
-            // here, and the initiator's wait is the only reader after the acknowledgement.
-            debug_assert!(req.owned.is_none());
+        if let Some((info, respond, mut acknowledgement)) = req.copy_for_early_ack() {
             let (reason, trace_id) = (req.reason, req.trace_id);
-            // SAFETY: `info` lives in the initiator's frame until every target
-            // acknowledged, and this one has not yet: the copy is whole.
-            let info = unsafe { *early.info };
-            let pending: *const AtomicUsize = &req.pending.0;
-            let mut acked = false;
-            // The acknowledgement, given once: by the responder as soon as it may (mm's
-            // `flush.rs`, rule 8), else below when it returned. From then on the request,
-            // and the initiator's frame, may be gone: only the copy is read.
+            // From the acknowledgement on, the request and the initiator's frame may be
+            // gone: only the copy is read (`req` is not used again).
             let mut ack = || {
-                if !acked {
-                    acked = true;
-                    // SAFETY: not yet acknowledged, so the request is alive. Release: the
-                    // copy's reads are done before the initiator may reuse the frame
-                    // (x86-TSO never moves a load after a later store; the ordering says
-                    // so for the compiler).
-                    unsafe { (*pending).fetch_sub(1, Ordering::Release) };
+                if acknowledgement.give() {
                     // Owed nothing more: the watchdog must not count this CPU as running
                     // the request (whose address a later request may take).
                     me.running_call.store(0, Ordering::Relaxed);
                 }
             };
+            // The acknowledgement, given once: by the responder as soon as it may (mm's
+            // `flush.rs`, rule 8), else here when it returned.
             IrqsOff::entered(&X86Cpu, "runs an early-acknowledged flush", |off| {
-                (early.respond)(off, &info, &mut ack)
+                respond(off, &info, &mut ack)
             });
             ack();
             trace::event!(IpiRan, reason as u8, trace_id);

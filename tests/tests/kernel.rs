@@ -57,11 +57,11 @@ const CONFIGS: &[(Firmware, u32, &str)] = &[
     (Firmware::Uefi, 1, QUICK),
     (Firmware::Uefi, 4, QUICK),
     (Firmware::Bios, 2, PV),
-    // Early acknowledgement under pv too.
+    // Early acknowledgement under pv too, traced (where the local flush runs).
     (
         Firmware::Bios,
         4,
-        "tlb.early_ack=on tlb.backend=pv test.suites=quick test.backend_tests=on",
+        "trace=tlb tlb.early_ack=on tlb.backend=pv test.suites=quick test.backend_tests=on",
     ),
     (Firmware::Bios, 8, PV),
     (
