@@ -94,9 +94,11 @@
 //!    - *Generations stay monotonic*: the responder's flush still records its own
 //!      generation after flushing (rule 3); a later request that finds it behind
 //!      flushes again.
-//!    - *Caught if broken*: the test-only variant that acknowledges early for freed
-//!      tables too (the kernel's `Fault::EarlyAckTables`) is caught by the trace's
-//!      `flush-before-free` order: a table freed before a responder's handler ran.
+//!    - *Caught if broken*: an early acknowledgement of a flush that frees tables is
+//!      reported by the trace's order check (`early-ack-of-tables`, at the `early_ack`
+//!      event), and the test-only variant that also holds its flush back until the free
+//!      (the kernel's `Fault::EarlyAckTables`) by `flush-before-free` as well: a table
+//!      freed before a responder's handler ran.
 //!
 //! The flush returns a [`FlushReceipt`] describing whom it reached.
 

@@ -156,6 +156,9 @@ kinds! {
     IpiRan = "ipi_ran", End, "ipi_handler", ["reason": Name(IPI_REASONS), "id": Hex];
     /// The watchdog reports a wait for `cpus` that is past its bound.
     Watchdog = "watchdog", Instant, "watchdog", ["what": Text, "len": Dec, "cpus": Cpus];
+    /// This CPU acknowledges generation `gen` of `mm`, asked by CPU `from`, before it
+    /// flushes (`tlb.early_ack=on`; mm's `flush.rs`, rule 8).
+    EarlyAck = "early_ack", Instant, "early_ack", ["mm": Dec, "gen": Dec, "from": Dec];
 }
 
 impl Kind {

@@ -18,6 +18,11 @@
 //! 3. **Lazy CPUs catch up** (`lazy-catchup`): a CPU that a flush skipped because it held
 //!    the address space lazily comes back to it (`lazy_exit`, or a `switch_mm` to it)
 //!    current to at least that flush's generation.
+//! 4. **No early acknowledgement of freed tables** (`early-ack-of-tables`): a responder
+//!    acknowledges before flushing (`early_ack`) only a flush that frees no table: one
+//!    whose `flush_begin` left lazy CPUs out (mm's `flush.rs`, rule 8: a flush that frees
+//!    or unshares tables includes them, and the flusher frees the table right after the
+//!    acknowledgements).
 //!
 //! Events on different CPUs are ordered by their TSC stamps: the kernel reads one
 //! synchronised TSC (invariant TSC on hardware; under QEMU TCG every vCPU's TSC derives
@@ -91,6 +96,7 @@ pub fn check(events: &[Record]) -> Result<Checked, Vec<Violation>> {
                 bad.extend(v);
             }
             Kind::FlushBegin => bad.extend(check_lazy(events, k, &mut checked)),
+            Kind::EarlyAck => bad.extend(check_early_ack(events, k)),
             _ => {}
         }
     }
@@ -257,6 +263,27 @@ fn check_lazy(events: &[Record], k: usize, checked: &mut Checked) -> Vec<Violati
         }
     }
     bad
+}
+
+/// Rule 4 for the early acknowledgement at `events[k]`.
+fn check_early_ack(events: &[Record], k: usize) -> Option<Violation> {
+    let ack = events[k];
+    let (mm, flush_gen) = (ack.arg("mm"), ack.arg("gen"));
+    // Its flush: the `flush_begin` of that generation of mm, on the CPU that asked.
+    let flush = events[..k].iter().rev().find(|e| {
+        is(e, Kind::FlushBegin)
+            && e.arg("mm") == mm
+            && e.arg("gen") == flush_gen
+            && e.cpu as u64 == ack.arg("from")
+    })?;
+    (flush.arg("lazy_cpus") == index_of(LAZY_POLICY, "included")).then(|| Violation {
+        rule: "early-ack-of-tables",
+        at: ack,
+        what: format!(
+            "cpu {} acknowledged flush gen {flush_gen} of mm {mm} (cpu {}) before flushing, and that flush frees tables",
+            ack.cpu, flush.cpu
+        ),
+    })
 }
 
 #[cfg(test)]

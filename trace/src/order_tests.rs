@@ -265,3 +265,35 @@ fn another_cpus_flush_of_the_same_mm_is_not_taken_for_the_unlinkers() {
     let v = check(&wrong).unwrap_err();
     assert!(v[0].what.contains("receipt of flush gen 5"), "{}", v[0]);
 }
+
+#[test]
+fn an_early_acknowledgement_is_allowed_only_for_a_flush_that_frees_no_table() {
+    // An unmap that frees nothing: lazy CPUs skipped, CPU 1 acknowledges early.
+    let no_tables = Trace::new()
+        .ev(0, Kind::FlushBegin, &[MM, 5, 0x1000, 0x2000, 0b10, 0, 0, 0])
+        .ev(1, Kind::EarlyAck, &[MM, 5, 0])
+        .ev(0, Kind::FlushEnd, &[MM, 5, 0b10])
+        .ev(1, Kind::FlushRun, &[MM, 5, 0, ran("partial")]);
+    assert!(no_tables.check().is_ok(), "{:?}", no_tables.check());
+    // The collapse: its flush includes lazy CPUs (tables are freed); an early
+    // acknowledgement of it is the violation, named at the acknowledgement.
+    let tables = Trace::new()
+        .ev(0, Kind::EntryClear, &[MM, 0, 2, T])
+        .ev(0, Kind::FlushBegin, &[MM, 5, 0, u64::MAX, 0b110, 0, 1, 0])
+        .ev(1, Kind::EarlyAck, &[MM, 5, 0])
+        .ev(1, Kind::FlushRun, &[MM, 5, 0, ran("full")])
+        .ev(2, Kind::FlushRun, &[MM, 5, 0, ran("full")])
+        .ev(0, Kind::FlushEnd, &[MM, 5, 0b110]);
+    let bad = tables.check().unwrap_err();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(
+        (bad[0].rule, bad[0].at.kind, bad[0].at.cpu),
+        ("early-ack-of-tables", Kind::EarlyAck, 1)
+    );
+    // Another CPU's flush of the same generation number (another mm) is not its flush.
+    let other_mm = Trace::new()
+        .ev(0, Kind::FlushBegin, &[MM + 1, 5, 0, u64::MAX, 0b10, 0, 1, 0])
+        .ev(2, Kind::FlushBegin, &[MM, 5, 0x1000, 0x2000, 0b10, 0, 0, 0])
+        .ev(1, Kind::EarlyAck, &[MM, 5, 2]);
+    assert!(other_mm.check().is_ok(), "{:?}", other_mm.check());
+}

@@ -49,6 +49,7 @@ fn instant_color(kind: Kind) -> RGBColor {
     match kind {
         Kind::EntryClear => RGBColor(214, 39, 40),
         Kind::FlushRun => RGBColor(0, 120, 60),
+        Kind::EarlyAck => RGBColor(255, 187, 120),
         Kind::TableFreed => RGBColor(0, 0, 0),
         Kind::SwitchMm => RGBColor(23, 162, 184),
         Kind::LazyEnter | Kind::LazyExit => RGBColor(227, 119, 194),

@@ -11,9 +11,10 @@
 //! A red prints the violations and the events they concern (`trace_order:` lines).
 //!
 //! The checker has teeth: with [`Fault::LateFlush`] (the flush handlers run only after
-//! the flusher has freed the tables) it must report exactly `flush-before-free`, and so
-//! with [`Fault::EarlyAckTables`] (responders acknowledge a flush that frees tables before
-//! flushing, which mm's `flush.rs` rule 8 forbids). The shootdown round's shape is read
+//! the flusher has freed the tables) it must report exactly `flush-before-free`, and with
+//! [`Fault::EarlyAckTables`] (responders acknowledge a flush that frees tables before
+//! flushing, which mm's `flush.rs` rule 8 forbids) `early-ack-of-tables` at each
+//! acknowledgement and `flush-before-free` at the free. The shootdown round's shape is read
 //! from the trace too: the flusher's own flush between its IPIs and their
 //! acknowledgements (`concurrent`, `early`) or after them (`serial`).
 //!
@@ -529,17 +530,32 @@ ktest::kernel_test!(
             Err(bad) => bad,
         };
         report(what, &events, &bad);
-        // The collapse's own free (on the flusher, of a table of its flush's address
-        // space), before a lazy holder's handler: nothing else.
+        // Two rules see it: the lazy holders' early acknowledgements of the collapse's
+        // flush (`early-ack-of-tables`, at each acknowledgement), and the collapse's own
+        // free (on the flusher, of a table of its flush's address space) before a lazy
+        // holder's handler (`flush-before-free`). Nothing else.
         let flush = tables_flush(what, &events);
+        let of_the_collapse = |v: &Violation| match v.rule {
+            "flush-before-free" => {
+                v.at.kind == Kind::TableFreed
+                    && v.at.cpu == flush.cpu
+                    && v.at.arg("mm") == flush.arg("mm")
+                    && (1..arch::cpus::count().min(64)).any(|c| v.what.contains(&alloc::format!("before cpu {c},")))
+            }
+            "early-ack-of-tables" => {
+                v.at.kind == Kind::EarlyAck && v.at.arg("mm") == flush.arg("mm") && v.at.arg("gen") == flush.arg("gen")
+            }
+            _ => false,
+        };
+        let all = bad.iter().map(|v| alloc::format!("{v}")).collect::<Vec<_>>().join("; ");
         assert!(
-            bad.iter().all(|v| v.rule == "flush-before-free"
-                && v.at.kind == Kind::TableFreed
-                && v.at.cpu == flush.cpu
-                && v.at.arg("mm") == flush.arg("mm")
-                && (1..arch::cpus::count().min(64)).any(|c| v.what.contains(&alloc::format!("before cpu {c},")))),
-            "trace_order: {what}: only the collapse's free before a lazy holder's handler, got: {}",
-            bad.iter().map(|v| alloc::format!("{v}")).collect::<Vec<_>>().join("; ")
+            bad.iter().all(of_the_collapse),
+            "trace_order: {what}: only the collapse's early acknowledgements and its free before a lazy holder's handler, got: {all}"
+        );
+        assert!(
+            bad.iter().filter(|v| v.rule == "early-ack-of-tables").count() as u64 == others().count_ones() as u64
+                && bad.iter().any(|v| v.rule == "flush-before-free"),
+            "trace_order: {what}: each lazy holder's early acknowledgement and the free, got: {all}"
         );
     }
 );

@@ -384,6 +384,7 @@ fn respond_after_a_free(off: mm::irq::IrqsOff<'_>, info: &mm::flush::FlushInfo<'
     let before = freed();
     ack();
     super::STATS.count(arch::percpu::cpu_index(), TlbEvent::EarlyAcks);
+    trace::event!(EarlyAck, info.mm.id(), info.new_gen, info.initiator);
     if info.freed_tables {
         let since = arch::cpu::rdtsc();
         let bound = HOLD_BACK_SECS * arch::timer::tsc_hz();
