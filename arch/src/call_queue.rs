@@ -31,11 +31,12 @@ pub(crate) struct Request {
     pub(crate) trace_id: u64,
     /// Heap-allocated (fire-and-forget): the last target to finish frees it.
     pub(crate) owned: Option<Box<OwnedCallFn>>,
-    /// A flush whose responders acknowledge on entering ([`EarlyCall`]); None: they
+    /// A flush whose responders may acknowledge early ([`EarlyCall`]); None: they
     /// acknowledge after `func`.
     pub(crate) early: Option<EarlyCall>,
-    /// Targets that have not acknowledged (finished running `func`, or, for an early
-    /// call, copied its request).
+    /// Targets that have not acknowledged (finished running `func`; for an early call,
+    /// taken their copy of the request and either found that they hold its address space
+    /// or finished).
     pub(crate) pending: Ack,
 }
 
@@ -43,8 +44,10 @@ pub(crate) struct Request {
 #[repr(C, align(64))]
 pub(crate) struct Ack(pub(crate) AtomicUsize);
 
-/// What a responder of an early-acknowledged flush runs: it copies `info` (one line),
-/// acknowledges, then runs `respond` on the copy (mm's `flush.rs`, rule 8).
+/// What a responder of an early-acknowledged flush runs: it copies `info` (one line) and
+/// runs `respond` on the copy, handing it the acknowledgement, which mm gives before it
+/// flushes once it knows the CPU holds the address space (mm's `flush.rs`, rule 8), else
+/// the responder gives after `respond`.
 #[derive(Clone, Copy)]
 pub(crate) struct EarlyCall {
     pub(crate) respond: EarlyResponder,
@@ -74,16 +77,17 @@ impl Request {
 pub(crate) struct EarlyAck(Option<*const AtomicUsize>);
 
 impl EarlyAck {
-    /// Acknowledges, the first time; returns whether this call did.
-    pub(crate) fn give(&mut self) -> bool {
+    /// Acknowledges, the first time, after running `first` (the responder's own
+    /// bookkeeping, done while the request is still owed).
+    pub(crate) fn give(&mut self, first: impl FnOnce()) {
         let Some(pending) = self.0.take() else {
-            return false;
+            return;
         };
+        first();
         // SAFETY: not yet acknowledged, so the request is alive. Release: the copy's reads
         // are done before the initiator may reuse its frame (x86-TSO never moves a load
         // after a later store; the ordering says so for the compiler).
         unsafe { (*pending).fetch_sub(1, Ordering::Release) };
-        true
     }
 }
 

@@ -54,11 +54,9 @@ fn serve_own_queue() -> usize {
             // From the acknowledgement on, the request and the initiator's frame may be
             // gone: only the copy is read (`req` is not used again).
             let mut ack = || {
-                if acknowledgement.give() {
-                    // Owed nothing more: the watchdog must not count this CPU as running
-                    // the request (whose address a later request may take).
-                    me.running_call.store(0, Ordering::Relaxed);
-                }
+                // Owed nothing more once acknowledged: the watchdog must not count this
+                // CPU as running the request (whose address a later request may take).
+                acknowledgement.give(|| me.running_call.store(0, Ordering::Relaxed))
             };
             // The acknowledgement, given once: by the responder as soon as it may (mm's
             // `flush.rs`, rule 8), else here when it returned.
@@ -192,8 +190,8 @@ pub fn call_handler_on_many(on: &IrqsOn, mask: &CpuMask, reason: IpiReason, f: &
 
 /// [`call_handler_on_many`] as a flush round (mm's `flush.rs`, rule 8): `local` runs on
 /// this CPU once the requests are queued and the IPIs sent, before the wait; with
-/// `early`, the targets acknowledge on entering and then run `early.respond` on their
-/// copy of the request, instead of `f`.
+/// `early`, the targets run `early.respond` on their copy of the request instead of `f`,
+/// and it may acknowledge before it finishes (mm's `flush.rs`, rule 8).
 #[track_caller]
 pub(crate) fn call_round(
     on: &IrqsOn,

@@ -51,8 +51,8 @@
 //!    since 5.10; "serial" flushes locally after the wait). The request a responder reads
 //!    (range, stride, generation, flags, initiator) is one aligned cache line
 //!    ([`FlushInfo`]); the backend keeps the acknowledgement in a line of its own.
-//!    With `early_ack`, a responder acknowledges *on entering* its handler, before it
-//!    flushes, for a flush that frees no page table: it copies the request (the
+//!    With `early_ack`, a responder acknowledges early, at the start of its handler and
+//!    before it flushes, for a flush that frees no page table: it copies the request (the
 //!    initiator's frame may be gone once it acknowledged), checks that it holds the
 //!    address space loaded and not lazily, acknowledges, then flushes
 //!    ([`Mmu::flush_tlb_func_acked`]; away or lazy, it acknowledges after the handler,
@@ -78,8 +78,10 @@
 //!      space): it retires nothing, but it is a transient-execution exposure that Linux
 //!      does not have (it frees the pages only after every responder flushed), accepted
 //!      here because the handler forms no user address, so no speculation in it is
-//!      steered at one, and it lasts a handful of instructions. The same hardware may also walk
-//!      page tables speculatively, through its paging-structure caches: harmless while
+//!      steered at one, and it lasts as long as the handler's flush (up to
+//!      [`FLUSH_CEILING`] `invlpg`s, or a CR3 write) and its bookkeeping. The same
+//!      hardware may also walk page tables speculatively, through its paging-structure
+//!      caches: harmless while
 //!      every table it can reach is still a page table, which is why the early
 //!      acknowledgement is *not* given for a flush that frees or unshares tables: the
 //!      initiator frees the table right after the acknowledgements, the page may be
@@ -312,6 +314,7 @@ impl Mmu<'_> {
             // context runs before the flush below, and the address space stays alive.
             ack();
             self.stats.count(cpu, TlbEvent::EarlyAcks);
+            trace::event!(EarlyAck, info.mm.id(), info.new_gen, info.initiator);
         }
         let local_gen = st.generation();
         let mm_gen = info.mm.generation();

@@ -106,9 +106,9 @@ pub trait FlushBackend: Sync {
     /// makes `round.handler` take effect on `targets` like [`FlushBackend::flush_others`],
     /// runs `local` on the running CPU (it turns interrupts off itself) once the requests
     /// are on their way and before waiting for them, and returns who was interrupted.
-    /// Where `round.early` is set, a responder may acknowledge on entering and then run
-    /// it on its own copy of `round.info` ([`crate::flush`], rule 8); a backend may
-    /// always ignore it. The default has no round of its own: its remote flush, then
+    /// Where `round.early` is set, a responder may run it on its own copy of
+    /// `round.info` instead, which may acknowledge before it flushes ([`crate::flush`],
+    /// rule 8); a backend may always ignore it. The default has no round of its own: its remote flush, then
     /// `local`, never early.
     fn flush_round(
         &self,

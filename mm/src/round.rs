@@ -57,6 +57,11 @@ impl RoundMode {
 /// kernel's calls [`crate::flush::Mmu::flush_tlb_func_acked`]). A plain function: after
 /// the acknowledgement it must not refer to anything in the initiator's frame, which may
 /// be gone. The caller acknowledges after it returns if it did not.
+///
+/// Its contract (rule 8), which the type cannot hold: after calling the acknowledgement
+/// it may use `info.mm` only while this CPU holds that address space loaded (interrupts
+/// are off, so it cannot let go of it meanwhile); an address space is kept alive by the
+/// CPUs that hold it, not by the flusher, who may have gone on.
 pub type EarlyResponder = for<'o, 'i, 'k> fn(IrqsOff<'o>, &FlushInfo<'i>, &'k mut dyn FnMut());
 
 /// One round as a backend receives it ([`crate::hw::FlushBackend::flush_round`]).

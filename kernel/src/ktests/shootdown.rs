@@ -196,6 +196,24 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Responders whose hold ran out before [`RELEASE`] (the flusher starved by the host
+/// for [`HOLD_SECS`]): the run proves nothing then, and says so.
+static HOLD_EXPIRED: AtomicU64 = AtomicU64::new(0);
+/// Bound on a hold, in seconds of the TSC: the flusher needs microseconds from the
+/// acknowledgements to the release; the bound only keeps a failed test from holding a
+/// CPU with interrupts off for ever.
+const HOLD_SECS: u64 = 60;
+
+/// Fails the run, saying why, if a hold ran out: the flusher was off its host core for
+/// [`HOLD_SECS`], and what the test reads afterwards would prove nothing.
+fn holds_intact() {
+    let expired = HOLD_EXPIRED.swap(0, SeqCst);
+    assert_eq!(
+        expired, 0,
+        "shootdown: {expired} held responders' holds ran out ({HOLD_SECS} s of TSC) before the flusher released them: the host starved this vCPU, the run shows nothing"
+    );
+}
+
 /// A responder that acknowledges as the product does, then is held until [`RELEASE`]
 /// before it flushes: the window of rule 8, made as long as the test needs.
 fn held_after_the_ack(off: mm::irq::IrqsOff<'_>, info: &mm::flush::FlushInfo<'_>, ack: &mut dyn FnMut()) {
@@ -203,8 +221,12 @@ fn held_after_the_ack(off: mm::irq::IrqsOff<'_>, info: &mm::flush::FlushInfo<'_>
         // Counted before the acknowledgement, so that the flusher sees it once released.
         HELD.fetch_add(1, SeqCst);
         ack();
-        let end = arch::cpu::rdtsc() + 5 * arch::timer::tsc_hz();
-        while RELEASE.load(SeqCst) == 0 && arch::cpu::rdtsc() < end {
+        let end = arch::cpu::rdtsc() + HOLD_SECS * arch::timer::tsc_hz();
+        while RELEASE.load(SeqCst) == 0 {
+            if arch::cpu::rdtsc() >= end {
+                HOLD_EXPIRED.fetch_add(1, SeqCst);
+                break;
+            }
             core::hint::spin_loop();
         }
     };
@@ -286,6 +308,8 @@ fn poison_after_an_early_ack(responder: mm::round::EarlyResponder) -> u64 {
     let flushed = (1..cpus)
         .filter(|&c| tlb::mmu().states.cpu(c).generation() >= receipt.generation())
         .fold(0u64, |m, c| m | 1 << c);
+    // (A hold that ran out is counted before its flush: checked after the read.)
+    holds_intact();
     assert_eq!(
         flushed,
         0,
@@ -294,6 +318,7 @@ fn poison_after_an_early_ack(responder: mm::round::EarlyResponder) -> u64 {
     );
     mem::phys::write_phys(old, POISON);
     let reads: Vec<u64> = (0..cpus).map(|c| READS[c].load(SeqCst)).collect();
+    holds_intact();
     RELEASE.store(1, SeqCst);
     wait_until("every reader read 1000 more times", || {
         (1..cpus).all(|c| READS[c].load(SeqCst) >= reads[c] + READS_AFTER)
@@ -423,6 +448,18 @@ ktest::kernel_test!(
 
 /// Sends CPU 1 an early-acknowledged round of one page of `mm` through the backend
 /// itself, with the machine's responder, and returns whom it reached and the counts.
+/// Early acknowledgements mm gave from inside the handler ([`acks_counted`]).
+static ACKED_INSIDE: AtomicU64 = AtomicU64::new(0);
+
+/// The product's responder, with the acknowledgement mm calls counted in
+/// [`ACKED_INSIDE`] (one the caller gives after the handler is not).
+fn acks_counted(off: mm::irq::IrqsOff<'_>, info: &mm::flush::FlushInfo<'_>, ack: &mut dyn FnMut()) {
+    tlb::mmu().flush_tlb_func_acked(off, info, &mut || {
+        ACKED_INSIDE.fetch_add(1, SeqCst);
+        ack()
+    })
+}
+
 fn early_round_to_cpu_1(mm: &mm::addr_space::AddressSpace) -> (mm::cpumask::CpuMask, mm::stats::TlbTotals) {
     let mmu = tlb::mmu();
     let info = mm::flush::FlushInfo {
@@ -442,11 +479,17 @@ fn early_round_to_cpu_1(mm: &mm::addr_space::AddressSpace) -> (mm::cpumask::CpuM
         &mm::round::Round {
             info: &info,
             handler: &|off| mmu.flush_tlb_func(off, &info),
-            early: mmu.responder,
+            early: Some(acks_counted),
         },
         &mut || {},
     );
-    (hit, tlb::STATS.total() - before)
+    let d = tlb::STATS.total() - before;
+    let inside = ACKED_INSIDE.swap(0, SeqCst);
+    assert_eq!(
+        inside, 0,
+        "shootdown: mm acknowledged from inside the handler of a cpu away or lazy: {d}"
+    );
+    (hit, d)
 }
 
 ktest::kernel_test!(
@@ -576,6 +619,7 @@ ktest::kernel_test!(
         // SAFETY: the box is this frame's own and alive; volatile, so that the write,
         // which nothing here reads again, is kept.
         unsafe { core::ptr::write_volatile(&mut *info, gone) };
+        holds_intact();
         RELEASE.store(1, SeqCst);
         wait_until("every held responder returned", || {
             RESPONDED.load(SeqCst) == cpus as u64 - 1

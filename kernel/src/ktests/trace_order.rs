@@ -552,11 +552,17 @@ ktest::kernel_test!(
             bad.iter().all(of_the_collapse),
             "trace_order: {what}: only the collapse's early acknowledgements and its free before a lazy holder's handler, got: {all}"
         );
+        // Each lazy holder's early acknowledgement, whatever the timing; the free before a
+        // handler unless the host kept the flusher from freeing for the whole hold.
+        let expired = crate::tlb::faults::hold_back_expired();
         assert!(
             bad.iter().filter(|v| v.rule == "early-ack-of-tables").count() as u64 == others().count_ones() as u64
-                && bad.iter().any(|v| v.rule == "flush-before-free"),
+                && (expired || bad.iter().any(|v| v.rule == "flush-before-free")),
             "trace_order: {what}: each lazy holder's early acknowledgement and the free, got: {all}"
         );
+        if expired {
+            log::warn!("trace_order: {what}: a hold ran out before the free (host load): flush-before-free not required");
+        }
     }
 );
 
