@@ -26,6 +26,7 @@ use mm::entry::{Entry, EntryFlags};
 use mm::hw::PhysMem;
 use mm::level::Level;
 use mm::pgtable;
+use mm::receipt::FlushReceipt;
 use mm::stats::TlbEvent;
 
 use crate::mem::phys::MEM;
@@ -70,6 +71,23 @@ fn remap_x(mm: &mm::addr_space::AddressSpace, frame: u64) {
             EntryFlags::WRITABLE | EntryFlags::NO_EXECUTE,
         ),
     );
+}
+
+/// Flushes the page at `va` of `mm` through `mmu`, as a flush that frees tables or not.
+fn flush_page(
+    mmu: &mm::flush::Mmu,
+    mm: &mm::addr_space::AddressSpace,
+    va: u64,
+    freed_tables: bool,
+) -> FlushReceipt {
+    mmu.flush_tlb_mm_range(
+        &mut tlb::irqs_on("flushes"),
+        mm,
+        VirtAddr::new(va),
+        VirtAddr::new(va + 4096),
+        Level::Pte,
+        freed_tables,
+    )
 }
 
 fn flush_ipis_received(cpu: usize) -> u64 {
@@ -123,14 +141,7 @@ ktest::kernel_test!(
                 let before = tlb::STATS.total();
                 let ipis: Vec<u64> = (0..cpus).map(flush_ipis_received).collect();
                 with_round_mode(mode, || {
-                    tlb::mmu().flush_tlb_mm_range(
-                        &mut tlb::irqs_on("flushes"),
-                        mm,
-                        VirtAddr::new(X),
-                        VirtAddr::new(X + 4096),
-                        Level::Pte,
-                        freed_tables,
-                    )
+                    flush_page(&tlb::mmu(), mm, X, freed_tables)
                 });
                 STAGE.store(stage, SeqCst);
                 all_read(cpus, stage);
@@ -289,14 +300,7 @@ fn poison_after_an_early_ack(responder: mm::round::EarlyResponder) -> u64 {
         responder: Some(responder),
         ..tlb::mmu()
     };
-    let receipt = mmu.flush_tlb_mm_range(
-        &mut tlb::irqs_on("flushes"),
-        mm,
-        VirtAddr::new(X),
-        VirtAddr::new(X + 4096),
-        Level::Pte,
-        false,
-    );
+    let receipt = flush_page(&mmu, mm, X, false);
     // Every responder acknowledged and none has flushed: the flusher went on without them.
     assert_eq!(
         HELD.load(SeqCst),
@@ -327,14 +331,7 @@ fn poison_after_an_early_ack(responder: mm::round::EarlyResponder) -> u64 {
         .filter(|&c| SAW_POISON[c].load(SeqCst) != 0)
         .fold(0, |m, c| m | 1 << c);
     // What the broken variant owes: a flush of X on every CPU, before anything else.
-    tlb::mmu().flush_tlb_mm_range(
-        &mut tlb::irqs_on("flushes"),
-        mm,
-        VirtAddr::new(X),
-        VirtAddr::new(X + 4096),
-        Level::Pte,
-        false,
-    );
+    flush_page(&tlb::mmu(), mm, X, false);
     wait_until("every reader read the new frame", || {
         (1..cpus).all(|c| SEEN[c].load(SeqCst) == 2)
     });
@@ -412,14 +409,7 @@ ktest::kernel_test!(
                     unsafe { core::ptr::read_volatile((X + p * 4096) as *const u64) };
                 }
                 let va = X + c * 4096;
-                tlb::mmu().flush_tlb_mm_range(
-                    &mut tlb::irqs_on("flushes"),
-                    mm,
-                    VirtAddr::new(va),
-                    VirtAddr::new(va + 4096),
-                    Level::Pte,
-                    false,
-                );
+                flush_page(&tlb::mmu(), mm, va, false);
             }
             STORM_DONE.fetch_add(1, SeqCst);
             wait_until("every cpu's storm done", || STORM_DONE.load(SeqCst) == cpus);
