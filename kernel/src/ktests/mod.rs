@@ -24,3 +24,19 @@ mod tlb;
 mod trace_gate;
 mod trace_order;
 mod watchdog;
+
+/// Waits until `cond`, calling `relax` between tries (`sched::yield_now` where a task of
+/// this CPU must get to run, `core::hint::spin_loop` where the waiter must stay the
+/// running task); bounded like a join (only against a hang: a loaded host may starve a
+/// vCPU for long), failing with `what` it waited for.
+pub(crate) fn wait_until(what: &str, mut cond: impl FnMut() -> bool, relax: fn()) {
+    let end = crate::sched::join_deadline();
+    while !cond() {
+        assert!(
+            arch::cpu::rdtsc() < end,
+            "waited {} ms for {what}",
+            crate::sched::JOIN_BOUND_MS
+        );
+        relax();
+    }
+}

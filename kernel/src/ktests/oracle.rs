@@ -338,17 +338,9 @@ fn wait_stage(stage: u64) {
     }
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    // Bounded like a join (only against a hang): a loaded host may starve a vCPU for long.
-    let end = sched::join_deadline();
-    while !cond() {
-        assert!(
-            arch::cpu::rdtsc() < end,
-            "coherence: waited {} ms for {what}",
-            sched::JOIN_BOUND_MS
-        );
-        sched::yield_now();
-    }
+/// [`crate::ktests::wait_until`], yielding: CPU 0's own tasks must get to run.
+fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    crate::ktests::wait_until(&alloc::format!("coherence: {what}"), cond, sched::yield_now)
 }
 
 /// Builds the region in a new address space; for unshare, returns (sharer, owner).

@@ -46,17 +46,22 @@ static SEEN: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Waits until every other CPU read X at `stage` (bounded like a join).
 fn all_read(cpus: usize, stage: u64) {
+    let behind = || {
+        (1..cpus)
+            .filter(|&c| READ_AT[c].load(SeqCst) != stage)
+            .map(|c| (c, READ_AT[c].load(SeqCst)))
+            .collect::<Vec<_>>()
+    };
+    // On a failure, the (cpu, stage it last read at) of those still behind.
     let end = sched::join_deadline();
-    for (c, read_at) in READ_AT.iter().enumerate().take(cpus).skip(1) {
-        while read_at.load(SeqCst) != stage {
-            assert!(
-                arch::cpu::rdtsc() < end,
-                "shootdown: cpu {c} did not read stage {stage} within {} ms (it read stage {})",
-                sched::JOIN_BOUND_MS,
-                read_at.load(SeqCst)
-            );
-            core::hint::spin_loop();
-        }
+    while !behind().is_empty() {
+        assert!(
+            arch::cpu::rdtsc() < end,
+            "shootdown: not every cpu read stage {stage} within {} ms: (cpu, stage read) {:?}",
+            sched::JOIN_BOUND_MS,
+            behind()
+        );
+        core::hint::spin_loop();
     }
 }
 
@@ -194,17 +199,10 @@ static HELD: AtomicU64 = AtomicU64::new(0);
 static READS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static SAW_POISON: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
-/// Waits (bounded like a join) until `cond`; `what` names it in the failure.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = sched::join_deadline();
-    while !cond() {
-        assert!(
-            arch::cpu::rdtsc() < end,
-            "shootdown: {what}: not within {} ms",
-            sched::JOIN_BOUND_MS
-        );
-        core::hint::spin_loop();
-    }
+/// [`crate::ktests::wait_until`], spinning: the waiter stays the running task (a CPU
+/// that switched to its idle task would turn lazy and drop out of the flushes).
+fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    crate::ktests::wait_until(&alloc::format!("shootdown: {what}"), cond, core::hint::spin_loop)
 }
 
 /// Responders whose hold ran out before [`RELEASE`] (the flusher starved by the host
